@@ -1,0 +1,81 @@
+"""The sidebar's dataset and model selection, shared by every page through ``st.session_state``.
+
+Datasets and models are loaded once per process with ``st.cache_resource`` and shared by every browser
+session, so nothing here or in the pages may change them: vizcore functions attach hooks only for the
+length of a call, under the model's lock.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from vizcore import data, zoo
+from vizcore.data import Dataset
+
+DATASET_KEY, MODEL_KEY = "dataset_name", "model_id"
+PREFERRED = ("fashion-mnist", "digits")
+
+
+@st.cache_resource(show_spinner="Loading dataset…")
+def get_dataset(name: str) -> Dataset:
+    return data.load_dataset(name)
+
+
+@st.cache_resource(show_spinner="Loading model…")
+def get_model(model_id: str, mtime: float) -> torch.nn.Module:
+    """The model of ``model_id``; ``mtime`` (of its weights file) keys the cache so replaced files reload."""
+    return zoo.load_model(model_id)
+
+
+@st.cache_data(show_spinner=False)
+def available_datasets() -> list[str]:
+    return data.available()
+
+
+def dataset_choices() -> list[str]:
+    """Registry datasets found on this machine, then datasets the user uploaded to the workspace."""
+    from vizcore.workspace import workspace
+
+    uploads = sorted(f"npz:{p}" for p in (workspace() / "datasets").glob("*.npz"))
+    return available_datasets() + uploads
+
+
+def label(name: str) -> str:
+    return name.split("/")[-1].removesuffix(".npz") + " (uploaded)" if name.startswith("npz:") else name
+
+
+def sidebar() -> tuple[Dataset | None, zoo.ModelEntry | None]:
+    """Draw the dataset and model pickers; return the current choice (models filtered to what fits)."""
+    choices = dataset_choices()
+    if st.session_state.get(DATASET_KEY) not in choices:
+        st.session_state[DATASET_KEY] = next((c for c in PREFERRED if c in choices), choices[0])
+    name = st.sidebar.selectbox("Dataset", choices, key=DATASET_KEY, format_func=label)
+    try:
+        ds = get_dataset(name)
+    except data.DatasetError as e:
+        st.sidebar.error(str(e))
+        return None, None
+    entries = [e for e in zoo.list_models() if zoo.fits(e, ds)]
+    same = [e for e in entries if e.card.dataset == ds.name] + [e for e in entries if e.card.dataset != ds.name]
+    if not same:
+        st.sidebar.warning(f"No model fits {ds.name} (input {list(ds.input_shape)}, {ds.num_classes} classes). "
+                           "Train or upload one on *Models & data*.")
+        return ds, None
+    ids = [e.id for e in same]
+    if st.session_state.get(MODEL_KEY) not in ids:
+        preferred = [e.id for e in same if e.card.arch == "cnn"] or ids
+        st.session_state[MODEL_KEY] = preferred[0]
+    by_id = {e.id: e for e in same}
+    mid = st.sidebar.selectbox("Model", ids, key=MODEL_KEY,
+                               format_func=lambda i: f"{i}  ·  {by_id[i].card.metrics.get('accuracy', 0):.1%}")
+    entry = by_id[mid]
+    st.sidebar.caption(f"{entry.card.arch} trained on {entry.card.dataset} · input {entry.card.input_shape}")
+    return ds, entry
+
+
+def current() -> tuple[Dataset | None, zoo.ModelEntry | None, torch.nn.Module | None]:
+    """(dataset, model entry, model) chosen in the sidebar; the model is the shared cached instance."""
+    ds, entry = st.session_state.get("_dataset"), st.session_state.get("_entry")
+    model = get_model(entry.id, entry.weights.stat().st_mtime) if entry else None
+    return ds, entry, model

@@ -1,0 +1,3 @@
+from vizcore.cli import main
+
+raise SystemExit(main())

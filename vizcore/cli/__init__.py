@@ -1,0 +1,39 @@
+"""``python -m vizcore``: the long jobs of the app, headless. Each command module adds its sub-commands.
+
+Commands print human-readable text, or JSON with ``--json``; they call the same functions as the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+# One module per area; each defines ``add_parser(subparsers)``.
+COMMAND_MODULES = ("vizcore.cli.zoo_cmd",)
+
+
+def emit(obj, as_json: bool, text: str | None = None) -> None:
+    """Print ``obj`` as JSON, or ``text`` (default: indented JSON) for people."""
+    if as_json or text is None:
+        print(json.dumps(obj, indent=None if as_json else 2, default=str))
+    else:
+        print(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vizcore", description="vizcore: look inside image classifiers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as e:  # our error types derive from ValueError and carry advice
+        print(f"error: {e}", file=sys.stderr)
+        return 2

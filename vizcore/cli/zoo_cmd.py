@@ -1,0 +1,104 @@
+"""Commands for datasets and models: ``data list|fetch``, ``zoo list``, ``train``, ``evaluate``."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from vizcore import data, zoo
+from vizcore.cli import emit
+from vizcore.metrics import evaluate_model
+from vizcore.train import TrainConfig, train_teacher
+
+
+def _report_text(title: str, report: dict) -> str:
+    lines = [f"{title}: accuracy {report['accuracy']:.4f} on {report['n']} test images",
+             f"{'class':>16} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}"]
+    for r in report["per_class"]:
+        lines.append(f"{r['class'][:16]:>16} {r['precision']:9.3f} {r['recall']:7.3f} {r['f1']:6.3f} {r['support']:5d}")
+    return "\n".join(lines)
+
+
+def cmd_data_list(args) -> None:
+    have = set(data.available())
+    rows = [{"name": n, "available": n in have} for n in data.list_datasets()]
+    emit(rows, args.json, "\n".join(f"{r['name']:15} {'yes' if r['available'] else 'missing'}" for r in rows))
+
+
+def cmd_data_fetch(args) -> None:
+    ds = data.load_dataset(args.name, root=args.root, download=True)
+    emit(ds.summary(), args.json, f"{ds.name}: {len(ds.train_x)} train / {len(ds.test_x)} test images, {ds.source}")
+
+
+def cmd_zoo_list(args) -> None:
+    rows = [{"id": e.id, "dataset": e.card.dataset, "arch": e.card.arch,
+             "accuracy": e.card.metrics.get("accuracy"), "file": str(e.weights)} for e in zoo.list_models()]
+    text = "\n".join(f"{r['id']:34} {r['dataset']:14} {r['arch']:12} "
+                     f"{'' if r['accuracy'] is None else format(r['accuracy'], '.4f')}" for r in rows)
+    emit(rows, args.json, text or "no models")
+
+
+def cmd_train(args) -> None:
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    folder = zoo.ZOO_DIR if args.zoo else None
+
+    shown = [-1]
+
+    def progress(frac: float, msg: str) -> None:
+        if not args.json and args.verbose and int(frac * 20) != shown[0]:
+            shown[0] = int(frac * 20)
+            print(f"{frac:6.1%} {msg}", flush=True)
+
+    ds = data.load_dataset(args.dataset, root=args.data_root)
+    entry = train_teacher(ds, args.arch, cfg, args.name, folder=folder, progress=progress)
+    m = entry.card.metrics
+    emit({"id": entry.id, "accuracy": m["accuracy"], "train_seconds": entry.card.train_seconds, "metrics": m},
+         args.json, _report_text(entry.id, m) + f"\ntrained in {entry.card.train_seconds:.1f} s; saved {entry.weights}")
+
+
+def cmd_evaluate(args) -> None:
+    entry = zoo.get_entry(args.model)
+    ds = data.load_dataset(args.dataset or entry.card.dataset, root=args.data_root)
+    if not zoo.fits(entry, ds):
+        raise ValueError(f"{entry.id} takes input {entry.card.input_shape} with {entry.card.num_classes} classes; "
+                         f"{ds.name} has {list(ds.input_shape)} with {ds.num_classes}")
+    report = evaluate_model(zoo.load_model(entry), ds.test_x, ds.test_y, ds.class_names)
+    card_acc = entry.card.metrics.get("accuracy")
+    out = {"id": entry.id, "dataset": ds.name, "accuracy": report["accuracy"], "card_accuracy": card_acc,
+           "per_class": report["per_class"]}
+    emit(out, args.json, _report_text(entry.id, report) + (f"\nmodel card says {card_acc:.4f}" if card_acc is not None else ""))
+
+
+def add_parser(sub) -> None:
+    def common(p):
+        p.add_argument("--json", action="store_true", help="print JSON for machines")
+        return p
+
+    p = sub.add_parser("data", help="list or fetch datasets")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    common(dsub.add_parser("list", help="datasets and whether their files are here")).set_defaults(func=cmd_data_list)
+    f = common(dsub.add_parser("fetch", help="download a torchvision dataset (needs internet)"))
+    f.add_argument("name", choices=sorted(data.TORCHVISION_SETS))
+    f.add_argument("--root", help="where to put it (default: the workspace)")
+    f.set_defaults(func=cmd_data_fetch)
+
+    p = sub.add_parser("zoo", help="the model zoo and your workspace models")
+    zsub = p.add_subparsers(dest="zoo_command", required=True)
+    common(zsub.add_parser("list", help="list models")).set_defaults(func=cmd_zoo_list)
+
+    t = common(sub.add_parser("train", help="train a teacher and save it with its model card"))
+    t.add_argument("--dataset", required=True, help="registry name, image-folder:PATH or npz:PATH")
+    t.add_argument("--arch", required=True, choices=sorted(zoo.ARCHITECTURES))
+    t.add_argument("--name", help="model name (default DATASET-ARCH)")
+    t.add_argument("--data-root", help="folder holding dataset files")
+    t.add_argument("--zoo", action="store_true", help="save into assets/models (the shipped zoo)")
+    t.add_argument("-v", "--verbose", action="store_true", help="show progress")
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        t.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)), default=getattr(defaults, f.name))
+    t.set_defaults(func=cmd_train)
+
+    e = common(sub.add_parser("evaluate", help="accuracy and per-class metrics of a model on a test split"))
+    e.add_argument("--model", required=True, help="model id (zoo:NAME, user:NAME) or name")
+    e.add_argument("--dataset", help="default: the model card's dataset")
+    e.add_argument("--data-root")
+    e.set_defaults(func=cmd_evaluate)

@@ -1,0 +1,101 @@
+"""Context managers that attach hooks to a model for one call and always take them off again.
+
+Models are shared (the app caches one instance for every browser session), so every operation that attaches
+hooks or switches modes holds the model's lock for its duration and restores ``training`` and
+``requires_grad`` in ``finally`` (the pattern of torch-cam's ``_CAM`` and captum's layer attribution).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model: nn.Module) -> threading.RLock:
+    """The re-entrant lock that serializes hook-using operations on ``model``."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
+
+
+@contextmanager
+def guarded(model: nn.Module, eval_mode: bool = True) -> Iterator[nn.Module]:
+    """Hold the model's lock; put it in eval mode; restore mode and ``requires_grad`` afterwards."""
+    with model_lock(model):
+        was_training = model.training
+        flags = [(p, p.requires_grad) for p in model.parameters()]
+        if eval_mode:
+            model.eval()
+        try:
+            yield model
+        finally:
+            model.train(was_training)
+            for p, flag in flags:
+                p.requires_grad_(flag)
+
+
+def hook_count(model: nn.Module) -> int:
+    """Total number of forward, forward-pre and backward hooks on ``model`` and its submodules."""
+    return sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        + len(getattr(m, "_backward_pre_hooks", {}))
+        for m in model.modules()
+    )
+
+
+@contextmanager
+def capture(model: nn.Module, layers: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the outputs of the named layers on every forward pass inside the block.
+
+    Yields a dict filled with ``layer name -> output`` (the last forward pass's, not detached).
+    """
+    store: dict[str, torch.Tensor] = {}
+    handles = []
+    with model_lock(model):
+        try:
+            for name in layers:
+                mod = model.get_submodule(name)
+                handles.append(mod.register_forward_hook(lambda m, i, o, name=name: store.__setitem__(name, o)))
+            yield store
+        finally:
+            for h in handles:
+                h.remove()
+
+
+def _mask_hook(index: torch.Tensor):
+    def hook(module, inputs, output):
+        out = output.clone()
+        out[:, index.to(out.device)] = 0
+        return out
+    return hook
+
+
+@contextmanager
+def channel_mask(model: nn.Module, masks: Mapping[str, Sequence[int]]) -> Iterator[nn.Module]:
+    """Zero the given channels (conv layers) or units (dense layers) of each named layer's output.
+
+    The weights are never touched: the mask lives in a forward hook for the duration of the block only
+    (seed 002 section 4.2.2 knocks filters out this way).
+    """
+    handles = []
+    with model_lock(model):
+        try:
+            for name, idx in masks.items():
+                if len(idx) == 0:
+                    continue
+                mod = model.get_submodule(name)
+                handles.append(mod.register_forward_hook(_mask_hook(torch.as_tensor(list(idx), dtype=torch.long))))
+            yield model
+        finally:
+            for h in handles:
+                h.remove()

@@ -1,0 +1,184 @@
+"""Long work in the background: progress, cancel, and results that outlive the page and the process.
+
+A job is a folder ``$VIZCORE_HOME/jobs/<id>/`` holding ``job.json`` (kind, title, config, state, progress,
+result) written atomically on every change. The work runs in a thread of the current process and writes its
+artifacts through :meth:`JobContext.path` + :func:`vizcore.workspace.atomic_write`, so a killed job leaves no
+half-written file. A job found ``running`` whose process is gone is reported as ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from vizcore.train import Cancelled
+from vizcore.workspace import read_json, workspace, write_json
+
+ACTIVE = ("queued", "running")
+_PROCESS_TOKEN = uuid.uuid4().hex
+_EVENTS: dict[str, threading.Event] = {}
+_THREADS: dict[str, threading.Thread] = {}
+
+
+@dataclass
+class JobInfo:
+    id: str
+    kind: str
+    title: str
+    config: dict
+    state: str = "queued"  # queued, running, done, failed, cancelled, interrupted
+    progress: float = 0.0
+    message: str = ""
+    result: dict = field(default_factory=dict)
+    error: str = ""
+    created: str = ""
+    updated: str = ""
+    pid: int = 0
+    token: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def dir(self) -> Path:
+        return jobs_dir() / self.id
+
+
+def jobs_dir() -> Path:
+    d = workspace() / "jobs"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _save(info: JobInfo) -> None:
+    info.updated = _now()
+    write_json(info.dir / "job.json", asdict(info))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def get_job(job_id: str) -> JobInfo:
+    """The job's current state, read from disk (``interrupted`` if its process is gone)."""
+    info = JobInfo(**read_json(jobs_dir() / job_id / "job.json"))
+    if info.active:
+        ours = info.token == _PROCESS_TOKEN
+        dead = (ours and not (_THREADS.get(job_id) and _THREADS[job_id].is_alive())) or (not ours and not _alive(info.pid)) \
+            or (not ours and info.pid == os.getpid())
+        if dead:
+            info.state, info.message = "interrupted", "stopped when the process running it ended; start it again"
+    return info
+
+
+def list_jobs(kind: str | None = None) -> list[JobInfo]:
+    """All jobs (of one kind), newest first; unreadable job folders are skipped."""
+    out = []
+    for d in jobs_dir().iterdir():
+        if (d / "job.json").exists():
+            try:
+                info = get_job(d.name)
+            except (ValueError, TypeError, OSError):
+                continue
+            if kind is None or info.kind == kind:
+                out.append(info)
+    return sorted(out, key=lambda j: j.created, reverse=True)
+
+
+class JobContext:
+    """What a job function gets: its folder, a progress reporter and a cancellation check."""
+
+    def __init__(self, info: JobInfo, event: threading.Event):
+        self.info, self._event, self._last = info, event, 0.0
+
+    @property
+    def dir(self) -> Path:
+        return self.info.dir
+
+    def path(self, name: str) -> Path:
+        """Where to write an artifact of this job (write it with ``atomic_write``)."""
+        return self.info.dir / name
+
+    def cancelled(self) -> bool:
+        return self._event.is_set() or (self.info.dir / "cancel").exists()
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Record progress; written to disk at most twice a second."""
+        self.info.progress, self.info.message = max(0.0, min(1.0, float(fraction))), message
+        now = time.monotonic()
+        if now - self._last >= 0.5 or fraction >= 1.0:
+            self._last = now
+            _save(self.info)
+
+
+def _run(info: JobInfo, fn: Callable[[JobContext], dict | None], event: threading.Event) -> None:
+    ctx = JobContext(info, event)
+    info.state = "running"
+    _save(info)
+    try:
+        result = fn(ctx)
+        info.result, info.state, info.progress, info.message = result or {}, "done", 1.0, "finished"
+    except Cancelled:
+        info.state, info.message = "cancelled", "cancelled by the user"
+    except Exception as e:  # a failed job records why instead of killing the server
+        info.state, info.error = "failed", f"{type(e).__name__}: {e}"
+        info.message = traceback.format_exc(limit=3)[-2000:]
+    finally:
+        _save(info)
+        _EVENTS.pop(info.id, None)
+
+
+def start_job(kind: str, title: str, fn: Callable[[JobContext], dict | None], config: dict,
+              wait: bool = False) -> JobInfo:
+    """Run ``fn(ctx)`` in a background thread as a new job; its return value (JSON-able) is the result.
+
+    ``fn`` should call ``ctx.progress`` and stop with :class:`vizcore.train.Cancelled` when
+    ``ctx.cancelled()``. With ``wait=True`` it runs in the calling thread (the CLI does this).
+    """
+    job_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    info = JobInfo(id=job_id, kind=kind, title=title, config=config, created=_now(), pid=os.getpid(),
+                   token=_PROCESS_TOKEN)
+    info.dir.mkdir(parents=True)
+    _save(info)
+    event = _EVENTS[job_id] = threading.Event()
+    if wait:
+        _THREADS[job_id] = threading.current_thread()
+        _run(info, fn, event)
+    else:
+        t = threading.Thread(target=_run, args=(info, fn, event), name=f"vizcore-job-{job_id}", daemon=True)
+        _THREADS[job_id] = t
+        t.start()
+    return info
+
+
+def cancel_job(job_id: str) -> None:
+    """Ask a job to stop (works across processes: a flag file is left in its folder)."""
+    (jobs_dir() / job_id / "cancel").touch()
+    if job_id in _EVENTS:
+        _EVENTS[job_id].set()
+
+
+def wait_job(job_id: str, timeout: float | None = None) -> JobInfo:
+    """Block until a job of this process has finished; returns its final state."""
+    t = _THREADS.get(job_id)
+    if t:
+        t.join(timeout)
+    return get_job(job_id)

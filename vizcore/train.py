@@ -1,0 +1,123 @@
+"""Training loops: teachers for the zoo, and (with soft targets) students.
+
+Progress goes through a callback and cancellation through a predicate, so the same loop runs in the CLI,
+in a background job of the app and in tests.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vizcore.data import Dataset, load_dataset
+from vizcore.metrics import evaluate_model
+from vizcore.models import build_model
+from vizcore.zoo import ModelCard, ModelEntry, save_model
+
+Progress = Callable[[float, str], None]
+
+
+class Cancelled(Exception):
+    """Raised inside a long computation when its caller asked it to stop."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of :func:`fit`. ``temperature`` applies to soft targets (knowledge distillation)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"  # or "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    seed: int = 0
+    temperature: float = 1.0
+    device: str = "cpu"  # "cpu", "cuda" or "auto"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: TrainConfig, *,
+        soft_targets: torch.Tensor | None = None, params=None,
+        progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> list[float]:
+    """Train ``model`` in place on ``x`` with hard labels ``y`` or ``soft_targets`` (N, K probabilities).
+
+    With soft targets the loss is the cross-entropy to the targets at ``config.temperature`` (scaled by T^2,
+    Hinton et al.), as seeds 000 and 003 train on the teacher's softmax. ``params`` restricts what is
+    optimized (seed 003's bias-only training). Returns the mean loss of each epoch; the model is left in
+    eval mode.
+    """
+    if y is None and soft_targets is None:
+        raise ValueError("fit needs hard labels or soft targets")
+    device = resolve_device(config.device)
+    model.to(device)
+    gen = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    params = list(params if params is not None else model.parameters())
+    if config.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    n, T = len(x), config.temperature
+    steps_per_epoch = max(1, -(-n // config.batch_size))
+    losses = []
+    model.train()
+    try:
+        for epoch in range(config.epochs):
+            order = torch.randperm(n, generator=gen)
+            total = 0.0
+            for step, i in enumerate(range(0, n, config.batch_size)):
+                if cancelled and cancelled():
+                    raise Cancelled()
+                idx = order[i:i + config.batch_size]
+                logits = model(x[idx].to(device))
+                if soft_targets is not None:
+                    target = soft_targets[idx].to(device)
+                    loss = -(target * F.log_softmax(logits / T, dim=1)).sum(1).mean() * T * T
+                else:
+                    loss = F.cross_entropy(logits, y[idx].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                if progress:
+                    done = (epoch * steps_per_epoch + step + 1) / (config.epochs * steps_per_epoch)
+                    progress(done, f"epoch {epoch + 1}/{config.epochs}, loss {loss.item():.4f}")
+            losses.append(total / n)
+    finally:
+        model.eval()
+    return losses
+
+
+def train_teacher(dataset: Dataset | str, arch: str, config: TrainConfig, name: str | None = None, *,
+                  folder=None, command: str | None = None, progress: Progress | None = None,
+                  cancelled: Callable[[], bool] | None = None) -> ModelEntry:
+    """Train a zoo architecture on a dataset's train split, evaluate it on the test split and save it with
+    its model card (to ``folder``, default the workspace). Nothing is written if training is cancelled."""
+    ds = load_dataset(dataset) if isinstance(dataset, str) else dataset
+    model = build_model(arch, ds.input_shape, ds.num_classes, seed=config.seed)
+    start = time.perf_counter()
+    fit(model, ds.train_x, ds.train_y, config, progress=progress, cancelled=cancelled)
+    seconds = time.perf_counter() - start
+    model.cpu()
+    card = ModelCard(
+        name=name or f"{ds.name}-{arch}", dataset=ds.name, arch=arch, input_shape=list(ds.input_shape),
+        class_names=list(ds.class_names), hyperparameters=asdict(config), seed=config.seed,
+        metrics=evaluate_model(model, ds.test_x, ds.test_y, ds.class_names), train_seconds=round(seconds, 2),
+        command=command or "python -m vizcore " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    return save_model(model, card, folder)

@@ -1,0 +1,50 @@
+"""The workspace: where user models, uploaded datasets and job results live (``$VIZCORE_HOME``, default
+``~/.vizcore``), and the one way to write a file there atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def workspace() -> Path:
+    """The workspace root, created on first use."""
+    root = Path(os.environ.get("VIZCORE_HOME") or Path.home() / ".vizcore").expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None] | bytes | str) -> Path:
+    """Write ``path`` so that readers see either the old file or the complete new one, never a part.
+
+    ``write`` is the content, or a function that writes to the temporary path it is given. The file is
+    written next to its destination, flushed to disk, then renamed over it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        if callable(write):
+            write(tmp_path)
+        else:
+            tmp_path.write_bytes(write.encode() if isinstance(write, str) else write)
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    return atomic_write(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: str | os.PathLike):
+    return json.loads(Path(path).read_text())
