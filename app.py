@@ -8,11 +8,11 @@ import streamlit as st
 
 from ui import state
 
-st.set_page_config(page_title="vizcore", page_icon="🔬", layout="wide")
+st.set_page_config(page_title="vizcore", page_icon=":material/biotech:", layout="wide")
 
 PAGES = [
-    st.Page("views/overview.py", title="Overview", icon="📋", default=True),
-    st.Page("views/models_data.py", title="Models & data", icon="🗂️"),
+    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("views/models_data.py", title="Models & data", icon=":material/folder_open:"),
 ]
 
 nav = st.navigation(PAGES)
