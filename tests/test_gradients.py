@@ -25,9 +25,9 @@ def planted(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def planted_cnn():
-    x, y = planted(400, 0)
+    x, y = planted(300, 0)
     model = build_model("cnn_tiny", (1, 12, 12), 2, seed=0)
-    fit(model, x, y, TrainConfig(epochs=8, batch_size=32))
+    fit(model, x, y, TrainConfig(epochs=6, batch_size=32, lr=5e-3))
     return model
 
 
@@ -104,16 +104,21 @@ def test_conv_layer_means_its_feature_map(digits_cnn):
 
 
 def test_planted_feature_box_covers_the_region(planted_cnn):
+    """The box centre lies on the planted region, give or take the 3x3 kernel's reach (one pixel for conv1,
+    two for pixel gradients, which pass back through conv1 as well)."""
     x, y = planted(12, 1)
     assert (planted_cnn(x).argmax(1) == y).float().mean() == 1.0
     top, left, bottom, right = REGION
-    for layer in ("conv1", "input"):
+    for layer, slack in (("conv1", 1), ("input", 2)):
+        inside = 0
         for i in range(len(x)):
             f = G.characteristic_feature(planted_cnn, x[i], int(y[i]), layer=layer)
             b = f.box
             cy, cx = (b[0] + b[2] - 1) / 2, (b[1] + b[3] - 1) / 2
-            assert top - 1 <= cy <= bottom and left - 1 <= cx <= right, (layer, i, b)
+            assert top - slack <= cy <= bottom - 1 + slack and left - slack <= cx <= right - 1 + slack, (layer, i, b)
+            inside += top <= cy <= bottom - 1 and left <= cx <= right - 1
             assert f.heat.shape == (12, 12) and f.pg == pytest.approx(float(f.pgs.max()))
+        assert inside >= 8, layer  # most centres fall strictly inside
 
 
 def test_looks_like_takes_pg_wrt_the_other_class(planted_cnn):
