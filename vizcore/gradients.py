@@ -319,3 +319,15 @@ def looks_like(model: nn.Module, image: torch.Tensor, source: int, target: int, 
     heat_a = F.interpolate(fa.pgs[fb.filter][None, None], size=size, mode="nearest")[0, 0]
     return LooksLike(source=int(source), target=int(target), feature=fb, own=fa, heat_a=heat_a, heat_b=fb.heat,
                      diff=fb.heat - heat_a)
+
+
+def resolve_class(value: str | int, class_names: Sequence[str]) -> int:
+    """A class index from its name or number, with the valid choices in the error message."""
+    if isinstance(value, int) or str(value).lstrip("-").isdigit():
+        c = int(value)
+        if 0 <= c < len(class_names):
+            return c
+    elif value in class_names:
+        return list(class_names).index(value)
+    raise ValueError(f"unknown class '{value}': give an index 0..{len(class_names) - 1} or one of "
+                     f"{', '.join(class_names[:20])}{'...' if len(class_names) > 20 else ''}")
