@@ -7,8 +7,11 @@ from ui import state
 st.set_page_config(page_title="vizcore", page_icon="🔬", layout="wide")
 
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon="📋", default=True),
-    st.Page("pages/models_data.py", title="Models & data", icon="🗂️"),
+    st.Page("views/overview.py", title="Overview", icon="📋", default=True),
+    st.Page("views/models_data.py", title="Models & data", icon="🗂️"),
+    st.Page("views/gradients.py", title="Prediction gradients", icon="🧭"),
+    st.Page("views/looks_like.py", title="Looks like", icon="🔍"),
+    st.Page("views/perturb.py", title="Perturb", icon="🎯"),
 ]
 
 nav = st.navigation(PAGES)
