@@ -111,3 +111,32 @@ def test_pages_explain_a_model_without_conv_layers():
     at = app_on_digits("views/gradients.py")
     at.selectbox(key="model_id").set_value("zoo:digits-linear").run()
     assert not at.exception and "no convolutional layers" in at.info[0].value
+
+
+def _choose(page, label: str, option: str) -> None:
+    page.get_by_label(label).first.click()
+    page.get_by_role("option", name=option).first.click()
+
+
+def test_browser_network_diagram_and_yale_feature(workspace):
+    """Real Chromium: the network diagram draws one circle per filter, and a Yale face gets its feature box."""
+    from app_server import browser_page, running_app, screenshot, wait_rendered
+
+    with running_app(workspace) as url, browser_page() as page:
+        page.goto(url)
+        wait_rendered(page, "Dataset")
+        _choose(page, "Dataset", "digits")
+        wait_rendered(page, "trained on digits")
+        page.get_by_role("link", name="Prediction gradients").click()
+        wait_rendered(page, "Per-filter browser")
+        page.wait_for_timeout(1500)
+        circles = page.locator(".js-plotly-plot").first.locator("path.point")
+        assert circles.count() >= 16 + 32  # every filter of digits-cnn's conv layers is a circle
+        assert screenshot(page, "gradients").stat().st_size > 10_000
+        _choose(page, "Dataset", "yale-faces")
+        wait_rendered(page, "trained on yale-faces")
+        page.get_by_role("link", name="Looks like").click()
+        wait_rendered(page, "Most like")
+        page.wait_for_timeout(1500)
+        assert page.locator(".js-plotly-plot").count() >= 4
+        assert screenshot(page, "looks_like_yale").stat().st_size > 10_000

@@ -26,6 +26,10 @@ threshold = c2.slider("Region: PG above this share of the peak", 0.1, 0.9, 0.5, 
 
 r = G.looks_like(model, image, true_class, other, layer=layer, threshold=threshold)
 A, B = ds.class_names[true_class], ds.class_names[other]
+if r.own.flat or r.feature.flat:
+    st.warning(f"Every prediction gradient in {layer} is zero for this image: the model is saturated here "
+               "(softmax at 0 or 1), so no region stands out. Try y = logit-free layers such as 'input', "
+               "another image, or a better-trained model.")
 
 
 def describe(f: G.Feature) -> str:

@@ -243,6 +243,11 @@ class Feature:
     maps: torch.Tensor
     pgs: torch.Tensor
 
+    @property
+    def flat(self) -> bool:
+        """True when every PG of the layer is zero (a saturated model): the box then means nothing."""
+        return float(self.pgs.abs().max()) == 0.0
+
 
 def _region(heat: torch.Tensor, peak: tuple[int, int], threshold: float) -> tuple[int, int, int, int]:
     from scipy import ndimage
