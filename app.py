@@ -1,4 +1,8 @@
-"""vizcore's Streamlit app: the sidebar picks a dataset and a model; pages look inside it."""
+"""vizcore's Streamlit app: the sidebar picks a dataset and a model; pages look inside it.
+
+Pages live in ``views/``, not ``pages/``: a folder named ``pages`` switches Streamlit to its legacy automatic
+multipage mode, under which AppTest reruns a page without this script (and so without the sidebar).
+"""
 
 import streamlit as st
 
