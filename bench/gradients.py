@@ -26,8 +26,12 @@ def naive_pg(model, x, target):
     out = {}
     for name in conv_layers(model):
         store = {}
-        h = model.get_submodule(feature_layer(model, name)).register_forward_hook(
-            lambda m, i, o: (o.retain_grad(), store.__setitem__("a", o)))
+
+        def keep(m, i, o, store=store):
+            o.retain_grad()
+            store["a"] = o
+
+        h = model.get_submodule(feature_layer(model, name)).register_forward_hook(keep)
         try:
             xx = x.clone().requires_grad_()
             torch.softmax(model(xx), 1)[0, target].backward()
