@@ -258,6 +258,36 @@ class KnockoutEvaluator:
         return _result(norm, self.logits(norm).argmax(1), self.y, self.n_classes)
 
 
+# -- evaluation data ---------------------------------------------------------------------------------------
+def eval_subset(x: torch.Tensor, y: torch.Tensor, n: int | None = 2000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded random subset of ``n`` test images (all when ``n`` is None or larger); app and CLI share it."""
+    if n is None or n >= len(x):
+        return x, y
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return x[idx], y[idx]
+
+
+def resolve_class(class_names: Sequence[str], text: str | int) -> int:
+    """A class index from its name or number (``"Sneaker"``, ``"7"``, ``7``)."""
+    names = [str(c) for c in class_names]
+    if str(text) in names:
+        return names.index(str(text))
+    if str(text).isdigit() and int(text) < len(names):
+        return int(text)
+    lower = [c.lower() for c in names]
+    if str(text).lower() in lower:
+        return lower.index(str(text).lower())
+    raise ValueError(f"no class '{text}'; choose a name or an index 0..{len(names) - 1}: {', '.join(names)}")
+
+
+def class_images(x: torch.Tensor, y: torch.Tensor, target: int, n: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` images of class ``target`` (training images score the filters; the test set judges them)."""
+    idx = (y == target).nonzero().flatten()[:n]
+    if len(idx) == 0:
+        raise ValueError(f"there are no images of class {target} to score the filters with")
+    return x[idx], y[idx]
+
+
 # -- knockout curves ---------------------------------------------------------------------------------------
 Ranking = list[tuple[str, int, float]]  # (layer, filter, score), most important first
 
