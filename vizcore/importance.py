@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.stats import spearmanr
@@ -96,6 +97,8 @@ def spearman(a: Scores, b: Scores) -> float:
     """Spearman rank correlation between two score sets over the same filters (nan if one is constant)."""
     va = torch.cat([a[n] for n in a]).numpy()
     vb = torch.cat([b[n] for n in a]).numpy()
+    if np.ptp(va) == 0 or np.ptp(vb) == 0:
+        return float("nan")
     return float(spearmanr(va, vb).statistic)
 
 
