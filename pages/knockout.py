@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -110,7 +112,7 @@ def live_panel() -> None:
 
 def study_config(max_k: int) -> dict:
     cfg = StudyConfig(target=target, max_k=max_k, layers=tuple(default_layers(model))).to_dict()
-    return cfg | {"model": entry.id, "mtime": mtime, "dataset": ds.name, "n_eval": n_eval}
+    return json.loads(json.dumps(cfg | {"model": entry.id, "mtime": mtime, "dataset": ds.name, "n_eval": n_eval}))
 
 
 def run_study(cfg: dict):
