@@ -30,7 +30,8 @@ if model is None or ds is None:
 
 widths = knockable_layers(model)
 if not widths:
-    st.info(f"{entry.id} has no hidden conv or dense layer whose filters could be knocked out.")
+    st.info(f"{entry.id} has no hidden conv or dense layer whose filters could be knocked out: "
+            "pick a model with hidden layers (a cnn or an mlp) in the sidebar.")
     st.stop()
 
 mtime = entry.weights.stat().st_mtime
