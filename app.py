@@ -16,6 +16,7 @@ PAGES = [
     st.Page("views/gradients.py", title="Prediction gradients", icon=":material/hub:"),
     st.Page("views/looks_like.py", title="Looks like", icon=":material/compare:"),
     st.Page("views/perturb.py", title="Perturb", icon=":material/ads_click:"),
+    st.Page("views/knockout.py", title="Knockout", icon=":material/content_cut:"),
 ]
 
 nav = st.navigation(PAGES)
