@@ -35,6 +35,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None] | bytes 
             tmp_path.write_bytes(write.encode() if isinstance(write, str) else write)
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
