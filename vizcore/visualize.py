@@ -445,3 +445,22 @@ def summary(vis: Visualizations, class_names: Sequence[str] | None = None) -> li
             "diversity": d,
         })
     return rows
+
+
+def visualization_job(model: nn.Module, classes: Sequence[int], per_class: int, config: VisualizeConfig, *,
+                      input_shape: Sequence[int], class_names: Sequence[str],
+                      class_means: torch.Tensor | None = None) -> Callable:
+    """A :func:`vizcore.jobs.start_job` function: run :func:`class_visualizations`, write
+    ``visualizations.npz`` into the job folder and return the per-class :func:`summary`."""
+
+    def run(ctx) -> dict:
+        vis = class_visualizations(model, classes, per_class, config, input_shape=input_shape,
+                                   class_means=class_means, progress=ctx.progress, cancelled=ctx.cancelled)
+        vis.to_npz(ctx.path(NPZ_NAME))
+        return {"file": NPZ_NAME, "n": len(vis.labels), "reached": int(vis.reached.sum()),
+                "per_class": summary(vis, class_names)}
+
+    return run
+
+
+NPZ_NAME = "visualizations.npz"
