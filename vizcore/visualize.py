@@ -464,3 +464,13 @@ def visualization_job(model: nn.Module, classes: Sequence[int], per_class: int, 
 
 
 NPZ_NAME = "visualizations.npz"
+
+
+def similarities(visualizations: torch.Tensor, weights: torch.Tensor, averages: torch.Tensor) -> dict[str, list[float]]:
+    """Per class, the cosine similarity of each pair among visualization, weight image and class average
+    (each stack (K, C, H, W), row k for class k)."""
+    return {
+        "visualization ~ weights": cosine_similarity(visualizations, weights).tolist(),
+        "visualization ~ average": cosine_similarity(visualizations, averages).tolist(),
+        "weights ~ average": cosine_similarity(weights, averages).tolist(),
+    }
