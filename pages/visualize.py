@@ -76,12 +76,14 @@ def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
             l2w = c[1].number_input("L2 penalty", 0.0, 10.0, 0.0, format="%.4f", key="viz_l2")
             tv = c[2].number_input("Total variation", 0.0, 10.0, 0.0, format="%.4f", key="viz_tv")
             pixel = c[3].selectbox("Pixel range", ["clamp", "sigmoid"], key="viz_pixel")
-            c = st.columns(4)
+            c = st.columns(5)
             jit = c[0].number_input("Jitter (pixels)", 0, 8, 0, key="viz_jitter")
             blur = c[1].slider("Blur", 0.0, 1.0, 0.0, key="viz_blur")
             ar = c[2].checkbox("Attraction–repulsion pre-movement", key="viz_ar",
                                help="seed 000: move each sample toward or away from random classes first")
             seed = c[3].number_input("Seed", 0, 10**6, 0, key="viz_seed")
+            optimizer = c[4].selectbox("Optimizer", ["adam", "sgd"], key="viz_optimizer",
+                                       help="adam moves every pixel at a similar rate; sgd is plain gradient ascent")
         go = st.form_submit_button("Generate", type="primary", key="viz_generate")
     if not go:
         return None
@@ -89,7 +91,7 @@ def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
         st.error("Choose at least one class.")
         return None
     try:
-        cfg = VisualizeConfig(start=start, objective=objective, steps=int(steps), lr=float(lr), pixel=pixel,
+        cfg = VisualizeConfig(start=start, objective=objective, steps=int(steps), lr=float(lr), pixel=pixel, optimizer=optimizer,
                               l2=float(l2w), tv=float(tv), jitter=int(jit), blur=float(blur), attract_repel=ar,
                               seed=int(seed), threshold=t if mode == "fixed" else None,
                               threshold_range=tuple(t_range) if mode == "random range" else None)
