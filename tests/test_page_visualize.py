@@ -16,7 +16,7 @@ from vizcore import jobs
 from vizcore.visualize import NPZ_NAME, Visualizations, class_averages, per_class_mean, similarities, weight_images
 from vizcore.zoo import ModelCard, save_model
 
-PAGE = "pages/visualize.py"
+PAGE = "views/visualize.py"
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 

@@ -8,6 +8,7 @@ import streamlit as st
 import torch
 
 from ui import state
+from ui.jobs_panel import job_panel
 from vizcore import jobs
 from vizcore.models import conv_layers, dense_layers, layer_table
 from vizcore.plots.common import image_grid
@@ -47,13 +48,10 @@ def weights(model_id: str, mtime: float, dataset: str, at: str):
     return weight_images(model, state.get_dataset(dataset), at=at)
 
 
-def latest_job() -> jobs.JobInfo | None:
-    """This session's job for the model, else the newest one in the workspace (survives a reload)."""
-    job_id = st.session_state.get(f"viz_job_{entry.id}")
-    if job_id:
-        return jobs.get_job(job_id)
-    mine = [j for j in jobs.list_jobs(JOB_KIND) if j.config.get("model") == entry.id and j.state != "cancelled"]
-    return mine[0] if mine else None
+def latest_done() -> jobs.JobInfo | None:
+    """The newest finished run for this model, read from the workspace (so it survives a reload)."""
+    done = [j for j in jobs.list_jobs(JOB_KIND) if j.config.get("model") == entry.id and j.state == "done"]
+    return done[0] if done else None
 
 
 def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
@@ -104,19 +102,13 @@ def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
 def start(classes: list[int], per_class: int, cfg: VisualizeConfig) -> None:
     means = averages(ds.name) if cfg.start == "mean" else None
     fn = visualization_job(model, classes, per_class, cfg, input_shape=shape, class_names=names, class_means=means)
-    info = jobs.start_job(JOB_KIND, f"{entry.id}: {per_class} per class", fn,
+    jobs.start_job(JOB_KIND, f"{entry.id}: {per_class} per class", fn,
                           {"model": entry.id, "classes": classes, "per_class": per_class, **cfg.to_json()})
-    st.session_state[f"viz_job_{entry.id}"] = info.id
 
 
-@st.fragment(run_every=1)
-def running(job_id: str) -> None:
-    info = jobs.get_job(job_id)
-    if not info.active:
-        st.rerun()
-    st.progress(info.progress, text=info.message or "starting…")
-    if st.button("Cancel", key="viz_cancel"):
-        jobs.cancel_job(job_id)
+def job_line(job: jobs.JobInfo) -> None:
+    r = job.result
+    st.caption(f"{r.get('reached', 0)} of {r.get('n', 0)} reached T · {job.config.get('model')}")
 
 
 @st.fragment
@@ -221,16 +213,13 @@ with tab_classes:
     picked = options_form()
     if picked:
         start(*picked)
-    job = latest_job()
+    job_panel(JOB_KIND, job_line, limit=3)
+    job = latest_done()
     vis = None
-    if job is not None and job.active:
-        running(job.id)
-    elif job is not None and job.state == "done":
+    if job is not None:
         path = job.dir / NPZ_NAME
         vis = load_visualizations(str(path), path.stat().st_mtime)
         results(vis, job.dir)
-    elif job is not None and job.state in ("failed", "interrupted"):
-        st.error(f"The last run {job.state}: {job.error or job.message}")
 with tab_compare:
     compare(vis)
 with tab_filters:
