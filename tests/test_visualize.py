@@ -40,6 +40,10 @@ def test_linear_ascent_direction_from_blank_is_the_weight_row(digits_linear):
     moved = vis.images - torch.sigmoid(torch.logit(torch.tensor(1e-3)))
     cos = cosine_similarity(moved, w)
     assert cos.min() > 0.999, cos
+    # from mid-grey a small clamped plain-gradient step is exactly the weight row times the learning rate
+    grey = VisualizeConfig(start="grey", optimizer="sgd", lr=0.01, steps=1, threshold=None)
+    vis = class_visualizations(digits_linear, range(10), 1, grey, input_shape=SHAPE)
+    assert torch.allclose(vis.images - 0.5, 0.01 * w, atol=1e-6)
 
 
 def test_linear_weight_image_is_the_row_exactly(digits_linear, digits):
@@ -177,7 +181,7 @@ def test_npz_round_trip(digits_linear, tmp_path):
         assert json.loads(str(z["config"]))["threshold_range"] == [0.9, 0.95]
 
 
-@pytest.mark.parametrize("bad", [dict(threshold=1.5), dict(threshold_range=(0.99, 0.9)), dict(start="grey"),
+@pytest.mark.parametrize("bad", [dict(threshold=1.5), dict(threshold_range=(0.99, 0.9)), dict(start="gray"),
                                  dict(objective="prob"), dict(blur=2.0), dict(pixel="tanh")])
 def test_bad_config_says_what_is_wrong(bad):
     with pytest.raises(ValueError):

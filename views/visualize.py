@@ -59,8 +59,9 @@ def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
         c = st.columns(4)
         picked = c[0].multiselect("Classes", names, default=names, key="viz_classes")
         per_class = c[1].number_input("Samples per class", 1, 200, 1, key="viz_per_class")
-        start = c[2].selectbox("Start", ["blank", "noise", "mean"], key="viz_start",
-                               help="blank: all-zero image (seed 003); noise: uniform; mean: the class average")
+        start = c[2].selectbox("Start", ["blank", "grey", "noise", "mean"], key="viz_start",
+                               help="blank: all-zero image (seed 003); grey: 0.5 everywhere, so pixels can also "
+                                    "darken; noise: uniform; mean: the class average")
         objective = c[3].selectbox("Objective", ["logit", "logprob"], key="viz_objective",
                                    help="pre-softmax logit of the class (seed 003) or its log-probability")
         c = st.columns(4)
@@ -191,7 +192,7 @@ def filters() -> None:
     chans = c[1].multiselect("Channels / units", list(range(width)), default=list(range(min(8, width))),
                              key=f"viz_channels_{layer}")
     steps = c[2].number_input("Steps", 1, 2000, 200, key="viz_filter_steps")
-    start_kind = c[3].selectbox("Start", ["noise", "blank"], key="viz_filter_start")
+    start_kind = c[3].selectbox("Start", ["noise", "grey", "blank"], key="viz_filter_start")
     if st.button("Visualize filters", type="primary", key="viz_filter_go"):
         if not chans:
             st.error("Choose at least one channel.")

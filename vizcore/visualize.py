@@ -26,7 +26,7 @@ from vizcore.objectives import (AscentState, Objective, blur_, channel_mean, cla
 from vizcore.train import Cancelled, Progress
 from vizcore.workspace import atomic_write
 
-STARTS = ("blank", "noise", "mean")
+STARTS = ("blank", "grey", "noise", "mean")
 OBJECTIVES = ("logit", "logprob")
 Stop = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 
@@ -42,7 +42,7 @@ class VisualizeConfig:
     classes before the ascent.
     """
 
-    start: str = "blank"          # 'blank' (zeros, seed 003), 'noise' (uniform), 'mean' (class average)
+    start: str = "blank"          # 'blank' (zeros, seed 003), 'grey' (0.5), 'noise' (uniform), 'mean' (class average)
     objective: str = "logit"      # 'logit' (pre-softmax, seed 003) or 'logprob'
     steps: int = 300              # step cap
     lr: float = 0.05
@@ -216,6 +216,8 @@ def _starts(config: VisualizeConfig, labels: torch.Tensor, input_shape: Sequence
     shape = (len(labels), *input_shape)
     if config.start == "blank":
         return torch.zeros(shape)
+    if config.start == "grey":  # mid-grey: a clamped ascent can darken pixels as well as brighten them
+        return torch.full(shape, 0.5)
     if config.start == "noise":
         return torch.rand(shape, generator=gen)
     if class_means is None:
@@ -311,10 +313,10 @@ def filter_visualization(model: nn.Module, layer: str, channels: Sequence[int], 
     """Images maximizing the mean activation of each chosen channel (conv layer) or unit (dense layer).
 
     All channels are optimized in one batch for ``config.steps`` steps; thresholds do not apply. Start
-    'mean' is not available here (use 'noise' or 'blank').
+    'mean' is not available here.
     """
     if config.start == "mean":
-        raise ValueError("filter visualizations start from 'blank' or 'noise', not 'mean'")
+        raise ValueError("filter visualizations start from 'blank', 'grey' or 'noise', not 'mean'")
     names = dict(model.named_modules())
     if layer not in names or layer == "":
         raise ValueError(f"unknown layer '{layer}'; the model has {[n for n in names if n]}")

@@ -51,7 +51,7 @@ def add_parser(sub) -> None:
     t.add_argument("--threshold", type=float, default=d.threshold, help="stop at softmax > T (default 0.99)")
     t.add_argument("--threshold-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="draw T per sample")
     t.add_argument("--no-threshold", action="store_true", help="run every sample for --steps steps")
-    p.add_argument("--start", choices=("blank", "noise", "mean"), default=d.start)
+    p.add_argument("--start", choices=("blank", "grey", "noise", "mean"), default=d.start)
     p.add_argument("--objective", choices=("logit", "logprob"), default=d.objective)
     p.add_argument("--steps", type=int, default=d.steps, help="step cap")
     p.add_argument("--lr", type=float, default=d.lr)
