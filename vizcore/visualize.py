@@ -29,6 +29,7 @@ from vizcore.workspace import atomic_write
 STARTS = ("blank", "grey", "noise", "mean")
 OBJECTIVES = ("logit", "logprob")
 Stop = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+CHUNK = 128  # samples per forward/backward inside one ascent step
 
 
 @dataclass(frozen=True)
@@ -177,33 +178,35 @@ def _ascend(model: nn.Module, objective: Objective, start: torch.Tensor, config:
         for step in range(steps + 1):
             if cancelled and cancelled():
                 raise Cancelled()
-            images = image_fn()[active]
-            shown = jitter(images, config.jitter, gen)
-            logits = model(shown)
-            if stop is not None:
-                check = logits if shown is images else model(images.detach())
-                hit = stop(check.detach(), active, step)
-                if hit.any():
-                    rows = active[hit]
-                    final[rows], taken[rows.cpu()] = images[hit].detach(), step
-                    keep = ~hit
-                    active, shown, logits = active[keep], shown[keep], logits[keep]
-                    for k in list(acts):
-                        acts[k] = acts[k][keep]
+            opt.zero_grad(set_to_none=True)
+            still = []
+            for rows in active.split(CHUNK):  # chunks keep activations in cache; gradients add up per sample
+                images = image_fn()[rows]
+                shown = jitter(images, config.jitter, gen)
+                logits = model(shown)
+                if stop is not None:
+                    check = logits if shown is images else model(images.detach())
+                    hit = stop(check.detach(), rows, step)
+                    if hit.any():
+                        final[rows[hit]], taken[rows[hit].cpu()] = images[hit].detach(), step
+                        keep = ~hit
+                        rows, shown, logits = rows[keep], shown[keep], logits[keep]
+                        for k in list(acts):
+                            acts[k] = acts[k][keep]
+                still.append(rows)
+                if step < steps and len(rows):
+                    (-objective(AscentState(shown, logits, rows, acts)).sum()).backward()
+            active = torch.cat(still)
             if step == steps or len(active) == 0:
                 break
-            score = objective(AscentState(shown, logits, active, acts))
-            opt.zero_grad(set_to_none=True)
-            (-score.sum()).backward()
             opt.step()
             with torch.no_grad():
                 if config.pixel == "clamp":
                     param.clamp_(0, 1)
                 blur_(param, config.blur)
             if progress:
-                done = n - len(active)
                 progress(span[0] + (span[1] - span[0]) * (step + 1) / max(steps, 1),
-                         f"{what}: step {step + 1}/{steps}, {done} of {n} stopped")
+                         f"{what}: step {step + 1}/{steps}, {n - len(active)} of {n} stopped")
         if len(active):
             final[active] = image_fn()[active].detach()
     return final, taken
