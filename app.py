@@ -13,6 +13,7 @@ st.set_page_config(page_title="vizcore", page_icon=":material/biotech:", layout=
 PAGES = [
     st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
     st.Page("views/models_data.py", title="Models & data", icon=":material/folder_open:"),
+    st.Page("views/visualize.py", title="Visualize", icon=":material/palette:"),
     st.Page("views/gradients.py", title="Prediction gradients", icon=":material/hub:"),
     st.Page("views/looks_like.py", title="Looks like", icon=":material/compare:"),
     st.Page("views/perturb.py", title="Perturb", icon=":material/ads_click:"),

@@ -23,7 +23,9 @@ def _poll_interval(kind: str) -> float | None:
 def job_panel(kind: str, show_result: Callable[[jobs.JobInfo], None] | None = None, limit: int = 5) -> None:
     """Show the newest ``limit`` jobs of ``kind``; ``show_result`` renders a finished job's result."""
 
-    @st.fragment(run_every=_poll_interval(kind))
+    interval = _poll_interval(kind)  # fixed for this run of the page: compared below to see a job finish
+
+    @st.fragment(run_every=interval)
     def panel() -> None:
         items = jobs.list_jobs(kind)[:limit]
         if not items:
@@ -44,7 +46,7 @@ def job_panel(kind: str, show_result: Callable[[jobs.JobInfo], None] | None = No
                     st.warning(j.message)
                 elif j.state == "done" and show_result:
                     show_result(j)
-        if any(j.active for j in items) != (_poll_interval(kind) is not None):
+        if any(j.active for j in items) != (interval is not None):
             st.rerun()
 
     panel()
