@@ -14,4 +14,4 @@ z --dataset fashion-mnist --arch mlp --epochs 15
 z --dataset fashion-mnist --arch cnn_tiny --epochs 15
 z --dataset fashion-mnist --arch cnn_s --epochs 12
 z --dataset fashion-mnist --arch cnn --epochs 12
-z --dataset fashion-mnist --arch cnn_l --epochs 12
+z --dataset fashion-mnist --arch cnn_l --epochs 8
