@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # bench/ and scripts/ import vizcore from this checkout
 
 need_python() {  # $1: requirements file, $2...: modules that must import
   local req=$1; shift
