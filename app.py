@@ -9,6 +9,7 @@ st.set_page_config(page_title="vizcore", page_icon="🔬", layout="wide")
 PAGES = [
     st.Page("pages/overview.py", title="Overview", icon="📋", default=True),
     st.Page("pages/models_data.py", title="Models & data", icon="🗂️"),
+    st.Page("pages/visualize.py", title="Visualize", icon="🎨"),
     st.Page("pages/student_lab.py", title="Student lab", icon="🧑‍🎓"),
 ]
 

@@ -1,0 +1,235 @@
+"""Visualize: what the model "imagines" for each class, next to its output weights and the class average;
+what any filter or unit responds to; downloads of everything (seed 003 sections 5, 7, 9; seed 000 3.3)."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from ui import state
+from vizcore import jobs
+from vizcore.models import conv_layers, dense_layers, layer_table
+from vizcore.plots.common import image_grid
+from vizcore.plots.visualize import (comparison_figure, grid_png, similarity_bars, softmax_bars,
+                                     visualization_grid)
+from vizcore.visualize import (NPZ_NAME, VisualizeConfig, Visualizations, class_averages, filter_visualization,
+                               per_class_mean, similarities, summary, visualization_job, weight_images)
+
+JOB_KIND = "visualize"
+SHOWN_PER_CLASS = 10
+
+ds, entry, model = state.current()
+st.title("Visualize")
+st.caption("Class visualizations by gradient ascent in pixel space: each picture is pushed until the model's "
+           "softmax for its class passes a threshold T and is the largest. A red frame marks a picture that hit "
+           "the step cap first.")
+if ds is None or entry is None or model is None:
+    st.info("Pick a dataset and a model in the sidebar to visualize it.")
+    st.stop()
+names = list(entry.card.class_names)
+shape = tuple(entry.card.input_shape)
+
+
+@st.cache_data(show_spinner=False)
+def load_visualizations(path: str, mtime: float) -> Visualizations:
+    return Visualizations.from_npz(path)
+
+
+@st.cache_data(show_spinner="Averaging the training images…")
+def averages(dataset: str) -> torch.Tensor:
+    d = state.get_dataset(dataset)
+    return class_averages(d.train_x, d.train_y, d.num_classes)
+
+
+@st.cache_data(show_spinner="Computing weight images…")
+def weights(model_id: str, mtime: float, dataset: str, at: str):
+    return weight_images(model, state.get_dataset(dataset), at=at)
+
+
+def latest_job() -> jobs.JobInfo | None:
+    """This session's job for the model, else the newest one in the workspace (survives a reload)."""
+    job_id = st.session_state.get(f"viz_job_{entry.id}")
+    if job_id:
+        return jobs.get_job(job_id)
+    mine = [j for j in jobs.list_jobs(JOB_KIND) if j.config.get("model") == entry.id and j.state != "cancelled"]
+    return mine[0] if mine else None
+
+
+def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
+    with st.form("viz_options", border=True):
+        c = st.columns(4)
+        picked = c[0].multiselect("Classes", names, default=names, key="viz_classes")
+        per_class = c[1].number_input("Samples per class", 1, 200, 1, key="viz_per_class")
+        start = c[2].selectbox("Start", ["blank", "noise", "mean"], key="viz_start",
+                               help="blank: all-zero image (seed 003); noise: uniform; mean: the class average")
+        objective = c[3].selectbox("Objective", ["logit", "logprob"], key="viz_objective",
+                                   help="pre-softmax logit of the class (seed 003) or its log-probability")
+        c = st.columns(4)
+        mode = c[0].radio("Threshold T", ["fixed", "random range", "none"], key="viz_tmode", horizontal=True)
+        t = c[1].slider("T (fixed)", 0.5, 0.999, 0.99, key="viz_t")
+        t_range = c[2].slider("T range", 0.5, 0.999, (0.90, 0.99), key="viz_trange")
+        steps = c[3].number_input("Step cap", 1, 5000, 300, key="viz_steps")
+        with st.expander("Regularizers and diversity"):
+            c = st.columns(4)
+            lr = c[0].number_input("Learning rate", 0.0001, 10.0, 0.05, format="%.4f", key="viz_lr")
+            l2w = c[1].number_input("L2 penalty", 0.0, 10.0, 0.0, format="%.4f", key="viz_l2")
+            tv = c[2].number_input("Total variation", 0.0, 10.0, 0.0, format="%.4f", key="viz_tv")
+            pixel = c[3].selectbox("Pixel range", ["clamp", "sigmoid"], key="viz_pixel")
+            c = st.columns(4)
+            jit = c[0].number_input("Jitter (pixels)", 0, 8, 0, key="viz_jitter")
+            blur = c[1].slider("Blur", 0.0, 1.0, 0.0, key="viz_blur")
+            ar = c[2].checkbox("Attraction–repulsion pre-movement", key="viz_ar",
+                               help="seed 000: move each sample toward or away from random classes first")
+            seed = c[3].number_input("Seed", 0, 10**6, 0, key="viz_seed")
+        go = st.form_submit_button("Generate", type="primary", key="viz_generate")
+    if not go:
+        return None
+    if not picked:
+        st.error("Choose at least one class.")
+        return None
+    try:
+        cfg = VisualizeConfig(start=start, objective=objective, steps=int(steps), lr=float(lr), pixel=pixel,
+                              l2=float(l2w), tv=float(tv), jitter=int(jit), blur=float(blur), attract_repel=ar,
+                              seed=int(seed), threshold=t if mode == "fixed" else None,
+                              threshold_range=tuple(t_range) if mode == "random range" else None)
+    except ValueError as e:
+        st.error(str(e))
+        return None
+    return [names.index(n) for n in picked], int(per_class), cfg
+
+
+def start(classes: list[int], per_class: int, cfg: VisualizeConfig) -> None:
+    means = averages(ds.name) if cfg.start == "mean" else None
+    fn = visualization_job(model, classes, per_class, cfg, input_shape=shape, class_names=names, class_means=means)
+    info = jobs.start_job(JOB_KIND, f"{entry.id}: {per_class} per class", fn,
+                          {"model": entry.id, "classes": classes, "per_class": per_class, **cfg.to_json()})
+    st.session_state[f"viz_job_{entry.id}"] = info.id
+
+
+@st.fragment(run_every=1)
+def running(job_id: str) -> None:
+    info = jobs.get_job(job_id)
+    if not info.active:
+        st.rerun()
+    st.progress(info.progress, text=info.message or "starting…")
+    if st.button("Cancel", key="viz_cancel"):
+        jobs.cancel_job(job_id)
+
+
+@st.fragment
+def class_panel(vis: Visualizations) -> None:
+    classes = sorted(set(vis.labels.tolist()))
+    c = st.columns([2, 1])
+    k = c[0].selectbox("Class", classes, format_func=lambda i: names[i], key="viz_panel_class")
+    idx = (vis.labels == k).nonzero()[:, 0]
+    i = c[1].number_input("Sample", 0, len(idx) - 1, 0, key="viz_panel_sample") if len(idx) > 1 else 0
+    j = int(idx[i])
+    left, right = st.columns([1, 2])
+    with left:
+        st.plotly_chart(visualization_grid(vis.images[j:j + 1], vis.labels[j:j + 1], vis.probs[j:j + 1],
+                                           vis.reached[j:j + 1], names, size=260), key="viz_panel_image")
+        st.caption(f"{'reached' if vis.reached[j] else 'did NOT reach'} T = {float(vis.thresholds[j]):.3f} "
+                   f"after {int(vis.steps[j])} steps")
+    with right:
+        t = float(vis.thresholds[j]) or None
+        st.plotly_chart(softmax_bars(vis.probs[j], names, k, t), key="viz_panel_softmax")
+
+
+def results(vis: Visualizations, job_dir: Path) -> None:
+    rows = summary(vis, names)
+    c = st.columns(3)
+    c[0].metric("Visualizations", len(vis.labels))
+    c[1].metric("Reached T", f"{int(vis.reached.sum())} / {len(vis.labels)}")
+    c[2].metric("Mean target probability", f"{float(vis.probs.gather(1, vis.labels[:, None]).mean()):.3f}")
+    shown = torch.cat([(vis.labels == k).nonzero()[:SHOWN_PER_CLASS, 0] for k in sorted(set(vis.labels.tolist()))])
+    per = max(int((vis.labels == vis.labels[0]).sum()), 1)
+    st.plotly_chart(visualization_grid(vis.images[shown], vis.labels[shown], vis.probs[shown], vis.reached[shown],
+                                       names, cols=min(per, SHOWN_PER_CLASS) if per > 1 else 10),
+                    key="viz_grid")
+    if per > SHOWN_PER_CLASS:
+        st.caption(f"showing the first {SHOWN_PER_CLASS} of {per} samples per class; the downloads hold all")
+    st.dataframe(pd.DataFrame(rows).drop(columns=["index"]), hide_index=True, key="viz_summary",
+                 column_config={"diversity": st.column_config.NumberColumn(
+                     help="mean pairwise RMS pixel distance between a class's samples; near 0: they collapsed")})
+    class_panel(vis)
+    c = st.columns(2)
+    c[0].download_button("Download PNG grid", grid_png(vis.images, cols=per if per > 1 else 10),
+                         file_name="visualizations.png", mime="image/png", key="viz_dl_png")
+    c[1].download_button("Download .npz (images, labels, logits, softmax, config)",
+                         (job_dir / NPZ_NAME).read_bytes(), file_name=NPZ_NAME, key="viz_dl_npz")
+
+
+def compare(vis: Visualizations | None) -> None:
+    at = "blank"
+    w = weights(entry.id, entry.weights.stat().st_mtime, ds.name, at)
+    if w.kind != "weights":
+        at = st.radio("Effective weights", ["blank", "data"], horizontal=True, key="viz_weights_at",
+                      format_func=lambda a: {"blank": "gradient at the blank image",
+                                             "data": "gradient averaged over test images"}[a])
+        w = weights(entry.id, entry.weights.stat().st_mtime, ds.name, at)
+        st.info(f"**{entry.card.arch}** has hidden layers, so there is no single weight row per class: "
+                f"the middle column shows {w.label}.")
+    avg = averages(ds.name)
+    if vis is None or sorted(set(vis.labels.tolist())) != list(range(len(names))):
+        st.info("Generate visualizations of every class on the first tab to compare them here.")
+        return
+    v = per_class_mean(vis.images, vis.labels, range(len(names)))
+    sims = similarities(v, w.images, avg)
+    left, right = st.columns([1, 1])
+    with left:
+        st.plotly_chart(comparison_figure(v, w.images, avg, names, w.label), key="viz_compare")
+    with right:
+        st.plotly_chart(similarity_bars(sims, names), key="viz_similarity")
+        st.dataframe(pd.DataFrame({"class": names, **sims}), hide_index=True, key="viz_similarity_table")
+        st.caption("Visualizations of several samples per class are averaged first. Weight images are signed "
+                   "(red positive, blue negative).")
+
+
+def filters() -> None:
+    layers = conv_layers(model) + dense_layers(model)[:-1]
+    if not layers:
+        st.info("This model has no hidden conv or dense layer to visualize; see the weight images instead.")
+        return
+    c = st.columns([1, 2, 1, 1])
+    layer = c[0].selectbox("Layer", layers, key="viz_layer")
+    width = {r["name"]: r["output_shape"][0] for r in layer_table(model, shape)}[layer]
+    chans = c[1].multiselect("Channels / units", list(range(width)), default=list(range(min(8, width))),
+                             key=f"viz_channels_{layer}")
+    steps = c[2].number_input("Steps", 1, 2000, 200, key="viz_filter_steps")
+    start_kind = c[3].selectbox("Start", ["noise", "blank"], key="viz_filter_start")
+    if st.button("Visualize filters", type="primary", key="viz_filter_go"):
+        if not chans:
+            st.error("Choose at least one channel.")
+            return
+        with st.spinner(f"Maximizing {len(chans)} channels of {layer}…"):
+            st.session_state["viz_filters"] = filter_visualization(
+                model, layer, chans, VisualizeConfig(start=start_kind, steps=int(steps), threshold=None),
+                input_shape=shape)
+    fv = st.session_state.get("viz_filters")
+    if fv is not None and fv.layer == layer:
+        titles = [f"#{int(c)}: {float(a):.2f}" for c, a in zip(fv.channels, fv.activation)]
+        st.plotly_chart(image_grid(fv.images, titles=titles, cols=8, size=140), key="viz_filter_grid")
+        st.caption("Title: channel and the mean activation its picture reaches.")
+
+
+tab_classes, tab_compare, tab_filters = st.tabs(["Class visualizations", "Visualization · weights · average",
+                                                  "Filters & units"])
+with tab_classes:
+    picked = options_form()
+    if picked:
+        start(*picked)
+    job = latest_job()
+    vis = None
+    if job is not None and job.active:
+        running(job.id)
+    elif job is not None and job.state == "done":
+        path = job.dir / NPZ_NAME
+        vis = load_visualizations(str(path), path.stat().st_mtime)
+        results(vis, job.dir)
+    elif job is not None and job.state in ("failed", "interrupted"):
+        st.error(f"The last run {job.state}: {job.error or job.message}")
+with tab_compare:
+    compare(vis)
+with tab_filters:
+    filters()

@@ -1,0 +1,253 @@
+"""Class / filter visualizations, weight images, class averages: analytic answers on tiny models,
+invariants of the stopping rule, reproducibility, round trips, and models left untouched."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import assert_untouched, weights_snapshot
+from vizcore.objectives import AscentState, class_logit, l2, total_variation
+from vizcore.train import Cancelled
+from vizcore.visualize import (VisualizeConfig, Visualizations, class_averages, class_visualizations,
+                               cosine_similarity, diversity, filter_visualization, input_gradients, similarities,
+                               summary, weight_images)
+
+SHAPE = (1, 8, 8)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """8x8 images in batches of tens: one thread is faster than two fighting over shared cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_linear_ascent_direction_from_blank_is_the_weight_row(digits_linear):
+    """Seed 003 section 9: from the blank image the ascent moves along the class's weight row."""
+    w = digits_linear.fc1.weight.detach().reshape(10, *SHAPE)
+    grads = input_gradients(digits_linear, torch.zeros(1, *SHAPE))
+    assert torch.allclose(grads, w, atol=1e-6)
+    # one small plain-gradient step through the sigmoid parameterization, which keeps every pixel free to move
+    cfg = VisualizeConfig(start="blank", optimizer="sgd", pixel="sigmoid", lr=10.0, steps=1, threshold=None)
+    vis = class_visualizations(digits_linear, range(10), 1, cfg, input_shape=SHAPE)
+    moved = vis.images - torch.sigmoid(torch.logit(torch.tensor(1e-3)))
+    cos = cosine_similarity(moved, w)
+    assert cos.min() > 0.999, cos
+
+
+def test_linear_weight_image_is_the_row_exactly(digits_linear, digits):
+    wi = weight_images(digits_linear, digits)
+    assert wi.kind == "weights"
+    assert torch.equal(wi.images.flatten(1), digits_linear.fc1.weight.detach())
+
+
+def test_effective_weights_of_a_deep_model_are_labelled_gradients(digits_cnn, digits):
+    blank = weight_images(digits_cnn, digits, at="blank")
+    assert blank.kind == "gradient at blank" and "effective" in blank.label
+    data = weight_images(digits_cnn, digits, at="data", max_samples=40)
+    assert data.kind == "mean gradient over data"
+    # the average gradient over 40 images is the mean of the per-image gradients
+    manual = torch.stack([input_gradients(digits_cnn, digits.test_x[i:i + 1]) for i in range(40)]).mean(0)
+    assert torch.allclose(data.images, manual, atol=1e-5)
+    with pytest.raises(ValueError, match="blank"):
+        weight_images(digits_cnn, digits, at="middle")
+
+
+def test_reached_samples_satisfy_the_threshold_rule(digits_cnn):
+    cfg = VisualizeConfig(start="noise", threshold_range=(0.9, 0.99), attract_repel=True, steps=150, seed=3)
+    vis = class_visualizations(digits_cnn, range(10), 3, cfg, input_shape=SHAPE)
+    assert vis.images.shape == (30, *SHAPE) and vis.images.min() >= 0 and vis.images.max() <= 1
+    assert ((vis.thresholds >= 0.9) & (vis.thresholds <= 0.99)).all() and vis.thresholds.unique().numel() > 1
+    with torch.no_grad():
+        logits = digits_cnn(vis.images)
+    assert torch.allclose(logits, vis.logits, atol=1e-5)
+    assert torch.allclose(vis.probs, logits.softmax(1), atol=1e-6)
+    target_p = vis.probs.gather(1, vis.labels[:, None])[:, 0]
+    assert vis.reached.sum() >= 25
+    r = vis.reached
+    assert (target_p[r] > vis.thresholds[r]).all() and (vis.probs[r].argmax(1) == vis.labels[r]).all()
+    assert (vis.steps[r] < cfg.steps).all()
+    # samples stop as soon as they pass: one step fewer would not have done for most of them
+    assert vis.steps.float().mean() < cfg.steps / 2
+
+
+def test_samples_that_never_reach_t_are_reported_not_hidden(digits_cnn):
+    cfg = VisualizeConfig(start="blank", threshold=0.999, steps=2, lr=0.001)
+    vis = class_visualizations(digits_cnn, [0, 1, 2], 4, cfg, input_shape=SHAPE)
+    assert len(vis.labels) == 12 and vis.labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    missed = ~vis.reached
+    assert missed.any()
+    assert (vis.steps[missed] == 2).all()
+    rows = summary(vis, [str(i) for i in range(10)])
+    assert [r["index"] for r in rows] == [0, 1, 2]
+    assert rows[0]["reached_fraction"] == pytest.approx(float(vis.reached[:4].float().mean()))
+
+
+def test_batched_equals_one_at_a_time(digits_cnn):
+    """Samples are optimized independently inside the batch, stopping included."""
+    cfg = VisualizeConfig(start="blank", threshold=0.95, steps=60)
+    batch = class_visualizations(digits_cnn, range(10), 1, cfg, input_shape=SHAPE)
+    for k in (0, 7):
+        one = class_visualizations(digits_cnn, [k], 1, cfg, input_shape=SHAPE)
+        assert torch.allclose(one.images[0], batch.images[k], atol=1e-4)
+        assert int(one.steps[0]) == int(batch.steps[k])
+
+
+def test_seeded_runs_are_reproducible_and_seeds_differ(digits_cnn):
+    cfg = VisualizeConfig(start="noise", attract_repel=True, threshold_range=(0.9, 0.99), steps=40, seed=7)
+    a = class_visualizations(digits_cnn, [1, 2], 3, cfg, input_shape=SHAPE)
+    b = class_visualizations(digits_cnn, [1, 2], 3, cfg, input_shape=SHAPE)
+    c = class_visualizations(digits_cnn, [1, 2], 3, VisualizeConfig(**{**cfg.to_json(), "seed": 8,
+                                                                     "threshold_range": (0.9, 0.99)}),
+                             input_shape=SHAPE)
+    assert torch.equal(a.images, b.images) and torch.equal(a.thresholds, b.thresholds)
+    assert not torch.allclose(a.images, c.images)
+
+
+def test_mean_start_and_diversity(digits_cnn, digits):
+    means = class_averages(digits.train_x, digits.train_y, 10)
+    cfg = VisualizeConfig(start="mean", threshold=None, steps=0)
+    vis = class_visualizations(digits_cnn, range(10), 2, cfg, input_shape=SHAPE, class_means=means)
+    assert torch.equal(vis.images[::2], means)  # zero steps: the start itself
+    assert diversity(vis.images, vis.labels, range(10)) == [0.0] * 10  # identical starts collapse
+    noisy = class_visualizations(digits_cnn, range(10), 3, VisualizeConfig(start="noise", steps=0, threshold=None),
+                                 input_shape=SHAPE)
+    d = diversity(noisy.images, noisy.labels, range(10))
+    # two independent uniform images differ by sqrt(1/6) RMS per pixel on average
+    assert all(0.3 < v < 0.5 for v in d)
+    assert diversity(noisy.images[:1], noisy.labels[:1], [0]) == [None]
+    with pytest.raises(ValueError, match="class_means"):
+        class_visualizations(digits_cnn, [0], 1, VisualizeConfig(start="mean"), input_shape=SHAPE)
+
+
+def test_class_averages_and_similarities():
+    x = torch.tensor([[[[1.0, 0.0]]], [[[3.0, 2.0]]], [[[5.0, 5.0]]]])
+    y = torch.tensor([0, 0, 2])
+    avg = class_averages(x, y, 3)
+    assert torch.equal(avg, torch.tensor([[[[2.0, 1.0]]], [[[0.0, 0.0]]], [[[5.0, 5.0]]]]))
+    a = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    b = torch.tensor([[2.0, 0.0], [-1.0, -1.0]])
+    assert torch.allclose(cosine_similarity(a, b), torch.tensor([1.0, -1.0]))
+    sims = similarities(a, b, a)
+    assert sims["visualization ~ average"] == pytest.approx([1.0, 1.0])
+    assert sims["visualization ~ weights"] == pytest.approx([1.0, -1.0])
+
+
+def test_objectives_compose():
+    images = torch.tensor([[[[0.0, 1.0], [1.0, 1.0]]], [[[0.5, 0.5], [0.5, 0.5]]]])
+    logits = torch.tensor([[1.0, 3.0], [2.0, -1.0]])
+    state = AscentState(images, logits, torch.tensor([0, 1]))
+    obj = class_logit(torch.tensor([1, 0])) - 0.5 * l2() + total_variation() * 2
+    # sample 0: logit 3 - 0.5 * 3 + 2 * (tv 2); sample 1: logit 2 - 0.5 * 1 + 0
+    assert torch.allclose(obj(state), torch.tensor([3 - 1.5 + 4.0, 2 - 0.5]))
+    sub = AscentState(images[1:], logits[1:], torch.tensor([1]))  # per-sample targets follow the row index
+    assert torch.allclose(class_logit(torch.tensor([1, 0]))(sub), torch.tensor([2.0]))
+
+
+def test_filter_visualization_raises_the_channel(digits_cnn):
+    cfg0 = VisualizeConfig(start="noise", steps=0, threshold=None, seed=1)
+    cfg = VisualizeConfig(start="noise", steps=60, threshold=None, seed=1)
+    for layer, chans in (("conv2", [0, 3, 5]), ("fc1", [1, 2])):
+        before = filter_visualization(digits_cnn, layer, chans, cfg0, input_shape=SHAPE)
+        after = filter_visualization(digits_cnn, layer, chans, cfg, input_shape=SHAPE)
+        assert after.channels.tolist() == chans
+        assert (after.activation > before.activation + 0.1).all(), (before.activation, after.activation)
+    with pytest.raises(ValueError, match="channels"):
+        filter_visualization(digits_cnn, "conv1", [99], cfg, input_shape=SHAPE)
+    with pytest.raises(ValueError, match="unknown layer"):
+        filter_visualization(digits_cnn, "conv9", [0], cfg, input_shape=SHAPE)
+
+
+def test_npz_round_trip(digits_linear, tmp_path):
+    cfg = VisualizeConfig(threshold_range=(0.9, 0.95), l2=0.01, steps=20)
+    vis = class_visualizations(digits_linear, [3, 4], 2, cfg, input_shape=SHAPE)
+    path = vis.to_npz(tmp_path / "v.npz")
+    back = Visualizations.from_npz(path)
+    for f in ("images", "labels", "logits", "probs", "reached", "thresholds", "steps"):
+        assert torch.equal(getattr(back, f), getattr(vis, f)), f
+    assert back.config == cfg
+    with np.load(path) as z:
+        assert json.loads(str(z["config"]))["threshold_range"] == [0.9, 0.95]
+
+
+@pytest.mark.parametrize("bad", [dict(threshold=1.5), dict(threshold_range=(0.99, 0.9)), dict(start="grey"),
+                                 dict(objective="prob"), dict(blur=2.0), dict(pixel="tanh")])
+def test_bad_config_says_what_is_wrong(bad):
+    with pytest.raises(ValueError):
+        VisualizeConfig(**bad)
+
+
+def _operations(digits):
+    cfg = VisualizeConfig(start="noise", steps=5, threshold=0.99, attract_repel=True, pre_steps=3)
+    return {
+        "class": lambda m, **kw: class_visualizations(m, range(10), 2, cfg, input_shape=SHAPE, **kw),
+        "filter": lambda m, **kw: filter_visualization(m, "conv1", [0, 1], cfg, input_shape=SHAPE, **kw),
+        "weights": lambda m, **kw: weight_images(m, digits, at="data", max_samples=10),
+    }
+
+
+@pytest.mark.parametrize("op", ["class", "filter", "weights"])
+@pytest.mark.parametrize("fail", [False, True])
+def test_model_left_untouched(digits_cnn, digits, op, fail):
+    model = digits_cnn
+    before = weights_snapshot(model)
+    model.train()
+    model.fc1.weight.requires_grad_(True)  # a mixed flag set that must come back as it was
+    flags = [p.requires_grad for p in model.parameters()]
+    calls = []
+
+    def cancelled():
+        calls.append(1)
+        return len(calls) > 3
+
+    try:
+        run = _operations(digits)[op]
+        if fail and op == "weights":
+            with pytest.raises(RuntimeError):
+                weight_images(model, torch.zeros(4, 3, 8, 8))  # wrong channel count fails inside the forward
+        elif fail:
+            with pytest.raises(Cancelled):
+                run(model, cancelled=cancelled)
+        else:
+            run(model, cancelled=lambda: False) if op != "weights" else run(model)
+        assert model.training
+        assert [p.requires_grad for p in model.parameters()] == flags
+        assert_untouched(model, before)
+    finally:
+        model.eval()
+        model.requires_grad_(False)
+
+
+def test_bad_classes_get_a_clear_message(digits_linear):
+    with pytest.raises(ValueError, match="0..9"):
+        class_visualizations(digits_linear, [10], 1, VisualizeConfig(), input_shape=SHAPE)
+    with pytest.raises(ValueError, match="at least one"):
+        class_visualizations(digits_linear, [], 1, VisualizeConfig(), input_shape=SHAPE)
+
+
+def test_cli_writes_the_npz_and_a_summary(digits_linear, digits, tmp_path, capsys):
+    from vizcore.cli import main
+    from vizcore.zoo import ModelCard, save_model
+
+    save_model(digits_linear, ModelCard(name="tiny-linear", dataset="digits", arch="linear", input_shape=list(SHAPE),
+                                        class_names=list(digits.class_names)))
+    out = tmp_path / "v.npz"
+    rc = main(["visualize", "--model", "user:tiny-linear", "--per-class", "2", "--threshold-range", "0.9", "0.95",
+               "--start", "noise", "--out", str(out), "--json"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    vis = Visualizations.from_npz(out)
+    assert report["n"] == len(vis.labels) == 20
+    assert vis.config.threshold_range == (0.9, 0.95) and vis.config.threshold is None
+    rows = report["per_class"]
+    assert [r["index"] for r in rows] == list(range(10))
+    assert rows[3]["mean_target_prob"] == pytest.approx(float(vis.probs[6:8, 3].mean()), abs=1e-6)
+    assert rc == 0 and main(["visualize", "--model", "user:tiny-linear", "--start", "mean", "--dataset", "yale-faces",
+                             "--out", str(out)]) == 2
