@@ -227,20 +227,27 @@ def generator_am(teacher: nn.Module, config: SynthesisConfig, *, input_shape, nu
 
 
 def _pixel_am(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
-    """Seed 003's class visualizations (issue 3's pixel-space AM) used as the dataset."""
+    """Issue 3's pixel-space class visualizations as the dataset (seed 003 sections 5.2-5.3): one per class
+    from a blank image, or several per class from noise with seed 000's attraction-repulsion."""
     from vizcore.visualize import VisualizeConfig, class_visualizations
 
     per_class = config.per_class or max(1, config.n // num_classes)
-    vis = class_visualizations(teacher, list(range(num_classes)), per_class, VisualizeConfig(seed=config.seed),
-                               input_shape=tuple(input_shape), progress=progress, cancelled=cancelled)
-    return vis.images, {"reached_fraction": float(np.mean(np.asarray(vis.reached, dtype=float)))}
+    many = per_class > 1
+    vc = VisualizeConfig(start="noise" if many else "blank", steps=config.max_steps, threshold=config.threshold,
+                         threshold_range=(config.threshold, config.threshold_max) if config.threshold_max else None,
+                         attract_repel=many, pre_steps=max(1, config.pre_steps), seed=config.seed)
+    vis = class_visualizations(teacher, list(range(num_classes)), per_class, vc, input_shape=tuple(input_shape),
+                               progress=progress, cancelled=cancelled)
+    return vis.images, {"reached_fraction": float(vis.reached.float().mean()), "visualize_config": vc.to_json()}
 
 
 def _weight_images(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
-    """Seed 003 section 9: the output neurons' weight rows, shown as images, used as training data."""
+    """Seed 003 section 9: output-neuron weight rows (effective weights for deeper models) shown as images,
+    min-max scaled together to [0, 1], used as training data."""
     from vizcore.visualize import weight_images
 
-    return weight_images(teacher, input_shape=tuple(input_shape)), {}
+    w = weight_images(teacher, torch.zeros(1, *input_shape)).images
+    return (w - w.min()) / (w.max() - w.min()).clamp(min=1e-12), {}
 
 
 def _class_averages(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
