@@ -47,6 +47,9 @@ def label(name: str) -> str:
 
 def sidebar() -> tuple[Dataset | None, zoo.ModelEntry | None]:
     """Draw the dataset and model pickers; return the current choice (models filtered to what fits)."""
+    for key, value in st.session_state.pop("_select", {}).items():
+        if value:
+            st.session_state[key] = value
     choices = dataset_choices()
     if st.session_state.get(DATASET_KEY) not in choices:
         st.session_state[DATASET_KEY] = next((c for c in PREFERRED if c in choices), choices[0])
@@ -72,6 +75,31 @@ def sidebar() -> tuple[Dataset | None, zoo.ModelEntry | None]:
     entry = by_id[mid]
     st.sidebar.caption(f"{entry.card.arch} trained on {entry.card.dataset} · input {entry.card.input_shape}")
     return ds, entry
+
+
+@st.cache_data(show_spinner="Evaluating on the test split…", max_entries=32)
+def evaluation(model_id: str, mtime: float, dataset_name: str) -> dict:
+    """The model's classification report on the dataset's test split, plus its predictions."""
+    from vizcore.metrics import classification_report, predict_logits
+
+    ds = get_dataset(dataset_name)
+    probs = predict_logits(get_model(model_id, mtime), ds.test_x).softmax(1)
+    report = classification_report(ds.test_y.numpy(), probs.argmax(1).numpy(), ds.class_names)
+    report["pred"] = probs.argmax(1).tolist()
+    report["confidence"] = probs.max(1).values.tolist()
+    return report
+
+
+def flash(message: str, dataset: str | None = None, model: str | None = None) -> None:
+    """Rerun with ``dataset``/``model`` selected in the sidebar and ``message`` shown as a success note."""
+    st.session_state["_flash"] = message
+    st.session_state["_select"] = {DATASET_KEY: dataset, MODEL_KEY: model}
+    st.rerun()
+
+
+def show_flash() -> None:
+    if msg := st.session_state.pop("_flash", None):
+        st.success(msg)
 
 
 def current() -> tuple[Dataset | None, zoo.ModelEntry | None, torch.nn.Module | None]:

@@ -114,17 +114,22 @@ def _to_tensor(images: np.ndarray, scale: float) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
+def workspace_data() -> Path:
+    """The workspace folder where downloads and torchvision's staged raw files go."""
+    from vizcore.workspace import workspace
+
+    return workspace() / "data"
+
+
 def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
     """Folders searched for dataset files, in order: the argument, ``$VIZCORE_DATA``, the workspace cache,
     and the ``shared/datasets`` folder beside this checkout (a development convenience, never required)."""
-    from vizcore.workspace import workspace
-
     roots = []
     if root:
         roots.append(Path(root).expanduser())
     if os.environ.get("VIZCORE_DATA"):
         roots.append(Path(os.environ["VIZCORE_DATA"]).expanduser())
-    roots.append(workspace() / "data")
+    roots.append(workspace_data())
     roots.append(Path(__file__).resolve().parents[2] / "shared" / "datasets")
     return roots
 
@@ -213,17 +218,15 @@ def load_torchvision(name: str, root: str | os.PathLike | None = None, download:
     """
     import torchvision.datasets as tvd
 
-    from vizcore.workspace import workspace
-
     folder = TORCHVISION_SETS[name]
     found, searched = _find_local(name, data_roots(root))
     if found is None and not download:
         where = "\n  ".join(str(p) for p in searched)
         raise DatasetNotFound(f"{name}: no local copy found. Searched:\n  {where}\nFetch it with:\n  {_fetch_hint(name)}")
     if found is None:
-        tv_root = Path(root).expanduser() if root else workspace() / "data"
+        tv_root = Path(root).expanduser() if root else workspace_data()
     elif folder in ("FashionMNIST", "MNIST"):
-        tv_root = _stage_idx(found, workspace() / "data", folder)
+        tv_root = _stage_idx(found, workspace_data(), folder)
     else:
         tv_root = found.parent if name == "cifar10" else found
     if name == "svhn" and found is None:
@@ -394,6 +397,13 @@ def available() -> list[str]:
     except DatasetNotFound:
         pass
     return out
+
+
+def dataset_label(name: str) -> str:
+    """A short name for a dataset id (``npz:/a/b/faces.npz`` -> ``faces``), usable in file names."""
+    if ":" in name:
+        name = Path(name.split(":", 1)[1]).stem
+    return name
 
 
 def list_datasets() -> list[str]:

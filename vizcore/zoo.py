@@ -123,10 +123,17 @@ def load_model(entry: ModelEntry | str, device: str | torch.device = "cpu") -> n
     return model
 
 
+def check_name(name: str) -> str:
+    """A model or dataset name that is safe as a file name, or :class:`ModelFileError`."""
+    if not _NAME.match(name):
+        raise ModelFileError(f"name '{name}' must start with a letter or digit and hold only letters, digits, "
+                             "'_', '-' or '.' (at most 80)")
+    return name
+
+
 def save_model(model: nn.Module, card: ModelCard, folder: Path | None = None) -> ModelEntry:
     """Write weights (safetensors, or TorchScript for ``format='torchscript'``) and card atomically."""
-    if not _NAME.match(card.name):
-        raise ModelFileError(f"model name '{card.name}' must be letters, digits, '_', '-' or '.' (at most 80)")
+    check_name(card.name)
     folder = folder or user_models_dir()
     if card.format == "torchscript":
         buf = io.BytesIO()
@@ -138,6 +145,14 @@ def save_model(model: nn.Module, card: ModelCard, folder: Path | None = None) ->
     write_json(folder / f"{card.name}.json", card.to_json())  # the card last: a model is listed only when complete
     prefix = "zoo" if folder.resolve() == ZOO_DIR.resolve() else "user"
     return ModelEntry(f"{prefix}:{card.name}", card, weights)
+
+
+def delete_model(entry: ModelEntry) -> None:
+    """Remove a workspace model (the card first, so a half-deleted model is never listed)."""
+    if not entry.id.startswith("user:"):
+        raise ModelFileError("zoo models are part of the app and cannot be deleted")
+    entry.weights.with_suffix(".json").unlink(missing_ok=True)
+    entry.weights.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------- uploads
@@ -261,6 +276,6 @@ def fits(entry: ModelEntry, dataset) -> bool:
 
 
 __all__ = [
-    "ARCHITECTURES", "ModelCard", "ModelEntry", "ModelFileError", "fit_message", "fits", "get_entry",
+    "ARCHITECTURES", "ModelCard", "check_name", "delete_model", "ModelEntry", "ModelFileError", "fit_message", "fits", "get_entry",
     "import_model", "list_models", "load_model", "read_state_dict", "save_model", "sniff_format",
 ]

@@ -8,14 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from ui import state
+from ui.jobs_panel import job_panel
 from vizcore import runs
-from vizcore.jobs import cancel_job, get_job
 from vizcore.plots.common import confusion_heatmap
 from vizcore.plots.students import accuracy_vs_size, f1_curves, synthetic_gallery
 from vizcore.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
 from vizcore.synthesis import METHOD_LABELS, SynthesisConfig
-
-JOB_KEY = "student_lab_job"
 
 st.title("Student lab")
 st.caption("Generate images from the teacher alone, train new models (students) on them, and compare them with the "
@@ -83,37 +81,24 @@ with new_tab:
             teacher=entry.id, dataset=ds.name, synthesis=SynthesisConfig(method=method, **opts),
             students=tuple(StudentConfig(arch=a, labels=labels, epochs=epochs) for a in archs),
             baseline=baseline, preset="bias-only" if bias_only else "")
-        problem = None if archs else "choose at least one student architecture"
+        problem = None if archs else "Choose at least one student architecture."
     except ValueError as e:
         cfg, problem = None, str(e)
     if problem:
         st.error(problem)
-    if st.button("Start run", type="primary", key="sl_start", disabled=cfg is None or bool(problem) or bool(active)):
-        st.session_state[JOB_KEY] = runs.start_run(cfg).id
+    if st.button("Start run", type="primary", key="sl_start", disabled=bool(problem) or bool(active),
+                 help="one run at a time" if active else None):
+        runs.start_run(cfg)
         st.rerun()
-    if active:
-        st.session_state.setdefault(JOB_KEY, active[0]["id"])
 
-    @st.fragment(run_every=1)
-    def job_panel():
-        job_id = st.session_state.get(JOB_KEY)
-        if not job_id:
-            return
-        job = get_job(job_id)
-        if job.active:
-            st.progress(job.progress, text=job.message or job.state)
-            if st.button("Cancel", key="sl_cancel"):
-                cancel_job(job_id)
-        elif job.state == "done":
-            st.success(f"Run {job_id} finished: best student {job.result['best_student']} "
-                       f"{job.result['best_accuracy']:.1%} vs teacher {job.result['teacher_accuracy']:.1%}. "
-                       "Open *Runs and comparison*.")
-        elif job.state == "failed":
-            st.error(f"Run {job_id} failed: {job.error}")
-        else:
-            st.warning(f"Run {job_id}: {job.state}. {job.message}")
+    def show_result(job):
+        r = job.result
+        st.success(f"Best student {r['best_student']}: {r['best_accuracy']:.1%} test accuracy, "
+                   f"{r['best_ratio']:.1%} of the teacher's {r['teacher_accuracy']:.1%}"
+                   + (f"; real-data baseline {r['baseline_accuracy']:.1%}" if r.get("baseline_accuracy") is not None else "")
+                   + ". Compare it on *Runs and comparison*.")
 
-    job_panel()
+    job_panel(runs.JOB_KIND, show_result, limit=3)
 
 
 with runs_tab:

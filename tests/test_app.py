@@ -1,0 +1,135 @@
+"""AppTest: the shell, Overview and Models & data pages, driven like a user would."""
+
+import io
+import os
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from vizcore import jobs, zoo
+
+APP = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "app.py")
+
+
+def _app():
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _select(at, label, value):
+    box = next(s for s in at.sidebar.selectbox if s.label == label)
+    box.set_value(value).run()
+    assert not at.exception
+
+
+def test_starts_with_a_real_dataset_and_a_trained_model():
+    at = _app()
+    values = {s.label: s.value for s in at.sidebar.selectbox}
+    assert values["Dataset"] in ("fashion-mnist", "digits")
+    entry = zoo.get_entry(values["Model"])
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Test accuracy"] == f"{entry.card.metrics['accuracy']:.2%}"
+    assert shown["Model card says"] == shown["Test accuracy"]
+
+
+def test_switching_dataset_filters_models():
+    at = _app()
+    _select(at, "Dataset", "digits")
+    models = next(s for s in at.sidebar.selectbox if s.label == "Model").options
+    assert models and all(zoo.get_entry(m.split("  ·  ")[0]).card.input_shape == [1, 8, 8] for m in models)
+    _select(at, "Model", "zoo:digits-linear")
+    assert {m.label: m.value for m in at.metric}["Architecture"] == "linear"
+    at.toggle(key="overview_only_wrong").set_value(True).run()
+    assert not at.exception and any("misclassified" in c.value for c in at.caption)
+
+
+def _upload(name, payload):
+    """An uploaded file as Streamlit hands it to a page (AppTest cannot drive file_uploader itself)."""
+    from streamlit.runtime.uploaded_file_manager import UploadedFile, UploadedFileRec
+
+    return UploadedFile(UploadedFileRec(file_id=name, name=name, type="application/octet-stream", data=payload), None)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return os.system, ("touch /tmp/vizcore-pwned-by-test",)
+
+
+def _models_page(monkeypatch, files: dict):
+    """Open Models & data with file_uploader returning ``files[key]``."""
+    import streamlit as st
+
+    real = st.file_uploader
+
+    def fake(label, *a, key=None, **k):
+        real(label, *a, key=key, **k)
+        return files.get(key)
+
+    monkeypatch.setattr(st, "file_uploader", fake)
+    at = _app()
+    _select(at, "Dataset", "digits")
+    at.switch_page("views/models_data.py").run()
+    assert not at.exception
+    return at
+
+
+def test_malicious_checkpoint_upload_is_refused(monkeypatch):
+    buf = io.BytesIO()
+    torch.save({"fc1.weight": _Exploit()}, buf)
+    at = _models_page(monkeypatch, {"up_model_file": _upload("evil.pt", buf.getvalue())})
+    at.text_input(key="up_model_name").input("evil")
+    at.selectbox(key="up_arch").set_value("linear")
+    at.button[[b.label for b in at.button].index("Add model")].click().run()
+    assert any("refused" in e.value for e in at.error)
+    assert not os.path.exists("/tmp/vizcore-pwned-by-test")
+    assert not any(e.id == "user:evil" for e in zoo.list_models())
+
+
+def test_model_that_does_not_fit_gets_a_message(monkeypatch):
+    from safetensors.torch import save
+
+    from vizcore.models import build_model
+
+    wrong = save(build_model("linear", (1, 28, 28), 10).state_dict())
+    at = _models_page(monkeypatch, {"up_model_file": _upload("w.safetensors", wrong)})
+    at.text_input(key="up_model_name").input("wrong")
+    at.selectbox(key="up_arch").set_value("linear")
+    at.button[[b.label for b in at.button].index("Add model")].click().run()
+    assert any("input [1, 8, 8], 10 classes" in e.value for e in at.error)
+
+
+def test_bad_and_good_dataset_uploads(monkeypatch, workspace):
+    files = {"up_data_file": _upload("bad.npz", b"PK\x03\x04 not really")}
+    at = _models_page(monkeypatch, files)
+    at.text_input(key="up_data_name").input("bad")
+    at.button[[b.label for b in at.button].index("Add dataset")].click().run()
+    assert any("not a readable .npz" in e.value for e in at.error)
+    buf = io.BytesIO()
+    np.savez(buf, x=np.random.default_rng(0).integers(0, 255, (40, 6, 6), dtype=np.uint8), y=np.arange(40) % 2)
+    files["up_data_file"] = _upload("good.npz", buf.getvalue())
+    at.text_input(key="up_data_name").input("tiny")
+    at.button[[b.label for b in at.button].index("Add dataset")].click().run()
+    assert not at.error and (workspace / "datasets" / "tiny.npz").exists()
+    box = next(s for s in at.sidebar.selectbox if s.label == "Dataset")
+    assert box.value.endswith("tiny.npz") and any("now selected" in s.value for s in at.success)
+
+
+def test_training_job_from_the_page_appears_in_the_picker(monkeypatch):
+    at = _models_page(monkeypatch, {})
+    at.selectbox(key="train_dataset").set_value("digits")
+    at.selectbox(key="train_arch").set_value("linear")
+    at.text_input(key="train_name").input("page-lin")
+    at.number_input(key="train_epochs").set_value(2)
+    at.button[[b.label for b in at.button].index("Start training")].click().run()
+    assert not at.exception
+    job = jobs.list_jobs("train")[0]
+    assert jobs.wait_job(job.id, timeout=120).state == "done"
+    at.run()
+    models = next(s for s in at.sidebar.selectbox if s.label == "Model").options
+    assert any(o.startswith("user:page-lin") for o in models)
+    card = zoo.get_entry("user:page-lin").card
+    assert card.command.startswith("python -m vizcore train --dataset digits --arch linear --name page-lin --epochs 2")

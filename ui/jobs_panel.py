@@ -1,0 +1,49 @@
+"""A panel listing the background jobs of one kind: progress bars, a Cancel button, results.
+
+It is a fragment that reruns itself every second while a job is active, so only the panel refreshes.
+Job state lives in the workspace, so the panel shows the same thing after a page reload or an app restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from vizcore import jobs
+
+ICONS = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "cancelled": "🛑", "interrupted": "⚠️"}
+
+
+def _poll_interval(kind: str) -> float | None:
+    return 1.0 if any(j.active for j in jobs.list_jobs(kind)[:10]) else None
+
+
+def job_panel(kind: str, show_result: Callable[[jobs.JobInfo], None] | None = None, limit: int = 5) -> None:
+    """Show the newest ``limit`` jobs of ``kind``; ``show_result`` renders a finished job's result."""
+
+    @st.fragment(run_every=_poll_interval(kind))
+    def panel() -> None:
+        items = jobs.list_jobs(kind)[:limit]
+        if not items:
+            st.caption("No jobs yet.")
+            return
+        for j in items:
+            with st.container(border=True):
+                st.markdown(f"{ICONS.get(j.state, '')} **{j.title}** · {j.state} · started {j.created[11:19]} UTC")
+                if j.active:
+                    cols = st.columns([5, 1])
+                    cols[0].progress(j.progress, text=j.message or "starting…")
+                    if cols[1].button("Cancel", key=f"cancel-{j.id}"):
+                        jobs.cancel_job(j.id)
+                        st.rerun(scope="fragment")
+                elif j.state == "failed":
+                    st.error(j.error)
+                elif j.state in ("cancelled", "interrupted"):
+                    st.warning(j.message)
+                elif j.state == "done" and show_result:
+                    show_result(j)
+        if any(j.active for j in items) != (_poll_interval(kind) is not None):
+            st.rerun()
+
+    panel()

@@ -1,0 +1,61 @@
+"""Overview: the chosen model's card, layers and how well it does on the chosen dataset's test split."""
+
+import pandas as pd
+import streamlit as st
+
+from ui import state
+from vizcore.models import count_parameters, layer_table
+from vizcore.plots.common import confusion_heatmap, image_grid, per_class_bars
+
+ds, entry, model = state.current()
+st.title("Overview")
+if ds is None:
+    st.info("Pick a dataset in the sidebar.")
+    st.stop()
+if entry is None:
+    st.info(f"No model fits {ds.name} yet: train or upload one on **Models & data**.")
+    st.stop()
+
+card = entry.card
+report = state.evaluation(entry.id, entry.weights.stat().st_mtime, ds.name)
+
+c = st.columns(4)
+c[0].metric("Test accuracy", f"{report['accuracy']:.2%}", help=f"on the {report['n']} test images of {ds.name}")
+card_acc = card.metrics.get("accuracy")
+c[1].metric("Model card says", "—" if card_acc is None else f"{card_acc:.2%}",
+            help="accuracy recorded when the model was trained; reproduce with the CLI command below")
+c[2].metric("Parameters", f"{count_parameters(model):,}")
+c[3].metric("Architecture", card.arch)
+if card.dataset != ds.name:
+    st.warning(f"This model was trained on **{card.dataset}**; it is evaluated here on **{ds.name}** because their "
+               "shapes fit.")
+
+left, right = st.columns([3, 2])
+with left:
+    st.plotly_chart(per_class_bars(report["per_class"]), key="prf")
+with right:
+    st.plotly_chart(confusion_heatmap(report["confusion"], ds.class_names), key="confusion")
+
+st.subheader("Test images")
+only_wrong = st.toggle("Only misclassified", key="overview_only_wrong")
+n_show = st.slider("How many", 10, 60, 20, step=10, key="overview_n")
+pred, names = report["pred"], ds.class_names
+idx = [i for i in range(report["n"]) if not only_wrong or pred[i] != int(ds.test_y[i])][:n_show]
+if idx:
+    wrong = [pred[i] != int(ds.test_y[i]) for i in idx]
+    titles = [f"{names[int(ds.test_y[i])][:10]}→{names[pred[i]][:10]}" if w else names[pred[i]][:14]
+              for i, w in zip(idx, wrong)]
+    st.plotly_chart(image_grid(ds.test_x[idx], titles, cols=10, highlight=wrong), key="strip")
+    st.caption("Title: predicted class; misclassified images are framed in red and titled true→predicted.")
+else:
+    st.success("No misclassified test images.")
+
+with st.expander("Layers", expanded=False):
+    st.dataframe(pd.DataFrame(layer_table(model, ds.input_shape)), hide_index=True)
+with st.expander("Model card", expanded=False):
+    st.write(f"**{card.name}** · {card.arch} · trained on {card.dataset} · seed {card.seed} · "
+             f"{card.train_seconds or '?'} s of training")
+    if card.command:
+        st.code(card.command, language="bash")
+        st.caption(f"Reproduce its test accuracy: `python -m vizcore evaluate --model {entry.id}`")
+    st.json({"hyperparameters": card.hyperparameters, "created": card.created, "format": card.format}, expanded=False)
