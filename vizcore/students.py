@@ -29,7 +29,11 @@ MIN_HOLDOUT = 5
 class StudentConfig:
     """One student. ``labels`` is ``soft`` (teacher softmax, KL at ``temperature``) or ``hard`` (argmax);
     scikit-learn students always learn hard labels. ``holdout`` is the synthetic fraction kept for selection;
-    ``checkpoints`` how many times during training the hold-out score is measured."""
+    ``checkpoints`` how many times during training the hold-out score is measured; ``min_steps`` raises the
+    epoch count of small sets (10 visualizations make one batch per epoch)."""
+
+    def epochs_for(self, n: int) -> int:
+        return max(self.epochs, -(-self.min_steps // max(1, -(-n // self.batch_size))))
 
     arch: str = "cnn"
     labels: str = "soft"
@@ -40,6 +44,7 @@ class StudentConfig:
     seed: int = 0
     holdout: float = 0.1
     checkpoints: int = 5
+    min_steps: int = 300  # small sets get more epochs, so every student sees at least this many batches
 
     def __post_init__(self):
         if self.arch not in STUDENT_KINDS:
@@ -112,8 +117,9 @@ def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft
         return student
     if model is None:
         model = build_model(config.arch, tuple(x.shape[1:]), num_classes, seed=config.seed)
-    chunks = max(1, min(config.checkpoints, config.epochs))
-    sizes = [config.epochs // chunks + (1 if i < config.epochs % chunks else 0) for i in range(chunks)]
+    total = config.epochs_for(len(x))
+    chunks = max(1, min(config.checkpoints, total))
+    sizes = [total // chunks + (1 if i < total % chunks else 0) for i in range(chunks)]
     best, best_state, history, done = -1.0, None, [], 0
     for i, epochs in enumerate(sizes):
         if cancelled and cancelled():
@@ -123,7 +129,7 @@ def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft
 
         def tick(frac, msg, base=done):
             if progress:
-                progress((base + frac * epochs) / config.epochs, f"{config.name}: {msg}")
+                progress((base + frac * epochs) / total, f"{config.name}: {msg}")
         fit(model, x, None if soft is not None else y, tc, soft_targets=soft, params=params, progress=tick,
             cancelled=cancelled)
         done += epochs
