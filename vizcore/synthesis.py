@@ -24,7 +24,7 @@ from vizcore.metrics import predict_logits
 from vizcore.train import Cancelled, Progress
 from vizcore.workspace import atomic_write
 
-METHODS = ("generator-am", "kegnet", "dfad", "pixel-am", "weight-images", "class-averages")
+METHODS = ("generator-am", "kegnet", "dfad", "pixel-am", "weight-images", "class-averages", "uniform-noise")
 METHOD_LABELS = {
     "generator-am": "Generator AM (seed 000)",
     "kegnet": "KegNet (seed 004)",
@@ -32,6 +32,7 @@ METHOD_LABELS = {
     "pixel-am": "Pixel AM class visualizations (seed 003)",
     "weight-images": "Output-weight images (seed 003 section 9)",
     "class-averages": "Class averages (seed 003 section 7, needs real data)",
+    "uniform-noise": "Uniform noise (naive baseline, KegNet's T+Uniform)",
 }
 DIGIT_DATASETS = ("digits", "mnist")
 
@@ -257,6 +258,11 @@ def _class_averages(teacher, config, *, input_shape, num_classes, real=None, pro
     return class_averages(real[0], real[1], num_classes), {}
 
 
+def _uniform_noise(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
+    """The naive baseline of seed 004 (T+Uniform): uniform random images, labelled by the teacher."""
+    return torch.rand(config.n, *input_shape, generator=torch.Generator().manual_seed(config.seed)), {}
+
+
 def _kegnet(teacher, config, **kw):
     from vizcore.kegnet import kegnet_images
 
@@ -270,7 +276,8 @@ def _dfad(teacher, config, **kw):
 
 
 _MAKERS = {"generator-am": generator_am, "kegnet": _kegnet, "dfad": _dfad, "pixel-am": _pixel_am,
-           "weight-images": _weight_images, "class-averages": _class_averages}
+           "weight-images": _weight_images, "class-averages": _class_averages,
+           "uniform-noise": _uniform_noise}
 
 
 def synthesize(teacher: nn.Module, config: SynthesisConfig, *, input_shape, class_names: list[str],
