@@ -63,6 +63,11 @@ def test_bad_choices_get_clear_messages(teacher_id):
     at.multiselect(key="sl_students").set_value([]).run()
     assert any("at least one student" in e.value for e in at.error)
     assert at.button(key="sl_start").disabled
+    at.multiselect(key="sl_students").set_value(["linear"])
+    at.text_input(key="sl_sizes").input("10, many").run()
+    assert any("whole numbers" in e.value for e in at.error)
+    at.text_input(key="sl_sizes").input("10, 999999").run()
+    assert any("between 1 and" in e.value for e in at.error)
     at.selectbox(key="sl_method").set_value("class-averages").run()
     assert any("not data-free" in w.value for w in at.warning)
     at.selectbox(key="sl_method").set_value("generator-am").run()

@@ -75,12 +75,21 @@ with new_tab:
     baseline = b1.checkbox("Real-data baseline of the same size", value=True, key="sl_baseline")
     bias_only = b2.checkbox("Extreme compression: visualizations as weights, biases trained (seed 003 sec. 10)",
                             key="sl_bias_only")
+    sweep = st.text_input("Accuracy against size: also train the first student on the first N images (optional)",
+                          placeholder="e.g. 200, 500, 1000", key="sl_sizes",
+                          help="each size also trains the same student on that many real images (seed 000 Table 2)")
     active = [j for j in runs.list_runs() if j["state"] in ("queued", "running")]
     try:
+        parts = sweep.replace(",", " ").split()
+        if not all(v.isdigit() for v in parts):
+            raise ValueError("sizes must be whole numbers separated by commas, e.g. 200, 500, 1000")
+        sizes = tuple(int(v) for v in parts)
+        if any(v < 1 or v > opts["n"] for v in sizes):
+            raise ValueError(f"sizes must lie between 1 and the synthetic set's {opts['n']} images")
         cfg = runs.DistillConfig(
             teacher=entry.id, dataset=ds.name, synthesis=SynthesisConfig(method=method, **opts),
             students=tuple(StudentConfig(arch=a, labels=labels, epochs=epochs) for a in archs),
-            baseline=baseline, preset="bias-only" if bias_only else "")
+            baseline=baseline, sizes=sizes, preset="bias-only" if bias_only else "")
         problem = None if archs else "Choose at least one student architecture."
     except ValueError as e:
         cfg, problem = None, str(e)
