@@ -8,13 +8,17 @@ import streamlit as st
 
 from ui import state
 
-st.set_page_config(page_title="vizcore", page_icon="🔬", layout="wide")
+st.set_page_config(page_title="vizcore", page_icon=":material/biotech:", layout="wide")
 
 PAGES = [
-    st.Page("views/overview.py", title="Overview", icon="📋", default=True),
-    st.Page("views/models_data.py", title="Models & data", icon="🗂️"),
-    st.Page("views/visualize.py", title="Visualize", icon="🎨"),
-    st.Page("views/student_lab.py", title="Student lab", icon="🧑‍🎓"),
+    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("views/models_data.py", title="Models & data", icon=":material/folder_open:"),
+    st.Page("views/gradients.py", title="Prediction gradients", icon=":material/hub:"),
+    st.Page("views/looks_like.py", title="Looks like", icon=":material/compare:"),
+    st.Page("views/perturb.py", title="Perturb", icon=":material/ads_click:"),
+    st.Page("views/knockout.py", title="Knockout", icon=":material/content_cut:"),
+    st.Page("views/visualize.py", title="Visualize", icon=":material/palette:"),
+    st.Page("views/student_lab.py", title="Student lab", icon=":material/school:"),
 ]
 
 nav = st.navigation(PAGES)

@@ -67,7 +67,7 @@ def running_app(home: Path, timeout: float = 120.0):
 
 
 @contextmanager
-def browser_page(width: int = 1400, height: int = 1000):
+def browser_page(width: int = 1400, height: int = 2200):
     """A Playwright page in headless Debian Chromium."""
     from playwright.sync_api import sync_playwright
 

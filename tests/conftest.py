@@ -7,6 +7,7 @@ workspace. Fixtures that train are session-scoped and seeded (a few seconds on 2
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -15,8 +16,10 @@ import torch
 
 os.environ["VIZCORE_HOME"] = tempfile.mkdtemp(prefix="vizcore-test-")
 torch.set_num_threads(2)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/app_server.py for the browser tests
 
 ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")  # AppTest resolves relative paths against the calling file
 SHARED = ROOT.parent / "shared" / "datasets"
 
 

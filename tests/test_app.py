@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from vizcore import jobs, zoo
 
-APP = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "app.py")
+from conftest import APP
 
 
 def _app():

@@ -12,7 +12,8 @@ import streamlit as st
 
 from vizcore import jobs
 
-ICONS = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "cancelled": "🛑", "interrupted": "⚠️"}
+ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:", "done": ":material/check_circle:",
+         "failed": ":material/error:", "cancelled": ":material/cancel:", "interrupted": ":material/warning:"}
 
 
 def _poll_interval(kind: str) -> float | None:

@@ -17,6 +17,7 @@ if entry is None:
     st.stop()
 
 card = entry.card
+st.caption(f"Model **{entry.id}** on the test split of **{ds.name}**")
 report = state.evaluation(entry.id, entry.weights.stat().st_mtime, ds.name)
 
 c = st.columns(4)

@@ -11,7 +11,8 @@ import json
 import sys
 
 # One module per area; each defines ``add_parser(subparsers)``.
-COMMAND_MODULES = ("vizcore.cli.zoo_cmd", "vizcore.cli.visualize_cmd", "vizcore.cli.distill_cmd")
+COMMAND_MODULES = ("vizcore.cli.zoo_cmd", "vizcore.cli.gradients_cmd", "vizcore.cli.knockout_cmd", "vizcore.cli.visualize_cmd",
+                   "vizcore.cli.distill_cmd")
 
 
 def emit(obj, as_json: bool, text: str | None = None) -> None:

@@ -1,0 +1,62 @@
+"""App benchmark: cold start (process start -> Overview rendered in Chromium), server peak memory, zoo accuracies.
+
+Run: python bench/app.py   (prints one JSON object)
+"""
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from app_server import browser_page, running_app, wait_rendered  # noqa: E402
+
+from vizcore import data, zoo  # noqa: E402
+from vizcore.metrics import evaluate_model  # noqa: E402
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_to_render(home: Path) -> dict:
+    t0 = time.perf_counter()
+    with running_app(home) as url, browser_page() as page:
+        up = time.perf_counter() - t0
+        page.goto(url)
+        wait_rendered(page, "Test accuracy")
+        page.wait_for_selector("[data-testid=stPlotlyChart]", timeout=120_000)
+        rendered = time.perf_counter() - t0
+        pid = int(next(p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_server(p, home)).name)
+        return {"server_up_s": round(up, 2), "first_page_rendered_s": round(rendered, 2),
+                "server_peak_rss_mib": round(peak_rss_mib(pid), 1)}
+
+
+def _is_server(proc: Path, home: Path) -> bool:
+    try:
+        return b"streamlit" in (proc / "cmdline").read_bytes() and str(home).encode() in (proc / "environ").read_bytes()
+    except OSError:
+        return False
+
+
+def zoo_accuracies() -> list[dict]:
+    rows, cache = [], {}
+    for e in zoo.list_models(include_user=False):
+        ds = cache.get(e.card.dataset) or cache.setdefault(e.card.dataset, data.load_dataset(e.card.dataset))
+        acc = evaluate_model(zoo.load_model(e), ds.test_x, ds.test_y, ds.class_names)["accuracy"]
+        rows.append({"model": e.id, "dataset": e.card.dataset, "arch": e.card.arch, "test_accuracy": round(acc, 4),
+                     "card_accuracy": round(e.card.metrics["accuracy"], 4), "train_seconds": e.card.train_seconds})
+    return rows
+
+
+if __name__ == "__main__":
+    home = Path(tempfile.mkdtemp(prefix="vizcore-bench-"))
+    cold = start_to_render(home)   # empty workspace: Fashion-MNIST is staged for torchvision on this start
+    warm = start_to_render(home)   # second start: workspace already prepared
+    print(json.dumps({"cold_start": cold, "second_start": warm, "zoo": zoo_accuracies()}, indent=1))

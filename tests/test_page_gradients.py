@@ -1,0 +1,142 @@
+"""AppTests of the Prediction gradients, Looks like and Perturb pages on the digits zoo CNN, plus one real-browser
+check that takes screenshots of the network diagram and of a Yale face's characteristic feature."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from vizcore import adversarial as A
+from vizcore import gradients as G
+from vizcore import jobs, zoo
+from vizcore.data import load_digits
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+MODEL = "zoo:digits-cnn"
+
+
+def app_on_digits(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.selectbox(key="dataset_name").set_value("digits").run()
+    at.selectbox(key="model_id").set_value(MODEL).run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture(scope="module")
+def model():
+    return zoo.load_model(MODEL)
+
+
+def test_gradients_page_ranking_matches_library(model):
+    at = app_on_digits("views/gradients.py")
+    at.selectbox(key="pg_img_class").set_value(4).run()
+    at.number_input(key="pg_img_n").set_value(2).run()
+    at.selectbox(key="pg_target").set_value(9).run()
+    assert not at.exception, at.exception
+    ds = load_digits()
+    i = int(torch.nonzero(ds.test_y == 4).flatten()[1])
+    scores = G.filter_scores({k: v[0] for k, v in G.prediction_gradients(model, ds.test_x[i:i + 1], 9).items()})
+    top = G.rank_filters(scores)[:5]
+    table = at.dataframe[0].value
+    shown = table[table["end"] == "highest"]
+    assert list(zip(shown["layer"], shown["filter"])) == [(n, f) for n, f, _ in top]
+    assert shown["score"].tolist() == pytest.approx([s for *_, s in top], rel=1e-5)
+    # class average mode, logit output, L1 scores: same ranking as the CLI's function
+    at.radio(key="pg_mode").set_value("Class average").run()
+    at.selectbox(key="pg_avg_class").set_value(7).run()
+    at.radio(key="pg_output").set_value("logit").run()
+    at.selectbox(key="pg_norm").set_value("l1").run()
+    assert not at.exception, at.exception
+    scores = G.class_filter_scores(model, ds.test_x[ds.test_y == 7], 7, norm="l1", output="logit")
+    table = at.dataframe[0].value
+    assert table[table["end"] == "lowest"]["filter"].tolist() == [f for _, f, _ in G.rank_filters(scores, False)[:5]]
+
+
+def test_gradients_page_marks_knocked_out_filters():
+    at = app_on_digits("views/gradients.py")
+    at.session_state["knockout_mask"] = {"conv1": [0, 3], "conv2": [5]}
+    at.run()
+    assert not at.exception, at.exception
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    crosses = [t for t in fig["data"] if t.get("marker", {}).get("symbol") == "x-thin"]
+    assert sorted(len(t["x"]) for t in crosses) == [1, 2]
+    assert any("knocked out" in c.value for c in at.caption)
+
+
+def test_looks_like_page_reports_the_feature(model):
+    at = app_on_digits("views/looks_like.py")
+    at.selectbox(key="ll_img_class").set_value(3).run()
+    at.selectbox(key="ll_other").set_value(8).run()
+    assert not at.exception, at.exception
+    ds = load_digits()
+    i = int(torch.nonzero(ds.test_y == 3).flatten()[0])
+    r = G.looks_like(model, ds.test_x[i], 3, 8)
+    captions = " ".join(c.value for c in at.caption)
+    assert f"filter #{r.feature.filter}, unit ({r.feature.row}, {r.feature.col})" in captions
+    assert f"filter #{r.own.filter}, unit ({r.own.row}, {r.own.col})" in captions
+    at.selectbox(key="ll_layer").set_value("input").run()
+    assert not at.exception and "pixel, unit" in " ".join(c.value for c in at.caption)
+
+
+def test_perturb_page_strip_and_sweep_job():
+    at = app_on_digits("views/perturb.py")
+    at.text_input(key="pt_eps").set_value("0, 3").run()
+    assert not at.exception, at.exception
+    at.number_input(key="pt_per_class").set_value(2).run()
+    at.button(key="pt_run").click().run()
+    assert not at.exception, at.exception
+    job = jobs.list_jobs("perturb-sweep")[0]
+    done = jobs.wait_job(job.id)
+    assert done.state == "done", done.error
+    at.run()
+    assert not at.exception, at.exception
+    r = A.SweepResult.from_dict(done.result)
+    assert r.n_images == 20 and r.eps == [0.0, 3.0]
+    assert at.select_slider(key="pt_matrix_eps").value == 3.0
+    # bad step sizes give a clear message, not a traceback
+    at.text_input(key="pt_eps").set_value("1, two").run()
+    assert not at.exception and "non-negative numbers" in at.error[0].value
+
+
+def test_pages_explain_a_model_without_conv_layers():
+    at = app_on_digits("views/gradients.py")
+    at.selectbox(key="model_id").set_value("zoo:digits-linear").run()
+    assert not at.exception and "no convolutional layers" in at.info[0].value
+
+
+def _choose(page, label: str, option: str) -> None:
+    page.get_by_label(label).first.click()
+    page.get_by_role("option", name=option).first.click()
+
+
+def test_browser_network_diagram_and_yale_feature(workspace):
+    """Real Chromium: the network diagram draws one circle per filter, and a Yale face gets its feature box."""
+    from app_server import browser_page, running_app, screenshot, wait_rendered
+
+    with running_app(workspace) as url, browser_page() as page:
+        page.goto(url)
+        wait_rendered(page, "Dataset")
+        _choose(page, "Dataset", "digits")
+        wait_rendered(page, "trained on digits")
+        page.get_by_role("link", name="Prediction gradients").click()
+        wait_rendered(page, "Per-filter browser")
+        page.wait_for_timeout(1500)
+        circles = page.locator(".js-plotly-plot").first.locator("path.point")
+        assert circles.count() >= 16 + 32  # every filter of digits-cnn's conv layers is a circle
+        assert screenshot(page, "gradients").stat().st_size > 10_000
+        _choose(page, "Dataset", "yale-faces")
+        wait_rendered(page, "trained on yale-faces")
+        page.get_by_role("link", name="Looks like").click()
+        wait_rendered(page, "Most like")
+        page.wait_for_timeout(1500)
+        assert page.locator(".js-plotly-plot").count() >= 4
+        assert screenshot(page, "looks_like_yale").stat().st_size > 10_000

@@ -1,0 +1,184 @@
+"""Knockout: remove filters with sliders and watch the network fail live; knockout curves and ranking study."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from ui import state
+from vizcore import jobs
+from vizcore.importance import StudyConfig, compare_rankings, default_layers, pg_scores
+from vizcore.knockout import (KnockoutEvaluator, class_images, eval_subset, format_filters, knockable_layers,
+                              parse_filters)
+from vizcore.plots.common import confusion_heatmap
+from vizcore.plots.knockout import class_accuracy_bars, filter_score_bars, knockout_curves
+from vizcore.workspace import read_json, write_json
+
+MASK_KEY = "knockout_mask"  # {layer: [filter indices]}; the prediction-gradients page highlights these
+EVAL_SIZES = {"500 images": 500, "2,000 images": 2000, "whole test set": 0}
+
+st.header("Knockout")
+st.caption("Switch filters off and watch the network break, as if it were damaged live (seed 002 section 4.2). "
+           "A knockout is a mask applied during the call: the model itself is never changed.")
+
+ds, entry, model = state.current()
+if model is None or ds is None:
+    st.info("Pick a dataset and a model that fits it in the sidebar.")
+    st.stop()
+
+widths = knockable_layers(model)
+if not widths:
+    st.info(f"{entry.id} has no hidden conv or dense layer whose filters could be knocked out: "
+            "pick a model with hidden layers (a cnn or an mlp) in the sidebar.")
+    st.stop()
+
+mtime = entry.weights.stat().st_mtime
+
+
+@st.cache_resource(max_entries=4, show_spinner="Caching the evaluation set's activations…")
+def evaluator(model_id: str, mtime: float, dataset: str, n_eval: int) -> KnockoutEvaluator:
+    d = state.get_dataset(dataset)
+    x, y = eval_subset(d.test_x, d.test_y, n_eval or None)
+    return KnockoutEvaluator(state.get_model(model_id, mtime), x, y, d.num_classes)
+
+
+@st.cache_data(max_entries=64, show_spinner="Scoring filters by prediction gradient…")
+def class_pg(model_id: str, mtime: float, dataset: str, target: int) -> dict[str, list[float]]:
+    d, m = state.get_dataset(dataset), state.get_model(model_id, mtime)
+    x, _ = class_images(d.train_x, d.train_y, target)
+    return {k: v.tolist() for k, v in pg_scores(m, x, target, list(knockable_layers(m))).items()}
+
+
+c1, c2 = st.columns([2, 1])
+target = c1.selectbox("Class", range(ds.num_classes), format_func=lambda i: ds.class_names[i], key="ko_class")
+n_eval = EVAL_SIZES[c2.selectbox("Evaluate on", list(EVAL_SIZES), index=1, key="ko_n_eval",
+                                 help="a fixed random subset of the test set (the CLI's --n-eval uses the same)")]
+ev = evaluator(entry.id, mtime, ds.name, n_eval)
+scores = class_pg(entry.id, mtime, ds.name, target)
+live, curves = st.tabs(["Live knockout", "Knockout curves"])
+
+
+def reset() -> None:
+    for layer in widths:
+        st.session_state[f"ko_top_{layer}"] = st.session_state[f"ko_bottom_{layer}"] = 0
+    st.session_state["ko_extra"] = []
+
+
+def mask_from_widgets() -> dict[str, list[int]]:
+    """Union of the per-layer top-k / bottom-k by PG and the hand-picked filters."""
+    mask: dict[str, set[int]] = {}
+    for layer in widths:
+        order = sorted(range(widths[layer]), key=lambda i: -scores[layer][i])
+        top, bottom = st.session_state.get(f"ko_top_{layer}", 0), st.session_state.get(f"ko_bottom_{layer}", 0)
+        chosen = set(order[:top]) | (set(order[-bottom:]) if bottom else set())
+        if chosen:
+            mask[layer] = chosen
+    for layer, idx in parse_filters(",".join(st.session_state.get("ko_extra", []))).items():
+        mask.setdefault(layer, set()).update(idx)
+    return {layer: sorted(mask[layer]) for layer in widths if layer in mask}
+
+
+@st.fragment
+def live_panel() -> None:
+    st.markdown(f"**Remove filters by their PG score for class *{ds.class_names[target]}*** "
+                "(top-k = most important first, bottom-k = least important first)")
+    for layer, width in widths.items():
+        a, b, c = st.columns([1, 3, 3])
+        a.markdown(f"`{layer}`  \n{width} {'filters' if layer in default_layers(model) else 'units'}")
+        b.slider("top-k", 0, width, key=f"ko_top_{layer}", help=f"knock out the k highest-PG filters of {layer}")
+        c.slider("bottom-k", 0, width, key=f"ko_bottom_{layer}", help=f"knock out the k lowest-PG filters of {layer}")
+    options = [f"{layer}:{i}" for layer, w in widths.items() for i in range(w)]
+    st.multiselect("Also knock out these filters", options, key="ko_extra", placeholder="layer:filter")
+    st.button("Reset (no knockout)", on_click=reset, key="ko_reset")
+
+    mask = mask_from_widgets()
+    st.session_state[MASK_KEY] = mask
+    base, knocked = ev.evaluate({}), ev.evaluate(mask)
+    n = sum(len(v) for v in mask.values())
+    m1, m2, m3 = st.columns(3)
+    m1.metric(f"Accuracy on {ds.class_names[target]}", f"{knocked.class_accuracy[target]:.1%}",
+              f"{knocked.class_accuracy[target] - base.class_accuracy[target]:+.1%}")
+    m2.metric("Overall accuracy", f"{knocked.accuracy:.1%}", f"{knocked.accuracy - base.accuracy:+.1%}")
+    m3.metric("Filters knocked out", n, help=format_filters(mask) or "none")
+    st.caption(f"on {len(ev.y):,} test images · mask `{format_filters(mask) or 'none'}`")
+    st.plotly_chart(filter_score_bars(scores, mask), key="ko_scores_chart")
+    l, r = st.columns(2)
+    l.plotly_chart(class_accuracy_bars(base.class_accuracy, knocked.class_accuracy, ds.class_names, target),
+                   key="ko_acc_chart")
+    r.plotly_chart(confusion_heatmap(knocked.confusion - base.confusion, ds.class_names,
+                                     "Confusion change (knocked − intact)", diverging=True), key="ko_conf_chart")
+
+
+def study_config(max_k: int) -> dict:
+    cfg = StudyConfig(target=target, max_k=max_k, layers=tuple(default_layers(model))).to_dict()
+    return json.loads(json.dumps(cfg | {"model": entry.id, "mtime": mtime, "dataset": ds.name, "n_eval": n_eval}))
+
+
+def run_study(cfg: dict):
+    study = StudyConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()
+                           if k in StudyConfig.__dataclass_fields__})
+    d = state.get_dataset(cfg["dataset"])
+
+    def work(ctx: jobs.JobContext) -> dict:
+        rx, ry = class_images(d.train_x, d.train_y, study.target, study.n_rank_images)
+        out = compare_rankings(model, ev, rx, ry, study, ctx.progress, ctx.cancelled)
+        write_json(ctx.path("study.json"), {"config": cfg} | out)
+        return {"file": "study.json"}
+
+    jobs.start_job("knockout-study", f"Knockout study: {entry.id}, class {ds.class_names[target]}", work, cfg)
+
+
+@st.fragment(run_every=1)
+def study_progress(job_id: str) -> None:
+    info = jobs.get_job(job_id)
+    if info.active:
+        st.progress(info.progress, text=info.message or "starting…")
+        if st.button("Cancel", key="ko_cancel"):
+            jobs.cancel_job(job_id)
+    else:
+        st.rerun()
+
+
+def curves_panel() -> None:
+    st.markdown("Rank the filters of every conv layer for the class, then knock them out cumulatively: highest-"
+                "first vs lowest-first (seed 002 Figures 4.1, 4.2), against random orders and against other "
+                "importance measures. The **oracle** is each filter's own measured accuracy drop.")
+    max_k = st.slider("Knock out up to K filters", 2, sum(widths[n] for n in default_layers(model)),
+                      min(20, sum(widths[n] for n in default_layers(model))), key="ko_max_k")
+    cfg = study_config(max_k)
+    matching = [j for j in jobs.list_jobs("knockout-study")
+                if {k: j.config.get(k) for k in cfg} == cfg]
+    running = next((j for j in matching if j.active), None)
+    if running:
+        study_progress(running.id)
+        return
+    if st.button("Run knockout study", type="primary", key="ko_run"):
+        run_study(cfg)
+        st.rerun()
+    done = next((j for j in matching if j.state == "done"), None)
+    if matching and matching[0].state in ("failed", "cancelled", "interrupted"):
+        st.warning(f"The last study {matching[0].state}: {matching[0].error or matching[0].message}")
+    if done is None:
+        st.info("No study for this model, class and K yet: run one (it takes seconds to a few minutes).")
+        return
+    res = read_json(done.dir / "study.json")
+    pg = [c for c in res["curves"] if c["label"].startswith("pg") or c["label"] == "random"]
+    l, r = st.columns(2)
+    l.plotly_chart(knockout_curves(pg, "class", f"Error on {ds.class_names[target]}"), key="ko_curve_class")
+    r.plotly_chart(knockout_curves(pg, "overall", "Error on the whole evaluation set"), key="ko_curve_overall")
+    st.markdown("**Is PG a good importance measure?** Spearman correlation of each ranking with the oracle, and "
+                "the area under the class-error curve (mean error over k = 0..K; a good ranking has a high AUC "
+                "highest-first and a low AUC lowest-first).")
+    table = pd.DataFrame(res["table"]).set_index("ranking")
+    st.dataframe(table.style.format("{:.3f}"), key="ko_table")
+    with st.expander("Highest-first curves of every ranking"):
+        hi = [c for c in res["curves"] if "highest" in c["label"] or c["label"] == "random"]
+        st.plotly_chart(knockout_curves(hi, "class", f"Error on {ds.class_names[target]}"), key="ko_curve_all")
+
+
+with live:
+    live_panel()
+with curves:
+    curves_panel()

@@ -1,0 +1,131 @@
+"""Figures of prediction gradients and targeted perturbations (seed 002 chapter 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from vizcore.plots.common import to_display
+
+
+def network_diagram(scores: Mapping[str, torch.Tensor], highlight: Mapping[str, Sequence[int]] | None = None,
+                    title: str = "Prediction gradient per feature map", height: int = 420) -> go.Figure:
+    """Each layer a column of circles, one per filter, brighter for a higher score (seed 002 Table 4.1).
+
+    Brightness is scaled per layer (scores of different layers differ by orders of magnitude); hover shows the
+    raw score. Filters in ``highlight`` (e.g. knocked out) get a red cross.
+    """
+    fig = go.Figure()
+    tallest = max(len(s) for s in scores.values())
+    for col, (layer, s) in enumerate(scores.items()):
+        v = s.detach().cpu().double().numpy()
+        n = len(v)
+        ys = np.linspace(0, tallest - 1, n) if n > 1 else np.array([(tallest - 1) / 2])
+        top = v.max() if v.max() > 0 else 1.0
+        fig.add_trace(go.Scatter(
+            x=[col] * n, y=ys, mode="markers", name=layer, showlegend=False,
+            marker=dict(size=max(8, min(26, 300 // max(tallest, 1))), color=v / top, colorscale="gray", cmin=0, cmax=1,
+                        line=dict(color="#888", width=1), showscale=col == 0,
+                        colorbar=dict(title="score / layer max", len=0.8)),
+            customdata=np.stack([np.arange(n), v], axis=1),
+            hovertemplate=f"{layer}, filter %{{customdata[0]:.0f}}<br>score %{{customdata[1]:.4g}}<extra></extra>"))
+        marked = [i for i in (highlight or {}).get(layer, []) if 0 <= i < n]
+        if marked:
+            fig.add_trace(go.Scatter(
+                x=[col] * len(marked), y=ys[marked], mode="markers", showlegend=False, hoverinfo="skip",
+                marker=dict(symbol="x-thin", size=max(10, min(28, 320 // max(tallest, 1))),
+                            line=dict(color="crimson", width=3))))
+    fig.update_xaxes(tickvals=list(range(len(scores))), ticktext=list(scores), range=[-0.6, len(scores) - 0.4],
+                     showgrid=False, zeroline=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    fig.update_layout(title=title, height=height, plot_bgcolor="#20242c", margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def _heat(z: np.ndarray, diverging: bool, showscale: bool = False, zmax: float | None = None, name: str = "PG"):
+    zmax = zmax if zmax is not None else float(np.abs(z).max()) or 1.0
+    kw = dict(colorscale="RdBu_r", zmin=-zmax, zmax=zmax) if diverging else dict(colorscale="Viridis")
+    return go.Heatmap(z=z[::-1], showscale=showscale, **kw,
+                      hovertemplate=f"x %{{x}}, y %{{y}}: {name} %{{z:.3g}}<extra></extra>")
+
+
+def map_grid(maps: torch.Tensor, titles: Sequence[str] | None = None, diverging: bool = False, cols: int = 8,
+             size: int = 110, title: str | None = None, highlight: int | None = None) -> go.Figure:
+    """A grid of (C, h, w) maps: feature maps (``diverging=False``) or PG maps on a shared red/blue scale."""
+    a = maps.detach().cpu().float().numpy()
+    n = len(a)
+    cols = max(1, min(cols, n))
+    rows = -(-n // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles) if titles else None,
+                        horizontal_spacing=0.01, vertical_spacing=0.1 / rows)
+    zmax = float(np.abs(a).max()) or 1.0
+    for i in range(n):
+        fig.add_trace(_heat(a[i], diverging, showscale=diverging and i == 0, zmax=zmax if diverging else None,
+                            name="PG" if diverging else "output"), i // cols + 1, i % cols + 1)
+        if highlight == i:
+            ref = "" if i == 0 else str(i + 1)
+            fig.add_shape(type="rect", xref=f"x{ref} domain", yref=f"y{ref} domain", x0=0, y0=0, x1=1, y1=1,
+                          line=dict(color="orange", width=4))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    for k in range(1, n + 1):
+        fig.update_yaxes(scaleanchor=f"x{k if k > 1 else ''}", row=(k - 1) // cols + 1, col=(k - 1) % cols + 1)
+    fig.update_layout(title=title, height=rows * size + 60, margin=dict(l=5, r=5, t=50 if title else 30, b=5))
+    fig.update_annotations(font_size=10)
+    return fig
+
+
+def overlay(image: torch.Tensor, heat: torch.Tensor | None = None, box: tuple[int, int, int, int] | None = None,
+            title: str = "", opacity: float = 0.5, diverging: bool = False, size: int = 320) -> go.Figure:
+    """The input image with a PG heat map over it and the feature's box (top, left, bottom, right; exclusive)."""
+    a = to_display(image)
+    h, w = a.shape[:2]
+    rgb = np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a
+    fig = go.Figure(go.Image(z=rgb, hoverinfo="skip"))
+    if heat is not None:
+        z = heat.detach().cpu().float().numpy()
+        zmax = float(np.abs(z).max()) or 1.0
+        kw = dict(colorscale="RdBu_r", zmin=-zmax, zmax=zmax) if diverging else dict(colorscale="Hot", zmin=0, zmax=zmax)
+        fig.add_trace(go.Heatmap(z=z, opacity=opacity, showscale=True, colorbar=dict(len=0.8, thickness=12), **kw,
+                                 hovertemplate="x %{x}, y %{y}: PG %{z:.3g}<extra></extra>"))
+    if box is not None:
+        t, l, b, r = box
+        fig.add_shape(type="rect", x0=l - 0.5, x1=r - 0.5, y0=t - 0.5, y1=b - 0.5, line=dict(color="lime", width=3))
+    fig.update_xaxes(visible=False, range=[-0.5, w - 0.5])
+    fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor="x")
+    fig.update_layout(title=title, height=size, width=size + 80, margin=dict(l=5, r=5, t=40, b=5))
+    return fig
+
+
+def success_matrix(success: Sequence[Sequence[float]], class_names: Sequence[str], eps: float) -> go.Figure:
+    """Share of images of each source class (rows) pushed into each target class (columns) (seed 002 Fig. 4.6)."""
+    z = np.asarray(success, dtype=float)
+    text = np.where(np.isnan(z), "", np.char.mod("%.0f%%", np.nan_to_num(z) * 100))
+    fig = go.Figure(go.Heatmap(z=z, x=list(class_names), y=list(class_names), zmin=0, zmax=1, colorscale="Reds",
+                               text=text, texttemplate="%{text}", colorbar=dict(title="success"),
+                               hovertemplate="%{y} pushed to %{x}: %{z:.1%}<extra></extra>"))
+    fig.update_layout(title=f"Targeted success at step size {eps:g}", xaxis_title="target class",
+                      yaxis_title="source class", yaxis_autorange="reversed",
+                      height=max(380, 28 * len(class_names) + 140), margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def perturbation_curves(eps: Sequence[float], error: Sequence[float], success_rate: Sequence[float],
+                        target_success: Sequence[Sequence[float]], target_names: Sequence[str]) -> go.Figure:
+    """Induced error and targeted success against step size, one thin line per target (seed 002 Figs 4.6, 4.7)."""
+    fig = go.Figure()
+    ts = np.asarray(target_success, dtype=float)
+    for j, name in enumerate(target_names):
+        fig.add_trace(go.Scatter(x=list(eps), y=ts[:, j], mode="lines", name=f"→ {name}", line=dict(width=1),
+                                 opacity=0.6, hovertemplate=f"→ {name}, step %{{x}}: %{{y:.1%}}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=list(eps), y=list(error), mode="lines+markers", name="error induced",
+                             line=dict(width=4, color="black")))
+    fig.add_trace(go.Scatter(x=list(eps), y=list(success_rate), mode="lines+markers", name="target reached",
+                             line=dict(width=4, color="crimson", dash="dash")))
+    fig.update_layout(xaxis_title="step size (L2 distance)", yaxis_title="share of pushes", yaxis_range=[0, 1.02],
+                      yaxis_tickformat=".0%", height=420, margin=dict(l=10, r=10, t=30, b=10))
+    return fig

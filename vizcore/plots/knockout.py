@@ -1,0 +1,70 @@
+"""Figures of the knockout page: per-class accuracy before / after, filter scores with the knocked ones marked,
+and knockout curves (seed 002 Figures 4.1, 4.2) with the random-order band."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+KNOCKED, KEPT = "crimson", "#8aa4c8"
+
+
+def class_accuracy_bars(intact: Sequence[float], knocked: Sequence[float], class_names: Sequence[str],
+                        target: int | None = None) -> go.Figure:
+    """Per-class accuracy of the intact and the knocked-out network; the chosen class's label is bold."""
+    names = [f"<b>{c}</b>" if i == target else c for i, c in enumerate(class_names)]
+    fig = go.Figure([
+        go.Bar(name="intact", x=names, y=list(intact), marker_color="#b0b0b0",
+               hovertemplate="%{x}: %{y:.1%}<extra>intact</extra>"),
+        go.Bar(name="knocked out", x=names, y=list(knocked), marker_color=KNOCKED,
+               hovertemplate="%{x}: %{y:.1%}<extra>knocked out</extra>"),
+    ])
+    fig.update_layout(barmode="group", title="Accuracy per class", yaxis_tickformat=".0%", yaxis_range=[0, 1.02],
+                      height=360, margin=dict(l=10, r=10, t=40, b=10), legend_orientation="h", legend_y=1.12)
+    return fig
+
+
+def filter_score_bars(scores: Mapping[str, Sequence[float]], mask: Mapping[str, Sequence[int]],
+                      title: str = "PG score of each filter (knocked-out filters in red)") -> go.Figure:
+    """One bar per filter, grouped by layer, each layer scaled to its own maximum; knocked filters in red."""
+    x, y, colors, hover = [], [], [], []
+    for layer, vals in scores.items():
+        v = np.asarray(vals, dtype=float)
+        top = v.max() if len(v) and v.max() > 0 else 1.0
+        knocked = set(mask.get(layer, ()))
+        for i, s in enumerate(v):
+            x.append(f"{layer}:{i}")
+            y.append(s / top)
+            colors.append(KNOCKED if i in knocked else KEPT)
+            hover.append(f"{layer} filter {i}<br>PG score {s:.3g}{' (knocked out)' if i in knocked else ''}")
+    fig = go.Figure(go.Bar(x=x, y=y, marker_color=colors, hovertext=hover, hoverinfo="text"))
+    fig.update_layout(title=title, height=260, margin=dict(l=10, r=10, t=40, b=10), bargap=0.1,
+                      yaxis_title="score / layer max", xaxis_showticklabels=len(x) <= 60)
+    return fig
+
+
+def knockout_curves(curves: Sequence[dict], which: str = "class", title: str = "") -> go.Figure:
+    """Error after knocking out k filters for each order; ``which`` is ``class`` or ``overall``.
+
+    ``curves`` are :meth:`vizcore.knockout.Curve.to_dict` dicts; a curve with a spread (the random order) is
+    drawn as its mean with a band of one standard deviation.
+    """
+    fig = go.Figure()
+    for c in curves:
+        y = np.asarray(c[f"{which}_error"])
+        dash = "dot" if "lowest" in c["label"] else None
+        if f"{which}_error_std" in c:
+            s = np.asarray(c[f"{which}_error_std"])
+            fig.add_trace(go.Scatter(x=c["k"] + c["k"][::-1], y=np.r_[y + s, (y - s)[::-1]].clip(0, 1),
+                                     fill="toself", fillcolor="rgba(120,120,120,0.2)", line_width=0,
+                                     hoverinfo="skip", showlegend=False))
+            fig.add_trace(go.Scatter(x=c["k"], y=y, name=f"{c['label']} (mean ± sd)", line=dict(color="gray", dash="dash")))
+        else:
+            fig.add_trace(go.Scatter(x=c["k"], y=y, name=c["label"], mode="lines+markers", line_dash=dash,
+                                     marker_size=5))
+    fig.update_layout(title=title or f"{'Class' if which == 'class' else 'Overall'} error after knocking out k filters",
+                      xaxis_title="filters knocked out (k)", yaxis_title="error", yaxis_tickformat=".0%",
+                      yaxis_range=[0, 1.02], height=420, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
