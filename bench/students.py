@@ -62,7 +62,7 @@ def main() -> None:
             "zoo:fashion-mnist-linear", fashion, SynthesisConfig(method="uniform-noise", n=10),
             [StudentConfig(arch="linear", epochs=300, lr=0.01, batch_size=10)], baseline=False)
     ids = {e.id for e in zoo.list_models()}
-    cnn_teacher = "zoo:fashion-mnist-cnn" if "zoo:fashion-mnist-cnn" in ids else "zoo:fashion-mnist-mlp"
+    cnn_teacher = next(t for t in ("zoo:fashion-mnist-cnn", "zoo:fashion-mnist-cnn_s", "zoo:fashion-mnist-mlp") if t in ids)
     out["fashion_cnn_teacher_used"] = cnn_teacher
     students = [StudentConfig(arch="cnn", epochs=a.epochs), StudentConfig(arch="cnn_s", epochs=a.epochs)]
     if "cnn" in only:

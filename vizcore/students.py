@@ -136,11 +136,12 @@ def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft
         if select is not None and len(select[0]):
             score = float((predict_logits(model, select[0]).argmax(1) == select[1]).float().mean())
             history.append(score)
-            if score > best:
+            if score >= best:  # ties go to the later, longer-trained checkpoint
                 best, best_state = score, copy.deepcopy(model.state_dict())
     if best_state is not None:
         model.load_state_dict(best_state)
-    selection = {"score": best, "epoch": sum(sizes[:history.index(best) + 1]), "history": history} if history else {}
+    last_best = len(history) - 1 - history[::-1].index(best) if history else 0
+    selection = {"score": best, "epoch": sum(sizes[:last_best + 1]), "history": history} if history else {}
     return Student(config.name, config, model=model.cpu().eval(), selection=selection,
                    seconds=time.perf_counter() - start)
 
