@@ -48,7 +48,7 @@ def main() -> None:
     digits = load_dataset("digits")
     if "digits" in only:
         t0 = time.perf_counter()
-        am = SynthesisConfig(method="generator-am", n=a.digits_n, threshold=0.9, threshold_max=0.99)
+        am = SynthesisConfig(method="generator-am", n=a.digits_n, max_steps=60)
         out["digits_cnn_to_cnn"] = run("zoo:digits-cnn", digits, am, [StudentConfig(arch="cnn", epochs=a.epochs)])
         out["digits_cnn_to_cnn"]["wall_seconds"] = round(time.perf_counter() - t0, 1)
         out["digits_naive_uniform"] = run("zoo:digits-cnn", digits, SynthesisConfig(method="uniform-noise", n=a.digits_n),
@@ -66,13 +66,13 @@ def main() -> None:
     out["fashion_cnn_teacher_used"] = cnn_teacher
     students = [StudentConfig(arch="cnn", epochs=a.epochs), StudentConfig(arch="cnn_s", epochs=a.epochs)]
     if "cnn" in only:
-        for method, extra in (("generator-am", dict(threshold=0.9, threshold_max=0.99)), ("kegnet", {}),
+        for method, extra in (("generator-am", dict(max_steps=60)), ("kegnet", {}),
                               ("uniform-noise", {})):
             out[f"fashion_{method}"] = run(cnn_teacher, fashion, SynthesisConfig(method=method, n=a.n, **extra),
                                            students, baseline=method == "generator-am")
     if "table1" in only:
         out["fashion_table1"] = run(cnn_teacher, fashion,
-                                    SynthesisConfig(method="generator-am", n=a.n, threshold=0.9, threshold_max=0.99),
+                                    SynthesisConfig(method="generator-am", n=a.n, max_steps=60),
                                     [StudentConfig(arch=s, labels="hard", epochs=a.epochs) for s in ("mlp3", "svm", "rf")])
     print(json.dumps(out))
 

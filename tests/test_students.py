@@ -19,7 +19,7 @@ from vizcore.students import StudentConfig, bias_only_student, train_student
 from vizcore.synthesis import SynthesisConfig, synthesize
 from vizcore.zoo import ModelCard, save_model
 
-AM = SynthesisConfig(method="generator-am", n=120, batch_size=12, max_steps=40, pre_steps=3, threshold=0.9)
+AM = SynthesisConfig(method="generator-am", n=120, images_per_generator=12, max_steps=40, pre_steps=3, threshold=0.9)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def teacher_id(digits_cnn, digits, workspace):
 
 
 def test_cancel_mid_run_leaves_no_half_written_artifact(teacher_id):
-    cfg = runs.DistillConfig(teacher_id, "digits", SynthesisConfig(n=2000, batch_size=10, max_steps=500, threshold=0.9999),
+    cfg = runs.DistillConfig(teacher_id, "digits", SynthesisConfig(n=2000, images_per_generator=10, max_steps=500, threshold=0.9999),
                              (StudentConfig(arch="linear", epochs=1),), baseline=False)
     job = runs.start_run(cfg)
     while jobs.get_job(job.id).progress <= 0:

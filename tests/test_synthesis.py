@@ -10,7 +10,7 @@ from vizcore.kegnet import diversity_loss
 from vizcore.synthesis import SynthesisConfig, SyntheticSet, label_with_teacher, penultimate_layer, synthesize
 from vizcore.train import Cancelled
 
-SMALL = dict(n=20, batch_size=10, max_steps=40, pre_steps=3, train_steps=12)
+SMALL = dict(n=20, batch_size=10, images_per_generator=10, max_steps=40, pre_steps=3, train_steps=12)
 
 
 def make(model, digits, method, **kw):
@@ -44,7 +44,7 @@ def test_generator_am_reaches_threshold_and_stored_soft_labels_are_teacher_softm
 
 
 def test_generator_am_is_seeded(digits, digits_cnn):
-    a, b = make(digits_cnn, digits, "generator-am", n=4, batch_size=4, max_steps=5), make(digits_cnn, digits, "generator-am", n=4, batch_size=4, max_steps=5)
+    a, b = make(digits_cnn, digits, "generator-am", n=4, images_per_generator=4, max_steps=5), make(digits_cnn, digits, "generator-am", n=4, images_per_generator=4, max_steps=5)
     assert torch.equal(a.images, b.images)
 
 
@@ -65,7 +65,7 @@ def test_loss2_needs_real_data_and_moves_features_away_from_real_ones(digits, di
     with pytest.raises(ValueError, match="real training data"):
         make(digits_cnn, digits, "generator-am", loss2=True)
     kw = dict(input_shape=digits.input_shape, class_names=digits.class_names, real=(digits.train_x, digits.train_y))
-    small = {**SMALL, "n": 6, "batch_size": 6, "max_steps": 10, "pre_steps": 0, "threshold": 0.999}
+    small = {**SMALL, "n": 6, "images_per_generator": 6, "max_steps": 10, "pre_steps": 0, "threshold": 0.999}
     plain = synthesize(digits_cnn, SynthesisConfig(method="generator-am", **small), **kw)
     away = synthesize(digits_cnn, SynthesisConfig(method="generator-am", loss2=True, loss2_lr_ratio=1.0, **small), **kw)
     assert _distance_to_real(digits_cnn, away.images, away.labels, digits) > \

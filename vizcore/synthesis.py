@@ -41,6 +41,8 @@ DIGIT_DATASETS = ("digits", "mnist")
 class SynthesisConfig:
     """How to make a synthetic set. Fields a method does not use are ignored by it.
 
+    ``images_per_generator``: generator AM re-initializes G for every this many images (3.3.1); smaller
+    means more re-initializations and a more diverse set.
     ``threshold``/``threshold_max``: seed 000's stopping rule p(target) > T; a ``threshold_max`` draws T
     uniformly per batch (appendix A). ``pre_steps``: at most this many attraction-repulsion steps (3.3.2).
     ``loss2``: keep penultimate features away from real images of the class (4.1.2; needs real data).
@@ -51,7 +53,8 @@ class SynthesisConfig:
     method: str = "generator-am"
     n: int = 1000
     seed: int = 0
-    batch_size: int = 64
+    batch_size: int = 64  # KegNet / DFAD training batches
+    images_per_generator: int = 16  # generator AM: images each freshly initialized generator makes
     lr: float | None = None  # None: 0.01 for generator AM, 0.001 for KegNet and DFAD
     noise_dim: int | None = None  # None: 64 for generator AM / DFAD, 10 for KegNet (seed 004)
     threshold: float = 0.99
@@ -70,8 +73,8 @@ class SynthesisConfig:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown synthesis method '{self.method}'; choose one of {', '.join(METHODS)}")
-        if self.n < 1 or self.batch_size < 2:
-            raise ValueError("the synthetic set needs n >= 1 images and batches of at least 2")
+        if self.n < 1 or min(self.batch_size, self.images_per_generator) < 2:
+            raise ValueError("the synthetic set needs n >= 1 images, and batches of at least 2")
         if not 0 < self.threshold < 1 or (self.threshold_max is not None and not self.threshold <= self.threshold_max < 1):
             raise ValueError("the threshold T must lie in (0, 1), and threshold_max between T and 1")
 
@@ -165,7 +168,7 @@ def generator_am(teacher: nn.Module, config: SynthesisConfig, *, input_shape, nu
     dev = model_device(teacher)
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
-    n, bs, nd = config.n, config.batch_size, config.noise()
+    n, bs, nd = config.n, config.images_per_generator, config.noise()
     n_batches = -(-n // bs)
     targets = np.resize(rng.permutation(num_classes), n_batches)
     penult = penultimate_layer(teacher) if config.loss2 else None
