@@ -57,10 +57,12 @@ def main() -> None:
     if "linear" in only:
         out["fashion_linear_10_visualizations"] = run(
             "zoo:fashion-mnist-linear", fashion, SynthesisConfig(method="pixel-am", n=10, per_class=1),
-            [StudentConfig(arch="linear", epochs=300, lr=0.01, batch_size=10)], baseline=False, preset="bias-only")
+            [StudentConfig(arch="linear", epochs=300, lr=0.5, optimizer="sgd", temperature=4.0, batch_size=10)],
+            baseline=False, preset="bias-only")
         out["fashion_linear_naive_uniform"] = run(
             "zoo:fashion-mnist-linear", fashion, SynthesisConfig(method="uniform-noise", n=10),
-            [StudentConfig(arch="linear", epochs=300, lr=0.01, batch_size=10)], baseline=False)
+            [StudentConfig(arch="linear", epochs=300, lr=0.5, optimizer="sgd", temperature=4.0, batch_size=10)],
+            baseline=False)
     ids = {e.id for e in zoo.list_models()}
     cnn_teacher = next(t for t in ("zoo:fashion-mnist-cnn", "zoo:fashion-mnist-cnn_s", "zoo:fashion-mnist-mlp") if t in ids)
     out["fashion_cnn_teacher_used"] = cnn_teacher

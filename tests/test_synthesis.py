@@ -93,9 +93,11 @@ def test_cancel_stops_synthesis(digits, digits_cnn):
         calls.append(1)
         return len(calls) > 1
 
+    before = weights_snapshot(digits_cnn)
     with pytest.raises(Cancelled):
         synthesize(digits_cnn, SynthesisConfig(method="generator-am", **SMALL), input_shape=digits.input_shape,
                    class_names=digits.class_names, cancelled=cancelled)
+    assert_untouched(digits_cnn, before)  # an interrupted call leaves no hooks and the same weights
 
 
 def test_bad_config_is_a_clear_error():

@@ -40,6 +40,7 @@ class StudentConfig:
     temperature: float = 1.0
     epochs: int = 20
     lr: float = 1e-3
+    optimizer: str = "adam"  # or "sgd" (plain, seed 003's batch gradient descent with a large rate)
     batch_size: int = 128
     seed: int = 0
     holdout: float = 0.1
@@ -85,15 +86,23 @@ def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     return np.sort(order[k:]), np.sort(order[:k])
 
 
+def selection_score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, probs: torch.Tensor | None = None) -> tuple[float, float]:
+    """(agreement with ``y``, minus the cross-entropy to ``probs`` or to ``y``) on a hold-out."""
+    logits = predict_logits(model, x)
+    target = probs if probs is not None else torch.nn.functional.one_hot(y, logits.shape[1]).float()
+    ce = float(-(target * logits.log_softmax(1)).sum(1).mean())
+    return float((logits.argmax(1) == y).float().mean()), -ce
+
+
 def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft: torch.Tensor | None = None,
                 select: tuple[torch.Tensor, torch.Tensor] | None = None, num_classes: int,
                 model: nn.Module | None = None, params=None, progress: Progress | None = None,
                 cancelled: Callable[[], bool] | None = None) -> Student:
     """Train one student on ``x`` with hard labels ``y`` (or ``soft`` targets) and keep its best checkpoint.
 
-    ``select`` = (images, labels) scored after every chunk of epochs (agreement with the teacher on a
-    synthetic hold-out, or accuracy on a real validation split for the baseline); without it the last
-    checkpoint is kept. ``model``/``params`` let a caller pass a prepared model and train only some of its
+    ``select`` = (images, labels[, teacher probs]) scored after every chunk of epochs by
+    :func:`selection_score` (agreement with the teacher on a synthetic hold-out, or accuracy on a real
+    validation split for the baseline); without it the last checkpoint is kept. ``model``/``params`` let a caller pass a prepared model and train only some of its
     parameters (preset e).
     """
     import time
@@ -120,12 +129,12 @@ def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft
     total = config.epochs_for(len(x))
     chunks = max(1, min(config.checkpoints, total))
     sizes = [total // chunks + (1 if i < total % chunks else 0) for i in range(chunks)]
-    best, best_state, history, done = -1.0, None, [], 0
+    best, best_state, history, done = (-1.0, float("-inf")), None, [], 0
     for i, epochs in enumerate(sizes):
         if cancelled and cancelled():
             raise Cancelled()
         tc = TrainConfig(epochs=epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed + i,
-                         temperature=config.temperature)
+                         temperature=config.temperature, optimizer=config.optimizer, momentum=0.0)
 
         def tick(frac, msg, base=done):
             if progress:
@@ -134,14 +143,13 @@ def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft
             cancelled=cancelled)
         done += epochs
         if select is not None and len(select[0]):
-            score = float((predict_logits(model, select[0]).argmax(1) == select[1]).float().mean())
-            history.append(score)
-            if score >= best:  # ties go to the later, longer-trained checkpoint
-                best, best_state = score, copy.deepcopy(model.state_dict())
+            score = selection_score(model, *select)
+            history.append(score[0])
+            if score >= best:  # agreement first; its ties (it saturates) go to the lower cross-entropy
+                best, best_state, best_epoch = score, copy.deepcopy(model.state_dict()), done
     if best_state is not None:
         model.load_state_dict(best_state)
-    last_best = len(history) - 1 - history[::-1].index(best) if history else 0
-    selection = {"score": best, "epoch": sum(sizes[:last_best + 1]), "history": history} if history else {}
+    selection = {"score": best[0], "cross_entropy": -best[1], "epoch": best_epoch, "history": history} if history else {}
     return Student(config.name, config, model=model.cpu().eval(), selection=selection,
                    seconds=time.perf_counter() - start)
 
@@ -154,7 +162,7 @@ def train_student(synth, config: StudentConfig, *, progress: Progress | None = N
     soft = None
     if config.labels == "soft" and config.arch not in SKLEARN_STUDENTS:
         soft = (train.logits / config.temperature).softmax(1) if config.temperature != 1 else train.probs
-    return fit_student(config, train.images, train.labels, soft=soft, select=(hold.images, hold.labels),
+    return fit_student(config, train.images, train.labels, soft=soft, select=(hold.images, hold.labels, hold.probs),
                        num_classes=len(synth.class_names), progress=progress, cancelled=cancelled)
 
 
