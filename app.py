@@ -18,6 +18,7 @@ PAGES = [
     st.Page("views/looks_like.py", title="Looks like", icon=":material/compare:"),
     st.Page("views/perturb.py", title="Perturb", icon=":material/ads_click:"),
     st.Page("views/knockout.py", title="Knockout", icon=":material/content_cut:"),
+    st.Page("views/student_lab.py", title="Student lab", icon=":material/school:"),
 ]
 
 nav = st.navigation(PAGES)

@@ -1,0 +1,92 @@
+"""The Student lab page: AppTest driven like a user, and one real-browser screenshot of the F1 comparison."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+from vizcore import jobs, runs
+from vizcore.students import StudentConfig
+from vizcore.synthesis import SynthesisConfig
+from vizcore.zoo import ModelCard, save_model
+
+APP = str(ROOT / "app.py")
+PAGE = "views/student_lab.py"
+
+
+@pytest.fixture
+def teacher_id(digits_cnn, digits, workspace):
+    card = ModelCard(name="tiny-digits", dataset="digits", arch="cnn_s", input_shape=list(digits.input_shape),
+                     class_names=digits.class_names, metrics={"accuracy": 0.95})
+    return save_model(digits_cnn, card).id
+
+
+def open_page(teacher_id: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.selectbox(key="dataset_name").set_value("digits").run()
+    at.selectbox(key="model_id").set_value(teacher_id).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    return at
+
+
+def test_start_a_run_and_compare_it(teacher_id):
+    at = open_page(teacher_id)
+    assert any("No runs yet" in i.value for i in at.info)
+    at.number_input(key="sl_n").set_value(20)
+    at.number_input(key="sl_steps").set_value(5)
+    at.multiselect(key="sl_students").set_value(["linear"])
+    at.number_input(key="sl_epochs").set_value(1)
+    at.checkbox(key="sl_bias_only").check().run()
+    at.button(key="sl_start").click().run()
+    assert not at.exception
+    job = jobs.list_jobs(runs.JOB_KIND)[0]
+    assert jobs.wait_job(job.id).state == "done"
+    at.run()
+    assert not at.exception
+    assert any("Best student" in s.value for s in at.success)
+    rep = runs.load_report(job.id)
+    assert [s["name"] for s in rep["students"]] == ["linear-soft", "linear-bias-only"]
+    assert rep["config"]["teacher"] == teacher_id and rep["synthesis"]["n"] == 20
+    assert at.multiselect(key="sl_compare").value == [job.id]
+    shown = at.dataframe[1].value  # accuracies of every model of the compared runs
+    assert set(shown["model"]) == {teacher_id, "linear-soft", "linear-bias-only", "linear (real data)"}
+    at.selectbox(key="sl_confusion_model").set_value("linear-soft").run()
+    at.slider(key="sl_gallery_n").set_value(2).run()
+    assert not at.exception
+
+
+def test_bad_choices_get_clear_messages(teacher_id):
+    at = open_page(teacher_id)
+    at.multiselect(key="sl_students").set_value([]).run()
+    assert any("at least one student" in e.value for e in at.error)
+    assert at.button(key="sl_start").disabled
+    at.multiselect(key="sl_students").set_value(["linear"])
+    at.text_input(key="sl_sizes").input("10, many").run()
+    assert any("whole numbers" in e.value for e in at.error)
+    at.text_input(key="sl_sizes").input("10, 999999").run()
+    assert any("between 1 and" in e.value for e in at.error)
+    at.selectbox(key="sl_method").set_value("class-averages").run()
+    assert any("not data-free" in w.value for w in at.warning)
+    at.selectbox(key="sl_method").set_value("generator-am").run()
+    at.checkbox(key="sl_loss2").check().run()
+    assert any("not data-free" in w.value for w in at.warning) and not at.exception
+
+
+def test_browser_shows_the_f1_comparison_of_a_finished_run(teacher_id, workspace):
+    from app_server import browser_page, running_app, screenshot, wait_rendered
+
+    cfg = runs.DistillConfig(teacher_id, "digits", SynthesisConfig(n=200, batch_size=20, max_steps=30),
+                             (StudentConfig(arch="linear", epochs=5, lr=0.01), StudentConfig(arch="cnn_s", epochs=5)))
+    assert runs.start_run(cfg, wait=True).state == "done"
+    with running_app(workspace) as url, browser_page() as page:  # a fresh server: the run reopens from disk
+        page.goto(url)
+        page.get_by_role("link", name="Student lab").click()
+        wait_rendered(page, "Synthesis method")
+        page.get_by_role("tab", name="Runs and comparison").click()
+        wait_rendered(page, "F1 per class")
+        assert page.get_by_text("linear (real data)").count() > 0
+        path = screenshot(page, "student_lab_compare")
+    assert path.stat().st_size > 10_000

@@ -1,0 +1,107 @@
+"""Synthesis methods and the synthetic-set artifact, on the session's tiny digits teachers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import assert_untouched, weights_snapshot
+from vizcore.kegnet import diversity_loss
+from vizcore.synthesis import SynthesisConfig, SyntheticSet, label_with_teacher, penultimate_layer, synthesize
+from vizcore.train import Cancelled
+
+SMALL = dict(n=20, batch_size=10, images_per_generator=10, max_steps=40, pre_steps=3, train_steps=12)
+
+
+def make(model, digits, method, **kw):
+    cfg = SynthesisConfig(method=method, **{**SMALL, **kw})
+    return synthesize(model, cfg, input_shape=digits.input_shape, class_names=digits.class_names, dataset="digits",
+                      teacher_id="test:teacher")
+
+
+@pytest.mark.parametrize("method", ["generator-am", "kegnet", "dfad"])
+def test_methods_make_labelled_images_and_leave_teacher_untouched(digits, digits_cnn, method):
+    before = weights_snapshot(digits_cnn)
+    s = make(digits_cnn, digits, method)
+    assert_untouched(digits_cnn, before)
+    assert s.images.shape == (20, *digits.input_shape)
+    assert float(s.images.min()) >= 0 and float(s.images.max()) <= 1
+    assert torch.allclose(s.probs.sum(1), torch.ones(20), atol=1e-5)
+    assert torch.equal(s.labels, s.logits.argmax(1))
+    assert s.config["method"] == method and s.teacher_id == "test:teacher"
+
+
+def test_generator_am_reaches_threshold_and_stored_soft_labels_are_teacher_softmax(digits, digits_cnn, tmp_path):
+    s = make(digits_cnn, digits, "generator-am", threshold=0.9)
+    # seed 000 eq. 2: most images stop once p(target) > T and target is the argmax
+    assert s.stats["reached_fraction"] >= 0.5
+    assert float((s.probs.max(1).values > 0.9).float().mean()) >= 0.5
+    back = SyntheticSet.from_npz(s.to_npz(tmp_path / "set.npz"))
+    _, _, probs = label_with_teacher(digits_cnn, back.images)
+    assert torch.allclose(back.probs, probs, atol=1e-6)
+    assert back.class_names == digits.class_names and back.config == s.config
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_generator_am_is_seeded(digits, digits_cnn):
+    a, b = make(digits_cnn, digits, "generator-am", n=4, images_per_generator=4, max_steps=5), make(digits_cnn, digits, "generator-am", n=4, images_per_generator=4, max_steps=5)
+    assert torch.equal(a.images, b.images)
+
+
+def _distance_to_real(model, images, labels, digits):
+    from vizcore.hooks import capture
+
+    layer = penultimate_layer(model)
+    with torch.no_grad(), capture(model, [layer]) as f:
+        model(images)
+        gen = f[layer].flatten(1)
+        model(digits.train_x)
+        real = f[layer].flatten(1)
+    return float(torch.stack([torch.cdist(gen[i:i + 1], real[digits.train_y == labels[i]]).mean()
+                              for i in range(len(images))]).mean())
+
+
+def test_loss2_needs_real_data_and_moves_features_away_from_real_ones(digits, digits_cnn):
+    with pytest.raises(ValueError, match="real training data"):
+        make(digits_cnn, digits, "generator-am", loss2=True)
+    kw = dict(input_shape=digits.input_shape, class_names=digits.class_names, real=(digits.train_x, digits.train_y))
+    small = {**SMALL, "n": 6, "images_per_generator": 6, "max_steps": 10, "pre_steps": 0, "threshold": 0.999}
+    plain = synthesize(digits_cnn, SynthesisConfig(method="generator-am", **small), **kw)
+    away = synthesize(digits_cnn, SynthesisConfig(method="generator-am", loss2=True, loss2_lr_ratio=1.0, **small), **kw)
+    assert _distance_to_real(digits_cnn, away.images, away.labels, digits) > \
+        _distance_to_real(digits_cnn, plain.images, plain.labels, digits)
+
+
+def test_kegnet_beta_default_follows_the_paper():
+    assert SynthesisConfig(method="kegnet").kegnet_beta("digits") == 0.0
+    assert SynthesisConfig(method="kegnet").kegnet_beta("fashion-mnist") == 1.0
+    assert SynthesisConfig(method="kegnet").noise() == 10
+
+
+def test_diversity_loss_is_one_for_identical_images_and_falls_with_spread():
+    z = torch.randn(6, 10)
+    same = torch.zeros(6, 1, 4, 4)
+    assert float(diversity_loss(z, same)) == pytest.approx(1.0)
+    spread = torch.rand(6, 1, 4, 4)
+    assert float(diversity_loss(z, spread)) < 1.0
+
+
+def test_cancel_stops_synthesis(digits, digits_cnn):
+    calls = []
+
+    def cancelled():
+        calls.append(1)
+        return len(calls) > 1
+
+    before = weights_snapshot(digits_cnn)
+    with pytest.raises(Cancelled):
+        synthesize(digits_cnn, SynthesisConfig(method="generator-am", **SMALL), input_shape=digits.input_shape,
+                   class_names=digits.class_names, cancelled=cancelled)
+    assert_untouched(digits_cnn, before)  # an interrupted call leaves no hooks and the same weights
+
+
+def test_bad_config_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown synthesis method"):
+        SynthesisConfig(method="magic")
+    with pytest.raises(ValueError, match="threshold"):
+        SynthesisConfig(threshold=1.5)

@@ -1,0 +1,176 @@
+"""Student lab: make a synthetic dataset from the teacher alone, train students on it, compare class by class."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from ui import state
+from ui.jobs_panel import job_panel
+from vizcore import runs
+from vizcore.plots.common import confusion_heatmap
+from vizcore.plots.students import accuracy_vs_size, f1_curves, synthetic_gallery
+from vizcore.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
+from vizcore.synthesis import METHOD_LABELS, SynthesisConfig
+
+st.title("Student lab")
+st.caption("Generate images from the teacher alone, train new models (students) on them, and compare them with the "
+           "teacher and with the same student trained on real images. Students are selected on synthetic data; "
+           "the real test set is read once, for the final report.")
+
+ds, entry, model = state.current()
+if model is None or ds is None:
+    st.info("Pick a dataset and a teacher model in the sidebar to start.")
+    st.stop()
+
+new_tab, runs_tab = st.tabs(["New run", "Runs and comparison"])
+
+
+def synthesis_options(method: str) -> dict:
+    """The options of one method, read from widgets."""
+    opts: dict = {}
+    c1, c2, c3 = st.columns(3)
+    opts["n"] = int(c1.number_input("Synthetic images", 10, 200_000, 2000, step=500, key="sl_n"))
+    opts["seed"] = int(c2.number_input("Seed", 0, 10_000, 0, key="sl_seed"))
+    if method == "generator-am":
+        opts["threshold"] = c3.slider("Threshold T", 0.5, 0.999, 0.99, key="sl_T")
+        if st.checkbox("Random T in [T, 0.99] per batch (seed 000 appendix A)", key="sl_randT"):
+            opts["threshold"] = min(opts["threshold"], 0.9)
+            opts["threshold_max"] = 0.99
+        a, b = st.columns(2)
+        opts["max_steps"] = int(a.number_input("Max ascent steps per generator", 5, 2000, 150, key="sl_steps"))
+        opts["pre_steps"] = int(b.number_input("Max attraction-repulsion steps", 0, 500, 30, key="sl_pre"))
+        opts["loss2"] = st.checkbox("Loss_2: keep features away from real images (seed 000 4.1.2)", key="sl_loss2")
+        if opts["loss2"]:
+            st.warning("Loss_2 reads the real training images of each class, so this set is **not data-free**.")
+    elif method in ("kegnet", "dfad"):
+        opts["train_steps"] = int(c3.number_input("Training steps" + (" per generator" if method == "kegnet" else ""),
+                                                  10, 20_000, 300, key="sl_train_steps"))
+        if method == "kegnet":
+            a, b = st.columns(2)
+            opts["generators"] = int(a.number_input("Generators", 1, 10, 5, key="sl_gens"))
+            beta = b.number_input("Diversity weight beta (blank: paper default)", 0.0, 10.0, value=None, key="sl_beta")
+            opts["beta"] = beta
+    elif method == "class-averages":
+        st.warning("Class averages are computed from the real training images: this set is **not data-free**.")
+    return opts
+
+
+with new_tab:
+    st.markdown(f"**Teacher:** `{entry.id}` ({entry.card.arch}, test accuracy on its card "
+                f"{entry.card.metrics.get('accuracy', 0):.1%}) · **dataset:** {ds.name}")
+    method = st.selectbox("Synthesis method", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="sl_method")
+    opts = synthesis_options(method)
+    st.subheader("Students")
+    s1, s2, s3 = st.columns(3)
+    archs = s1.multiselect("Architectures", STUDENT_KINDS, default=[entry.card.arch] if entry.card.arch in STUDENT_KINDS else ["cnn"],
+                           key="sl_students", help="CNN_ID = the teacher's architecture; cnn_s smaller, cnn_l larger; "
+                                                   "svm and rf are scikit-learn models (hard labels)")
+    labels = s2.radio("Labels", ["soft", "hard"], horizontal=True, key="sl_labels",
+                      help="soft: the teacher's softmax (KL); hard: its argmax")
+    epochs = int(s3.number_input("Epochs", 1, 500, 20, key="sl_epochs"))
+    b1, b2 = st.columns(2)
+    baseline = b1.checkbox("Real-data baseline of the same size", value=True, key="sl_baseline")
+    bias_only = b2.checkbox("Extreme compression: visualizations as weights, biases trained (seed 003 sec. 10)",
+                            key="sl_bias_only")
+    sweep = st.text_input("Accuracy against size: also train the first student on the first N images (optional)",
+                          placeholder="e.g. 200, 500, 1000", key="sl_sizes",
+                          help="each size also trains the same student on that many real images (seed 000 Table 2)")
+    active = [j for j in runs.list_runs() if j["state"] in ("queued", "running")]
+    try:
+        parts = sweep.replace(",", " ").split()
+        if not all(v.isdigit() for v in parts):
+            raise ValueError("sizes must be whole numbers separated by commas, e.g. 200, 500, 1000")
+        sizes = tuple(int(v) for v in parts)
+        if any(v < 1 or v > opts["n"] for v in sizes):
+            raise ValueError(f"sizes must lie between 1 and the synthetic set's {opts['n']} images")
+        cfg = runs.DistillConfig(
+            teacher=entry.id, dataset=ds.name, synthesis=SynthesisConfig(method=method, **opts),
+            students=tuple(StudentConfig(arch=a, labels=labels, epochs=epochs) for a in archs),
+            baseline=baseline, sizes=sizes, preset="bias-only" if bias_only else "")
+        problem = None if archs else "Choose at least one student architecture."
+    except ValueError as e:
+        cfg, problem = None, str(e)
+    if problem:
+        st.error(problem)
+    if st.button("Start run", type="primary", key="sl_start", disabled=bool(problem) or bool(active),
+                 help="one run at a time" if active else None):
+        runs.start_run(cfg)
+        st.rerun()
+
+    def show_result(job):
+        r = job.result
+        st.success(f"Best student {r['best_student']}: {r['best_accuracy']:.1%} test accuracy, "
+                   f"{r['best_ratio']:.1%} of the teacher's {r['teacher_accuracy']:.1%}"
+                   + (f"; real-data baseline {r['baseline_accuracy']:.1%}" if r.get("baseline_accuracy") is not None else "")
+                   + ". Compare it on *Runs and comparison*.")
+
+    job_panel(runs.JOB_KIND, show_result, limit=3)
+
+
+with runs_tab:
+    rows = runs.list_runs()
+    done = [r for r in rows if r["state"] == "done"]
+    if not rows:
+        st.info("No runs yet: start one on *New run*.")
+        st.stop()
+    table = pd.DataFrame(rows)
+    show = [c for c in ("id", "state", "teacher", "method", "n", "students", "teacher_accuracy", "best_accuracy",
+                        "baseline_accuracy", "synthesis_seconds", "seconds") if c in table]
+    st.dataframe(table[show], hide_index=True, width="stretch")
+    if not done:
+        st.stop()
+    chosen = st.multiselect("Runs to compare", [r["id"] for r in done], default=[done[0]["id"]], key="sl_compare",
+                            format_func=lambda i: next(f"{r['id']} · {r['method']} x{r['n']}" for r in done if r["id"] == i))
+    if not chosen:
+        st.info("Pick at least one finished run.")
+        st.stop()
+    reports = {rid: runs.load_report(rid) for rid in chosen}
+    series, acc_rows = [], []
+    for rid, rep in reports.items():
+        tag = f"{rep['config']['synthesis']['method']} x{rep['synthesis']['n']}" if len(reports) > 1 else ""
+        if not any(s[1] == "teacher" and s[0].startswith(rep["teacher"]["id"]) for s in series):
+            series.append((f"{rep['teacher']['id']} (teacher)", "teacher", rep["teacher"]["report"]["per_class"]))
+        acc_rows.append({"run": rid, "model": rep["teacher"]["id"], "role": "teacher", "accuracy": rep["teacher"]["accuracy"]})
+        for role, key in (("student", "students"), ("baseline", "baselines")):
+            for s in rep[key]:
+                series.append((f"{s['name']} {tag}".strip(), role, s["report"]["per_class"]))
+                acc_rows.append({"run": rid, "model": s["name"], "role": role, "accuracy": s["accuracy"],
+                                 "of teacher": s["ratio"], "selection score (synthetic)": s["selection"].get("score"),
+                                 "train s": s["seconds"]})
+    st.plotly_chart(f1_curves(series), key="sl_f1")
+    st.dataframe(pd.DataFrame(acc_rows), hide_index=True, width="stretch")
+
+    rid = st.selectbox("Details of run", chosen, key="sl_detail")
+    rep = reports[rid]
+    st.caption(f"Synthesis: {rep['synthesis']['seconds']:.1f} s, {rep['synthesis']['n']} images"
+               + (" — used real training data (not data-free)" if rep["synthesis"]["used_real_data"] else "")
+               + f"; whole run {rep['seconds']:.1f} s.")
+    models = {f"{s['name']}": s["report"] for s in rep["students"] + rep["baselines"]}
+    models[f"{rep['teacher']['id']} (teacher)"] = rep["teacher"]["report"]
+    left, right = st.columns(2)
+    which = left.selectbox("Confusion matrix of", list(models), key="sl_confusion_model")
+    left.plotly_chart(confusion_heatmap(models[which]["confusion"], rep["class_names"], title=which), key="sl_confusion")
+    with right:
+        per = pd.DataFrame(runs.report_rows(rep))
+        st.dataframe(per[per["model"] == which.removesuffix(" (teacher)")].drop(columns=["role"]), hide_index=True,
+                     height=380)
+    if rep["sweep"]:
+        st.plotly_chart(accuracy_vs_size(rep["sweep"], rep["teacher"]["accuracy"]), key="sl_sweep")
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("Per-class table (CSV)", runs.report_csv(rep), f"{rid}.csv", "text/csv", key="sl_csv")
+    d2.download_button("Report (JSON)", json.dumps(rep, indent=1), f"{rid}.json", "application/json", key="sl_json")
+    npz = runs.run_dir(rid) / "synthetic.npz"
+    d3.download_button("Synthetic set (.npz)", npz.read_bytes(), f"{rid}-synthetic.npz", key="sl_npz")
+
+    @st.fragment
+    def gallery():
+        per_class = st.slider("Images per class", 1, 10, 4, key="sl_gallery_n")
+        synth = runs.load_synthetic(rid)
+        st.plotly_chart(synthetic_gallery(synth.images, synth.probs, synth.class_names, per_class), key="sl_gallery")
+        st.caption("Title: the teacher's label and its softmax probability (the soft label's top entry).")
+
+    st.subheader("Synthetic images")
+    gallery()

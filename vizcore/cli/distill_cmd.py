@@ -1,0 +1,114 @@
+"""``distill`` (one data-free run) and ``distill-preset`` (seed 000 Tables 1 and 2, seed 003's table)."""
+
+from __future__ import annotations
+
+from vizcore import runs, zoo
+from vizcore.cli import emit
+from vizcore.students import STUDENT_KINDS, StudentConfig
+from vizcore.synthesis import METHODS, SynthesisConfig
+
+TABLE1_STUDENTS = ("mlp3", "rf", "svm", "cnn_s", "cnn_l", "cnn_tiny")
+
+
+def _run(config: runs.DistillConfig) -> dict:
+    job = runs.start_run(config, wait=True)
+    if job.state != "done":
+        raise ValueError(f"run {job.id} {job.state}: {job.error or job.message}")
+    return runs.load_report(job.id) | {"run_id": job.id}
+
+
+def _compact(rep: dict) -> dict:
+    def one(r):
+        return {"name": r["name"], "accuracy": round(r["accuracy"], 4), "ratio": round(r["ratio"], 4),
+                "train_seconds": r["seconds"], "f1": [round(c["f1"], 4) for c in r["report"]["per_class"]]}
+    return {"run_id": rep["run_id"], "teacher": rep["teacher"]["id"], "teacher_accuracy": round(rep["teacher"]["accuracy"], 4),
+            "method": rep["config"]["synthesis"]["method"], "n": rep["synthesis"]["n"],
+            "synthesis_seconds": rep["synthesis"]["seconds"], "seconds": rep["seconds"],
+            "students": [one(s) for s in rep["students"]], "baselines": [one(b) for b in rep["baselines"]],
+            "sweep": rep["sweep"], "class_names": rep["class_names"]}
+
+
+def _text(out: dict) -> str:
+    lines = [f"run {out['run_id']}: {out['method']} x{out['n']} from {out['teacher']} "
+             f"(teacher accuracy {out['teacher_accuracy']:.4f}); synthesis {out['synthesis_seconds']:.1f} s, "
+             f"total {out['seconds']:.1f} s",
+             f"{'model':24} {'accuracy':>8} {'of teacher':>10} {'train s':>8}  F1 per class"]
+    for r in out["students"] + out["baselines"]:
+        lines.append(f"{r['name']:24} {r['accuracy']:8.4f} {r['ratio']:10.3f} {r['train_seconds']:8.1f}  "
+                     + " ".join(f"{f:.2f}" for f in r["f1"]))
+    for s in out["sweep"]:
+        lines.append(f"size {s['size']:>7}: synthetic {s['synthetic']:.4f}  real {s['real'] if s['real'] is None else round(s['real'], 4)}")
+    return "\n".join(lines)
+
+
+def _synthesis(args, method: str | None = None, **kw) -> SynthesisConfig:
+    return SynthesisConfig(method=method or args.method, n=args.n, seed=args.seed, **{
+        k: v for k, v in (("max_steps", args.steps), ("train_steps", args.train_steps),
+                          ("threshold", args.threshold), ("threshold_max", args.threshold_max)) if v is not None}, **kw)
+
+
+def _students(args, archs) -> tuple[StudentConfig, ...]:
+    return tuple(StudentConfig(arch=a, labels=args.labels, epochs=args.epochs, seed=args.seed, lr=args.lr,
+                               temperature=args.temperature) for a in archs)
+
+
+def cmd_distill(args) -> None:
+    entry = zoo.get_entry(args.teacher)
+    archs = [a for s in args.student for a in s.split(",") if a] or [entry.card.arch]
+    cfg = runs.DistillConfig(teacher=entry.id, dataset=args.dataset or entry.card.dataset,
+                             synthesis=_synthesis(args), students=_students(args, archs), baseline=not args.no_baseline,
+                             sizes=tuple(args.sizes or ()), preset="bias-only" if args.bias_only else "")
+    out = _compact(_run(cfg))
+    emit(out, args.json, _text(out))
+
+
+def cmd_preset(args) -> None:
+    entry = zoo.get_entry(args.teacher)
+    ds = args.dataset or entry.card.dataset
+    arch = entry.card.arch
+    if args.table == "table1":  # seed 000 Table 1: many students, one synthetic set
+        cfgs = [runs.DistillConfig(entry.id, ds, _synthesis(args, "generator-am"),
+                                   _students(args, (arch,) + TABLE1_STUDENTS))]
+    elif args.table == "table2":  # seed 000 Table 2: accuracy against size, real subsets of the same size
+        sizes = tuple(s for s in (args.n // 30, args.n // 6, args.n // 3, args.n) if s >= 10)
+        cfgs = [runs.DistillConfig(entry.id, ds, _synthesis(args, "generator-am"), _students(args, (arch,)), sizes=sizes)]
+    else:  # seed 003: visualizations / weight images / class averages -> same arch; deeper student; bias-only
+        one = dict(per_class=1)
+        cfgs = [
+            runs.DistillConfig(entry.id, ds, _synthesis(args, "pixel-am", **one), _students(args, (arch, "mlp")),
+                               preset="bias-only"),
+            runs.DistillConfig(entry.id, ds, _synthesis(args, "weight-images", **one), _students(args, (arch,)), baseline=False),
+            runs.DistillConfig(entry.id, ds, _synthesis(args, "class-averages", **one), _students(args, (arch,)), baseline=False),
+        ]
+    outs = [_compact(_run(c)) for c in cfgs]
+    emit(outs, args.json, "\n\n".join(_text(o) for o in outs))
+
+
+def add_parser(sub) -> None:
+    def options(p, method=True):
+        p.add_argument("--teacher", required=True, help="model id (zoo:NAME, user:NAME) or name")
+        p.add_argument("--dataset", help="default: the teacher's dataset (used for the baseline and the final test)")
+        if method:
+            p.add_argument("--method", choices=METHODS, default="generator-am")
+        p.add_argument("--n", type=int, default=2000, help="synthetic images")
+        p.add_argument("--labels", choices=("soft", "hard"), default="soft")
+        p.add_argument("--epochs", type=int, default=20)
+        p.add_argument("--lr", type=float, default=1e-3, help="student learning rate")
+        p.add_argument("--temperature", type=float, default=1.0, help="soft-label temperature")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--steps", type=int, help="generator / pixel AM: max ascent steps")
+        p.add_argument("--train-steps", type=int, help="KegNet (per generator) / DFAD training steps")
+        p.add_argument("--threshold", type=float, help="AM threshold T (default 0.99)")
+        p.add_argument("--threshold-max", type=float, help="draw T uniformly in [threshold, this] per batch")
+        p.add_argument("--json", action="store_true", help="print JSON for machines")
+        return p
+
+    d = options(sub.add_parser("distill", help="data-free distillation: synthetic set -> students -> one test read"))
+    d.add_argument("--student", action="append", default=[], help=f"architecture(s), repeat or comma-separate: {', '.join(STUDENT_KINDS)}")
+    d.add_argument("--no-baseline", action="store_true", help="skip the real-data baseline")
+    d.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="also train on the first S images, e.g. 400,2000")
+    d.add_argument("--bias-only", action="store_true", help="add seed 003's bias-only linear student")
+    d.set_defaults(func=cmd_distill)
+    p = options(sub.add_parser("distill-preset", help="seed 000 Table 1 / Table 2, seed 003's table"), method=False)
+    p.add_argument("table", choices=("table1", "table2", "seed003"))
+    p.set_defaults(func=cmd_preset)

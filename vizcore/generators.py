@@ -1,0 +1,73 @@
+"""Small networks that turn noise (and optionally a class) into images, and the decoder KegNet pairs them with.
+
+The generator is DCGAN-shaped (seed 000 section 3.3 "small deconvolutional generator"; seed 004 "DCGAN and
+ACGAN"): a dense layer to a quarter-size feature map, two stride-2 transposed convolutions, and a sigmoid,
+so every image lies in [0, 1] like the datasets (seed 000's bound ``||G(Z)|| <= R``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vizcore.hooks import model_lock
+
+
+class Generator(nn.Module):
+    """``z`` (and a one-hot class when ``n_classes`` > 0) -> images of ``input_shape`` in [0, 1]."""
+
+    def __init__(self, input_shape: tuple[int, int, int], noise_dim: int, n_classes: int = 0, width: int = 64):
+        super().__init__()
+        c, h, w = input_shape
+        self.input_shape, self.noise_dim, self.n_classes = (c, h, w), noise_dim, n_classes
+        self.h0, self.w0 = -(-h // 4), -(-w // 4)
+        self.fc = nn.Sequential(nn.Linear(noise_dim + n_classes, width * self.h0 * self.w0),
+                                nn.BatchNorm1d(width * self.h0 * self.w0), nn.ReLU())
+        self.body = nn.Sequential(
+            nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1), nn.BatchNorm2d(width // 2), nn.ReLU(),
+            nn.ConvTranspose2d(width // 2, c, 4, stride=2, padding=1),
+        )
+        self.width = width
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.n_classes:
+            z = torch.cat([z, F.one_hot(y, self.n_classes).to(z.dtype)], dim=1)
+        x = self.body(self.fc(z).view(len(z), self.width, self.h0, self.w0))
+        c, h, w = self.input_shape
+        if x.shape[-2:] != (h, w):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        return torch.sigmoid(x)
+
+
+class Decoder(nn.Module):
+    """KegNet's decoder: an MLP that recovers the noise vector from a generated image (seed 004)."""
+
+    def __init__(self, input_shape: tuple[int, int, int], noise_dim: int, hidden: int = 128):
+        super().__init__()
+        c, h, w = input_shape
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ELU(),
+                                 nn.Linear(hidden, hidden), nn.ELU(), nn.Linear(hidden, noise_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def private_teacher(model: nn.Module) -> nn.Module:
+    """A frozen eval-mode copy of a (possibly shared) teacher, taken under its lock.
+
+    Synthesis runs for minutes; working on a copy keeps the shared model free for other pages and makes it
+    impossible to change its weights, mode or hooks.
+    """
+    with model_lock(model):
+        twin = copy.deepcopy(model)
+    twin.eval()
+    for p in twin.parameters():
+        p.requires_grad_(False)
+    return twin
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device

@@ -1,0 +1,308 @@
+"""Synthetic datasets made from a teacher alone: the method registry, generator AM, and the dataset artifact.
+
+A method turns a teacher into images; :func:`synthesize` then labels every image with the teacher (hard
+label = argmax, soft label = softmax, as seed 000 section 3.1 step 2 and seed 003 section 3.2 do) and wraps
+them in a :class:`SyntheticSet` that is saved to the workspace and reused by the student trainer.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vizcore.generators import Generator, model_device, private_teacher
+from vizcore.hooks import capture, guarded
+from vizcore.metrics import predict_logits
+from vizcore.train import Cancelled, Progress
+from vizcore.workspace import atomic_write
+
+METHODS = ("generator-am", "kegnet", "dfad", "pixel-am", "weight-images", "class-averages", "uniform-noise")
+METHOD_LABELS = {
+    "generator-am": "Generator AM (seed 000)",
+    "kegnet": "KegNet (seed 004)",
+    "dfad": "Adversarial DFAD (beyond the seeds)",
+    "pixel-am": "Pixel AM class visualizations (seed 003)",
+    "weight-images": "Output-weight images (seed 003 section 9)",
+    "class-averages": "Class averages (seed 003 section 7, needs real data)",
+    "uniform-noise": "Uniform noise (naive baseline, KegNet's T+Uniform)",
+}
+DIGIT_DATASETS = ("digits", "mnist")
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    """How to make a synthetic set. Fields a method does not use are ignored by it.
+
+    ``images_per_generator``: generator AM re-initializes G for every this many images (3.3.1); smaller
+    means more re-initializations and a more diverse set.
+    ``threshold``/``threshold_max``: seed 000's stopping rule p(target) > T; a ``threshold_max`` draws T
+    uniformly per batch (appendix A). ``pre_steps``: at most this many attraction-repulsion steps (3.3.2).
+    ``loss2``: keep penultimate features away from real images of the class (4.1.2; needs real data).
+    ``alpha``/``beta``/``generators``: KegNet's decoder and diversity weights and generator count (seed 004);
+    ``beta=None`` means the paper's choice: 0 for digit data, 1 otherwise.
+    """
+
+    method: str = "generator-am"
+    n: int = 1000
+    seed: int = 0
+    batch_size: int = 64  # KegNet / DFAD training batches
+    images_per_generator: int = 16  # generator AM: images each freshly initialized generator makes
+    lr: float | None = None  # None: 0.01 for generator AM, 0.001 for KegNet and DFAD
+    noise_dim: int | None = None  # None: 64 for generator AM / DFAD, 10 for KegNet (seed 004)
+    threshold: float = 0.99
+    threshold_max: float | None = None
+    max_steps: int = 150
+    pre_steps: int = 30
+    loss2: bool = False
+    loss2_lr_ratio: float = 0.25
+    generators: int = 5
+    train_steps: int = 300
+    alpha: float = 1.0
+    beta: float | None = None
+    proxy_arch: str = "cnn_s"
+    per_class: int | None = None  # pixel AM / weight images: images per class (default n // classes)
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown synthesis method '{self.method}'; choose one of {', '.join(METHODS)}")
+        if self.n < 1 or min(self.batch_size, self.images_per_generator) < 2:
+            raise ValueError("the synthetic set needs n >= 1 images, and batches of at least 2")
+        if not 0 < self.threshold < 1 or (self.threshold_max is not None and not self.threshold <= self.threshold_max < 1):
+            raise ValueError("the threshold T must lie in (0, 1), and threshold_max between T and 1")
+
+    @property
+    def needs_real_data(self) -> bool:
+        return self.method == "class-averages" or (self.method == "generator-am" and self.loss2)
+
+    def noise(self) -> int:
+        return self.noise_dim or (10 if self.method == "kegnet" else 64)
+
+    def learning_rate(self) -> float:
+        return self.lr or (0.01 if self.method == "generator-am" else 1e-3)
+
+    def kegnet_beta(self, dataset: str) -> float:
+        if self.beta is not None:
+            return self.beta
+        return 0.0 if dataset in DIGIT_DATASETS else 1.0
+
+
+@dataclass
+class SyntheticSet:
+    """Images with the teacher's view of them: the artifact students learn from."""
+
+    images: torch.Tensor  # (N, C, H, W) in [0, 1]
+    labels: torch.Tensor  # (N,) teacher argmax
+    logits: torch.Tensor  # (N, K)
+    probs: torch.Tensor  # (N, K) teacher softmax
+    class_names: list[str]
+    config: dict
+    teacher_id: str = ""
+    stats: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, idx) -> SyntheticSet:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return replace(self, images=self.images[idx], labels=self.labels[idx], logits=self.logits[idx],
+                       probs=self.probs[idx])
+
+    def to_npz(self, path: str | Path) -> Path:
+        meta = {"class_names": self.class_names, "config": self.config, "teacher_id": self.teacher_id,
+                "stats": self.stats}
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, images=self.images.numpy(), labels=self.labels.numpy(),
+                                    logits=self.logits.numpy(), probs=self.probs.numpy(), meta=json.dumps(meta))
+        return atomic_write(path, write)
+
+    @classmethod
+    def from_npz(cls, source: str | Path | bytes) -> SyntheticSet:
+        with np.load(io.BytesIO(source) if isinstance(source, bytes) else source, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            return cls(images=torch.from_numpy(z["images"]), labels=torch.from_numpy(z["labels"]),
+                       logits=torch.from_numpy(z["logits"]), probs=torch.from_numpy(z["probs"]), **meta)
+
+
+def label_with_teacher(teacher: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(hard labels, logits, softmax) of ``teacher`` on ``images`` (the shared model is only read, under its lock)."""
+    with guarded(teacher):
+        logits = predict_logits(teacher, images)
+    return logits.argmax(1), logits, logits.softmax(1)
+
+
+def _check(cancelled: Callable[[], bool] | None) -> None:
+    if cancelled and cancelled():
+        raise Cancelled()
+
+
+def penultimate_layer(model: nn.Module) -> str:
+    """Name of the layer whose output feeds the last ``nn.Linear`` (seed 000's layer L-1)."""
+    names = [n for n, _ in model.named_children()]
+    last = max(i for i, (_, m) in enumerate(model.named_children()) if isinstance(m, nn.Linear))
+    if last == 0:
+        raise ValueError("the teacher has no layer before its output layer")
+    return names[last - 1]
+
+
+def generator_am(teacher: nn.Module, config: SynthesisConfig, *, input_shape, num_classes: int,
+                 real: tuple[torch.Tensor, torch.Tensor] | None = None, progress: Progress | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> tuple[torch.Tensor, dict]:
+    """Generator-based activation maximization (seed 000 sections 3.3-3.3.2, appendix A, 4.1.2).
+
+    For each batch a freshly initialized generator maps fixed uniform noise to images; it first makes a
+    random number of attraction-repulsion steps (raising or lowering the logits of a random class subset),
+    then ascends the target class's log-probability. Each image is kept at the first step where the target
+    softmax exceeds T and is the largest (the images that never get there keep their last state).
+    Returns the images and statistics (fraction that reached T).
+    """
+    dev = model_device(teacher)
+    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(config.seed)
+    n, bs, nd = config.n, config.images_per_generator, config.noise()
+    n_batches = -(-n // bs)
+    targets = np.resize(rng.permutation(num_classes), n_batches)
+    penult = penultimate_layer(teacher) if config.loss2 else None
+    out, reached = [], []
+    for b in range(n_batches):
+        _check(cancelled)
+        size = min(bs, n - b * bs)
+        m = max(size, 2)  # batch norm needs two samples
+        cls = int(targets[b])
+        G = Generator(input_shape, nd).to(dev)
+        opt = torch.optim.Adam(G.parameters(), lr=config.learning_rate())
+        z = torch.rand(m, nd, device=dev) * 2 - 1
+        T = config.threshold if config.threshold_max is None else float(rng.uniform(config.threshold, config.threshold_max))
+        subset = torch.as_tensor(rng.choice(num_classes, size=int(rng.integers(1, num_classes)), replace=False))
+        sign = float(rng.choice([-1.0, 1.0]))
+        for _ in range(int(rng.integers(0, config.pre_steps + 1))):
+            loss = -sign * teacher(G(z))[:, subset.to(dev)].mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if penult:
+            opt2 = torch.optim.Adam(G.parameters(), lr=config.learning_rate() * config.loss2_lr_ratio)
+            rx = real[0][real[1] == cls]
+            rx = rx[torch.randperm(len(rx))[:256]].to(dev)
+            with capture(teacher, [penult]) as feats, torch.no_grad():
+                teacher(rx)
+                real_feats = feats[penult].flatten(1).detach()
+        keep = torch.zeros(m, *input_shape, device=dev)
+        done = torch.zeros(m, dtype=torch.bool, device=dev)
+        target = torch.full((m,), cls, device=dev)
+        for _ in range(config.max_steps):
+            x = G(z)
+            logits = teacher(x)
+            ok = (logits.softmax(1)[:, cls] > T) & (logits.argmax(1) == cls) & ~done
+            keep[ok] = x[ok].detach()
+            done |= ok
+            if bool(done[:size].all()):
+                break
+            loss = F.cross_entropy(logits[~done], target[~done])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if penult:
+                with capture(teacher, [penult]) as feats:
+                    teacher(G(z))
+                    loss2 = -torch.cdist(feats[penult].flatten(1), real_feats).mean()
+                opt2.zero_grad(set_to_none=True)
+                loss2.backward()
+                opt2.step()
+        else:
+            with torch.no_grad():
+                x = G(z)
+        keep[~done] = x[~done].detach()
+        out.append(keep[:size].cpu())
+        reached.append(done[:size].cpu())
+        if progress:
+            progress((b + 1) / n_batches, f"generator AM: batch {b + 1}/{n_batches} (class {cls}, T={T:.3f})")
+    hit = torch.cat(reached)
+    return torch.cat(out), {"reached_fraction": float(hit.float().mean()), "generators": n_batches}
+
+
+def _pixel_am(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
+    """Issue 3's pixel-space class visualizations as the dataset (seed 003 sections 5.2-5.3): one per class
+    from a blank image, or several per class from noise with seed 000's attraction-repulsion."""
+    from vizcore.visualize import VisualizeConfig, class_visualizations
+
+    per_class = config.per_class or max(1, config.n // num_classes)
+    many = per_class > 1
+    vc = VisualizeConfig(start="noise" if many else "blank", steps=config.max_steps, threshold=config.threshold,
+                         threshold_range=(config.threshold, config.threshold_max) if config.threshold_max else None,
+                         attract_repel=many, pre_steps=max(1, config.pre_steps), seed=config.seed)
+    vis = class_visualizations(teacher, list(range(num_classes)), per_class, vc, input_shape=tuple(input_shape),
+                               progress=progress, cancelled=cancelled)
+    return vis.images, {"reached_fraction": float(vis.reached.float().mean()), "visualize_config": vc.to_json()}
+
+
+def _weight_images(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
+    """Seed 003 section 9: output-neuron weight rows (effective weights for deeper models) shown as images,
+    min-max scaled together to [0, 1], used as training data."""
+    from vizcore.visualize import weight_images
+
+    w = weight_images(teacher, torch.zeros(1, *input_shape)).images
+    return (w - w.min()) / (w.max() - w.min()).clamp(min=1e-12), {}
+
+
+def _class_averages(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
+    """Seed 003 section 7: the mean real training image of each class (not data-free)."""
+    from vizcore.visualize import class_averages
+
+    return class_averages(real[0], real[1], num_classes), {}
+
+
+def _uniform_noise(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
+    """The naive baseline of seed 004 (T+Uniform): uniform random images, labelled by the teacher."""
+    return torch.rand(config.n, *input_shape, generator=torch.Generator().manual_seed(config.seed)), {}
+
+
+def _kegnet(teacher, config, **kw):
+    from vizcore.kegnet import kegnet_images
+
+    return kegnet_images(teacher, config, **kw)
+
+
+def _dfad(teacher, config, **kw):
+    from vizcore.dfad import dfad_images
+
+    return dfad_images(teacher, config, **kw)
+
+
+_MAKERS = {"generator-am": generator_am, "kegnet": _kegnet, "dfad": _dfad, "pixel-am": _pixel_am,
+           "weight-images": _weight_images, "class-averages": _class_averages,
+           "uniform-noise": _uniform_noise}
+
+
+def synthesize(teacher: nn.Module, config: SynthesisConfig, *, input_shape, class_names: list[str],
+               dataset: str = "", teacher_id: str = "", real: tuple[torch.Tensor, torch.Tensor] | None = None,
+               progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> SyntheticSet:
+    """Make a synthetic set with ``config.method`` and label it with the teacher.
+
+    ``real`` (training images and labels) is only accepted by the methods that need it (class averages,
+    Loss_2); the teacher is copied, so the caller's model is never modified.
+    """
+    if config.needs_real_data and real is None:
+        raise ValueError(f"{METHOD_LABELS[config.method]} needs the real training data"
+                         + (" (Loss_2 compares with real images); switch Loss_2 off for a data-free set" if config.loss2 else ""))
+    twin = private_teacher(teacher)
+    kw = dict(input_shape=tuple(input_shape), num_classes=len(class_names), real=real if config.needs_real_data else None,
+              progress=progress, cancelled=cancelled)
+    if config.method == "kegnet":
+        kw["dataset"] = dataset
+    images, stats = _MAKERS[config.method](twin, config, **kw)
+    images = images.float().clamp(0, 1)
+    labels, logits, probs = label_with_teacher(twin, images)
+    stats = {**stats, "class_counts": torch.bincount(labels, minlength=len(class_names)).tolist()}
+    return SyntheticSet(images=images, labels=labels, logits=logits, probs=probs,
+                        class_names=list(class_names), config={**asdict(config), "dataset": dataset},
+                        teacher_id=teacher_id, stats=stats)
