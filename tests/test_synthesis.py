@@ -105,3 +105,20 @@ def test_bad_config_is_a_clear_error():
         SynthesisConfig(method="magic")
     with pytest.raises(ValueError, match="threshold"):
         SynthesisConfig(threshold=1.5)
+
+
+def test_seed003_visualizations_keep_the_signed_weight_rows_and_teach_a_linear_student(digits, digits_linear):
+    """Seed 003 sections 5.2-5.3: free-pixel ascent from blank keeps the negative half of a linear teacher's
+    weights (0.1 x each row), and 10 images with soft targets retrain a linear student almost exactly."""
+    from vizcore.students import StudentConfig, train_student
+    from vizcore.synthesis import SEED003_VISUALIZE
+
+    cfg = SynthesisConfig(method="pixel-am", n=10, per_class=1, visualize=SEED003_VISUALIZE)
+    s = synthesize(digits_linear, cfg, input_shape=digits.input_shape, class_names=digits.class_names)
+    w = digits_linear.fc1.weight.detach().reshape(10, *digits.input_shape)
+    assert torch.allclose(s.images, 0.1 * w, atol=1e-5) and float(s.images.min()) < 0
+    stored = {k: v for k, v in s.config.items() if k != "dataset"}
+    assert SynthesisConfig(**stored) == cfg  # the config survives JSON, nested visualization options included
+    student = train_student(s, StudentConfig(arch="linear", epochs=300, lr=5.0, optimizer="sgd", batch_size=10))
+    teacher = digits_linear(digits.test_x).argmax(1).numpy()
+    assert (student.predict(digits.test_x) == teacher).mean() >= 0.95

@@ -115,17 +115,21 @@ _SIGMOID_EPS = 1e-3
 
 def pixel_param(start: torch.Tensor, mode: str = "clamp") -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
     """Pixels kept in [0, 1]: ``clamp`` optimizes the pixels and clips them after every step (the
-    parameter is the image), ``sigmoid`` optimizes logits and shows ``sigmoid(param)``.
+    parameter is the image), ``sigmoid`` optimizes logits and shows ``sigmoid(param)``. ``free`` optimizes
+    the pixels with no bound at all (seed 003's ascent from a blank image, which may go negative).
 
     Returns ``(param, image_fn)`` where ``image_fn()`` gives the current images.
     """
     if mode == "clamp":
         param = start.detach().clone().clamp_(0, 1).requires_grad_(True)
         return param, lambda: param
+    if mode == "free":
+        param = start.detach().clone().requires_grad_(True)
+        return param, lambda: param
     if mode == "sigmoid":
         param = torch.logit(start.detach().clamp(_SIGMOID_EPS, 1 - _SIGMOID_EPS)).requires_grad_(True)
         return param, lambda: torch.sigmoid(param)
-    raise ValueError(f"unknown pixel parameterization '{mode}'; use 'clamp' or 'sigmoid'")
+    raise ValueError(f"unknown pixel parameterization '{mode}'; use 'clamp', 'sigmoid' or 'free'")
 
 
 def jitter(images: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:

@@ -22,6 +22,7 @@ from vizcore.generators import Generator, model_device, private_teacher
 from vizcore.hooks import capture, guarded
 from vizcore.metrics import predict_logits
 from vizcore.train import Cancelled, Progress
+from vizcore.visualize import VisualizeConfig
 from vizcore.workspace import atomic_write
 
 METHODS = ("generator-am", "kegnet", "dfad", "pixel-am", "weight-images", "class-averages", "uniform-noise")
@@ -35,6 +36,11 @@ METHOD_LABELS = {
     "uniform-noise": "Uniform noise (naive baseline, KegNet's T+Uniform)",
 }
 DIGIT_DATASETS = ("digits", "mnist")
+# Seed 003 sections 5.2-5.3: plain gradient ascent on the target logit from a blank image, pixels unbounded
+# (the negative half of a linear teacher's weights survives), no stopping threshold. For a ``linear`` teacher
+# every image is 0.1 x its class's weight row; the student matches the teacher's logits on them.
+SEED003_VISUALIZE = VisualizeConfig(start="blank", objective="logit", optimizer="sgd", lr=0.001, steps=100,
+                                    pixel="free", threshold=None)
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class SynthesisConfig:
     ``loss2``: keep penultimate features away from real images of the class (4.1.2; needs real data).
     ``alpha``/``beta``/``generators``: KegNet's decoder and diversity weights and generator count (seed 004);
     ``beta=None`` means the paper's choice: 0 for digit data, 1 otherwise.
+    ``visualize``: pixel AM's full :class:`~vizcore.visualize.VisualizeConfig` (None: built from the fields
+    above); with ``pixel='free'`` the images keep their unbounded values (seed 003, see ``SEED003_VISUALIZE``).
     """
 
     method: str = "generator-am"
@@ -69,14 +77,22 @@ class SynthesisConfig:
     beta: float | None = None
     proxy_arch: str = "cnn_s"
     per_class: int | None = None  # pixel AM / weight images: images per class (default n // classes)
+    visualize: VisualizeConfig | None = None
 
     def __post_init__(self):
+        if isinstance(self.visualize, dict):  # from JSON
+            object.__setattr__(self, "visualize", VisualizeConfig.from_json(self.visualize))
         if self.method not in METHODS:
             raise ValueError(f"unknown synthesis method '{self.method}'; choose one of {', '.join(METHODS)}")
         if self.n < 1 or min(self.batch_size, self.images_per_generator) < 2:
             raise ValueError("the synthetic set needs n >= 1 images, and batches of at least 2")
         if not 0 < self.threshold < 1 or (self.threshold_max is not None and not self.threshold <= self.threshold_max < 1):
             raise ValueError("the threshold T must lie in (0, 1), and threshold_max between T and 1")
+
+    @property
+    def unbounded(self) -> bool:
+        """Whether the images may leave [0, 1] (pixel AM with free pixels)."""
+        return self.method == "pixel-am" and self.visualize is not None and self.visualize.pixel == "free"
 
     @property
     def needs_real_data(self) -> bool:
@@ -98,7 +114,7 @@ class SynthesisConfig:
 class SyntheticSet:
     """Images with the teacher's view of them: the artifact students learn from."""
 
-    images: torch.Tensor  # (N, C, H, W) in [0, 1]
+    images: torch.Tensor  # (N, C, H, W) in [0, 1] (unbounded for pixel AM with free pixels)
     labels: torch.Tensor  # (N,) teacher argmax
     logits: torch.Tensor  # (N, K)
     probs: torch.Tensor  # (N, K) teacher softmax
@@ -233,11 +249,11 @@ def generator_am(teacher: nn.Module, config: SynthesisConfig, *, input_shape, nu
 def _pixel_am(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
     """Issue 3's pixel-space class visualizations as the dataset (seed 003 sections 5.2-5.3): one per class
     from a blank image, or several per class from noise with seed 000's attraction-repulsion."""
-    from vizcore.visualize import VisualizeConfig, class_visualizations
+    from vizcore.visualize import class_visualizations
 
     per_class = config.per_class or max(1, config.n // num_classes)
     many = per_class > 1
-    vc = VisualizeConfig(start="noise" if many else "blank", steps=config.max_steps, threshold=config.threshold,
+    vc = config.visualize or VisualizeConfig(start="noise" if many else "blank", steps=config.max_steps, threshold=config.threshold,
                          threshold_range=(config.threshold, config.threshold_max) if config.threshold_max else None,
                          attract_repel=many, pre_steps=max(1, config.pre_steps), seed=config.seed)
     vis = class_visualizations(teacher, list(range(num_classes)), per_class, vc, input_shape=tuple(input_shape),
@@ -300,7 +316,7 @@ def synthesize(teacher: nn.Module, config: SynthesisConfig, *, input_shape, clas
     if config.method == "kegnet":
         kw["dataset"] = dataset
     images, stats = _MAKERS[config.method](twin, config, **kw)
-    images = images.float().clamp(0, 1)
+    images = images.float() if config.unbounded else images.float().clamp(0, 1)
     labels, logits, probs = label_with_teacher(twin, images)
     stats = {**stats, "class_counts": torch.bincount(labels, minlength=len(class_names)).tolist()}
     return SyntheticSet(images=images, labels=labels, logits=logits, probs=probs,

@@ -28,6 +28,7 @@ from vizcore.workspace import atomic_write
 
 STARTS = ("blank", "grey", "noise", "mean")
 OBJECTIVES = ("logit", "logprob")
+PIXELS = ("clamp", "sigmoid", "free")
 Stop = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 CHUNK = 128  # samples per forward/backward inside one ascent step
 
@@ -48,7 +49,7 @@ class VisualizeConfig:
     steps: int = 300              # step cap
     lr: float = 0.05
     optimizer: str = "adam"       # 'adam' or 'sgd' (plain gradient ascent)
-    pixel: str = "clamp"          # keep pixels in [0, 1]: 'clamp' or 'sigmoid'
+    pixel: str = "clamp"          # keep pixels in [0, 1]: 'clamp' or 'sigmoid'; 'free': unbounded (seed 003)
     l2: float = 0.0               # weight of the L2 penalty (Simonyan et al.)
     tv: float = 0.0               # weight of the total-variation penalty
     jitter: int = 0               # random shift of up to this many pixels per step
@@ -66,8 +67,8 @@ class VisualizeConfig:
             raise ValueError(f"objective must be one of {OBJECTIVES}, not '{self.objective}'")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', not '{self.optimizer}'")
-        if self.pixel not in ("clamp", "sigmoid"):
-            raise ValueError(f"pixel must be 'clamp' or 'sigmoid', not '{self.pixel}'")
+        if self.pixel not in PIXELS:
+            raise ValueError(f"pixel must be one of {PIXELS}, not '{self.pixel}'")
         if self.steps < 0 or self.pre_steps < 1:
             raise ValueError("steps must be >= 0 and pre_steps >= 1")
         if self.lr <= 0 or min(self.l2, self.tv, self.jitter, self.blur) < 0 or self.blur > 1:
@@ -96,7 +97,7 @@ class VisualizeConfig:
 class Visualizations:
     """Class visualizations with the teacher's logits and softmax (the soft targets) and how they ended."""
 
-    images: torch.Tensor      # (N, C, H, W) in [0, 1]
+    images: torch.Tensor      # (N, C, H, W) in [0, 1] (unbounded with pixel='free')
     labels: torch.Tensor      # (N,) target class
     logits: torch.Tensor      # (N, K) teacher logits of the returned images
     probs: torch.Tensor       # (N, K) teacher softmax

@@ -6,7 +6,7 @@ import time
 
 from vizcore import data, zoo
 from vizcore.cli import emit
-from vizcore.visualize import VisualizeConfig, class_averages, class_visualizations, summary
+from vizcore.visualize import PIXELS, VisualizeConfig, class_averages, class_visualizations, summary
 
 
 def cmd_visualize(args) -> None:
@@ -56,7 +56,7 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, default=d.steps, help="step cap")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--optimizer", choices=("adam", "sgd"), default=d.optimizer)
-    p.add_argument("--pixel", choices=("clamp", "sigmoid"), default=d.pixel)
+    p.add_argument("--pixel", choices=PIXELS, default=d.pixel)
     p.add_argument("--l2", type=float, default=d.l2)
     p.add_argument("--tv", type=float, default=d.tv)
     p.add_argument("--jitter", type=int, default=d.jitter)

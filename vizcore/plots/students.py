@@ -43,8 +43,12 @@ def accuracy_vs_size(sweep: list[dict], teacher_accuracy: float | None = None,
 
 
 def synthetic_gallery(images, probs, class_names: list[str], per_class: int = 4, size: int = 95):
-    """The first ``per_class`` images of each teacher label, titled with the label and its soft probability."""
+    """The first ``per_class`` images of each teacher label, titled with the label and its soft probability.
+    Unbounded images (seed 003's free-pixel visualizations) are min-max scaled together to [0, 1] for display."""
     probs = np.asarray(probs)
+    lo, hi = float(images.min()), float(images.max())
+    if lo < 0 or hi > 1:
+        images = (images - lo) / max(hi - lo, 1e-12)
     labels = probs.argmax(1)
     pick = [i for k in range(len(class_names)) for i in np.flatnonzero(labels == k)[:per_class]]
     titles = [f"{class_names[labels[i]][:10]} {probs[i, labels[i]]:.2f}" for i in pick]
