@@ -90,3 +90,21 @@ def test_browser_shows_the_f1_comparison_of_a_finished_run(teacher_id, workspace
         assert page.get_by_text("linear (real data)").count() > 0
         path = screenshot(page, "student_lab_compare")
     assert path.stat().st_size > 10_000
+
+
+def test_preset_d_runs_from_the_page(teacher_id):
+    from vizcore import subset
+
+    at = open_page(teacher_id)
+    at.selectbox(key="sl_sub_vs").set_value(3).run()
+    assert any("two different classes" in e.value for e in at.error) and at.button(key="sl_sub_start").disabled
+    at.selectbox(key="sl_sub_cls").set_value(3)
+    at.selectbox(key="sl_sub_vs").set_value(8).run()
+    at.button(key="sl_sub_start").click().run()
+    job = jobs.list_jobs(subset.JOB_KIND)[0]
+    assert jobs.wait_job(job.id).state == "done" and job.config["versus"] == 8
+    at.run()
+    assert not at.exception
+    tables = [d.value for d in at.dataframe]
+    assert any(list(t.get("task", [])) == ["3 vs 8", "3 vs all"] for t in tables)
+    assert any(len(t) == 3 and "training set" in t for t in tables)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from ui import state
 from ui.jobs_panel import job_panel
-from vizcore import runs
+from vizcore import runs, subset
 from vizcore.plots.common import confusion_heatmap
 from vizcore.plots.students import accuracy_vs_size, f1_curves, synthetic_gallery
 from vizcore.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
@@ -108,6 +108,27 @@ with new_tab:
                    + ". Compare it on *Runs and comparison*.")
 
     job_panel(runs.JOB_KIND, show_result, limit=3)
+
+    with st.expander("Seed 003 preset (d): a class-subset teacher, and one class's visualization swapped in"):
+        st.caption("Trains two-class teachers of the teacher's architecture on real images (class vs one other "
+                   "class, class vs all), retrains each from its two visualizations, then swaps its visualization "
+                   "of the class into the teacher's 10 visualizations and trains a 10-class student on them.")
+        names = list(entry.card.class_names)
+        p1, p2 = st.columns(2)
+        cls = p1.selectbox("Class", range(len(names)), 3 if len(names) > 4 else 0, format_func=names.__getitem__, key="sl_sub_cls")
+        versus = p2.selectbox("Versus", range(len(names)), 4 if len(names) > 4 else 1, format_func=names.__getitem__, key="sl_sub_vs")
+        if cls == versus:
+            st.error("Choose two different classes.")
+        if st.button("Start preset (d)", key="sl_sub_start", disabled=cls == versus):
+            subset.start_subset_run(entry.id, ds.name, cls, versus)
+            st.rerun()
+
+        def show_subset(job):
+            st.dataframe(pd.DataFrame(job.result["two_class"]), hide_index=True, key=f"sl_sub_two_{job.id}")
+            st.dataframe(pd.DataFrame(job.result["ten_class"]).drop(columns=["f1"]), hide_index=True,
+                         key=f"sl_sub_ten_{job.id}")
+
+        job_panel(subset.JOB_KIND, show_subset, limit=1)
 
 
 with runs_tab:

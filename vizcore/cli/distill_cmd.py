@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vizcore import runs, zoo
+from vizcore import runs, subset, zoo
 from vizcore.cli import emit
 from vizcore.students import STUDENT_KINDS, StudentConfig
 from vizcore.synthesis import METHODS, SynthesisConfig
@@ -41,6 +41,15 @@ def _text(out: dict) -> str:
     return "\n".join(lines)
 
 
+def _subset_text(out: dict) -> str:
+    lines = [f"teacher accuracy {out['teacher_accuracy']:.4f}"]
+    lines += [f"{r['task']:28} teacher {r['teacher_accuracy']:.4f}  student from 2 visualizations {r['student_accuracy']:.4f}"
+              for r in out["two_class"]]
+    lines += [f"{r['training set']:44} " + "  ".join(f"{k} {v:.4f}" for k, v in r.items() if isinstance(v, float))
+              for r in out["ten_class"]]
+    return "\n".join(lines)
+
+
 def _synthesis(args, method: str | None = None, **kw) -> SynthesisConfig:
     return SynthesisConfig(method=method or args.method, n=args.n, seed=args.seed, **{
         k: v for k, v in (("max_steps", args.steps), ("train_steps", args.train_steps),
@@ -66,6 +75,12 @@ def cmd_preset(args) -> None:
     entry = zoo.get_entry(args.teacher)
     ds = args.dataset or entry.card.dataset
     arch = entry.card.arch
+    if args.table == "seed003-subset":  # seed 003 section 8: class-subset teachers, one visualization swapped
+        job = subset.start_subset_run(entry.id, ds, args.cls, args.versus, wait=True)
+        if job.state != "done":
+            raise ValueError(f"run {job.id} {job.state}: {job.error or job.message}")
+        emit(job.result, args.json, _subset_text(job.result))
+        return
     if args.table == "table1":  # seed 000 Table 1: many students, one synthetic set
         cfgs = [runs.DistillConfig(entry.id, ds, _synthesis(args, "generator-am"),
                                    _students(args, (arch,) + TABLE1_STUDENTS))]
@@ -110,5 +125,7 @@ def add_parser(sub) -> None:
     d.add_argument("--bias-only", action="store_true", help="add seed 003's bias-only linear student")
     d.set_defaults(func=cmd_distill)
     p = options(sub.add_parser("distill-preset", help="seed 000 Table 1 / Table 2, seed 003's table"), method=False)
-    p.add_argument("table", choices=("table1", "table2", "seed003"))
+    p.add_argument("table", choices=("table1", "table2", "seed003", "seed003-subset"))
+    p.add_argument("--class", dest="cls", type=int, default=3, help="seed003-subset: the class whose visualization is swapped")
+    p.add_argument("--versus", type=int, default=4, help="seed003-subset: the other class of the two-class teacher")
     p.set_defaults(func=cmd_preset)
