@@ -4,7 +4,6 @@ import io
 import os
 
 import numpy as np
-import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 

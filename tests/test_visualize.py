@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from conftest import assert_untouched, weights_snapshot
 from vizcore.objectives import AscentState, class_logit, l2, total_variation

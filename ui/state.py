@@ -102,6 +102,15 @@ def show_flash() -> None:
         st.success(msg)
 
 
+def require() -> tuple[Dataset, zoo.ModelEntry, torch.nn.Module]:
+    """:func:`current`, or an explanation and the end of the page when no dataset or fitting model is chosen."""
+    ds, entry, model = current()
+    if ds is None or entry is None or model is None:
+        st.info("Pick a dataset and a model that fits it in the sidebar (train or upload one on *Models & data*).")
+        st.stop()
+    return ds, entry, model
+
+
 def current() -> tuple[Dataset | None, zoo.ModelEntry | None, torch.nn.Module | None]:
     """(dataset, model entry, model) chosen in the sidebar; the model is the shared cached instance."""
     ds, entry = st.session_state.get("_dataset"), st.session_state.get("_entry")

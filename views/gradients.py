@@ -13,10 +13,7 @@ st.title("Prediction gradients")
 st.caption("PG(a) = ∂y_c/∂a: how much each unit pushes the prediction of class c (Lo 2016, chapter 3). "
            "A filter's score is the norm of its PG map; brighter circles push harder.")
 
-ds, entry, model = state.current()
-if model is None or ds is None:
-    st.info("Pick a dataset and a model in the sidebar.")
-    st.stop()
+ds, entry, model = state.require()
 layers = conv_layers(model)
 if not layers:
     st.info(f"{entry.id} has no convolutional layers, so there are no feature maps to score. "

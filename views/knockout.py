@@ -23,10 +23,7 @@ st.header("Knockout")
 st.caption("Switch filters off and watch the network break, as if it were damaged live (seed 002 section 4.2). "
            "A knockout is a mask applied during the call: the model itself is never changed.")
 
-ds, entry, model = state.current()
-if model is None or ds is None:
-    st.info("Pick a dataset and a model that fits it in the sidebar.")
-    st.stop()
+ds, entry, model = state.require()
 
 widths = knockable_layers(model)
 if not widths:

@@ -11,10 +11,7 @@ st.title("Looks like")
 st.caption("The unit with the highest prediction gradient marks the filter and region that matter most for a class "
            "(Lo 2016, sections 4.3.1–4.3.2). Taken for another class B, it shows what makes the image look like B.")
 
-ds, entry, model = state.current()
-if model is None or ds is None:
-    st.info("Pick a dataset and a model in the sidebar.")
-    st.stop()
+ds, entry, model = state.require()
 
 c1, c2 = st.columns([2, 1])
 idx, image, true_class = pick_image(ds, "ll_img", container=c1)

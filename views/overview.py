@@ -7,14 +7,8 @@ from ui import state
 from vizcore.models import count_parameters, layer_table
 from vizcore.plots.common import confusion_heatmap, image_grid, per_class_bars
 
-ds, entry, model = state.current()
 st.title("Overview")
-if ds is None:
-    st.info("Pick a dataset in the sidebar.")
-    st.stop()
-if entry is None:
-    st.info(f"No model fits {ds.name} yet: train or upload one on **Models & data**.")
-    st.stop()
+ds, entry, model = state.require()
 
 card = entry.card
 st.caption(f"Model **{entry.id}** on the test split of **{ds.name}**")

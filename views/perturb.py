@@ -15,10 +15,7 @@ st.title("Perturb")
 st.caption("x′ = clip(x + ε·g/‖g‖) with g = ∂y_B/∂x moves an image towards class B (Lo 2016, section 4.4). "
            "The iterated variant takes several smaller steps, recomputing g each time.")
 
-ds, entry, model = state.current()
-if model is None or ds is None:
-    st.info("Pick a dataset and a model in the sidebar.")
-    st.stop()
+ds, entry, model = state.require()
 
 
 def parse_eps(text: str) -> tuple[float, ...] | None:

@@ -12,7 +12,7 @@ from ui.jobs_panel import job_panel
 from vizcore import runs, subset
 from vizcore.plots.common import confusion_heatmap
 from vizcore.plots.students import accuracy_vs_size, f1_curves, synthetic_gallery
-from vizcore.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
+from vizcore.students import STUDENT_KINDS, StudentConfig
 from vizcore.synthesis import METHOD_LABELS, SynthesisConfig
 
 st.title("Student lab")
@@ -20,10 +20,7 @@ st.caption("Generate images from the teacher alone, train new models (students) 
            "teacher and with the same student trained on real images. Students are selected on synthetic data; "
            "the real test set is read once, for the final report.")
 
-ds, entry, model = state.current()
-if model is None or ds is None:
-    st.info("Pick a dataset and a teacher model in the sidebar to start.")
-    st.stop()
+ds, entry, model = state.require()
 
 new_tab, runs_tab = st.tabs(["New run", "Runs and comparison"])
 

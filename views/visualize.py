@@ -20,14 +20,11 @@ from vizcore.visualize import (NPZ_NAME, VisualizeConfig, Visualizations, class_
 JOB_KIND = "visualize"
 SHOWN_PER_CLASS = 10
 
-ds, entry, model = state.current()
+ds, entry, model = state.require()
 st.title("Visualize")
 st.caption("Class visualizations by gradient ascent in pixel space: each picture is pushed until the model's "
            "softmax for its class passes a threshold T and is the largest. A red frame marks a picture that hit "
            "the step cap first.")
-if ds is None or entry is None or model is None:
-    st.info("Pick a dataset and a model in the sidebar to visualize it.")
-    st.stop()
 names = list(entry.card.class_names)
 shape = tuple(entry.card.input_shape)
 

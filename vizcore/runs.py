@@ -23,7 +23,7 @@ from torch import nn
 from vizcore.hooks import guarded
 from vizcore.jobs import JobInfo, get_job, list_jobs, start_job
 from vizcore.metrics import classification_report, predict_logits
-from vizcore.students import (SKLEARN_STUDENTS, Student, StudentConfig, bias_only_student, fit_student,
+from vizcore.students import (Student, StudentConfig, bias_only_student, fit_student,
                               holdout_split, train_student)
 from vizcore.synthesis import SynthesisConfig, SyntheticSet, synthesize
 from vizcore.train import Progress

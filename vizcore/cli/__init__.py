@@ -25,6 +25,25 @@ def emit(obj, as_json: bool, text: str | None = None) -> None:
         print(text)
 
 
+def add_model_args(p, dataset_help: str = "default: the model card's dataset") -> None:
+    """``--model``, ``--dataset`` and ``--data-root``, as every command that explains a model takes them."""
+    p.add_argument("--model", required=True, help="model id (zoo:NAME, user:NAME) or name")
+    p.add_argument("--dataset", help=dataset_help)
+    p.add_argument("--data-root", help="folder holding dataset files")
+
+
+def model_and_dataset(args, load: bool = True):
+    """(entry, dataset, model) for ``args.model`` on ``args.dataset`` (default: its card's), checked to fit."""
+    from vizcore import data, zoo
+
+    entry = zoo.get_entry(args.model)
+    ds = data.load_dataset(args.dataset or entry.card.dataset, root=args.data_root)
+    if not zoo.fits(entry, ds):
+        raise ValueError(f"{entry.id} takes input {entry.card.input_shape} with {entry.card.num_classes} classes; "
+                         f"{ds.name} has {list(ds.input_shape)} with {ds.num_classes}")
+    return entry, ds, zoo.load_model(entry) if load else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vizcore", description="vizcore: look inside image classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from vizcore import data, zoo
 from vizcore.adversarial import PerturbConfig, perturbation_sweep
-from vizcore.cli import emit
+from vizcore.cli import add_model_args, emit, model_and_dataset
 from vizcore.gradients import NORMS, OUTPUTS, class_filter_scores, rank_filters, resolve_class
 
 
-def _load(args):
-    entry = zoo.get_entry(args.model)
-    ds = data.load_dataset(args.dataset or entry.card.dataset, root=args.data_root)
-    if not zoo.fits(entry, ds):
-        raise ValueError(f"{entry.id} takes input {entry.card.input_shape} with {entry.card.num_classes} classes; "
-                         f"{ds.name} has {list(ds.input_shape)} with {ds.num_classes}")
-    return entry, ds, zoo.load_model(entry)
 
 
 def cmd_pg(args) -> None:
-    entry, ds, model = _load(args)
+    entry, ds, model = model_and_dataset(args)
     c = resolve_class(args.cls, ds.class_names)
     x = ds.test_x[ds.test_y == c]
     scores = class_filter_scores(model, x, c, layers=args.layer, norm=args.norm, output=args.output)
@@ -37,7 +29,7 @@ def cmd_pg(args) -> None:
 
 
 def cmd_perturb(args) -> None:
-    entry, ds, model = _load(args)
+    entry, ds, model = model_and_dataset(args)
     targets = tuple(resolve_class(t, ds.class_names) for t in args.target) if args.target else None
     cfg = PerturbConfig(eps=tuple(args.eps), steps=args.steps, output=args.output, per_class=args.per_class,
                         targets=targets)
@@ -53,9 +45,7 @@ def cmd_perturb(args) -> None:
 
 def add_parser(sub) -> None:
     def common(p):
-        p.add_argument("--model", required=True, help="model id (zoo:NAME, user:NAME) or name")
-        p.add_argument("--dataset", help="default: the model card's dataset")
-        p.add_argument("--data-root", help="folder holding dataset files")
+        add_model_args(p)
         p.add_argument("--output", choices=OUTPUTS, default="prob", help="differentiate the softmax probability or the logit")
         p.add_argument("--json", action="store_true", help="print JSON for machines")
         return p

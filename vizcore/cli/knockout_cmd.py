@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from vizcore import data, zoo
-from vizcore.cli import emit
+from vizcore.cli import add_model_args, emit, model_and_dataset
 from vizcore.importance import StudyConfig, compare_rankings, default_layers, flatten_scores, pg_scores
 from vizcore.knockout import (KnockoutEvaluator, class_images, eval_subset, knockout_curve, normalize_mask,
                               parse_filters, random_curve, resolve_class)
 
 
 def _setup(args):
-    entry = zoo.get_entry(args.model)
-    ds = data.load_dataset(args.dataset or entry.card.dataset, root=args.data_root)
-    if not zoo.fits(entry, ds):
-        raise ValueError(f"{entry.id} takes input {entry.card.input_shape} with {entry.card.num_classes} classes; "
-                         f"{ds.name} has {list(ds.input_shape)} with {ds.num_classes}")
-    model = zoo.load_model(entry)
+    entry, ds, model = model_and_dataset(args)
     x, y = eval_subset(ds.test_x, ds.test_y, args.n_eval or None, args.seed)
     return entry, ds, model, KnockoutEvaluator(model, x, y, ds.num_classes)
 
@@ -67,9 +61,7 @@ def cmd_knockout(args) -> None:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("knockout", help="knock out filters: a knockout curve, one mask, or the ranking study")
-    p.add_argument("--model", required=True, help="model id (zoo:NAME, user:NAME) or name")
-    p.add_argument("--dataset", help="default: the model card's dataset")
-    p.add_argument("--data-root")
+    add_model_args(p)
     p.add_argument("--class", dest="class_", help="class name or index")
     p.add_argument("--order", choices=("highest", "lowest", "random"), default="highest",
                    help="knock out filters highest-PG-first, lowest-first, or in random orders (mean of 5 seeds)")

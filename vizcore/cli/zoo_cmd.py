@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 from vizcore import data, zoo
-from vizcore.cli import emit
+from vizcore.cli import add_model_args, emit, model_and_dataset
 from vizcore.metrics import evaluate_model
 from vizcore.train import TrainConfig, train_teacher
 
@@ -56,12 +56,8 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    entry = zoo.get_entry(args.model)
-    ds = data.load_dataset(args.dataset or entry.card.dataset, root=args.data_root)
-    if not zoo.fits(entry, ds):
-        raise ValueError(f"{entry.id} takes input {entry.card.input_shape} with {entry.card.num_classes} classes; "
-                         f"{ds.name} has {list(ds.input_shape)} with {ds.num_classes}")
-    report = evaluate_model(zoo.load_model(entry), ds.test_x, ds.test_y, ds.class_names)
+    entry, ds, model = model_and_dataset(args)
+    report = evaluate_model(model, ds.test_x, ds.test_y, ds.class_names)
     card_acc = entry.card.metrics.get("accuracy")
     out = {"id": entry.id, "dataset": ds.name, "accuracy": report["accuracy"], "card_accuracy": card_acc,
            "per_class": report["per_class"]}
@@ -98,7 +94,5 @@ def add_parser(sub) -> None:
     t.set_defaults(func=cmd_train)
 
     e = common(sub.add_parser("evaluate", help="accuracy and per-class metrics of a model on a test split"))
-    e.add_argument("--model", required=True, help="model id (zoo:NAME, user:NAME) or name")
-    e.add_argument("--dataset", help="default: the model card's dataset")
-    e.add_argument("--data-root")
+    add_model_args(e)
     e.set_defaults(func=cmd_evaluate)
