@@ -92,9 +92,12 @@ def test_browser_shows_the_f1_comparison_of_a_finished_run(teacher_id, workspace
     assert path.stat().st_size > 10_000
 
 
-def test_preset_d_runs_from_the_page(teacher_id):
+def test_preset_d_runs_from_the_page(teacher_id, monkeypatch):
+    from test_subset import FAKE, fake_preset
     from vizcore import subset
 
+    calls = []
+    monkeypatch.setattr(subset, "class_subset_preset", fake_preset(calls))  # computed for real in test_subset.py
     at = open_page(teacher_id)
     at.selectbox(key="sl_sub_vs").set_value(3).run()
     assert any("two different classes" in e.value for e in at.error) and at.button(key="sl_sub_start").disabled
@@ -102,9 +105,9 @@ def test_preset_d_runs_from_the_page(teacher_id):
     at.selectbox(key="sl_sub_vs").set_value(8).run()
     at.button(key="sl_sub_start").click().run()
     job = jobs.list_jobs(subset.JOB_KIND)[0]
-    assert jobs.wait_job(job.id).state == "done" and job.config["versus"] == 8
+    assert jobs.wait_job(job.id).state == "done" and calls == [("cnn_s", 3, 8, 10)]
     at.run()
     assert not at.exception
     tables = [d.value for d in at.dataframe]
-    assert any(list(t.get("task", [])) == ["3 vs 8", "3 vs all"] for t in tables)
-    assert any(len(t) == 3 and "training set" in t for t in tables)
+    assert any(list(t.get("task", [])) == ["5 vs 6"] for t in tables)
+    assert any(list(t.get("training set", [])) == ["10-class visualizations"] and "f1" not in t for t in tables)

@@ -56,15 +56,31 @@ def test_preset_d_trains_on_visualizations_and_reads_the_test_split_once_at_the_
     assert out["ten_class"][0]["ratio"] > 0.9 and all(len(r["f1"]) == 10 for r in out["ten_class"])
 
 
-def test_cli_preset_d(digits, digits_linear, workspace, capsys):
+FAKE = {"class": 5, "versus": 6, "teacher_accuracy": 0.9,
+        "two_class": [{"task": "5 vs 6", "teacher_accuracy": 1.0, "student_accuracy": 0.99}],
+        "ten_class": [{"training set": "10-class visualizations", "accuracy": 0.9, "ratio": 1.0, "f1": [0.9] * 10}]}
+
+
+def fake_preset(calls):
+    def preset(teacher, arch, **kw):
+        calls.append((arch, kw["cls"], kw["versus"], kw["teacher_training"].epochs))
+        return FAKE
+    return preset
+
+
+def test_cli_preset_d_runs_the_preset_as_a_job_with_the_chosen_classes(digits, digits_linear, workspace, capsys,
+                                                                       monkeypatch):
+    from vizcore import jobs, subset
     from vizcore.cli import main
 
+    calls = []
+    monkeypatch.setattr(subset, "class_subset_preset", fake_preset(calls))  # the computation is tested above
     card = ModelCard(name="tiny-linear", dataset="digits", arch="linear", input_shape=list(digits.input_shape),
-                     class_names=digits.class_names, metrics={"accuracy": 0.9},
-                     hyperparameters={"epochs": 30, "lr": 0.01, "batch_size": 64})
+                     class_names=digits.class_names, metrics={"accuracy": 0.9}, hyperparameters={"epochs": 7})
     tid = save_model(digits_linear, card).id
     assert main(["distill-preset", "seed003-subset", "--teacher", tid, "--class", "5", "--versus", "6", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["class"] == 5 and [r["task"] for r in out["two_class"]] == ["5 vs 6", "5 vs all"]
+    assert json.loads(capsys.readouterr().out) == FAKE
+    assert calls == [("linear", 5, 6, 7)]  # the two-class teachers are trained like the teacher (its card)
+    assert [j.state for j in jobs.list_jobs(subset.JOB_KIND)] == ["done"]
     assert main(["distill-preset", "seed003-subset", "--teacher", tid, "--class", "5", "--versus", "5"]) == 2
     assert "two different classes" in capsys.readouterr().err
