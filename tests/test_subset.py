@@ -34,17 +34,13 @@ def test_swap_replaces_one_image_and_relabels_it_with_the_ten_class_teacher(digi
 def test_preset_d_trains_on_visualizations_and_reads_the_test_split_once_at_the_end(digits, digits_linear):
     events = []
 
-    def load_train():
-        events.append("train")
-        return digits.train_x, digits.train_y
-
-    def load_test():
-        events.append("test")
-        return digits.test_x, digits.test_y
+    def recorded(name, split):
+        return lambda: events.append(name) or split
 
     before = weights_snapshot(digits_linear)
     out = class_subset_preset(digits_linear, "linear", class_names=digits.class_names, input_shape=digits.input_shape,
-                              load_train=load_train, load_test=load_test,
+                              load_train=recorded("train", (digits.train_x, digits.train_y)),
+                              load_test=recorded("test", (digits.test_x, digits.test_y)),
                               teacher_training=TrainConfig(epochs=30, lr=0.01, batch_size=64))
     assert_untouched(digits_linear, before)
     assert events == ["train", "test"]
