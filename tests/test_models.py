@@ -59,3 +59,4 @@ def test_too_small_input_and_unknown_arch():
         build_model("cnn_l", (1, 4, 4), 10)
     with pytest.raises(ArchitectureError, match="known: linear"):
         build_model("resnet", (1, 8, 8), 10)
+

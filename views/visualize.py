@@ -11,7 +11,7 @@ from ui import state
 from ui.jobs_panel import job_panel
 from vizcore import jobs
 from vizcore.models import conv_layers, dense_layers, layer_table
-from vizcore.plots.common import image_grid
+from vizcore.plots.common import image_grid, stretch_contrast
 from vizcore.plots.visualize import (comparison_figure, grid_png, similarity_bars, softmax_bars,
                                      visualization_grid)
 from vizcore.visualize import (NPZ_NAME, VisualizeConfig, Visualizations, class_averages, filter_visualization,
@@ -104,6 +104,11 @@ def start(classes: list[int], per_class: int, cfg: VisualizeConfig) -> None:
                           {"model": entry.id, "classes": classes, "per_class": per_class, **cfg.to_json()})
 
 
+def display(images: torch.Tensor) -> torch.Tensor:
+    """The pictures as shown: contrast-stretched unless the user switched that off."""
+    return stretch_contrast(images) if st.session_state.get("viz_stretch", True) else images
+
+
 def job_line(job: jobs.JobInfo) -> None:
     r = job.result
     st.caption(f"{r.get('reached', 0)} of {r.get('n', 0)} reached T · {job.config.get('model')}")
@@ -119,7 +124,7 @@ def class_panel(vis: Visualizations) -> None:
     j = int(idx[i])
     left, right = st.columns([1, 2])
     with left:
-        st.plotly_chart(visualization_grid(vis.images[j:j + 1], vis.labels[j:j + 1], vis.probs[j:j + 1],
+        st.plotly_chart(visualization_grid(display(vis.images[j:j + 1]), vis.labels[j:j + 1], vis.probs[j:j + 1],
                                            vis.reached[j:j + 1], names, size=260), key="viz_panel_image")
         st.caption(f"{'reached' if vis.reached[j] else 'did NOT reach'} T = {float(vis.thresholds[j]):.3f} "
                    f"after {int(vis.steps[j])} steps")
@@ -136,7 +141,9 @@ def results(vis: Visualizations, job_dir: Path) -> None:
     c[2].metric("Mean target probability", f"{float(vis.probs.gather(1, vis.labels[:, None]).mean()):.3f}")
     shown = torch.cat([(vis.labels == k).nonzero()[:SHOWN_PER_CLASS, 0] for k in sorted(set(vis.labels.tolist()))])
     per = max(int((vis.labels == vis.labels[0]).sum()), 1)
-    st.plotly_chart(visualization_grid(vis.images[shown], vis.labels[shown], vis.probs[shown], vis.reached[shown],
+    st.toggle("Stretch contrast for display", value=True, key="viz_stretch",
+              help="Rescale each picture to use the full grey range; the downloads keep the raw pixels.")
+    st.plotly_chart(visualization_grid(display(vis.images[shown]), vis.labels[shown], vis.probs[shown], vis.reached[shown],
                                        names, cols=min(per, SHOWN_PER_CLASS) if per > 1 else 10),
                     key="viz_grid")
     if per > SHOWN_PER_CLASS:

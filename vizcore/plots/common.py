@@ -19,6 +19,14 @@ def to_display(img: torch.Tensor | np.ndarray) -> np.ndarray:
     return (a * 255).round().astype(np.uint8)
 
 
+def stretch_contrast(images: torch.Tensor) -> torch.Tensor:
+    """Each image rescaled to span [0, 1], for display only: faint visualizations become readable."""
+    flat = images.flatten(1)
+    lo, hi = flat.min(1).values, flat.max(1).values
+    scale = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    return ((flat - lo[:, None]) / scale[:, None]).view_as(images)
+
+
 def image_grid(images, titles: list[str] | None = None, cols: int = 10, size: int = 110,
                highlight: list[bool] | None = None) -> go.Figure:
     """A grid of images (grey or RGB) with optional titles; ``highlight`` draws a red frame."""

@@ -22,7 +22,7 @@ def class_accuracy_bars(intact: Sequence[float], knocked: Sequence[float], class
                hovertemplate="%{x}: %{y:.1%}<extra>knocked out</extra>"),
     ])
     fig.update_layout(barmode="group", title="Accuracy per class", yaxis_tickformat=".0%", yaxis_range=[0, 1.02],
-                      height=360, margin=dict(l=10, r=10, t=40, b=10), legend_orientation="h", legend_y=1.12)
+                      height=360, margin=dict(l=10, r=10, t=40, b=40), legend_orientation="h", legend_y=-0.15)
     return fig
 
 
