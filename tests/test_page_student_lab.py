@@ -93,7 +93,7 @@ def test_browser_shows_the_f1_comparison_of_a_finished_run(teacher_id, workspace
 
 
 def test_preset_d_runs_from_the_page(teacher_id, monkeypatch):
-    from test_subset import FAKE, fake_preset
+    from test_subset import fake_preset
     from vizcore import subset
 
     calls = []
