@@ -20,7 +20,10 @@ with train_tab:
     st.write("Train a zoo architecture on a dataset; it runs in the background and appears in the sidebar when done.")
     with st.form("train_form"):
         c = st.columns(3)
-        dname = c[0].selectbox("Dataset", state.dataset_choices(), format_func=state.label, key="train_dataset")
+        choices = state.dataset_choices()
+        current = st.session_state.get(state.DATASET_KEY)
+        dname = c[0].selectbox("Dataset", choices, index=choices.index(current) if current in choices else 0,
+                               format_func=state.label, key="train_dataset")
         arch = c[1].selectbox("Architecture", list(ARCHITECTURES), index=list(ARCHITECTURES).index("cnn"), key="train_arch")
         name = c[2].text_input("Name", value="", placeholder="DATASET-ARCH-mine", key="train_name")
         c = st.columns(5)
