@@ -9,14 +9,29 @@ import threading
 import numpy as np
 import pytest
 import torch
+from conftest import assert_untouched, weights_snapshot
 from torch import nn
 
-from conftest import assert_untouched, weights_snapshot
+from vizcore.data import class_index
 from vizcore.hooks import hook_count
-from vizcore.importance import (StudyConfig, compare_rankings, oracle_scores, spearman, taylor_scores,
-                                weight_l1_scores)
-from vizcore.knockout import (KnockoutEvaluator, eval_subset, knockable_layers, knockout_curve, masked_logits,
-                              normalize_mask, parse_filters, random_curve, resolve_class)
+from vizcore.importance import (
+    StudyConfig,
+    compare_rankings,
+    oracle_scores,
+    spearman,
+    taylor_scores,
+    weight_l1_scores,
+)
+from vizcore.knockout import (
+    KnockoutEvaluator,
+    eval_subset,
+    knockable_layers,
+    knockout_curve,
+    masked_logits,
+    normalize_mask,
+    parse_filters,
+    random_curve,
+)
 from vizcore.models import build_model
 
 
@@ -204,9 +219,9 @@ def test_parsing_and_validation(digits_cnn):
         parse_filters("conv1-3")
     assert normalize_mask(digits_cnn, {"fc1": [5, 1, 5], "conv1": [2], "conv2": []}) == {"conv1": (2,), "fc1": (1, 5)}
     assert list(knockable_layers(digits_cnn)) == ["conv1", "conv2", "fc1"]
-    assert resolve_class(["T-shirt", "Sneaker"], "sneaker") == 1 and resolve_class(["a", "b"], "1") == 1
+    assert class_index(["T-shirt", "Sneaker"], "sneaker") == 1 and class_index(["a", "b"], "1") == 1
     with pytest.raises(ValueError, match="choose a name or an index"):
-        resolve_class(["a", "b"], "c")
+        class_index(["a", "b"], "c")
 
 
 def test_cli_mask_matches_evaluator(capsys, digits):

@@ -11,6 +11,7 @@ import io
 import os
 import shutil
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -397,6 +398,21 @@ def available() -> list[str]:
     except DatasetNotFound:
         pass
     return out
+
+
+def class_index(class_names: Sequence[str], value: str | int) -> int:
+    """A class index from its name (exact, then case-insensitive) or its number (``"Sneaker"``, ``"7"``, ``7``)."""
+    names = [str(c) for c in class_names]
+    text = str(value)
+    if text in names:
+        return names.index(text)
+    if text.isdigit() and int(text) < len(names):
+        return int(text)
+    lower = [c.lower() for c in names]
+    if text.lower() in lower:
+        return lower.index(text.lower())
+    shown = ", ".join(names[:20]) + ("..." if len(names) > 20 else "")
+    raise ValueError(f"no class '{value}'; choose a name or an index 0..{len(names) - 1}: {shown}")
 
 
 def dataset_label(name: str) -> str:

@@ -22,7 +22,7 @@ from captum.attr import LayerGradientXActivation, Saliency
 from torch import nn
 
 from vizcore.hooks import capture, guarded
-from vizcore.models import conv_layers
+from vizcore.models import conv_layers, model_device
 
 Output = Literal["prob", "logit"]
 Norm = Literal["fro", "l1", "max"]
@@ -49,10 +49,6 @@ def _check(output: str, norm: str | None = None) -> None:
         raise ValueError(f"output must be one of {OUTPUTS} (softmax probability or logit), not '{output}'")
     if norm is not None and norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, not '{norm}'")
-
-
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def forward_fn(model: nn.Module, output: str = "prob") -> Callable[[torch.Tensor], torch.Tensor]:
@@ -118,7 +114,7 @@ def prediction_gradients(model: nn.Module, inputs: torch.Tensor, target: int | t
     layers = _layers(model, layers)
     out: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     with guarded(model):
-        device = _device(model)
+        device = model_device(model)
         if len(inputs) == 0:
             raise ValueError("no input images")
         targets = _targets(target, len(inputs), n_classes(model))
@@ -136,7 +132,7 @@ def input_gradient(model: nn.Module, inputs: torch.Tensor, target: int | torch.T
     """d y_c / d x, the PG of the input pixels (seed 002 section 4.4), via captum's ``Saliency(abs=False)``."""
     _check(output)
     with guarded(model):
-        device = _device(model)
+        device = model_device(model)
         x = inputs.to(device).detach().requires_grad_()
         t = _targets(target, len(x), n_classes(model)).to(device)
         return Saliency(forward_fn(model, output)).attribute(x, target=t, abs=False).detach().cpu()
@@ -147,7 +143,7 @@ def activations(model: nn.Module, inputs: torch.Tensor, layers: Sequence[str] | 
     layers = _layers(model, layers)
     feats = {name: feature_layer(model, name) for name in layers}
     with guarded(model), torch.no_grad(), capture(model, list(set(feats.values()))) as store:
-        model(inputs.to(_device(model)))
+        model(inputs.to(model_device(model)))
         return {name: store[f].detach().cpu() for name, f in feats.items()}
 
 
@@ -325,14 +321,3 @@ def looks_like(model: nn.Module, image: torch.Tensor, source: int, target: int, 
     return LooksLike(source=int(source), target=int(target), feature=fb, own=fa, heat_a=heat_a, heat_b=fb.heat,
                      diff=fb.heat - heat_a)
 
-
-def resolve_class(value: str | int, class_names: Sequence[str]) -> int:
-    """A class index from its name or number, with the valid choices in the error message."""
-    if isinstance(value, int) or str(value).lstrip("-").isdigit():
-        c = int(value)
-        if 0 <= c < len(class_names):
-            return c
-    elif value in class_names:
-        return list(class_names).index(value)
-    raise ValueError(f"unknown class '{value}': give an index 0..{len(class_names) - 1} or one of "
-                     f"{', '.join(class_names[:20])}{'...' if len(class_names) > 20 else ''}")

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizcore.hooks import channel_mask, guarded
+from vizcore.models import model_device
 
 Mask = Mapping[str, Sequence[int]]
 Progress = Callable[[float, str], None]
@@ -116,7 +117,7 @@ def _result(mask, pred: torch.Tensor, y: torch.Tensor, n_classes: int) -> Knocko
 def masked_logits(model: nn.Module, x: torch.Tensor, mask: Mask, batch_size: int = 1024) -> torch.Tensor:
     """Logits of a full forward pass with ``mask`` applied through hooks (the reference and the fallback)."""
     mask = normalize_mask(model, mask)
-    device = next(model.parameters()).device
+    device = model_device(model)
     with guarded(model), channel_mask(model, mask), torch.no_grad():
         out = [model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(out) if out else torch.empty(0)
@@ -266,18 +267,6 @@ def eval_subset(x: torch.Tensor, y: torch.Tensor, n: int | None = 2000, seed: in
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n].sort().values
     return x[idx], y[idx]
 
-
-def resolve_class(class_names: Sequence[str], text: str | int) -> int:
-    """A class index from its name or number (``"Sneaker"``, ``"7"``, ``7``)."""
-    names = [str(c) for c in class_names]
-    if str(text) in names:
-        return names.index(str(text))
-    if str(text).isdigit() and int(text) < len(names):
-        return int(text)
-    lower = [c.lower() for c in names]
-    if str(text).lower() in lower:
-        return lower.index(str(text).lower())
-    raise ValueError(f"no class '{text}'; choose a name or an index 0..{len(names) - 1}: {', '.join(names)}")
 
 
 def class_images(x: torch.Tensor, y: torch.Tensor, target: int, n: int = 500) -> tuple[torch.Tensor, torch.Tensor]:

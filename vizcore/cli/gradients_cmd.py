@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from vizcore.adversarial import PerturbConfig, perturbation_sweep
 from vizcore.cli import add_model_args, emit, model_and_dataset
-from vizcore.gradients import NORMS, OUTPUTS, class_filter_scores, rank_filters, resolve_class
-
-
+from vizcore.data import class_index
+from vizcore.gradients import NORMS, OUTPUTS, class_filter_scores, rank_filters
 
 
 def cmd_pg(args) -> None:
     entry, ds, model = model_and_dataset(args)
-    c = resolve_class(args.cls, ds.class_names)
+    c = class_index(ds.class_names, args.cls)
     x = ds.test_x[ds.test_y == c]
     scores = class_filter_scores(model, x, c, layers=args.layer, norm=args.norm, output=args.output)
     ranking = rank_filters(scores)
@@ -30,7 +29,7 @@ def cmd_pg(args) -> None:
 
 def cmd_perturb(args) -> None:
     entry, ds, model = model_and_dataset(args)
-    targets = tuple(resolve_class(t, ds.class_names) for t in args.target) if args.target else None
+    targets = tuple(class_index(ds.class_names, t) for t in args.target) if args.target else None
     cfg = PerturbConfig(eps=tuple(args.eps), steps=args.steps, output=args.output, per_class=args.per_class,
                         targets=targets)
     r = perturbation_sweep(model, ds.test_x, ds.test_y, cfg)

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from vizcore.cli import add_model_args, emit, model_and_dataset
-from vizcore.importance import StudyConfig, compare_rankings, default_layers, flatten_scores, pg_scores
-from vizcore.knockout import (KnockoutEvaluator, class_images, eval_subset, knockout_curve, normalize_mask,
-                              parse_filters, random_curve, resolve_class)
+from vizcore.data import class_index
+from vizcore.importance import (
+    StudyConfig,
+    compare_rankings,
+    default_layers,
+    flatten_scores,
+    pg_scores,
+)
+from vizcore.knockout import (
+    KnockoutEvaluator,
+    class_images,
+    eval_subset,
+    knockout_curve,
+    normalize_mask,
+    parse_filters,
+    random_curve,
+)
 
 
 def _setup(args):
@@ -25,7 +39,7 @@ def _mask_text(ds, r, target) -> str:
 
 def cmd_knockout(args) -> None:
     entry, ds, model, ev = _setup(args)
-    target = None if args.class_ is None else resolve_class(ds.class_names, args.class_)
+    target = None if args.class_ is None else class_index(ds.class_names, args.class_)
     if args.filters is not None:
         r = ev.evaluate(normalize_mask(model, parse_filters(args.filters))).to_dict(ds.class_names)
         r |= {"model": entry.id, "dataset": ds.name, "n_eval": len(ev.y)}
