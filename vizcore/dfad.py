@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.generators import Generator, model_device
-from vizcore.models import build_model
+from vizcore.generators import Generator
+from vizcore.models import build_model, model_device
 from vizcore.train import Cancelled, Progress
 
 

@@ -68,6 +68,3 @@ def private_teacher(model: nn.Module) -> nn.Module:
         p.requires_grad_(False)
     return twin
 
-
-def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device

@@ -25,7 +25,7 @@ from torch import nn
 
 from vizcore.hooks import capture, guarded
 from vizcore.knockout import Curve, KnockoutEvaluator, knockable_layers, knockout_curve, random_curve, check_cancelled
-from vizcore.models import conv_layers
+from vizcore.models import conv_layers, model_device
 
 Scores = dict[str, torch.Tensor]  # layer -> (C,) score per filter
 RANKINGS = ("pg", "weight_l1", "taylor", "oracle")
@@ -60,7 +60,7 @@ def weight_l1_scores(model: nn.Module, layers: Sequence[str]) -> Scores:
 def taylor_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, layers: Sequence[str],
                   batch_size: int = 256) -> Scores:
     """Molchanov et al.'s first-order Taylor score of the cross-entropy loss, averaged over ``x``."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     totals = {n: None for n in layers}
     with guarded(model), capture(model, layers) as acts, torch.enable_grad():
         for b in range(0, len(x), batch_size):

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.generators import Decoder, Generator, model_device
+from vizcore.generators import Decoder, Generator
+from vizcore.models import model_device
 from vizcore.train import Cancelled, Progress
 
 

@@ -123,7 +123,7 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> list[dic
         hooks.append(mod.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:]))))
     try:
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
+            model(torch.zeros(1, *input_shape, device=model_device(model)))
     finally:
         for h in hooks:
             h.remove()
@@ -133,6 +133,11 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> list[dic
             "parameters": sum(p.numel() for p in mod.parameters(recurse=False)),
         })
     return rows
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device a model's weights live on (computations follow the model, never a global device)."""
+    return next(model.parameters()).device
 
 
 def conv_layers(model: nn.Module) -> list[str]:

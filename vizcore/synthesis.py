@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.generators import Generator, model_device, private_teacher
+from vizcore.generators import Generator, private_teacher
 from vizcore.hooks import capture, guarded
 from vizcore.metrics import predict_logits
+from vizcore.models import model_device
 from vizcore.train import Cancelled, Progress
 from vizcore.visualize import VisualizeConfig
 from vizcore.workspace import atomic_write

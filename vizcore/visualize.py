@@ -21,6 +21,7 @@ from torch import nn
 
 from vizcore.hooks import capture, guarded
 from vizcore.metrics import predict_logits
+from vizcore.models import model_device
 from vizcore.objectives import (AscentState, Objective, blur_, channel_mean, class_logit, class_logprob, jitter,
                                 l2, logit_mix, pixel_param, total_variation)
 from vizcore.train import Cancelled, Progress
@@ -150,10 +151,6 @@ class WeightImages:
 
 # --- the ascent loop ---------------------------------------------------------------------------------------
 
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 def _optimizer(param: torch.Tensor, config: VisualizeConfig) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD([param], lr=config.lr)
@@ -269,7 +266,7 @@ def class_visualizations(model: nn.Module, classes: Sequence[int], per_class: in
     classes = [int(c) for c in classes]
     if not classes or per_class < 1:
         raise ValueError("choose at least one class and at least one sample per class")
-    device = _device(model)
+    device = model_device(model)
     gen = torch.Generator().manual_seed(config.seed)
     labels = torch.tensor(classes, dtype=torch.long).repeat_interleave(per_class)
     start = _starts(config, labels, input_shape, class_means, gen)
@@ -327,7 +324,7 @@ def filter_visualization(model: nn.Module, layer: str, channels: Sequence[int], 
     ch = torch.tensor([int(c) for c in channels], dtype=torch.long)
     if len(ch) == 0:
         raise ValueError("choose at least one channel")
-    device = _device(model)
+    device = model_device(model)
     gen = torch.Generator().manual_seed(config.seed)
     start = _starts(config, ch, input_shape, None, gen).to(device)
     with guarded(model):
@@ -362,7 +359,7 @@ def linear_weights(model: nn.Module, input_shape: Sequence[int]) -> torch.Tensor
 
 def input_gradients(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """(K, C, H, W): gradient of each class logit with respect to the input, summed over the rows of ``x``."""
-    device = _device(model)
+    device = model_device(model)
     total = None
     with guarded(model):
         model.requires_grad_(False)
