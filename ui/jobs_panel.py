@@ -20,6 +20,15 @@ def _poll_interval(kind: str) -> float | None:
     return 1.0 if any(j.active for j in jobs.list_jobs(kind)[:10]) else None
 
 
+def progress_row(job: jobs.JobInfo) -> None:
+    """An active job's progress bar with a Cancel button beside it."""
+    bar, button = st.columns([5, 1])
+    bar.progress(job.progress, text=job.message or "starting…")
+    if button.button("Cancel", key=f"cancel-{job.id}"):
+        jobs.cancel_job(job.id)
+        st.rerun(scope="fragment")
+
+
 def job_panel(kind: str, show_result: Callable[[jobs.JobInfo], None] | None = None, limit: int = 5) -> None:
     """Show the newest ``limit`` jobs of ``kind``; ``show_result`` renders a finished job's result."""
 
@@ -35,11 +44,7 @@ def job_panel(kind: str, show_result: Callable[[jobs.JobInfo], None] | None = No
             with st.container(border=True):
                 st.markdown(f"{ICONS.get(j.state, '')} **{j.title}** · {j.state} · started {j.created[11:19]} UTC")
                 if j.active:
-                    cols = st.columns([5, 1])
-                    cols[0].progress(j.progress, text=j.message or "starting…")
-                    if cols[1].button("Cancel", key=f"cancel-{j.id}"):
-                        jobs.cancel_job(j.id)
-                        st.rerun(scope="fragment")
+                    progress_row(j)
                 elif j.state == "failed":
                     st.error(j.error)
                 elif j.state in ("cancelled", "interrupted"):

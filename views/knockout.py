@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from ui import state
+from ui.jobs_panel import progress_row
 from vizcore import jobs
 from vizcore.importance import StudyConfig, compare_rankings, default_layers, pg_scores
 from vizcore.knockout import (KnockoutEvaluator, class_images, eval_subset, format_filters, knockable_layers,
@@ -131,9 +132,7 @@ def run_study(cfg: dict):
 def study_progress(job_id: str) -> None:
     info = jobs.get_job(job_id)
     if info.active:
-        st.progress(info.progress, text=info.message or "starting…")
-        if st.button("Cancel", key="ko_cancel"):
-            jobs.cancel_job(job_id)
+        progress_row(info)
     else:
         st.rerun()
 

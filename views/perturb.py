@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ui import state
+from ui.jobs_panel import progress_row
 from ui.pg_inputs import pick_class, pick_image
 from vizcore import adversarial as A
 from vizcore import jobs
@@ -78,11 +79,7 @@ def sweep_panel():
         return
     j = mine_jobs[0]
     if j.active:
-        a, b = st.columns([5, 1])
-        a.progress(j.progress, text=j.message or "starting…")
-        if b.button("Cancel", key="pt_cancel"):
-            jobs.cancel_job(j.id)
-            st.rerun(scope="fragment")
+        progress_row(j)
     elif j.state == "failed":
         st.error(j.error)
     elif j.state != "done":
