@@ -1,7 +1,7 @@
 """Model files: zoo and workspace models as ``.safetensors`` + a JSON model card; user uploads read safely.
 
-Nothing here unpickles arbitrary objects: weights come from safetensors, from ``torch.load(...,
-weights_only=True)``, or from TorchScript archives (which hold TorchScript code, not Python pickles of objects).
+Nothing here unpickles arbitrary objects: weights come from safetensors, from ``torch.load`` with
+``weights_only=True``, or from TorchScript archives (which hold TorchScript code, not Python pickles of objects).
 """
 
 from __future__ import annotations
