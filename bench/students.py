@@ -20,7 +20,7 @@ import torch
 from vizcore import zoo
 from vizcore.data import load_dataset
 from vizcore.runs import DistillConfig, run_distillation
-from vizcore.students import StudentConfig
+from vizcore.students import SEED003_STUDENT, StudentConfig
 from vizcore.subset import PIXEL_AM, class_subset_preset
 from vizcore.synthesis import SynthesisConfig
 from vizcore.train import TrainConfig
@@ -39,7 +39,6 @@ def run(teacher_id: str, ds, synthesis: SynthesisConfig, students, baseline=True
 
 
 DIGITS_AM = dict(method="pixel-am", max_steps=60, threshold=0.5, threshold_max=0.99)  # from noise, attraction-repulsion
-SEED003_STUDENT = StudentConfig(arch="linear", epochs=300, lr=5.0, optimizer="sgd", batch_size=10)
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from vizcore import jobs
-from vizcore.visualize import NPZ_NAME, Visualizations, class_averages, per_class_mean, similarities, weight_images
+from vizcore.visualize import (NPZ_NAME, Visualizations, bf16_is_fast, class_averages, per_class_mean, similarities,
+                               weight_images)
 from vizcore.zoo import ModelCard, save_model
 
 PAGE = "views/visualize.py"
@@ -58,10 +59,13 @@ def test_generate_switch_class_and_download(tiny_cnn, digits, digits_cnn, downlo
     at = open_page(tiny_cnn.id)
     at.number_input(key="viz_per_class").set_value(2)
     at.radio(key="viz_tmode").set_value("random range")
+    assert at.checkbox(key="viz_bf16").value == bf16_is_fast("cpu")  # fast arithmetic is on where it pays
+    at.checkbox(key="viz_bf16").check()
     at.button(key="viz_generate").click()
     at.run()
     [job] = jobs.list_jobs("visualize")
     assert job.config["model"] == tiny_cnn.id and job.config["threshold_range"] == [0.9, 0.99]
+    assert job.config["precision"] == "bfloat16"
     assert jobs.wait_job(job.id).state == "done"
     at.run()
     assert not at.exception

@@ -110,7 +110,7 @@ def test_bad_config_is_a_clear_error():
 def test_seed003_visualizations_keep_the_signed_weight_rows_and_teach_a_linear_student(digits, digits_linear):
     """Seed 003 sections 5.2-5.3: free-pixel ascent from blank keeps the negative half of a linear teacher's
     weights (0.1 x each row), and 10 images with soft targets retrain a linear student almost exactly."""
-    from vizcore.students import StudentConfig, train_student
+    from vizcore.students import SEED003_STUDENT, train_student
     from vizcore.synthesis import SEED003_VISUALIZE
 
     cfg = SynthesisConfig(method="pixel-am", n=10, per_class=1, visualize=SEED003_VISUALIZE)
@@ -119,6 +119,6 @@ def test_seed003_visualizations_keep_the_signed_weight_rows_and_teach_a_linear_s
     assert torch.allclose(s.images, 0.1 * w, atol=1e-5) and float(s.images.min()) < 0
     stored = {k: v for k, v in s.config.items() if k != "dataset"}
     assert SynthesisConfig(**stored) == cfg  # the config survives JSON, nested visualization options included
-    student = train_student(s, StudentConfig(arch="linear", epochs=300, lr=5.0, optimizer="sgd", batch_size=10))
+    student = train_student(s, SEED003_STUDENT)
     teacher = digits_linear(digits.test_x).argmax(1).numpy()
     assert (student.predict(digits.test_x) == teacher).mean() >= 0.95

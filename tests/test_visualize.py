@@ -4,6 +4,7 @@ invariants of the stopping rule, reproducibility, round trips, and models left u
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -79,6 +80,43 @@ def test_reached_samples_satisfy_the_threshold_rule(digits_cnn):
     assert (vis.steps[r] < cfg.steps).all()
     # samples stop as soon as they pass: one step fewer would not have done for most of them
     assert vis.steps.float().mean() < cfg.steps / 2
+
+
+def test_bfloat16_ascent_decides_and_scores_in_float32(digits_cnn, digits_linear):
+    """The fast path does the ascent's arithmetic in bf16, but a sample only counts as reaching T when the
+    float32 teacher agrees, and the returned logits are the float32 teacher's."""
+    cfg = VisualizeConfig(start="noise", threshold_range=(0.9, 0.99), attract_repel=True, steps=150, seed=3,
+                          precision="bfloat16")
+    vis = class_visualizations(digits_cnn, range(10), 3, cfg, input_shape=SHAPE)
+    with torch.no_grad():
+        logits = digits_cnn(vis.images)
+    assert torch.allclose(logits, vis.logits, atol=1e-5) and vis.reached.sum() >= 24
+    p = logits.softmax(1).gather(1, vis.labels[:, None])[:, 0]
+    r = vis.reached
+    assert (p[r] > vis.thresholds[r]).all() and (logits[r].argmax(1) == vis.labels[r]).all()
+    assert (vis.steps[r] < cfg.steps).all()
+    # a stop taken on a bf16 reading alone would leave samples stopped early but not reaching T
+    assert (vis.steps[~r] == cfg.steps).all()
+    # bf16 keeps the ascent direction: from mid-grey one step is the weight row to about three digits
+    w = digits_linear.fc1.weight.detach().reshape(10, *SHAPE)
+    grey = VisualizeConfig(start="grey", optimizer="sgd", lr=0.01, steps=1, threshold=None, precision="bfloat16")
+    moved = class_visualizations(digits_linear, range(10), 1, grey, input_shape=SHAPE).images - 0.5
+    assert cosine_similarity(moved, w).min() > 0.999
+
+
+def test_a_bfloat16_reading_alone_never_stops_a_sample():
+    """A teacher whose bf16 weights round its probability above T while float32 stays below: the sample
+    must keep running (the stop is confirmed in float32) and be reported as not reaching T."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(1, 2, bias=False))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([[4.02], [0.0]]))  # bf16 rounds 4.02 to 4.03125
+    p32 = torch.sigmoid(torch.tensor(0.5 * 4.02))
+    p16 = torch.sigmoid(torch.tensor(0.5 * 4.03125))
+    T = float((p32 + p16) / 2)
+    cfg = VisualizeConfig(start="grey", optimizer="sgd", lr=1e-6, steps=1, threshold=T, precision="bfloat16")
+    vis = class_visualizations(model, [0], 1, cfg, input_shape=(1, 1, 1))
+    assert not vis.reached[0] and int(vis.steps[0]) == 1
+    assert float(vis.probs[0, 0]) < T
 
 
 def test_samples_that_never_reach_t_are_reported_not_hidden(digits_cnn):
@@ -181,7 +219,7 @@ def test_npz_round_trip(digits_linear, tmp_path):
 
 
 @pytest.mark.parametrize("bad", [dict(threshold=1.5), dict(threshold_range=(0.99, 0.9)), dict(start="gray"),
-                                 dict(objective="prob"), dict(blur=2.0), dict(pixel="tanh")])
+                                 dict(objective="prob"), dict(blur=2.0), dict(pixel="tanh"), dict(precision="half")])
 def test_bad_config_says_what_is_wrong(bad):
     with pytest.raises(ValueError):
         VisualizeConfig(**bad)
@@ -191,12 +229,14 @@ def _operations(digits):
     cfg = VisualizeConfig(start="noise", steps=5, threshold=0.99, attract_repel=True, pre_steps=3)
     return {
         "class": lambda m, **kw: class_visualizations(m, range(10), 2, cfg, input_shape=SHAPE, **kw),
+        "class-bf16": lambda m, **kw: class_visualizations(m, range(10), 2, replace(cfg, precision="bfloat16"),
+                                                           input_shape=SHAPE, **kw),
         "filter": lambda m, **kw: filter_visualization(m, "conv1", [0, 1], cfg, input_shape=SHAPE, **kw),
         "weights": lambda m, **kw: weight_images(m, digits, at="data", max_samples=10),
     }
 
 
-@pytest.mark.parametrize("op", ["class", "filter", "weights"])
+@pytest.mark.parametrize("op", ["class", "class-bf16", "filter", "weights"])
 @pytest.mark.parametrize("fail", [False, True])
 def test_model_left_untouched(digits_cnn, digits, op, fail):
     model = digits_cnn
@@ -243,12 +283,13 @@ def test_cli_writes_the_npz_and_a_summary(digits_linear, digits, tmp_path, capsy
                                         class_names=list(digits.class_names)))
     out = tmp_path / "v.npz"
     rc = main(["visualize", "--model", "user:tiny-linear", "--per-class", "2", "--threshold-range", "0.9", "0.95",
-               "--start", "noise", "--out", str(out), "--json"])
+               "--start", "noise", "--precision", "bfloat16", "--out", str(out), "--json"])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     vis = Visualizations.from_npz(out)
     assert report["n"] == len(vis.labels) == 20
     assert vis.config.threshold_range == (0.9, 0.95) and vis.config.threshold is None
+    assert vis.config.precision == "bfloat16"
     rows = report["per_class"]
     assert [r["index"] for r in rows] == list(range(10))
     assert rows[3]["mean_target_prob"] == pytest.approx(float(vis.probs[6:8, 3].mean()), abs=1e-6)

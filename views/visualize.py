@@ -10,12 +10,13 @@ import torch
 from ui import state
 from ui.jobs_panel import job_panel
 from vizcore import jobs
-from vizcore.models import conv_layers, dense_layers, layer_table
+from vizcore.models import conv_layers, dense_layers, layer_table, model_device
 from vizcore.plots.common import image_grid, stretch_contrast
 from vizcore.plots.visualize import (comparison_figure, grid_png, similarity_bars, softmax_bars,
                                      visualization_grid)
-from vizcore.visualize import (NPZ_NAME, VisualizeConfig, Visualizations, class_averages, filter_visualization,
-                               per_class_mean, similarities, summary, visualization_job, weight_images)
+from vizcore.visualize import (NPZ_NAME, VisualizeConfig, Visualizations, bf16_is_fast, class_averages,
+                               filter_visualization, per_class_mean, similarities, summary, visualization_job,
+                               weight_images)
 
 JOB_KIND = "visualize"
 SHOWN_PER_CLASS = 10
@@ -27,6 +28,7 @@ st.caption("Class visualizations by gradient ascent in pixel space: each picture
            "the step cap first.")
 names = list(entry.card.class_names)
 shape = tuple(entry.card.input_shape)
+FAST = bf16_is_fast(model_device(model))
 
 
 @st.cache_data(show_spinner=False)
@@ -80,6 +82,10 @@ def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
             seed = c[3].number_input("Seed", 0, 10**6, 0, key="viz_seed")
             optimizer = c[4].selectbox("Optimizer", ["adam", "sgd"], key="viz_optimizer",
                                        help="adam moves every pixel at a similar rate; sgd is plain gradient ascent")
+            fast = st.checkbox("Fast arithmetic (bfloat16)", value=FAST, key="viz_bf16",
+                               help="Runs the ascent in bfloat16: about twice as fast where the processor has bf16 "
+                                    f"units ({'this one has' if FAST else 'this one has not'}). Whether a picture "
+                                    "reached T and the scores shown are still computed in float32.")
         go = st.form_submit_button("Generate", type="primary", key="viz_generate")
     if not go:
         return None
@@ -90,6 +96,7 @@ def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
         cfg = VisualizeConfig(start=start, objective=objective, steps=int(steps), lr=float(lr), pixel=pixel, optimizer=optimizer,
                               l2=float(l2w), tv=float(tv), jitter=int(jit), blur=float(blur), attract_repel=ar,
                               seed=int(seed), threshold=t if mode == "fixed" else None,
+                              precision="bfloat16" if fast else "float32",
                               threshold_range=tuple(t_range) if mode == "random range" else None)
     except ValueError as e:
         st.error(str(e))
@@ -203,7 +210,8 @@ def filters() -> None:
             return
         with st.spinner(f"Maximizing {len(chans)} channels of {layer}…"):
             st.session_state["viz_filters"] = filter_visualization(
-                model, layer, chans, VisualizeConfig(start=start_kind, steps=int(steps), threshold=None),
+                model, layer, chans, VisualizeConfig(start=start_kind, steps=int(steps), threshold=None,
+                                                 precision="bfloat16" if FAST else "float32"),
                 input_shape=shape)
     fv = st.session_state.get("viz_filters")
     if fv is not None and fv.layer == layer:

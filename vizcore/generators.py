@@ -7,13 +7,9 @@ so every image lies in [0, 1] like the datasets (seed 000's bound ``||G(Z)|| <= 
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from vizcore.hooks import model_lock
 
 
 class Generator(nn.Module):
@@ -53,18 +49,3 @@ class Decoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-
-def private_teacher(model: nn.Module) -> nn.Module:
-    """A frozen eval-mode copy of a (possibly shared) teacher, taken under its lock.
-
-    Synthesis runs for minutes; working on a copy keeps the shared model free for other pages and makes it
-    impossible to change its weights, mode or hooks.
-    """
-    with model_lock(model):
-        twin = copy.deepcopy(model)
-    twin.eval()
-    for p in twin.parameters():
-        p.requires_grad_(False)
-    return twin
-

@@ -7,6 +7,7 @@ hooks or switches modes holds the model's lock for its duration and restores ``t
 
 from __future__ import annotations
 
+import copy
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -42,6 +43,21 @@ def guarded(model: nn.Module, eval_mode: bool = True) -> Iterator[nn.Module]:
             model.train(was_training)
             for p, flag in flags:
                 p.requires_grad_(flag)
+
+
+def frozen_copy(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A private eval-mode copy of a (possibly shared) model with gradients off, taken under its lock.
+
+    Long ascents and syntheses work on the copy: the shared model stays free for other pages and its weights,
+    mode and hooks cannot change. Conv models are copied channels-last (oneDNN's fast layout on CPU);
+    ``dtype=torch.bfloat16`` halves the arithmetic where the processor has bf16 units.
+    """
+    with model_lock(model):
+        twin = copy.deepcopy(model)
+    twin.eval().requires_grad_(False)
+    if any(isinstance(m, nn.Conv2d) for m in twin.modules()):
+        twin = twin.to(memory_format=torch.channels_last)
+    return twin.to(dtype)
 
 
 def hook_count(model: nn.Module) -> int:

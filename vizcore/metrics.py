@@ -10,7 +10,7 @@ from vizcore.models import model_device
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Logits of ``model`` on ``x`` in eval mode, batched; the model's training flag is restored."""
     was_training = model.training
     model.eval()

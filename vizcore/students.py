@@ -60,6 +60,10 @@ class StudentConfig:
         return self.arch if self.arch in SKLEARN_STUDENTS else f"{self.arch}-{self.labels}"
 
 
+# Seed 003 sections 5.3 and 8: a ``linear`` student fitted to 10 images by plain gradient descent with a large rate.
+SEED003_STUDENT = StudentConfig(arch="linear", epochs=300, lr=5.0, optimizer="sgd", batch_size=10)
+
+
 @dataclass
 class Student:
     """A trained student: a torch model or a scikit-learn estimator, and how it was selected."""

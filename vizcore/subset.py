@@ -19,7 +19,7 @@ from torch import nn
 
 from vizcore.metrics import classification_report, predict_logits
 from vizcore.models import build_model
-from vizcore.students import StudentConfig, train_student
+from vizcore.students import SEED003_STUDENT, StudentConfig, train_student
 from vizcore.synthesis import SEED003_VISUALIZE, SynthesisConfig, SyntheticSet, label_with_teacher, synthesize
 from vizcore.train import Progress, TrainConfig, fit
 
@@ -49,7 +49,7 @@ def _swap(base: SyntheticSet, cls: int, image: torch.Tensor, teacher: nn.Module)
 def class_subset_preset(teacher: nn.Module, arch: str, *, class_names: list[str], input_shape,
                         load_train: Callable[[], Split], load_test: Callable[[], Split], cls: int = 3,
                         versus: int = 4, teacher_training: TrainConfig = TrainConfig(), synthesis: SynthesisConfig = PIXEL_AM,
-                        student: StudentConfig = StudentConfig(arch="linear", epochs=300, lr=5.0, optimizer="sgd", batch_size=10),
+                        student: StudentConfig = SEED003_STUDENT,
                         progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> dict:
     """Run preset (d) for ``cls`` vs ``versus`` and ``cls`` vs all; returns accuracies and per-class reports.
 

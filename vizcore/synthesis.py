@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.generators import Generator, private_teacher
-from vizcore.hooks import capture, guarded
+from vizcore.generators import Generator
+from vizcore.hooks import capture, frozen_copy, guarded
 from vizcore.metrics import predict_logits
 from vizcore.models import model_device
 from vizcore.train import Cancelled, Progress
@@ -311,7 +311,7 @@ def synthesize(teacher: nn.Module, config: SynthesisConfig, *, input_shape, clas
     if config.needs_real_data and real is None:
         raise ValueError(f"{METHOD_LABELS[config.method]} needs the real training data"
                          + (" (Loss_2 compares with real images); switch Loss_2 off for a data-free set" if config.loss2 else ""))
-    twin = private_teacher(teacher)
+    twin = frozen_copy(teacher)
     kw = dict(input_shape=tuple(input_shape), num_classes=len(class_names), real=real if config.needs_real_data else None,
               progress=progress, cancelled=cancelled)
     if config.method == "kegnet":

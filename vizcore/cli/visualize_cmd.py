@@ -6,7 +6,7 @@ import time
 
 from vizcore import data, zoo
 from vizcore.cli import emit
-from vizcore.visualize import PIXELS, VisualizeConfig, class_averages, class_visualizations, summary
+from vizcore.visualize import PIXELS, PRECISIONS, VisualizeConfig, class_averages, class_visualizations, summary
 
 
 def cmd_visualize(args) -> None:
@@ -18,7 +18,7 @@ def cmd_visualize(args) -> None:
         pixel=args.pixel, l2=args.l2, tv=args.tv, jitter=args.jitter, blur=args.blur,
         threshold=None if args.threshold_range or args.no_threshold else args.threshold,
         threshold_range=tuple(args.threshold_range) if args.threshold_range else None,
-        attract_repel=args.attract_repel, seed=args.seed)
+        attract_repel=args.attract_repel, seed=args.seed, precision=args.precision)
     means = None
     if config.start == "mean":
         ds = data.load_dataset(args.dataset or card.dataset, root=args.data_root)
@@ -63,6 +63,9 @@ def add_parser(sub) -> None:
     p.add_argument("--blur", type=float, default=d.blur)
     p.add_argument("--attract-repel", action="store_true", help="seed 000's pre-AM movement for diversity")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--precision", choices=tuple(PRECISIONS), default=d.precision,
+                   help="arithmetic of the ascent; bfloat16 is about 2x faster on CPUs/GPUs with bf16 units "
+                        "(reaching T and the scores are still decided in float32)")
     p.add_argument("--dataset", help="for --start mean: dataset whose class averages start the ascent")
     p.add_argument("--data-root")
     p.add_argument("--out", required=True, help="the .npz to write")
