@@ -48,12 +48,13 @@ def test_start_a_run_and_compare_it(teacher_id):
     assert not at.exception
     assert any("Best student" in s.value for s in at.success)
     rep = runs.load_report(job.id)
-    assert [s["name"] for s in rep["students"]] == ["linear-soft", "linear-bias-only"]
+    assert [s["name"] for s in rep["students"]] == ["linear-relabel", "linear-bias-only"]  # teacher in the loop by default
+    assert rep["students"][0]["config"]["relabel"] is True
     assert rep["config"]["teacher"] == teacher_id and rep["synthesis"]["n"] == 20
     assert at.multiselect(key="sl_compare").value == [job.id]
     shown = at.dataframe[1].value  # accuracies of every model of the compared runs
-    assert set(shown["model"]) == {teacher_id, "linear-soft", "linear-bias-only", "linear (real data)"}
-    at.selectbox(key="sl_confusion_model").set_value("linear-soft").run()
+    assert set(shown["model"]) == {teacher_id, "linear-relabel", "linear-bias-only", "linear (real data)"}
+    at.selectbox(key="sl_confusion_model").set_value("linear-relabel").run()
     at.slider(key="sl_gallery_n").set_value(2).run()
     assert not at.exception
 

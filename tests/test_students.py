@@ -40,6 +40,14 @@ def test_student_from_synthetic_set_agrees_with_teacher_far_above_chance(digits,
     assert 0 <= s.selection["score"] <= 1
 
 
+@pytest.mark.parametrize("arch", ["svm", "rf"])
+def test_sklearn_students_are_blind_to_image_brightness(synth, digits, arch):
+    """Synthetic pictures are dimmer than real ones; scikit-learn students see each image at unit norm."""
+    s = train_student(synth, StudentConfig(arch=arch, labels="hard"))
+    x = digits.test_x[:200]
+    assert (s.predict(x) == s.predict(0.3 * x)).mean() > 0.99
+
+
 def test_selection_keeps_the_best_holdout_checkpoint(synth):
     s = train_student(synth, StudentConfig(arch="linear", epochs=10, checkpoints=5, lr=0.01, batch_size=32))
     hist = s.selection["history"]
@@ -148,5 +156,52 @@ def test_cli_distill_prints_the_issue_figures(teacher_id, capsys):
     out = json.loads(capsys.readouterr().out)
     assert {"teacher_accuracy", "students", "baselines", "synthesis_seconds", "seconds"} <= set(out)
     assert len(out["students"][0]["f1"]) == 10 and out["baselines"][0]["name"] == "linear (real data)"
+    assert main(["distill", "--teacher", teacher_id, "--method", "pixel-am", "--n", "20", "--steps", "5",
+                 "--student", "linear,rf", "--relabel", "--no-baseline", "--epochs", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [s["name"] for s in out["students"]] == ["linear-relabel", "rf"]  # forests are fitted once
     assert main(["distill", "--teacher", teacher_id, "--student", "resnet"]) == 2
     assert "unknown student" in capsys.readouterr().err
+
+
+def test_brightness_relabel_rescales_each_image_and_asks_the_teacher(synth, digits_cnn):
+    dim = synth.images[:32] * 0.2
+    x, t = students.brightness_relabel(digits_cnn, temperature=2.0, seed=5)(dim)
+    assert x.min() >= 0 and x.max() <= 1
+    factor = x.flatten(1).sum(1) / dim.flatten(1).sum(1)
+    peak = dim.flatten(1).amax(1)
+    assert torch.allclose(x, (dim * factor[:, None, None, None]).clamp(0, 1), atol=1e-5)
+    assert (factor >= 1 - 1e-5).all() and (factor <= 1 / peak + 1e-4).all() and factor.std() > 0.1
+    with torch.no_grad():
+        assert torch.allclose(t, (digits_cnn(x) / 2.0).softmax(1))
+    x2, _ = students.brightness_relabel(digits_cnn, temperature=2.0, seed=5)(dim)
+    assert torch.equal(x, x2)
+
+
+def test_relabel_teaches_the_teacher_view_of_bright_images(digits, digits_cnn, synth):
+    """On a dim synthetic set (as activation maximization from blank gives), a student that keeps the teacher
+    in its loop agrees with it on real images far better than one trained on the stored labels alone."""
+    from dataclasses import replace
+
+    from vizcore.synthesis import label_with_teacher
+
+    dim = synth.images * 0.15
+    labels, logits, probs = label_with_teacher(digits_cnn, dim)
+    dark = replace(synth, images=dim, labels=labels, logits=logits, probs=probs)
+    cfg = StudentConfig(arch="cnn_s", epochs=40, lr=0.01, batch_size=32)
+    plain = train_student(dark, cfg)
+    looped = train_student(dark, replace(cfg, relabel=True), teacher=digits_cnn)
+    assert looped.name == "cnn_s-relabel"
+    assert agreement(looped, digits_cnn, digits.test_x) > agreement(plain, digits_cnn, digits.test_x) + 0.1
+
+
+def test_relabel_needs_a_torch_student_a_teacher_and_bounded_images(synth, digits_cnn):
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="fitted once"):
+        StudentConfig(arch="rf", relabel=True)
+    with pytest.raises(ValueError, match="pass the teacher"):
+        train_student(synth, StudentConfig(arch="linear", relabel=True, epochs=1))
+    with pytest.raises(ValueError, match="unbounded"):
+        train_student(replace(synth, images=synth.images - 0.5), StudentConfig(arch="linear", relabel=True, epochs=1),
+                      teacher=digits_cnn)

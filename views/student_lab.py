@@ -12,7 +12,7 @@ from ui.jobs_panel import job_panel
 from vizcore import runs, subset
 from vizcore.plots.common import confusion_heatmap
 from vizcore.plots.students import accuracy_vs_size, f1_curves, synthetic_gallery
-from vizcore.students import STUDENT_KINDS, StudentConfig
+from vizcore.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
 from vizcore.synthesis import METHOD_LABELS, SynthesisConfig
 
 st.title("Student lab")
@@ -31,14 +31,21 @@ def synthesis_options(method: str) -> dict:
     c1, c2, c3 = st.columns(3)
     opts["n"] = int(c1.number_input("Synthetic images", 10, 200_000, 2000, step=500, key="sl_n"))
     opts["seed"] = int(c2.number_input("Seed", 0, 10_000, 0, key="sl_seed"))
-    if method == "generator-am":
+    if method in ("generator-am", "pixel-am"):
         opts["threshold"] = c3.slider("Threshold T", 0.5, 0.999, 0.99, key="sl_T")
-        if st.checkbox("Random T in [T, 0.99] per batch (seed 000 appendix A)", key="sl_randT"):
+        if st.checkbox("Random T in [T, 0.99] per " + ("batch" if method == "generator-am" else "image")
+                       + " (seed 000 appendix A)", key="sl_randT"):
             opts["threshold"] = min(opts["threshold"], 0.9)
             opts["threshold_max"] = 0.99
         a, b = st.columns(2)
-        opts["max_steps"] = int(a.number_input("Max ascent steps per generator", 5, 2000, 150, key="sl_steps"))
+        opts["max_steps"] = int(a.number_input("Max ascent steps" + (" per generator" if method == "generator-am" else ""),
+                                               5, 2000, 150, key="sl_steps"))
         opts["pre_steps"] = int(b.number_input("Max attraction-repulsion steps", 0, 500, 30, key="sl_pre"))
+    if method == "pixel-am":
+        opts["start"] = st.radio("Start", ["blank", "noise"], horizontal=True, key="sl_start_image",
+                                 help="blank (seed 003): pictures keep the dark background of real images and teach "
+                                      "pixel-based students far better; noise: textured pictures")
+    if method == "generator-am":
         opts["loss2"] = st.checkbox("Loss_2: keep features away from real images (seed 000 4.1.2)", key="sl_loss2")
         if opts["loss2"]:
             st.warning("Loss_2 reads the real training images of each class, so this set is **not data-free**.")
@@ -68,6 +75,10 @@ with new_tab:
     labels = s2.radio("Labels", ["soft", "hard"], horizontal=True, key="sl_labels",
                       help="soft: the teacher's softmax (KL); hard: its argmax")
     epochs = int(s3.number_input("Epochs", 1, 500, 20, key="sl_epochs"))
+    relabel = st.checkbox("Teacher in the loop: rescale each batch's brightness and let the teacher label it afresh",
+                          value=True, key="sl_relabel",
+                          help="data-free (only the teacher and the synthetic images); the strongest knob on "
+                               "Fashion-MNIST. SVM and random forest are fitted once and learn the stored labels")
     b1, b2 = st.columns(2)
     baseline = b1.checkbox("Real-data baseline of the same size", value=True, key="sl_baseline")
     bias_only = b2.checkbox("Extreme compression: visualizations as weights, biases trained (seed 003 sec. 10)",
@@ -85,7 +96,8 @@ with new_tab:
             raise ValueError(f"sizes must lie between 1 and the synthetic set's {opts['n']} images")
         cfg = runs.DistillConfig(
             teacher=entry.id, dataset=ds.name, synthesis=SynthesisConfig(method=method, **opts),
-            students=tuple(StudentConfig(arch=a, labels=labels, epochs=epochs) for a in archs),
+            students=tuple(StudentConfig(arch=a, labels=labels, epochs=epochs,
+                                         relabel=relabel and a not in SKLEARN_STUDENTS) for a in archs),
             baseline=baseline, sizes=sizes, preset="bias-only" if bias_only else "")
         problem = None if archs else "Choose at least one student architecture."
     except ValueError as e:

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save as st_save_bytes
 from torch import nn
 
-from vizcore.hooks import guarded
+from vizcore.hooks import frozen_copy, guarded
 from vizcore.jobs import JobInfo, get_job, list_jobs, start_job
 from vizcore.metrics import classification_report, predict_logits
 from vizcore.students import (Student, StudentConfig, bias_only_student, fit_student,
@@ -104,20 +104,24 @@ def run_distillation(teacher: nn.Module, config: DistillConfig, *, class_names: 
     synth_seconds = time.perf_counter() - start
     if out_dir:
         synth.to_npz(Path(out_dir) / "synthetic.npz")
+    twin = frozen_copy(teacher) if any(sc.relabel for sc in config.students) else None
     students: list[Student] = []
     n_jobs = len(config.students) + bool(config.preset == "bias-only")
     for i, sc in enumerate(config.students):
-        students.append(train_student(synth, sc, progress=_stage(progress, 0.5 + 0.3 * i / n_jobs, 0.5 + 0.3 * (i + 1) / n_jobs),
-                                      cancelled=cancelled))
+        students.append(train_student(synth, sc, teacher=twin, cancelled=cancelled,
+                                      progress=_stage(progress, 0.5 + 0.3 * i / n_jobs, 0.5 + 0.3 * (i + 1) / n_jobs)))
     if config.preset == "bias-only":
         students.append(bias_only_student(_prototypes(synth), synth, config.students[0], cancelled=cancelled,
                                           progress=_stage(progress, 0.8 - 0.3 / n_jobs, 0.8)))
+    per_arch: dict[str, StudentConfig] = {}  # one baseline per architecture, with its first student's settings
+    for sc in config.students:
+        per_arch.setdefault(sc.arch, sc)
     baselines = [train_baseline(sc, real_subset(real_train, len(synth), sc.seed), k, cancelled=cancelled,
-                                progress=_stage(progress, 0.8, 0.9)) for sc in config.students] if config.baseline else []
+                                progress=_stage(progress, 0.8, 0.9)) for sc in per_arch.values()] if config.baseline else []
     sweep_models = []
     for s in config.sizes:
         sc = config.students[0]
-        syn = train_student(synth.subset(range(min(s, len(synth)))), sc, cancelled=cancelled)
+        syn = train_student(synth.subset(range(min(s, len(synth)))), sc, teacher=twin, cancelled=cancelled)
         real = train_baseline(sc, real_subset(real_train, s, sc.seed), k, cancelled=cancelled) if real_train else None
         sweep_models.append((s, syn, real))
         if progress:

@@ -30,7 +30,8 @@ class StudentConfig:
     """One student. ``labels`` is ``soft`` (teacher softmax, KL at ``temperature``) or ``hard`` (argmax);
     scikit-learn students always learn hard labels. ``holdout`` is the synthetic fraction kept for selection;
     ``checkpoints`` how many times during training the hold-out score is measured; ``min_steps`` raises the
-    epoch count of small sets (10 visualizations make one batch per epoch)."""
+    epoch count of small sets (10 visualizations make one batch per epoch). ``relabel`` keeps the teacher in
+    the loop (see :func:`brightness_relabel`); it needs a torch student and images in [0, 1]."""
 
     def epochs_for(self, n: int) -> int:
         return max(self.epochs, -(-self.min_steps // max(1, -(-n // self.batch_size))))
@@ -46,6 +47,7 @@ class StudentConfig:
     holdout: float = 0.1
     checkpoints: int = 5
     min_steps: int = 300  # small sets get more epochs, so every student sees at least this many batches
+    relabel: bool = False
 
     def __post_init__(self):
         if self.arch not in STUDENT_KINDS:
@@ -54,10 +56,15 @@ class StudentConfig:
             raise ValueError("labels must be 'soft' or 'hard'")
         if not 0 <= self.holdout < 0.9:
             raise ValueError("the hold-out fraction must lie in [0, 0.9)")
+        if self.relabel and self.arch in SKLEARN_STUDENTS:
+            raise ValueError(f"a {self.arch} student is fitted once, so the teacher cannot stay in its loop; "
+                             "use a torch student for relabel")
 
     @property
     def name(self) -> str:
-        return self.arch if self.arch in SKLEARN_STUDENTS else f"{self.arch}-{self.labels}"
+        if self.arch in SKLEARN_STUDENTS:
+            return self.arch
+        return f"{self.arch}-{'relabel' if self.relabel else self.labels}"
 
 
 # Seed 003 sections 5.3 and 8: a ``linear`` student fitted to 10 images by plain gradient descent with a large rate.
@@ -98,26 +105,53 @@ def selection_score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, probs: t
     return float((logits.argmax(1) == y).float().mean()), -ce
 
 
+def brightness_relabel(teacher: nn.Module, temperature: float = 1.0,
+                       seed: int = 0) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Keep the teacher in the student's loop: every batch, each image is scaled by a random factor between 1
+    and 1 / its brightest pixel (clipped to [0, 1]) and labelled afresh by the teacher (softmax at
+    ``temperature``).
+
+    Activation maximization from a blank image (seed 003 section 5.2) stops as soon as the teacher is sure,
+    so its pictures are far dimmer than real ones; the student then never sees the teacher's view of bright
+    images. Only the teacher and the synthetic images are used: the protocol stays data-free.
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def relabel(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (len(x),) + (1,) * (x.dim() - 1)
+        peak = x.flatten(1).amax(1).clamp(min=1e-3).view(shape)
+        factor = 1 + torch.rand(shape, generator=gen).to(x.device) * (1 / peak - 1).clamp(min=0)
+        images = (x * factor).clamp(0, 1)
+        with torch.no_grad():
+            return images, (teacher(images) / temperature).softmax(1)
+    return relabel
+
+
 def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft: torch.Tensor | None = None,
                 select: tuple[torch.Tensor, torch.Tensor] | None = None, num_classes: int,
-                model: nn.Module | None = None, params=None, progress: Progress | None = None,
+                relabel: Callable | None = None, model: nn.Module | None = None, params=None,
+                progress: Progress | None = None,
                 cancelled: Callable[[], bool] | None = None) -> Student:
     """Train one student on ``x`` with hard labels ``y`` (or ``soft`` targets) and keep its best checkpoint.
 
     ``select`` = (images, labels[, teacher probs]) scored after every chunk of epochs by
     :func:`selection_score` (agreement with the teacher on a synthetic hold-out, or accuracy on a real
     validation split for the baseline); without it the last checkpoint is kept. ``model``/``params`` let a caller pass a prepared model and train only some of its
-    parameters (preset e).
+    parameters (preset e). ``relabel`` (from :func:`brightness_relabel`) replaces every batch and its targets.
     """
     import time
 
     start = time.perf_counter()
     if config.arch in SKLEARN_STUDENTS:
         from sklearn.ensemble import RandomForestClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import Normalizer
         from sklearn.svm import SVC
 
-        est = SVC(kernel="rbf", gamma="scale") if config.arch == "svm" else \
-            RandomForestClassifier(n_estimators=100, random_state=config.seed, n_jobs=1)
+        # every image scaled to unit norm first: synthetic pictures are far dimmer than real ones, and a
+        # brightness-blind view is what lets pixel-space learners carry over (Table 1 students, seed 000)
+        est = make_pipeline(Normalizer(), SVC(kernel="rbf", gamma="scale") if config.arch == "svm" else
+                            RandomForestClassifier(n_estimators=100, random_state=config.seed, n_jobs=1))
         if len(torch.unique(y)) < 2:
             raise ValueError("a scikit-learn student needs at least two classes among the synthetic labels")
         est.fit(x.flatten(1).numpy(), y.numpy())
@@ -143,8 +177,8 @@ def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft
         def tick(frac, msg, base=done):
             if progress:
                 progress((base + frac * epochs) / total, f"{config.name}: {msg}")
-        fit(model, x, None if soft is not None else y, tc, soft_targets=soft, params=params, progress=tick,
-            cancelled=cancelled)
+        fit(model, x, None if soft is not None else y, tc, soft_targets=soft, params=params, relabel=relabel,
+            progress=tick, cancelled=cancelled)
         done += epochs
         if select is not None and len(select[0]):
             score = selection_score(model, *select)
@@ -158,16 +192,25 @@ def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft
                    seconds=time.perf_counter() - start)
 
 
-def train_student(synth, config: StudentConfig, *, progress: Progress | None = None,
+def train_student(synth, config: StudentConfig, *, teacher: nn.Module | None = None, progress: Progress | None = None,
                   cancelled: Callable[[], bool] | None = None) -> Student:
-    """Train a student on a :class:`~vizcore.synthesis.SyntheticSet`, selected by hold-out agreement."""
+    """Train a student on a :class:`~vizcore.synthesis.SyntheticSet`, selected by hold-out agreement.
+
+    ``teacher`` (a frozen copy) is needed by ``config.relabel`` only; the hold-out keeps its stored labels.
+    """
     tr, ho = holdout_split(len(synth), config.holdout, config.seed)
     train, hold = synth.subset(tr), synth.subset(ho)
-    soft = None
+    soft = relabel = None
     if config.labels == "soft" and config.arch not in SKLEARN_STUDENTS:
         soft = (train.logits / config.temperature).softmax(1) if config.temperature != 1 else train.probs
+    if config.relabel:
+        if teacher is None:
+            raise ValueError("relabel keeps the teacher in the student's loop: pass the teacher")
+        if float(synth.images.min()) < 0 or float(synth.images.max()) > 1:
+            raise ValueError("relabel rescales images within [0, 1]; this synthetic set has unbounded pixels")
+        relabel = brightness_relabel(teacher, config.temperature, config.seed)
     return fit_student(config, train.images, train.labels, soft=soft, select=(hold.images, hold.labels, hold.probs),
-                       num_classes=len(synth.class_names), progress=progress, cancelled=cancelled)
+                       num_classes=len(synth.class_names), relabel=relabel, progress=progress, cancelled=cancelled)
 
 
 def bias_only_student(prototypes: torch.Tensor, synth, config: StudentConfig, *, progress: Progress | None = None,

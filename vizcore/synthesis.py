@@ -55,8 +55,10 @@ class SynthesisConfig:
     ``loss2``: keep penultimate features away from real images of the class (4.1.2; needs real data).
     ``alpha``/``beta``/``generators``: KegNet's decoder and diversity weights and generator count (seed 004);
     ``beta=None`` means the paper's choice: 0 for digit data, 1 otherwise.
-    ``visualize``: pixel AM's full :class:`~vizcore.visualize.VisualizeConfig` (None: built from the fields
-    above); with ``pixel='free'`` the images keep their unbounded values (seed 003, see ``SEED003_VISUALIZE``).
+    ``start``: where pixel AM starts ('blank' as seed 003 argues: its pictures keep real images' dark
+    background; 'noise' for textured ones). ``visualize``: pixel AM's full
+    :class:`~vizcore.visualize.VisualizeConfig` (None: built from the fields above); with ``pixel='free'`` the
+    images keep their unbounded values (seed 003, see ``SEED003_VISUALIZE``).
     """
 
     method: str = "generator-am"
@@ -64,7 +66,7 @@ class SynthesisConfig:
     seed: int = 0
     batch_size: int = 64  # KegNet / DFAD training batches
     images_per_generator: int = 16  # generator AM: images each freshly initialized generator makes
-    lr: float | None = None  # None: 0.01 for generator AM, 0.001 for KegNet and DFAD
+    lr: float | None = None  # None: 0.01 for generator and pixel AM, 0.001 for KegNet and DFAD
     noise_dim: int | None = None  # None: 64 for generator AM / DFAD, 10 for KegNet (seed 004)
     threshold: float = 0.99
     threshold_max: float | None = None
@@ -78,11 +80,14 @@ class SynthesisConfig:
     beta: float | None = None
     proxy_arch: str = "cnn_s"
     per_class: int | None = None  # pixel AM / weight images: images per class (default n // classes)
+    start: str = "blank"  # pixel AM
     visualize: VisualizeConfig | None = None
 
     def __post_init__(self):
         if isinstance(self.visualize, dict):  # from JSON
             object.__setattr__(self, "visualize", VisualizeConfig.from_json(self.visualize))
+        if self.start not in ("blank", "noise"):
+            raise ValueError(f"pixel AM starts from 'blank' or 'noise', not '{self.start}'")
         if self.method not in METHODS:
             raise ValueError(f"unknown synthesis method '{self.method}'; choose one of {', '.join(METHODS)}")
         if self.n < 1 or min(self.batch_size, self.images_per_generator) < 2:
@@ -103,7 +108,7 @@ class SynthesisConfig:
         return self.noise_dim or (10 if self.method == "kegnet" else 64)
 
     def learning_rate(self) -> float:
-        return self.lr or (0.01 if self.method == "generator-am" else 1e-3)
+        return self.lr or (0.01 if self.method in ("generator-am", "pixel-am") else 1e-3)
 
     def kegnet_beta(self, dataset: str) -> float:
         if self.beta is not None:
@@ -250,13 +255,15 @@ def generator_am(teacher: nn.Module, config: SynthesisConfig, *, input_shape, nu
 def _pixel_am(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
     """Issue 3's pixel-space class visualizations as the dataset (seed 003 sections 5.2-5.3): one per class
     from a blank image, or several per class from noise with seed 000's attraction-repulsion."""
-    from vizcore.visualize import class_visualizations
+    from vizcore.visualize import bf16_is_fast, class_visualizations
 
     per_class = config.per_class or max(1, config.n // num_classes)
     many = per_class > 1
-    vc = config.visualize or VisualizeConfig(start="noise" if many else "blank", steps=config.max_steps, threshold=config.threshold,
-                         threshold_range=(config.threshold, config.threshold_max) if config.threshold_max else None,
-                         attract_repel=many, pre_steps=max(1, config.pre_steps), seed=config.seed)
+    vc = config.visualize or VisualizeConfig(
+        start=config.start, steps=config.max_steps, lr=config.learning_rate(), threshold=config.threshold,
+        threshold_range=(config.threshold, config.threshold_max) if config.threshold_max else None,
+        attract_repel=many, pre_steps=max(1, config.pre_steps), seed=config.seed,
+        precision="bfloat16" if bf16_is_fast(model_device(teacher)) else "float32")
     vis = class_visualizations(teacher, list(range(num_classes)), per_class, vc, input_shape=tuple(input_shape),
                                progress=progress, cancelled=cancelled)
     return vis.images, {"reached_fraction": float(vis.reached.float().mean()), "visualize_config": vc.to_json()}

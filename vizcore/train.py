@@ -52,16 +52,18 @@ def resolve_device(name: str) -> torch.device:
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: TrainConfig, *,
         soft_targets: torch.Tensor | None = None, params=None,
+        relabel: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
         progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> list[float]:
     """Train ``model`` in place on ``x`` with hard labels ``y`` or ``soft_targets`` (N, K probabilities).
 
     With soft targets the loss is the cross-entropy to the targets at ``config.temperature`` (scaled by T^2,
     Hinton et al.), as seeds 000 and 003 train on the teacher's softmax. ``params`` restricts what is
-    optimized (seed 003's bias-only training). Returns the mean loss of each epoch; the model is left in
-    eval mode.
+    optimized (seed 003's bias-only training). ``relabel`` maps every batch to (new images, soft targets at
+    the temperature), for a teacher kept in the loop. Returns the mean loss of each epoch; the model is left
+    in eval mode.
     """
-    if y is None and soft_targets is None:
-        raise ValueError("fit needs hard labels or soft targets")
+    if y is None and soft_targets is None and relabel is None:
+        raise ValueError("fit needs hard labels, soft targets or a relabel function")
     device = resolve_device(config.device)
     model.to(device)
     gen = torch.Generator().manual_seed(config.seed)
@@ -83,9 +85,12 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: Train
                 if cancelled and cancelled():
                     raise Cancelled()
                 idx = order[i:i + config.batch_size]
-                logits = model(x[idx].to(device))
-                if soft_targets is not None:
-                    target = soft_targets[idx].to(device)
+                xb = x[idx].to(device)
+                target = soft_targets[idx].to(device) if soft_targets is not None else None
+                if relabel is not None:
+                    xb, target = relabel(xb)
+                logits = model(xb)
+                if target is not None:
                     loss = -(target * F.log_softmax(logits / T, dim=1)).sum(1).mean() * T * T
                 else:
                     loss = F.cross_entropy(logits, y[idx].to(device))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vizcore import runs, subset, zoo
 from vizcore.cli import emit
-from vizcore.students import STUDENT_KINDS, StudentConfig
+from vizcore.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
 from vizcore.synthesis import METHODS, SynthesisConfig
 
 TABLE1_STUDENTS = ("mlp3", "rf", "svm", "cnn_s", "cnn_l", "cnn_tiny")
@@ -58,7 +58,8 @@ def _synthesis(args, method: str | None = None, **kw) -> SynthesisConfig:
 
 def _students(args, archs) -> tuple[StudentConfig, ...]:
     return tuple(StudentConfig(arch=a, labels=args.labels, epochs=args.epochs, seed=args.seed, lr=args.lr,
-                               temperature=args.temperature) for a in archs)
+                               temperature=args.temperature, relabel=args.relabel and a not in SKLEARN_STUDENTS)
+                 for a in archs)
 
 
 def cmd_distill(args) -> None:
@@ -108,6 +109,9 @@ def add_parser(sub) -> None:
         p.add_argument("--n", type=int, default=2000, help="synthetic images")
         p.add_argument("--labels", choices=("soft", "hard"), default="soft")
         p.add_argument("--epochs", type=int, default=20)
+        p.add_argument("--relabel", action="store_true",
+                       help="keep the teacher in the loop of the torch students: every batch is rescaled in brightness "
+                            "and labelled afresh by the teacher (data-free; SVM and RF are fitted once, without it)")
         p.add_argument("--lr", type=float, default=1e-3, help="student learning rate")
         p.add_argument("--temperature", type=float, default=1.0, help="soft-label temperature")
         p.add_argument("--seed", type=int, default=0)
