@@ -23,7 +23,7 @@ from vizcore.data import load_dataset
 from vizcore.runs import DistillConfig, run_distillation
 from vizcore.students import SEED003_STUDENT, StudentConfig
 from vizcore.subset import PIXEL_AM, class_subset_preset
-from vizcore.synthesis import SynthesisConfig
+from vizcore.synthesis import PIXEL_HALF, SynthesisConfig
 from vizcore.train import TrainConfig
 
 
@@ -40,8 +40,7 @@ def run(teacher_id: str, ds, synthesis: SynthesisConfig, students, baseline=True
 
 
 DIGITS_AM = dict(method="pixel-am", start="noise", lr=0.05, max_steps=60, threshold=0.5, threshold_max=0.99)
-# from a blank image (seed 003), attraction-repulsion and T drawn in 0.5-0.99 per image (seed 000)
-FASHION_AM = dict(start="blank", max_steps=200, pre_steps=10, threshold=0.5, threshold_max=0.99)
+MIXED_AM = dict(max_steps=60)  # generator half as seed 000 (T = 0.99); the pixel half is synthesis.PIXEL_HALF
 
 
 def main() -> None:
@@ -51,6 +50,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=15, help="student epochs of the Fashion-MNIST CNN runs")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", default="digits,linear,subset,cnn")
+    p.add_argument("--methods", default="mixed-am,pixel-am,generator-am,kegnet", help="synthesis methods of the cnn runs")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     only = set(a.only.split(","))
@@ -90,8 +90,11 @@ def main() -> None:
         students = [StudentConfig(arch=a, epochs=a_epochs, relabel=r) for a, a_epochs in (("cnn", a.epochs), ("cnn_s", a.epochs))
                     for r in (False, True)]
         table1 = [StudentConfig(arch=s, labels="hard", epochs=a.epochs) for s in ("mlp3", "svm", "rf")]
-        for method, extra, more in (("pixel-am", FASHION_AM, table1 + [StudentConfig(arch="mlp3", epochs=a.epochs, relabel=True)]),
-                                    ("generator-am", dict(max_steps=60), table1), ("kegnet", {}, [])):
+        methods = {"mixed-am": (MIXED_AM, []),
+                   "pixel-am": (PIXEL_HALF, table1 + [StudentConfig(arch="mlp3", epochs=a.epochs, relabel=True)]),
+                   "generator-am": (dict(max_steps=60), table1), "kegnet": ({}, [])}
+        for method in a.methods.split(","):
+            extra, more = methods[method]
             t0 = time.perf_counter()
             out[f"fashion_cnn_{method}"] = run("zoo:fashion-mnist-cnn", fashion,
                                                SynthesisConfig(**{"method": method, "n": a.n, **extra}),

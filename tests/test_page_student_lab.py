@@ -48,15 +48,32 @@ def test_start_a_run_and_compare_it(teacher_id):
     assert not at.exception
     assert any("Best student" in s.value for s in at.success)
     rep = runs.load_report(job.id)
-    assert [s["name"] for s in rep["students"]] == ["linear-relabel", "linear-bias-only"]  # teacher in the loop by default
-    assert rep["students"][0]["config"]["relabel"] is True
+    assert [s["name"] for s in rep["students"]] == ["linear-soft", "linear-bias-only"]
+    assert rep["config"]["synthesis"]["method"] == "mixed-am"  # the strongest method is the default
     assert rep["config"]["teacher"] == teacher_id and rep["synthesis"]["n"] == 20
     assert at.multiselect(key="sl_compare").value == [job.id]
     shown = at.dataframe[1].value  # accuracies of every model of the compared runs
-    assert set(shown["model"]) == {teacher_id, "linear-relabel", "linear-bias-only", "linear (real data)"}
-    at.selectbox(key="sl_confusion_model").set_value("linear-relabel").run()
+    assert set(shown["model"]) == {teacher_id, "linear-soft", "linear-bias-only", "linear (real data)"}
+    at.selectbox(key="sl_confusion_model").set_value("linear-soft").run()
     at.slider(key="sl_gallery_n").set_value(2).run()
     assert not at.exception
+
+
+def test_pixel_am_keeps_the_teacher_in_the_loop_by_default(teacher_id):
+    at = open_page(teacher_id)
+    at.selectbox(key="sl_method").set_value("pixel-am").run()
+    assert at.checkbox(key="sl_relabel_pixel-am").value and at.radio(key="sl_start_image").value == "blank"
+    at.number_input(key="sl_n").set_value(20)
+    at.number_input(key="sl_steps").set_value(5)
+    at.multiselect(key="sl_students").set_value(["linear", "rf"])
+    at.number_input(key="sl_epochs").set_value(1)
+    at.checkbox(key="sl_baseline").uncheck().run()
+    at.button(key="sl_start").click().run()
+    job = jobs.list_jobs(runs.JOB_KIND)[0]
+    assert jobs.wait_job(job.id).state == "done"
+    rep = runs.load_report(job.id)
+    assert [s["name"] for s in rep["students"]] == ["linear-relabel", "rf"]  # forests are fitted once
+    assert rep["config"]["synthesis"]["start"] == "blank"
 
 
 def test_bad_choices_get_clear_messages(teacher_id):

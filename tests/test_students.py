@@ -100,6 +100,18 @@ def test_protocol_reads_the_test_split_once_after_every_model_is_final(digits, d
     assert rep["students"][0]["report"]["n"] == len(digits.test_y)
 
 
+def test_one_real_baseline_per_architecture(digits, digits_cnn):
+    """Two settings of one architecture (stored labels, teacher in the loop) share one real-data baseline."""
+    cfg = runs.DistillConfig("t", "digits", SynthesisConfig(method="uniform-noise", n=60),
+                             (StudentConfig(arch="linear", epochs=1), StudentConfig(arch="linear", epochs=1, relabel=True),
+                              StudentConfig(arch="rf")), baseline=True)
+    rep = runs.run_distillation(digits_cnn, cfg, class_names=digits.class_names, input_shape=digits.input_shape,
+                                load_test=lambda: (digits.test_x, digits.test_y),
+                                load_train=lambda: (digits.train_x, digits.train_y))
+    assert [s["name"] for s in rep["students"]] == ["linear-soft", "linear-relabel", "rf"]
+    assert [b["name"] for b in rep["baselines"]] == ["linear (real data)", "rf (real data)"]
+
+
 def test_data_free_run_never_reads_real_training_data(digits, digits_cnn):
     def forbidden():
         raise AssertionError("the real training split was read")
@@ -162,6 +174,25 @@ def test_cli_distill_prints_the_issue_figures(teacher_id, capsys):
     assert [s["name"] for s in out["students"]] == ["linear-relabel", "rf"]  # forests are fitted once
     assert main(["distill", "--teacher", teacher_id, "--student", "resnet"]) == 2
     assert "unknown student" in capsys.readouterr().err
+
+
+def test_cli_presets_print_seed000_tables(teacher_id, capsys):
+    """Table 1: one synthetic set, the teacher's architecture and seed 000's other students, each with its
+    real-data baseline; Table 2: accuracy against size with real subsets of the same sizes."""
+    from vizcore.cli import main
+    from vizcore.cli.distill_cmd import TABLE1_STUDENTS
+
+    common = ["--teacher", teacher_id, "--method", "pixel-am", "--n", "60", "--steps", "5", "--epochs", "1", "--json"]
+    assert main(["distill-preset", "table1", *common]) == 0
+    [t1] = json.loads(capsys.readouterr().out)
+    assert t1["method"] == "pixel-am" and t1["n"] == 60
+    names = [s["name"] for s in t1["students"]]
+    assert names[0] == "cnn_s-soft" and {"mlp3-soft", "rf", "svm"} <= set(names)  # the card says cnn_s
+    assert len(names) == len(set(names)) == len(set(TABLE1_STUDENTS) | {"cnn_s"})
+    assert [b["name"] for b in t1["baselines"]] == [f"{n.split('-')[0]} (real data)" for n in names]
+    assert main(["distill-preset", "table2", *common]) == 0
+    [t2] = json.loads(capsys.readouterr().out)
+    assert [r["size"] for r in t2["sweep"]] == [10, 20, 60] and all(r["real"] is not None for r in t2["sweep"])
 
 
 def test_brightness_relabel_rescales_each_image_and_asks_the_teacher(synth, digits_cnn):

@@ -138,3 +138,18 @@ def test_pixel_am_from_blank_keeps_a_dark_background(digits, digits_cnn):
     assert 0.5 <= blank.stats["reached_fraction"] <= 1 and sum(c > 0 for c in blank.stats["class_counts"]) >= 8
     with pytest.raises(ValueError, match="blank"):
         SynthesisConfig(method="pixel-am", start="mean")
+
+
+def test_mixed_am_is_half_generator_half_blank_pixel_am(digits, digits_cnn):
+    cfg = SynthesisConfig(method="mixed-am", n=40, images_per_generator=10, max_steps=60, threshold=0.9)
+    s = synthesize(digits_cnn, cfg, input_shape=digits.input_shape, class_names=digits.class_names)
+    assert len(s) == 40 and s.stats["generator_am"]["generators"] == 2
+    assert s.stats["pixel_am"]["visualize_config"]["threshold_range"] == (0.5, 0.99)  # the pixel half's own T
+    gen, pix = s.images[:20], s.images[20:]
+    assert float(pix.mean()) < 0.5 * float(gen.mean())  # pixel AM from blank keeps the background dark
+    fractions = (s.stats["generator_am"]["reached_fraction"] + s.stats["pixel_am"]["reached_fraction"]) / 2
+    assert s.stats["reached_fraction"] == pytest.approx(fractions)
+    with torch.no_grad():
+        assert torch.allclose(s.probs, digits_cnn(s.images).softmax(1), atol=1e-5)
+    with pytest.raises(ValueError, match="2 for a mixed set"):
+        SynthesisConfig(method="mixed-am", n=1)

@@ -26,8 +26,9 @@ from vizcore.train import Cancelled, Progress
 from vizcore.visualize import VisualizeConfig
 from vizcore.workspace import atomic_write
 
-METHODS = ("generator-am", "kegnet", "dfad", "pixel-am", "weight-images", "class-averages", "uniform-noise")
+METHODS = ("mixed-am", "generator-am", "kegnet", "dfad", "pixel-am", "weight-images", "class-averages", "uniform-noise")
 METHOD_LABELS = {
+    "mixed-am": "Generator AM + pixel AM from blank, half each (the strongest here)",
     "generator-am": "Generator AM (seed 000)",
     "kegnet": "KegNet (seed 004)",
     "dfad": "Adversarial DFAD (beyond the seeds)",
@@ -40,6 +41,9 @@ DIGIT_DATASETS = ("digits", "mnist")
 # Seed 003 sections 5.2-5.3: plain gradient ascent on the target logit from a blank image, pixels unbounded
 # (the negative half of a linear teacher's weights survives), no stopping threshold. For a ``linear`` teacher
 # every image is 0.1 x its class's weight row; the student matches the teacher's logits on them.
+# Pixel AM as a dataset generator for deep teachers: from a blank image (seed 003), T drawn per image in
+# 0.5-0.99 (seed 000 appendix A, widened), attraction-repulsion first; the best setting in bench/students.py.
+PIXEL_HALF = dict(start="blank", max_steps=200, pre_steps=10, threshold=0.5, threshold_max=0.99)
 SEED003_VISUALIZE = VisualizeConfig(start="blank", objective="logit", optimizer="sgd", lr=0.001, steps=100,
                                     pixel="free", threshold=None)
 
@@ -90,8 +94,8 @@ class SynthesisConfig:
             raise ValueError(f"pixel AM starts from 'blank' or 'noise', not '{self.start}'")
         if self.method not in METHODS:
             raise ValueError(f"unknown synthesis method '{self.method}'; choose one of {', '.join(METHODS)}")
-        if self.n < 1 or min(self.batch_size, self.images_per_generator) < 2:
-            raise ValueError("the synthetic set needs n >= 1 images, and batches of at least 2")
+        if self.n < (2 if self.method == "mixed-am" else 1) or min(self.batch_size, self.images_per_generator) < 2:
+            raise ValueError("the synthetic set needs n >= 1 images (2 for a mixed set), and batches of at least 2")
         if not 0 < self.threshold < 1 or (self.threshold_max is not None and not self.threshold <= self.threshold_max < 1):
             raise ValueError("the threshold T must lie in (0, 1), and threshold_max between T and 1")
 
@@ -102,13 +106,13 @@ class SynthesisConfig:
 
     @property
     def needs_real_data(self) -> bool:
-        return self.method == "class-averages" or (self.method == "generator-am" and self.loss2)
+        return self.method == "class-averages" or (self.method in ("generator-am", "mixed-am") and self.loss2)
 
     def noise(self) -> int:
         return self.noise_dim or (10 if self.method == "kegnet" else 64)
 
     def learning_rate(self) -> float:
-        return self.lr or (0.01 if self.method in ("generator-am", "pixel-am") else 1e-3)
+        return self.lr or (0.01 if self.method.endswith("-am") else 1e-3)
 
     def kegnet_beta(self, dataset: str) -> float:
         if self.beta is not None:
@@ -269,6 +273,26 @@ def _pixel_am(teacher, config, *, input_shape, num_classes, real=None, progress=
     return vis.images, {"reached_fraction": float(vis.reached.float().mean()), "visualize_config": vc.to_json()}
 
 
+def _mixed_am(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
+    """Half the set by generator AM (seed 000 3.3), half by pixel AM from a blank image (seed 003 5.2).
+
+    The generator's pictures are textured and fill the frame, the pixel-space ones keep a dark background;
+    together they teach a student more than the same number of either kind (``bench/students.py``). The
+    config's AM options drive the generator half; the pixel half uses ``PIXEL_HALF`` (or ``visualize``).
+    """
+    half = config.n // 2
+
+    def part(lo, hi):
+        return (lambda f, msg="": progress(lo + (hi - lo) * f, msg)) if progress else None
+    a, sa = generator_am(teacher, replace(config, n=half), input_shape=input_shape, num_classes=num_classes,
+                         real=real, progress=part(0.0, 0.9), cancelled=cancelled)
+    pixel = replace(config, n=config.n - half, **({} if config.visualize else PIXEL_HALF))
+    b, sb = _pixel_am(teacher, pixel, input_shape=input_shape, num_classes=num_classes,
+                      progress=part(0.9, 1.0), cancelled=cancelled)
+    reached = (sa["reached_fraction"] * len(a) + sb["reached_fraction"] * len(b)) / config.n
+    return torch.cat([a, b]), {"reached_fraction": reached, "generator_am": sa, "pixel_am": sb}
+
+
 def _weight_images(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
     """Seed 003 section 9: output-neuron weight rows (effective weights for deeper models) shown as images,
     min-max scaled together to [0, 1], used as training data."""
@@ -302,7 +326,7 @@ def _dfad(teacher, config, **kw):
     return dfad_images(teacher, config, **kw)
 
 
-_MAKERS = {"generator-am": generator_am, "kegnet": _kegnet, "dfad": _dfad, "pixel-am": _pixel_am,
+_MAKERS = {"mixed-am": _mixed_am, "generator-am": generator_am, "kegnet": _kegnet, "dfad": _dfad, "pixel-am": _pixel_am,
            "weight-images": _weight_images, "class-averages": _class_averages,
            "uniform-noise": _uniform_noise}
 

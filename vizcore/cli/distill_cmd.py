@@ -83,11 +83,11 @@ def cmd_preset(args) -> None:
         emit(job.result, args.json, _subset_text(job.result))
         return
     if args.table == "table1":  # seed 000 Table 1: many students, one synthetic set
-        cfgs = [runs.DistillConfig(entry.id, ds, _synthesis(args, "generator-am"),
-                                   _students(args, (arch,) + TABLE1_STUDENTS))]
+        archs = tuple(dict.fromkeys((arch,) + TABLE1_STUDENTS))  # the teacher's architecture first (CNN_ID)
+        cfgs = [runs.DistillConfig(entry.id, ds, _synthesis(args), _students(args, archs))]
     elif args.table == "table2":  # seed 000 Table 2: accuracy against size, real subsets of the same size
         sizes = tuple(s for s in (args.n // 30, args.n // 6, args.n // 3, args.n) if s >= 10)
-        cfgs = [runs.DistillConfig(entry.id, ds, _synthesis(args, "generator-am"), _students(args, (arch,)), sizes=sizes)]
+        cfgs = [runs.DistillConfig(entry.id, ds, _synthesis(args), _students(args, (arch,)), sizes=sizes)]
     else:  # seed 003: visualizations / weight images / class averages -> same arch; deeper student; bias-only
         one = dict(per_class=1)
         cfgs = [
@@ -101,11 +101,10 @@ def cmd_preset(args) -> None:
 
 
 def add_parser(sub) -> None:
-    def options(p, method=True):
+    def options(p):
         p.add_argument("--teacher", required=True, help="model id (zoo:NAME, user:NAME) or name")
         p.add_argument("--dataset", help="default: the teacher's dataset (used for the baseline and the final test)")
-        if method:
-            p.add_argument("--method", choices=METHODS, default="generator-am")
+        p.add_argument("--method", choices=METHODS, default="generator-am")
         p.add_argument("--n", type=int, default=2000, help="synthetic images")
         p.add_argument("--labels", choices=("soft", "hard"), default="soft")
         p.add_argument("--epochs", type=int, default=20)
@@ -128,7 +127,8 @@ def add_parser(sub) -> None:
     d.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="also train on the first S images, e.g. 400,2000")
     d.add_argument("--bias-only", action="store_true", help="add seed 003's bias-only linear student")
     d.set_defaults(func=cmd_distill)
-    p = options(sub.add_parser("distill-preset", help="seed 000 Table 1 / Table 2, seed 003's table"), method=False)
+    p = options(sub.add_parser("distill-preset", help="seed 000 Table 1 / Table 2 (--method: generator AM as in "
+                                                      "the seed, or another), seed 003's table"))
     p.add_argument("table", choices=("table1", "table2", "seed003", "seed003-subset"))
     p.add_argument("--class", dest="cls", type=int, default=3, help="seed003-subset: the class whose visualization is swapped")
     p.add_argument("--versus", type=int, default=4, help="seed003-subset: the other class of the two-class teacher")
