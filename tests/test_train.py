@@ -49,5 +49,5 @@ def test_train_teacher_writes_a_card(digits):
 
 
 def test_fit_needs_targets(digits):
-    with pytest.raises(ValueError, match="hard labels or soft targets"):
+    with pytest.raises(ValueError, match="hard labels, soft targets or a relabel"):
         fit(build_model("linear", (1, 8, 8), 10), digits.train_x, None, TrainConfig())
