@@ -68,7 +68,7 @@ def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
         t = c[1].slider("T (fixed)", 0.5, 0.999, 0.99, key="viz_t")
         t_range = c[2].slider("T range", 0.5, 0.999, (0.90, 0.99), key="viz_trange")
         steps = c[3].number_input("Step cap", 1, 5000, 300, key="viz_steps")
-        with st.expander("Regularizers and diversity"):
+        with st.expander("Regularizers, diversity and speed"):
             c = st.columns(4)
             lr = c[0].number_input("Learning rate", 0.0001, 10.0, 0.05, format="%.4f", key="viz_lr")
             l2w = c[1].number_input("L2 penalty", 0.0, 10.0, 0.0, format="%.4f", key="viz_l2")
