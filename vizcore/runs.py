@@ -26,7 +26,7 @@ from vizcore.metrics import classification_report, predict_logits
 from vizcore.students import (Student, StudentConfig, bias_only_student, fit_student,
                               holdout_split, train_student)
 from vizcore.synthesis import SynthesisConfig, SyntheticSet, synthesize
-from vizcore.train import Progress
+from vizcore.train import Progress, progress_span
 from vizcore.workspace import atomic_write, read_json, write_json
 
 JOB_KIND = "distill"
@@ -57,10 +57,6 @@ class DistillConfig:
     def from_json(cls, d: dict) -> DistillConfig:
         return cls(**{**d, "synthesis": SynthesisConfig(**d["synthesis"]),
                       "students": tuple(StudentConfig(**s) for s in d["students"]), "sizes": tuple(d.get("sizes", ()))})
-
-
-def _stage(progress: Progress | None, lo: float, hi: float) -> Progress:
-    return lambda f, msg="": progress(lo + (hi - lo) * f, msg) if progress else None
 
 
 def real_subset(split: Split, n: int, seed: int) -> Split:
@@ -100,7 +96,7 @@ def run_distillation(teacher: nn.Module, config: DistillConfig, *, class_names: 
         raise ValueError("the real-data baseline and class averages / Loss_2 need the real training split")
     start = time.perf_counter()
     synth = synthesize(teacher, syn_cfg, input_shape=input_shape, class_names=class_names, dataset=config.dataset,
-                       teacher_id=config.teacher, real=real_train, progress=_stage(progress, 0, 0.5), cancelled=cancelled)
+                       teacher_id=config.teacher, real=real_train, progress=progress_span(progress, 0, 0.5), cancelled=cancelled)
     synth_seconds = time.perf_counter() - start
     if out_dir:
         synth.to_npz(Path(out_dir) / "synthetic.npz")
@@ -109,15 +105,15 @@ def run_distillation(teacher: nn.Module, config: DistillConfig, *, class_names: 
     n_jobs = len(config.students) + bool(config.preset == "bias-only")
     for i, sc in enumerate(config.students):
         students.append(train_student(synth, sc, teacher=twin, cancelled=cancelled,
-                                      progress=_stage(progress, 0.5 + 0.3 * i / n_jobs, 0.5 + 0.3 * (i + 1) / n_jobs)))
+                                      progress=progress_span(progress, 0.5 + 0.3 * i / n_jobs, 0.5 + 0.3 * (i + 1) / n_jobs)))
     if config.preset == "bias-only":
         students.append(bias_only_student(_prototypes(synth), synth, config.students[0], cancelled=cancelled,
-                                          progress=_stage(progress, 0.8 - 0.3 / n_jobs, 0.8)))
+                                          progress=progress_span(progress, 0.8 - 0.3 / n_jobs, 0.8)))
     per_arch: dict[str, StudentConfig] = {}  # one baseline per architecture, with its first student's settings
     for sc in config.students:
         per_arch.setdefault(sc.arch, sc)
     baselines = [train_baseline(sc, real_subset(real_train, len(synth), sc.seed), k, cancelled=cancelled,
-                                progress=_stage(progress, 0.8, 0.9)) for sc in per_arch.values()] if config.baseline else []
+                                progress=progress_span(progress, 0.8, 0.9)) for sc in per_arch.values()] if config.baseline else []
     sweep_models = []
     for s in config.sizes:
         sc = config.students[0]

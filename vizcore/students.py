@@ -201,14 +201,14 @@ def train_student(synth, config: StudentConfig, *, teacher: nn.Module | None = N
     tr, ho = holdout_split(len(synth), config.holdout, config.seed)
     train, hold = synth.subset(tr), synth.subset(ho)
     soft = relabel = None
-    if config.labels == "soft" and config.arch not in SKLEARN_STUDENTS:
-        soft = (train.logits / config.temperature).softmax(1) if config.temperature != 1 else train.probs
-    if config.relabel:
+    if config.relabel:  # the teacher labels every batch afresh: the stored labels only serve selection
         if teacher is None:
             raise ValueError("relabel keeps the teacher in the student's loop: pass the teacher")
         if float(synth.images.min()) < 0 or float(synth.images.max()) > 1:
             raise ValueError("relabel rescales images within [0, 1]; this synthetic set has unbounded pixels")
         relabel = brightness_relabel(teacher, config.temperature, config.seed)
+    elif config.labels == "soft" and config.arch not in SKLEARN_STUDENTS:
+        soft = (train.logits / config.temperature).softmax(1) if config.temperature != 1 else train.probs
     return fit_student(config, train.images, train.labels, soft=soft, select=(hold.images, hold.labels, hold.probs),
                        num_classes=len(synth.class_names), relabel=relabel, progress=progress, cancelled=cancelled)
 

@@ -22,7 +22,7 @@ from vizcore.generators import Generator
 from vizcore.hooks import capture, frozen_copy, guarded
 from vizcore.metrics import predict_logits
 from vizcore.models import model_device
-from vizcore.train import Cancelled, Progress
+from vizcore.train import Cancelled, Progress, progress_span
 from vizcore.visualize import VisualizeConfig
 from vizcore.workspace import atomic_write
 
@@ -257,8 +257,8 @@ def generator_am(teacher: nn.Module, config: SynthesisConfig, *, input_shape, nu
 
 
 def _pixel_am(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
-    """Issue 3's pixel-space class visualizations as the dataset (seed 003 sections 5.2-5.3): one per class
-    from a blank image, or several per class from noise with seed 000's attraction-repulsion."""
+    """Issue 3's pixel-space class visualizations as the dataset (seed 003 sections 5.2-5.3): from
+    ``config.start`` (blank by default), several per class with seed 000's attraction-repulsion first."""
     from vizcore.visualize import bf16_is_fast, class_visualizations
 
     per_class = config.per_class or max(1, config.n // num_classes)
@@ -281,14 +281,11 @@ def _mixed_am(teacher, config, *, input_shape, num_classes, real=None, progress=
     config's AM options drive the generator half; the pixel half uses ``PIXEL_HALF`` (or ``visualize``).
     """
     half = config.n // 2
-
-    def part(lo, hi):
-        return (lambda f, msg="": progress(lo + (hi - lo) * f, msg)) if progress else None
     a, sa = generator_am(teacher, replace(config, n=half), input_shape=input_shape, num_classes=num_classes,
-                         real=real, progress=part(0.0, 0.9), cancelled=cancelled)
+                         real=real, progress=progress_span(progress, 0.0, 0.9), cancelled=cancelled)
     pixel = replace(config, n=config.n - half, **({} if config.visualize else PIXEL_HALF))
     b, sb = _pixel_am(teacher, pixel, input_shape=input_shape, num_classes=num_classes,
-                      progress=part(0.9, 1.0), cancelled=cancelled)
+                      progress=progress_span(progress, 0.9, 1.0), cancelled=cancelled)
     reached = (sa["reached_fraction"] * len(a) + sb["reached_fraction"] * len(b)) / config.n
     return torch.cat([a, b]), {"reached_fraction": reached, "generator_am": sa, "pixel_am": sb}
 

@@ -25,6 +25,11 @@ from vizcore.zoo import ModelCard, ModelEntry, save_model
 Progress = Callable[[float, str], None]
 
 
+def progress_span(progress: Progress | None, lo: float, hi: float) -> Progress | None:
+    """``progress`` for one stage of a longer job: the stage's fraction 0..1 is reported as ``lo..hi``."""
+    return (lambda f, msg="": progress(lo + (hi - lo) * f, msg)) if progress else None
+
+
 class Cancelled(Exception):
     """Raised inside a long computation when its caller asked it to stop."""
 

@@ -24,7 +24,7 @@ from vizcore.metrics import predict_logits
 from vizcore.models import model_device
 from vizcore.objectives import (AscentState, Objective, blur_, channel_mean, class_logit, class_logprob, jitter,
                                 l2, logit_mix, pixel_param, total_variation)
-from vizcore.train import Cancelled, Progress
+from vizcore.train import Cancelled, Progress, progress_span
 from vizcore.workspace import atomic_write
 
 STARTS = ("blank", "grey", "noise", "mean")
@@ -164,8 +164,7 @@ def _optimizer(param: torch.Tensor, config: VisualizeConfig) -> torch.optim.Opti
 
 def _ascend(model: nn.Module, objective: Objective, start: torch.Tensor, config: VisualizeConfig,
             gen: torch.Generator, steps: int, stop: Stop | None = None, progress: Progress | None = None,
-            cancelled: Callable[[], bool] | None = None, span: tuple[float, float] = (0.0, 1.0),
-            what: str = "ascent") -> tuple[torch.Tensor, torch.Tensor]:
+            cancelled: Callable[[], bool] | None = None, what: str = "ascent") -> tuple[torch.Tensor, torch.Tensor]:
     """Maximize ``objective`` from ``start`` for at most ``steps`` steps, all samples in one batch.
 
     ``model`` is a :func:`~vizcore.hooks.frozen_copy` in ``config.precision``; the pixels stay float32.
@@ -209,8 +208,7 @@ def _ascend(model: nn.Module, objective: Objective, start: torch.Tensor, config:
                     param.clamp_(0, 1)
                 blur_(param, config.blur)
             if progress:
-                progress(span[0] + (span[1] - span[0]) * (step + 1) / max(steps, 1),
-                         f"{what}: step {step + 1}/{steps}, {n - len(active)} of {n} stopped")
+                progress((step + 1) / max(steps, 1), f"{what}: step {step + 1}/{steps}, {n - len(active)} of {n} stopped")
         if len(active):
             final[active] = image_fn()[active].detach()
     return final, taken
@@ -234,7 +232,7 @@ def _as_input(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def _working_copies(model: nn.Module, config: VisualizeConfig) -> tuple[nn.Module, nn.Module]:
     """(float32 copy for decisions and scores, copy in ``config.precision`` for the ascent)."""
     exact = frozen_copy(model)
-    return exact, exact if config.precision == "float32" else frozen_copy(model, PRECISIONS[config.precision])
+    return exact, exact if config.precision == "float32" else frozen_copy(exact, PRECISIONS[config.precision])
 
 
 def _reached(logits: torch.Tensor, targets: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
@@ -316,8 +314,8 @@ def class_visualizations(model: nn.Module, classes: Sequence[int], per_class: in
         weights = _attract_repel_weights(len(labels), k, gen).to(device)
         moves = torch.randint(1, config.pre_steps + 1, (len(labels),), generator=gen).to(device)
         start, _ = _ascend(work, logit_mix(weights), start, config, gen, config.pre_steps,
-                           stop=lambda logits, rows, step, images: moves[rows] <= step, progress=progress,
-                           cancelled=cancelled, span=(0.0, pre), what="attraction-repulsion")
+                           stop=lambda logits, rows, step, images: moves[rows] <= step,
+                           progress=progress_span(progress, 0.0, pre), cancelled=cancelled, what="attraction-repulsion")
     target = class_logit(lab) if config.objective == "logit" else class_logprob(lab)
     objective = target - config.l2 * l2() - config.tv * total_variation()
 
@@ -329,8 +327,8 @@ def class_visualizations(model: nn.Module, classes: Sequence[int], per_class: in
         return hit
 
     stop = reached if (config.threshold is not None or config.threshold_range is not None) else None
-    images, taken = _ascend(work, objective, start, config, gen, config.steps, stop=stop, progress=progress,
-                            cancelled=cancelled, span=(pre, 1.0), what="class ascent")
+    images, taken = _ascend(work, objective, start, config, gen, config.steps, stop=stop,
+                            progress=progress_span(progress, pre, 1.0), cancelled=cancelled, what="class ascent")
     images = images.cpu()
     logits = predict_logits(exact, images)
     probs = logits.softmax(1)
