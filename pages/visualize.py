@@ -78,9 +78,10 @@ def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
         c = st.columns(4)
         picked = c[0].multiselect("Classes", names, default=names, key="viz_classes")
         per_class = c[1].number_input("Samples per class", 1, 200, key="viz_per_class")
-        start = c[2].selectbox("Start", ["blank", "grey", "noise", "mean"], key="viz_start",
-                               help="blank: all-zero image (seed 003); grey: 0.5 everywhere, so pixels can also "
-                                    "darken; noise: uniform; mean: the class average")
+        start = c[2].selectbox("Start", ["average", "blank", "grey", "noise", "mean"], key="viz_start",
+                               help="average: the mean training picture of all classes together (no class hint); "
+                                    "blank: all-zero image (seed 003); grey: 0.5 everywhere, so pixels can also "
+                                    "darken; noise: uniform; mean: the class's own average")
         objective = c[3].selectbox("Objective", ["logit", "logprob"], key="viz_objective",
                                    help="pre-softmax logit of the class (seed 003) or its log-probability")
         c = st.columns(4)
@@ -135,7 +136,7 @@ def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
 
 
 def start(classes: list[int], per_class: int, cfg: VisualizeConfig) -> None:
-    means = averages(ds.name) if cfg.start == "mean" else None
+    means = averages(ds.name) if cfg.start in ("mean", "average") else None
     fn = visualization_job(model, classes, per_class, cfg, input_shape=shape, class_names=names, class_means=means,
                            judges=lambda **kw: judges_for(entry.id, ds, **kw))
     jobs.start_job(JOB_KIND, f"{entry.id}: {per_class} per class", fn,

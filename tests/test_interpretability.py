@@ -114,3 +114,42 @@ def test_cli_interpretability_json(capsys):
         assert 0 <= rep["hidden_rate"] <= rep["fooling_rate"] <= 1
     assert set(out["S"]) == {"zoo:digits-linear", "zoo:digits-mlp"}
     assert main(["interpretability", "--model", "zoo:digits-cnn", "--real", "0"]) == 2
+
+
+def _toy_faces(seed: int = 0):
+    """8x8 'faces': each of 6 people is a fixed random pattern, lit from the left, the right or the front
+    (a brightness ramp), 12 pictures each; every fourth picture is a test picture."""
+    g = torch.Generator().manual_seed(seed)
+    people = torch.rand(6, 1, 8, 8, generator=g)
+    ramp = torch.linspace(-0.4, 0.4, 8).expand(8, 8)
+    light = torch.stack([-ramp, ramp, torch.zeros(8, 8)])[:, None]
+    person = torch.arange(6).repeat_interleave(12)
+    task = torch.arange(3).repeat(24)
+    x = (0.5 * people[person] + 0.25 + light[task] + 0.05 * torch.randn(72, 1, 8, 8, generator=g)).clamp(0, 1)
+    test = torch.arange(72) % 4 == 0
+    return x, task, person, test
+
+
+def test_leakage_experiment_on_toy_faces():
+    from vizcore.distill.leakage import LeakageConfig, leakage_experiment
+
+    x, task, person, test = _toy_faces()
+    cfg = LeakageConfig(arch="cnn_tiny", n_synthetic=20, epochs=20, seed=0)
+    out = leakage_experiment(x, task, person, test, ["left", "right", "front"], cfg)
+    teams = [set(r["people"]) for r in out["teams"]]
+    assert teams[0].isdisjoint(teams[1]) and teams[0] | teams[1] == set(range(6))
+    for r in out["teams"]:
+        assert r["test_images"] == 9 and r["train_images"] == 27 and sum(r["synthetic_class_counts"]) == 20
+        assert r["task_real"] >= 0.8  # lighting is easy
+        assert r["identifier_real"] >= 0.8  # three fixed patterns per team are easy to tell apart
+        assert 0 <= r["identifier_synthetic"] <= 1 and 0 <= r["student_synthetic"] <= 1
+    assert out["chance"] == {"task_balanced_accuracy": 1 / 3, "identifier": 0.5}
+
+
+def test_leakage_needs_condition_tags(digits):
+    from vizcore.distill.leakage import LeakageConfig, identity_leakage
+
+    with pytest.raises(ValueError, match="condition tags"):
+        identity_leakage(digits, LeakageConfig(arch="cnn_tiny"))
+    with pytest.raises(ValueError, match="data-free"):
+        LeakageConfig(method="class-averages")

@@ -18,7 +18,7 @@ def sets_and_members(entry, ds, model, *, per_class: int, real: int, hs: str | N
     from vizcore import zoo
     from vizcore.distill.synthesis import SynthesisConfig, synthesize
     from vizcore.explain.interpretability import judges_for
-    from vizcore.explain.visualize import class_visualizations, preset
+    from vizcore.explain.visualize import class_averages, class_visualizations, preset
     from vizcore.models import ARCHITECTURES, build_model
     from vizcore.train import TrainConfig, fit
 
@@ -38,7 +38,7 @@ def sets_and_members(entry, ds, model, *, per_class: int, real: int, hs: str | N
     idx = torch.randperm(len(ds.test_x), generator=torch.Generator().manual_seed(seed))[:real]
     k = ds.num_classes
     vis = class_visualizations(model, range(k), per_class, preset("recognizable", ds.input_shape, seed=seed),
-                               input_shape=ds.input_shape)
+                               input_shape=ds.input_shape, class_means=class_averages(ds.train_x, ds.train_y, k))
     am = SynthesisConfig(method="generator-am", n=k * per_class, images_per_generator=max(2, per_class), seed=seed)
     kw = dict(input_shape=ds.input_shape, class_names=ds.class_names, dataset=ds.name)
     imgs = synthesize(model, am, **kw).images

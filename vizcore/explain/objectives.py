@@ -163,7 +163,8 @@ def fft_param(start: torch.Tensor, generator: torch.Generator, sd: float = 0.01,
     ``param.fft_image`` + ``to_valid_rgb``): the parameters are the image's Fourier coefficients, scaled
     by 1 / frequency^``decay`` so that every frequency learns at the same rate (plain pixel ascent is
     dominated by high-frequency noise); RGB images are colour-decorrelated; a sigmoid keeps pixels in
-    (0, 1). Each sample starts from its own small random spectrum (seeded by ``generator``) added to
+    (0, 1). Unlike lucent the scale is normalized to RMS 1, so one Adam step of rate ``lr`` moves a
+    pixel's pre-sigmoid value by about ``lr`` whatever the image size (8x8 digits and 224x224 photos alike). Each sample starts from its own small random spectrum (seeded by ``generator``) added to
     ``start``, so no two samples are the same.
 
     Returns ``(param, image_fn)`` as :func:`pixel_param` does.
@@ -172,13 +173,14 @@ def fft_param(start: torch.Tensor, generator: torch.Generator, sd: float = 0.01,
     fy = torch.fft.fftfreq(h)[:, None]
     fx = torch.fft.rfftfreq(w)[None, :]
     freqs = (fx ** 2 + fy ** 2).sqrt()
-    scale = (1.0 / freqs.clamp(min=1.0 / max(h, w)) ** decay * (h * w) ** 0.5).to(start.device)
+    scale = 1.0 / freqs.clamp(min=1.0 / max(h, w)) ** decay
+    scale = (scale / scale.pow(2).mean().sqrt()).to(start.device)  # RMS 1: a step moves a pixel by ~lr at any size
     spectrum = (torch.randn(n, c, h, w // 2 + 1, 2, generator=generator) * sd).to(start.device).requires_grad_(True)
     base = torch.logit(start.detach().clamp(_SIGMOID_EPS, 1 - _SIGMOID_EPS))
     color = _COLOR_SQRT.to(start.device)
 
     def image_fn() -> torch.Tensor:
-        x = torch.fft.irfftn(torch.view_as_complex(spectrum) * scale, s=(h, w), norm="ortho") / 4.0
+        x = torch.fft.irfftn(torch.view_as_complex(spectrum) * scale, s=(h, w), norm="ortho")
         if c == 3:
             x = torch.einsum("nchw,dc->ndhw", x, color)
         return torch.sigmoid(base + x)

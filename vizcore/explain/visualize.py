@@ -27,7 +27,7 @@ from vizcore.explain.objectives import (AscentState, Objective, blur_, channel_m
 from vizcore.core.progress import Cancelled, Progress, progress_span
 from vizcore.core.workspace import atomic_write
 
-STARTS = ("blank", "grey", "noise", "mean")
+STARTS = ("blank", "grey", "noise", "mean", "average")
 OBJECTIVES = ("logit", "logprob")
 PIXELS = ("clamp", "sigmoid", "free")
 PARAMS = ("pixel", "fft")
@@ -54,7 +54,8 @@ class VisualizeConfig:
     :data:`PRESETS` names the two ends: what the seeds did and what a person can recognize.
     """
 
-    start: str = "blank"          # 'blank' (zeros, seed 003), 'grey' (0.5), 'noise' (uniform), 'mean' (class average)
+    start: str = "blank"          # 'blank' (zeros, seed 003), 'grey' (0.5), 'noise' (uniform), 'mean' (class average),
+                                  # 'average' (the mean of all class averages: one picture for every class)
     objective: str = "logit"      # 'logit' (pre-softmax, seed 003) or 'logprob'
     steps: int = 300              # step cap
     lr: float = 0.05
@@ -124,18 +125,20 @@ def preset(name: str, input_shape: Sequence[int], seed: int = 0) -> VisualizeCon
     """A named starting point for any model whose input is ``input_shape`` (C, H, W).
 
     ``recognizable``: lucent-style priors (Olah et al. 2017): a decorrelated Fourier parameterization
-    behind a sigmoid, from a dark image, every step seen through a random shift of about 1/14 of the image
-    side, a zoom of up to 10 % and a rotation of up to 10 degrees; 100 Adam steps at rate 0.01 on the class
-    logit, no early stop (stopping at T = 0.99 leaves the pictures half-formed). Each sample starts from its
-    own random spectrum, so samples differ. ``seed``: what seeds 003 / 000 did, pixel ascent from a blank
-    image until the softmax passes T = 0.99 (every sample of a class is the same picture).
+    behind a sigmoid, every step seen through a random shift of about 1/14 of the image side, a zoom of up
+    to 10 % and a rotation of up to 10 degrees; 100 Adam steps at rate 0.3 on the class logit, no early stop
+    (stopping at T = 0.99 leaves the pictures half-formed). It starts from the average training picture
+    of all classes together (``start='average'``: dark where the data's background is dark, mid-grey where
+    objects lie, no hint of any one class; needs ``class_means``), plus each sample's own small random
+    spectrum, so samples differ. ``seed``: what seeds 003 / 000 did, pixel ascent from a blank image until
+    the softmax passes T = 0.99 (every sample of a class is the same picture).
     """
     if name == "seed":
         return VisualizeConfig(seed=seed)
     if name != "recognizable":
         raise ValueError(f"unknown preset '{name}'; choose one of {PRESETS}")
     side = min(int(input_shape[-1]), int(input_shape[-2]))
-    return VisualizeConfig(start="blank", objective="logit", steps=100, lr=0.01, pixel="sigmoid", param="fft",
+    return VisualizeConfig(start="average", objective="logit", steps=100, lr=0.3, pixel="sigmoid", param="fft",
                            jitter=max(1, round(side / 14)), scale=0.1, rotate=10.0, threshold=None, seed=seed)
 
 
@@ -297,9 +300,11 @@ def _starts(config: VisualizeConfig, labels: torch.Tensor, input_shape: Sequence
     if config.start == "noise":
         return torch.rand(shape, generator=gen)
     if class_means is None:
-        raise ValueError("start='mean' needs class_means (class_averages of the training set)")
+        raise ValueError(f"start='{config.start}' needs class_means (class_averages of the training set)")
     if tuple(class_means.shape[1:]) != tuple(input_shape):
         raise ValueError(f"class_means have shape {tuple(class_means.shape[1:])}, the model takes {tuple(input_shape)}")
+    if config.start == "average":  # no class information: the same picture starts every class
+        return class_means.float().mean(0, keepdim=True).expand(shape).clone()
     return class_means[labels].float().clone()
 
 
@@ -391,8 +396,8 @@ def filter_visualization(model: nn.Module, layer: str, channels: Sequence[int], 
     All channels are optimized in one batch for ``config.steps`` steps; thresholds do not apply. Start
     'mean' is not available here.
     """
-    if config.start == "mean":
-        raise ValueError("filter visualizations start from 'blank', 'grey' or 'noise', not 'mean'")
+    if config.start in ("mean", "average"):
+        raise ValueError(f"filter visualizations start from 'blank', 'grey' or 'noise', not '{config.start}'")
     names = dict(model.named_modules())
     if layer not in names or layer == "":
         raise ValueError(f"unknown layer '{layer}'; the model has {[n for n in names if n]}")
