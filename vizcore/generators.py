@@ -7,6 +7,8 @@ so every image lies in [0, 1] like the datasets (seed 000's bound ``||G(Z)|| <= 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,13 +40,28 @@ class Generator(nn.Module):
         return torch.sigmoid(x)
 
 
-class Decoder(nn.Module):
-    """KegNet's decoder: an MLP that recovers the noise vector from a generated image (seed 004)."""
+class TableGenerator(nn.Module):
+    """KegNet's generator for unstructured data (seed 004; the published code's dense generator): (z, one-hot y)
+    -> two dense ELU layers of 120 units with batch norm -> features, batch-normalized without affine weights so
+    the rows come out standardized like the tables' features."""
 
-    def __init__(self, input_shape: tuple[int, int, int], noise_dim: int, hidden: int = 128):
+    def __init__(self, n_features: int, noise_dim: int, n_classes: int, width: int = 120):
         super().__init__()
-        c, h, w = input_shape
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ELU(),
+        self.noise_dim, self.n_classes = noise_dim, n_classes
+        self.net = nn.Sequential(nn.Linear(noise_dim + n_classes, width), nn.ELU(), nn.BatchNorm1d(width),
+                                 nn.Linear(width, width), nn.ELU(), nn.BatchNorm1d(width),
+                                 nn.Linear(width, n_features), nn.BatchNorm1d(n_features, affine=False))
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z, F.one_hot(y, self.n_classes).to(z.dtype)], dim=1))
+
+
+class Decoder(nn.Module):
+    """KegNet's decoder: an MLP that recovers the noise vector from a generated image or row (seed 004)."""
+
+    def __init__(self, input_shape: tuple[int, ...], noise_dim: int, hidden: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), hidden), nn.ELU(),
                                  nn.Linear(hidden, hidden), nn.ELU(), nn.Linear(hidden, noise_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.generators import Decoder, Generator
+from vizcore.generators import Decoder, Generator, TableGenerator
 from vizcore.models import model_device
 from vizcore.train import Cancelled, Progress
 
@@ -32,7 +32,9 @@ def train_kegnet_generator(teacher: nn.Module, input_shape, num_classes: int, *,
                            cancelled: Callable[[], bool] | None = None) -> Generator:
     """Train one (generator, decoder) pair against the frozen ``teacher``; returns the generator."""
     dev = model_device(teacher)
-    G = Generator(input_shape, noise_dim, n_classes=num_classes).to(dev)
+    table = len(input_shape) == 1
+    G = (TableGenerator(input_shape[0], noise_dim, num_classes) if table
+         else Generator(input_shape, noise_dim, n_classes=num_classes)).to(dev)
     D = Decoder(input_shape, noise_dim).to(dev)
     opt = torch.optim.Adam(list(G.parameters()) + list(D.parameters()), lr=lr)
     G.train()
@@ -59,7 +61,8 @@ def kegnet_images(teacher: nn.Module, config, *, input_shape, num_classes: int, 
     torch.manual_seed(config.seed)
     dev = model_device(teacher)
     k, steps = config.generators, config.train_steps
-    beta = config.kegnet_beta(dataset)
+    # tables: no diversity term, as KegNet's code for its unstructured sets
+    beta = config.kegnet_beta(dataset) if len(input_shape) == 3 or config.beta is not None else 0.0
     gens = []
     for g in range(k):
         def tick(step, g=g):

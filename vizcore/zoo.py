@@ -19,7 +19,7 @@ from safetensors.torch import load as st_load_bytes
 from safetensors.torch import save as st_save_bytes
 from torch import nn
 
-from vizcore.models import ARCHITECTURES, ArchitectureError, build_model
+from vizcore.models import ARCHITECTURES, ArchitectureError, build_model, factorized_skeleton
 from vizcore.workspace import atomic_write, workspace, write_json
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
@@ -46,6 +46,8 @@ class ModelCard:
     command: str = ""
     created: str = ""
     notes: str = ""
+    preprocessing: dict = field(default_factory=dict)  # tables: feature names and standardization statistics
+    compression: dict = field(default_factory=dict)  # compressed models: source, base arch, per-layer ranks, ratio
 
     @property
     def num_classes(self) -> int:
@@ -115,12 +117,34 @@ def load_model(entry: ModelEntry | str, device: str | torch.device = "cpu") -> n
     if card.format == "torchscript":
         model = _load_torchscript(entry.weights.read_bytes())
     else:
-        model = build_model(card.arch, tuple(card.input_shape), card.num_classes)
+        model = model_from_card(card)
         model.load_state_dict(st_load_bytes(entry.weights.read_bytes()))
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def model_from_card(card: ModelCard) -> nn.Module:
+    """An untrained model of the card's architecture; a compressed model's layers are rebuilt from the ranks in
+    ``card.compression`` (plain JSON, so no pickled module is ever needed)."""
+    model = build_model(card.arch, tuple(card.input_shape), card.num_classes)
+    if card.compression:
+        try:
+            model = factorized_skeleton(model, card.compression["ranks"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"model card '{card.name}': unreadable compression ranks ({e})") from e
+    return model
+
+
+def prepare_rows(card: ModelCard, raw) -> torch.Tensor:
+    """A user's raw feature rows prepared for a tabular model: standardized with the card's statistics."""
+    stats = (card.preprocessing or {}).get("standardize")
+    if not stats:
+        raise ModelFileError(f"model '{card.name}' has no standardization statistics (it is not a tabular model)")
+    from vizcore.data import standardize_rows
+
+    return standardize_rows(raw, stats)
 
 
 def check_name(name: str) -> str:
