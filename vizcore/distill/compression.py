@@ -263,3 +263,96 @@ def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairCo
             "selection": {k: v for k, v in fitted.selection.items() if k != "history"},
             "config": asdict(config), "method": method}
     return fitted.model.eval(), info
+
+
+# ---------------------------------------------------------------------------------------------- the seed's table
+
+JOB_KIND = "compression"
+SEED_RATIOS = {"uci-shuttle": 8.17, "uci-pendigits": 8.07, "uci-letter": 4.13}  # seed 004's table, about 8x, 8x, 4x
+
+
+def _report(model: nn.Module, test: tuple[torch.Tensor, torch.Tensor], class_names: list[str]) -> dict:
+    from vizcore.metrics import evaluate_model
+
+    rep = evaluate_model(model, test[0], test[1], class_names)
+    return {"accuracy": rep["accuracy"], "per_class_recall": [c["recall"] for c in rep["per_class"]]}
+
+
+def compression_table(teacher: nn.Module, *, ratio: float | None = None, ranks: dict | None = None,
+                      methods: tuple[str, ...] = ("uniform", "gaussian", "kegnet", "best"),
+                      config: RepairConfig = RepairConfig(), class_names: list[str], input_shape, dataset: str = "",
+                      test: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                      progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> dict:
+    """Seed 004's table for one model: Original, T (Tucker alone) and T + each repair in ``methods``.
+
+    ``test`` returns the real test split; it is called once, after every model is final. Returns
+    ``{"rows": [{"approach", "accuracy", "compression", "seconds", "per_class_recall"}], "ranks", ...}`` and the
+    models themselves under ``"models"`` (approach -> module) for a caller that keeps one.
+    """
+    student, info = compress_model(teacher, ratio=ratio, ranks=ranks)
+    models: dict[str, nn.Module] = {"Original": teacher, "T": student}
+    seconds = {"Original": 0.0, "T": 0.0}
+    for i, method in enumerate(methods):
+        label = best_label(input_shape, config) if method == "best" else REPAIR_LABELS[method]
+        span = progress_span(progress, i / len(methods), (i + 1) / len(methods))
+        if span:
+            span(0.0, f"{label}: synthesizing and fine-tuning")
+        models[label], rep = repair(teacher, student, method, config, input_shape=input_shape,
+                                    class_names=class_names, dataset=dataset, progress=span, cancelled=cancelled)
+        seconds[label] = rep["seconds"]
+    real = test()  # read once, for the report only
+    rows = [{"approach": label, **_report(m, real, class_names),
+             "compression": 1.0 if label == "Original" else info["ratio"], "seconds": seconds[label]}
+            for label, m in models.items()]
+    return {"rows": rows, "ranks": info["ranks"], "params_before": info["params_before"],
+            "params_after": info["params_after"], "class_names": list(class_names), "models": models}
+
+
+def start_compression_job(teacher_id: str, *, dataset: str | None = None, ratio: float | None = None,
+                          ranks: dict | None = None, methods: tuple[str, ...] = ("uniform", "gaussian", "kegnet", "best"),
+                          config: RepairConfig = RepairConfig(), save_as: str | None = None, wait: bool = False):
+    """:func:`compression_table` as a background job (progress, Cancel, atomic result). With ``save_as`` the
+    best-scoring repaired model (by its synthetic hold-out, never the test set: the last of ``methods``) is
+    saved to the workspace with a card naming its source, ranks and ratio."""
+    from vizcore import zoo
+    from vizcore.data import load_dataset
+    from vizcore.jobs import start_job
+
+    entry = zoo.get_entry(teacher_id)
+    ds_name = dataset or entry.card.dataset
+
+    def work(ctx) -> dict:
+        teacher = zoo.load_model(entry)
+        ds = load_dataset(ds_name)
+        out = compression_table(teacher, ratio=ratio, ranks=ranks, methods=methods, config=config,
+                                class_names=list(ds.class_names), input_shape=ds.input_shape, dataset=ds_name,
+                                test=lambda: (ds.test_x, ds.test_y), progress=ctx.progress, cancelled=ctx.cancelled)
+        models = out.pop("models")
+        if save_as:
+            last = out["rows"][-1]
+            saved = save_compressed(models[last["approach"]], entry, out, last["approach"], save_as, ds)
+            out["saved"] = saved.id
+        return out
+
+    title = f"compress {entry.id} {ratio or 'ranks'}x ({', '.join(methods) or 'no repair'})"
+    return start_job(JOB_KIND, title, work, {"teacher": entry.id, "dataset": ds_name, "ratio": ratio, "ranks": ranks,
+                                               "methods": list(methods), "repair": asdict(config)}, wait=wait)
+
+
+def save_compressed(model: nn.Module, source, table: dict, approach: str, name: str, ds):
+    """Save a compressed (and perhaps repaired) model to the workspace as a normal model: base architecture,
+    ``compression`` (source, ranks, ratio, repair) on its card, the source's preprocessing, test metrics."""
+    from vizcore.metrics import evaluate_model
+    from vizcore.zoo import ModelCard, save_model
+
+    row = next(r for r in table["rows"] if r["approach"] == approach)
+    card = ModelCard(
+        name=name, dataset=source.card.dataset, arch=source.card.arch, input_shape=list(source.card.input_shape),
+        class_names=list(source.card.class_names), preprocessing=dict(source.card.preprocessing),
+        metrics=evaluate_model(model, ds.test_x, ds.test_y, ds.class_names),
+        compression={"from": source.id, "ranks": table["ranks"], "ratio": row["compression"],
+                     "params_before": table["params_before"], "params_after": table["params_after"],
+                     "repair": approach},
+        notes=f"{approach} of {source.id}, {row['compression']:.2f}x fewer parameters (seed 004)",
+    )
+    return save_model(model, card)
