@@ -19,8 +19,8 @@ from safetensors.torch import load as st_load_bytes
 from safetensors.torch import save as st_save_bytes
 from torch import nn
 
+from vizcore.core.workspace import atomic_write, workspace, write_json
 from vizcore.models import ARCHITECTURES, ArchitectureError, build_model, factorized_skeleton
-from vizcore.workspace import atomic_write, workspace, write_json
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
 

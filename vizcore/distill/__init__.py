@@ -1,1 +1,1 @@
-"""Distillation: synthetic data from a teacher, students, KegNet, compression and its data-free repair."""
+"""Data-free distillation: synthetic sets made from a teacher alone, students trained on them, the protocol."""

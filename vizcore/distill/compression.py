@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from vizcore.models import LowRankLinear, Tucker2Conv, count_parameters, factorized_skeleton
-from vizcore.students import StudentConfig, fit_student, holdout_split
-from vizcore.train import Progress, progress_span
+from vizcore.distill.students import StudentConfig, fit_student, holdout_split
+from vizcore.core.progress import Progress, progress_span
 
 REPAIRS = ("none", "uniform", "gaussian", "kegnet", "best")
 REPAIR_LABELS = {"none": "T", "uniform": "T+Uniform", "gaussian": "T+Gaussian", "kegnet": "T+KegNet"}
@@ -200,7 +200,7 @@ def synthetic_inputs(method: str, teacher: nn.Module, config: RepairConfig, *, i
                      dataset: str = "", progress: Progress | None = None,
                      cancelled: Callable[[], bool] | None = None) -> tuple[torch.Tensor, dict]:
     """The inputs of one repair method, made from the teacher alone."""
-    from vizcore.synthesis import SynthesisConfig, synthesize
+    from vizcore.distill.synthesis import SynthesisConfig, synthesize
 
     if method in ("uniform", "gaussian"):
         return noise_inputs(method, config.n, input_shape, config.seed), {}
@@ -225,7 +225,7 @@ def best_label(input_shape, config: RepairConfig) -> str:
     """The table row name of vizcore's best repair: ``T+<method>``."""
     if len(input_shape) == 1:
         return "T+KegNet+Gaussian"
-    from vizcore.synthesis import METHOD_LABELS
+    from vizcore.distill.synthesis import METHOD_LABELS
 
     return "T+" + METHOD_LABELS.get(config.best, config.best)
 
@@ -240,8 +240,8 @@ def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairCo
     """
     if method not in REPAIRS or method == "none":
         raise ValueError(f"unknown repair '{method}'; choose one of {', '.join(REPAIRS[1:])}")
-    from vizcore.hooks import frozen_copy
-    from vizcore.synthesis import label_with_teacher
+    from vizcore.core.hooks import frozen_copy
+    from vizcore.distill.synthesis import label_with_teacher
 
     start = time.perf_counter()
     twin = frozen_copy(teacher)
@@ -316,7 +316,7 @@ def start_compression_job(teacher_id: str, *, dataset: str | None = None, ratio:
     saved to the workspace with a card naming its source, ranks and ratio."""
     from vizcore import zoo
     from vizcore.data import load_dataset
-    from vizcore.jobs import start_job
+    from vizcore.core.jobs import start_job
 
     entry = zoo.get_entry(teacher_id)
     ds_name = dataset or entry.card.dataset
