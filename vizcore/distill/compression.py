@@ -356,3 +356,30 @@ def save_compressed(model: nn.Module, source, table: dict, approach: str, name: 
         notes=f"{approach} of {source.id}, {row['compression']:.2f}x fewer parameters (seed 004)",
     )
     return save_model(model, card)
+
+
+def start_kegnet_pictures_job(teacher_id: str, *, walk: tuple[int, int] = (0, 5), steps: int = 400,
+                              generators: int = 5, wait: bool = False):
+    """Train KegNet's generators for a model in the background and keep seed 004's pictures as the result:
+    each class at z = 0 and averaged over z, per generator, and the latent walk from class ``walk[0]`` to
+    ``walk[1]`` (nested lists, so the result stays JSON)."""
+    from vizcore import zoo
+    from vizcore.core.hooks import frozen_copy
+    from vizcore.core.jobs import start_job
+    from vizcore.distill.kegnet import kegnet_pictures, train_kegnet_generators
+    from vizcore.distill.synthesis import SynthesisConfig
+
+    entry = zoo.get_entry(teacher_id)
+    config = SynthesisConfig(method="kegnet", generators=generators, train_steps=steps,
+                             batch_size=256 if len(entry.card.input_shape) == 1 else 64)
+
+    def work(ctx) -> dict:
+        teacher = frozen_copy(zoo.load_model(entry))
+        gens, stats = train_kegnet_generators(teacher, config, input_shape=tuple(entry.card.input_shape),
+                                              num_classes=entry.card.num_classes, dataset=entry.card.dataset,
+                                              progress=ctx.progress, cancelled=ctx.cancelled)
+        pics = kegnet_pictures(gens, entry.card.num_classes, config.noise(), walk=walk)
+        return {"stats": stats, "walk": list(walk), **{k: v.tolist() for k, v in pics.items()}}
+
+    return start_job("kegnet-pictures", f"KegNet pictures of {entry.id} ({generators} generators x {steps} steps)",
+                     work, {"teacher": entry.id, "walk": list(walk), "steps": steps, "generators": generators}, wait=wait)

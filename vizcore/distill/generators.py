@@ -14,6 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def label_vector(y: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """Class indices ``(N,)`` as one-hot rows; a soft label ``(N, K)`` (KegNet's latent walk) passes as it is."""
+    return y.to(dtype) if y.is_floating_point() else F.one_hot(y, n_classes).to(dtype)
+
+
 class Generator(nn.Module):
     """``z`` (and a one-hot class when ``n_classes`` > 0) -> images of ``input_shape`` in [0, 1]."""
 
@@ -32,7 +37,7 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.n_classes:
-            z = torch.cat([z, F.one_hot(y, self.n_classes).to(z.dtype)], dim=1)
+            z = torch.cat([z, label_vector(y, self.n_classes, z.dtype)], dim=1)
         x = self.body(self.fc(z).view(len(z), self.width, self.h0, self.w0))
         c, h, w = self.input_shape
         if x.shape[-2:] != (h, w):
@@ -53,7 +58,7 @@ class TableGenerator(nn.Module):
                                  nn.Linear(width, n_features), nn.BatchNorm1d(n_features, affine=False))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z, F.one_hot(y, self.n_classes).to(z.dtype)], dim=1))
+        return self.net(torch.cat([z, label_vector(y, self.n_classes, z.dtype)], dim=1))
 
 
 class Decoder(nn.Module):
