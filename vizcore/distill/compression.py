@@ -197,24 +197,29 @@ def noise_inputs(kind: str, n: int, input_shape, seed: int) -> torch.Tensor:
 
 
 def synthetic_inputs(method: str, teacher: nn.Module, config: RepairConfig, *, input_shape, class_names: list[str],
-                     dataset: str = "", progress: Progress | None = None,
+                     dataset: str = "", cache: dict | None = None, progress: Progress | None = None,
                      cancelled: Callable[[], bool] | None = None) -> tuple[torch.Tensor, dict]:
-    """The inputs of one repair method, made from the teacher alone."""
+    """The inputs of one repair method, made from the teacher alone. ``cache`` (a dict the caller keeps for one
+    teacher and config) lets the table's best repair reuse the KegNet set instead of training it again."""
     from vizcore.distill.synthesis import SynthesisConfig, synthesize
 
     if method in ("uniform", "gaussian"):
         return noise_inputs(method, config.n, input_shape, config.seed), {}
     table = len(input_shape) == 1
+    cache = {} if cache is None else cache
     if method == "kegnet" or table:
-        n_keg = config.n if method == "kegnet" else config.n // 2
-        sc = SynthesisConfig(method="kegnet", n=n_keg, seed=config.seed, generators=config.generators,
-                             train_steps=config.kegnet_steps, batch_size=256 if table else 64)
-        synth = synthesize(teacher, sc, input_shape=input_shape, class_names=class_names, dataset=dataset,
-                           progress=progress, cancelled=cancelled)
+        if "kegnet" not in cache:
+            sc = SynthesisConfig(method="kegnet", n=config.n, seed=config.seed, generators=config.generators,
+                                 train_steps=config.kegnet_steps, batch_size=256 if table else 64)
+            synth = synthesize(teacher, sc, input_shape=input_shape, class_names=class_names, dataset=dataset,
+                               progress=progress, cancelled=cancelled)
+            cache["kegnet"] = synth.images, synth.stats
+        images, stats = cache["kegnet"]
         if method == "kegnet":
-            return synth.images, synth.stats
-        gauss = noise_inputs("gaussian", config.n - n_keg, input_shape, config.seed + 1)
-        return torch.cat([synth.images, gauss]), {**synth.stats, "mix": "KegNet + Gaussian"}
+            return images, stats
+        half = config.n // 2  # tables' best: half KegNet rows, half Gaussian rows
+        gauss = noise_inputs("gaussian", config.n - half, input_shape, config.seed + 1)
+        return torch.cat([images[:half], gauss]), {**stats, "mix": "KegNet + Gaussian"}
     sc = SynthesisConfig(method=config.best, n=config.n, seed=config.seed)
     synth = synthesize(teacher, sc, input_shape=input_shape, class_names=class_names, dataset=dataset,
                        progress=progress, cancelled=cancelled)
@@ -231,7 +236,7 @@ def best_label(input_shape, config: RepairConfig) -> str:
 
 
 def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairConfig, *, input_shape,
-           class_names: list[str], dataset: str = "", progress: Progress | None = None,
+           class_names: list[str], dataset: str = "", cache: dict | None = None, progress: Progress | None = None,
            cancelled: Callable[[], bool] | None = None) -> tuple[nn.Module, dict]:
     """A fine-tuned copy of the compressed ``student`` and what it took (``seconds``, synthesis stats, selection).
 
@@ -246,7 +251,7 @@ def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairCo
     start = time.perf_counter()
     twin = frozen_copy(teacher)
     x, stats = synthetic_inputs(method, twin, config, input_shape=input_shape, class_names=class_names,
-                                dataset=dataset, progress=progress_span(progress, 0.0, 0.6), cancelled=cancelled)
+                                dataset=dataset, cache=cache, progress=progress_span(progress, 0.0, 0.6), cancelled=cancelled)
     labels, _, probs = label_with_teacher(twin, x)
     tr, ho = holdout_split(len(x), 0.1, config.seed)
     model = copy.deepcopy(student).float().cpu()
@@ -292,13 +297,15 @@ def compression_table(teacher: nn.Module, *, ratio: float | None = None, ranks: 
     student, info = compress_model(teacher, ratio=ratio, ranks=ranks)
     models: dict[str, nn.Module] = {"Original": teacher, "T": student}
     seconds = {"Original": 0.0, "T": 0.0}
+    cache: dict = {}
     for i, method in enumerate(methods):
         label = best_label(input_shape, config) if method == "best" else REPAIR_LABELS[method]
         span = progress_span(progress, i / len(methods), (i + 1) / len(methods))
         if span:
             span(0.0, f"{label}: synthesizing and fine-tuning")
         models[label], rep = repair(teacher, student, method, config, input_shape=input_shape,
-                                    class_names=class_names, dataset=dataset, progress=span, cancelled=cancelled)
+                                    class_names=class_names, dataset=dataset, cache=cache, progress=span,
+                                    cancelled=cancelled)
         seconds[label] = rep["seconds"]
     real = test()  # read once, for the report only
     rows = [{"approach": label, **_report(m, real, class_names),
