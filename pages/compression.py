@@ -108,7 +108,7 @@ with kegnet_tab:
         key = {"z = 0": "zero", "averaged over z": "mean", "latent walk": "walk"}[view]
         pics = torch.tensor(res[key])
         a, b = res["walk"]
-        names = ([f"{int(round(100 * w))}% {ds.class_names[b]}" for w in res["walk_weights"]] if key == "walk"
+        names = ([f"{round(100 * w)}% {ds.class_names[b]}" for w in res["walk_weights"]] if key == "walk"
                  else list(ds.class_names))
         cols = st.columns(2) if features is not None else [st.container()]
         for g in range(len(pics)):

@@ -7,8 +7,14 @@ import torch
 
 from vizcore import zoo
 from vizcore.data import load_dataset
-from vizcore.distill.compression import (CompressionError, RepairConfig, compress_model, compression_table,
-                                         noise_inputs, save_compressed)
+from vizcore.distill.compression import (
+    CompressionError,
+    RepairConfig,
+    compress_model,
+    compression_table,
+    noise_inputs,
+    save_compressed,
+)
 from vizcore.models import build_model, count_parameters
 
 
@@ -39,7 +45,7 @@ def test_parameter_count_matches_the_ratio(ratio):
     out, info = compress_model(model, ratio=ratio)
     assert info["params_after"] == count_parameters(out)
     assert ratio <= info["params_before"] / info["params_after"] <= ratio * 1.05
-    assert len(set(r[0] for r in info["ranks"].values())) <= 2  # one rank everywhere, a few raised by one
+    assert len({r[0] for r in info["ranks"].values()}) <= 2  # one rank everywhere, a few raised by one
 
 
 def test_bad_requests_say_why():

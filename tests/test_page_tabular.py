@@ -63,3 +63,26 @@ def test_repair_and_kegnet_pictures_run_as_jobs(shared_datasets):
     assert not at.exception
     assert "T+Gaussian" in at.dataframe[-1].value["approach"].tolist() or any(
         "T+Gaussian" in df.value.to_string() for df in at.dataframe)
+
+
+def test_browser_shows_the_compression_comparison(workspace, shared_datasets):
+    """Real Chromium: a finished repair job (from disk, in a fresh server) draws the class-by-class comparison."""
+    from app_server import browser_page, running_app, screenshot, wait_rendered
+
+    job = comp.start_compression_job(MODEL, ratio=8.0, methods=("uniform", "gaussian"),
+                                     config=comp.RepairConfig(n=400, epochs=2, lr=1e-3), wait=True)
+    assert job.state == "done"
+    with running_app(workspace) as url, browser_page() as page:
+        page.goto(url)
+        wait_rendered(page, "Dataset")
+        page.get_by_label("Dataset").first.click()
+        page.get_by_role("option", name="uci-pendigits").first.click()
+        wait_rendered(page, "trained on uci-pendigits")
+        page.get_by_role("link", name="Compression").click()
+        wait_rendered(page, "Accuracy per class before and after Tucker")
+        page.get_by_role("tab", name="Repair without data").click()
+        wait_rendered(page, "T+Gaussian")
+        page.wait_for_timeout(1500)
+        assert page.locator(".js-plotly-plot").count() >= 2
+        path = screenshot(page, "compression")
+    assert path.stat().st_size > 10_000

@@ -484,7 +484,7 @@ def _table(name: str, x: np.ndarray, y: np.ndarray, split: tuple[np.ndarray, ...
 def load_uci(name: str, root: str | os.PathLike | None = None) -> Dataset:
     """Shuttle, PenDigits or Letter (seed 004's unstructured sets) with the seed's split sizes: the files'
     own test split (Letter: its last 4,000 rows), and a seeded validation split held out of the training file."""
-    folder, train_file, test_file, label_col, (n_tr, n_va, n_te) = _UCI[name]
+    _, train_file, test_file, label_col, (n_tr, n_va, n_te) = _UCI[name]
     d = uci_dir(name, root)
     x, labels = _read_rows(d / train_file, label_col)
     if test_file:

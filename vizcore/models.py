@@ -7,8 +7,8 @@ pre-softmax logits.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 
 import torch

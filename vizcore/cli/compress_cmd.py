@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from vizcore import zoo
 from vizcore.cli import emit
-from vizcore.distill.compression import REPAIRS, SEED_RATIOS, RepairConfig, start_compression_job
+from vizcore.distill.compression import (
+    REPAIRS,
+    SEED_RATIOS,
+    RepairConfig,
+    start_compression_job,
+)
 
 
 def _config(args, keys=("n", "epochs", "kegnet_steps", "seed")) -> RepairConfig:

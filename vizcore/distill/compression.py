@@ -22,9 +22,14 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from vizcore.models import LowRankLinear, Tucker2Conv, count_parameters, factorized_skeleton
-from vizcore.distill.students import StudentConfig, fit_student, holdout_split
 from vizcore.core.progress import Progress, progress_span
+from vizcore.distill.students import StudentConfig, fit_student, holdout_split
+from vizcore.models import (
+    LowRankLinear,
+    Tucker2Conv,
+    count_parameters,
+    factorized_skeleton,
+)
 
 REPAIRS = ("none", "uniform", "gaussian", "kegnet", "best")
 REPAIR_LABELS = {"none": "T", "uniform": "T+Uniform", "gaussian": "T+Gaussian", "kegnet": "T+KegNet"}
@@ -322,8 +327,8 @@ def start_compression_job(teacher_id: str, *, dataset: str | None = None, ratio:
     best-scoring repaired model (by its synthetic hold-out, never the test set: the last of ``methods``) is
     saved to the workspace with a card naming its source, ranks and ratio."""
     from vizcore import zoo
-    from vizcore.data import load_dataset
     from vizcore.core.jobs import start_job
+    from vizcore.data import load_dataset
 
     entry = zoo.get_entry(teacher_id)
     ds_name = dataset or entry.card.dataset

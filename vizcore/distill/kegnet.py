@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vizcore.core.progress import Cancelled, Progress, progress_span
 from vizcore.distill.generators import Decoder, Generator, TableGenerator
 from vizcore.models import model_device
-from vizcore.core.progress import Cancelled, Progress, progress_span
 
 
 def diversity_loss(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
