@@ -31,13 +31,14 @@ SEED = {  # seed 004's table: Original, T and T+KegNet accuracy
 IMAGES = {"digits": ("zoo:digits-cnn", (8.0, 16.0)), "fashion-mnist": ("zoo:fashion-mnist-cnn", (12.0, 16.0))}
 
 
-def one(teacher_id: str, dataset: str, ratio: float, config: RepairConfig) -> dict:
+def one(teacher_id: str, dataset: str, ratio: float, config: RepairConfig, cache: dict) -> dict:
     ds = load_dataset(dataset)
     start = time.perf_counter()
     out = compression_table(zoo.load_model(teacher_id), ratio=ratio, config=config, class_names=ds.class_names,
-                            input_shape=ds.input_shape, dataset=dataset, test=lambda: (ds.test_x, ds.test_y))
+                            input_shape=ds.input_shape, dataset=dataset, test=lambda: (ds.test_x, ds.test_y),
+                            cache=cache)
     rows = [{"approach": r["approach"], "accuracy": round(100 * r["accuracy"], 2), "compression": r["compression"],
-             "seconds": r["seconds"]} for r in out["rows"]]
+             **{k: r[k] for k in ("seconds", "cpu_seconds", "synthesis_reused") if k in r}} for r in out["rows"]]
     return {"teacher": teacher_id, "dataset": dataset, "ratio": ratio, "ranks": out["ranks"], "rows": rows,
             "seed": SEED.get(dataset), "total_seconds": round(time.perf_counter() - start, 1)}
 
@@ -59,11 +60,13 @@ def main() -> None:
     jobs = [(f"zoo:{d}-mlp10", d, r) for d, r in SEED_RATIOS.items()]
     jobs += [(t, d, r) for d, (t, ratios) in IMAGES.items() for r in ratios]
     only = set(args.only.split(",")) if args.only else None
-    results = []
+    results, caches = [], {}
     for teacher, dataset, ratio in jobs:
         if only and dataset not in only:
             continue
-        results.append(one(teacher, dataset, ratio, cfg if dataset.startswith("uci-") else image_cfg))
+        # one teacher's synthetic sets serve all its ratios: a repair's seconds then exclude making them again
+        cache = caches.setdefault(teacher, {})
+        results.append(one(teacher, dataset, ratio, cfg if dataset.startswith("uci-") else image_cfg, cache))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(json.dumps({"config": cfg.__dict__, "image_config": image_cfg.__dict__, "threads": args.threads,
                       "tables": results}, indent=1))

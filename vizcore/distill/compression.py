@@ -205,7 +205,8 @@ def synthetic_inputs(method: str, teacher: nn.Module, config: RepairConfig, *, i
                      dataset: str = "", cache: dict | None = None, progress: Progress | None = None,
                      cancelled: Callable[[], bool] | None = None) -> tuple[torch.Tensor, dict]:
     """The inputs of one repair method, made from the teacher alone. ``cache`` (a dict the caller keeps for one
-    teacher and config) lets the table's best repair reuse the KegNet set instead of training it again."""
+    teacher and config) keeps the KegNet and best sets, so a table's best repair (tables) or another ratio of the
+    same teacher reuses them instead of training the generators again."""
     from vizcore.distill.synthesis import SynthesisConfig, synthesize
 
     if method in ("uniform", "gaussian"):
@@ -225,10 +226,12 @@ def synthetic_inputs(method: str, teacher: nn.Module, config: RepairConfig, *, i
         half = config.n // 2  # tables' best: half KegNet rows, half Gaussian rows
         gauss = noise_inputs("gaussian", config.n - half, input_shape, config.seed + 1)
         return torch.cat([images[:half], gauss]), {**stats, "mix": "KegNet + Gaussian"}
-    sc = SynthesisConfig(method=config.best, n=config.n, seed=config.seed)
-    synth = synthesize(teacher, sc, input_shape=input_shape, class_names=class_names, dataset=dataset,
-                       progress=progress, cancelled=cancelled)
-    return synth.images, synth.stats
+    if "best" not in cache:
+        sc = SynthesisConfig(method=config.best, n=config.n, seed=config.seed)
+        synth = synthesize(teacher, sc, input_shape=input_shape, class_names=class_names, dataset=dataset,
+                           progress=progress, cancelled=cancelled)
+        cache["best"] = synth.images, synth.stats
+    return cache["best"]
 
 
 def best_label(input_shape, config: RepairConfig) -> str:
@@ -253,7 +256,9 @@ def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairCo
     from vizcore.core.hooks import frozen_copy
     from vizcore.distill.synthesis import label_with_teacher
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
+    key = None if method in ("uniform", "gaussian") else "kegnet" if method == "kegnet" or len(input_shape) == 1 else "best"
+    reused = key in (cache or {})
     twin = frozen_copy(teacher)
     x, stats = synthetic_inputs(method, twin, config, input_shape=input_shape, class_names=class_names,
                                 dataset=dataset, cache=cache, progress=progress_span(progress, 0.0, 0.6), cancelled=cancelled)
@@ -269,7 +274,8 @@ def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairCo
                          cancelled=cancelled)
     for p in fitted.model.parameters():
         p.requires_grad_(False)
-    info = {"seconds": round(time.perf_counter() - start, 2), "synthesis": stats,
+    info = {"seconds": round(time.perf_counter() - start, 2), "cpu_seconds": round(time.process_time() - cpu, 2),
+            "synthesis_reused": reused, "synthesis": stats,
             "selection": {k: v for k, v in fitted.selection.items() if k != "history"},
             "config": asdict(config), "method": method}
     return fitted.model.eval(), info
@@ -291,18 +297,20 @@ def _report(model: nn.Module, test: tuple[torch.Tensor, torch.Tensor], class_nam
 def compression_table(teacher: nn.Module, *, ratio: float | None = None, ranks: dict | None = None,
                       methods: tuple[str, ...] = ("uniform", "gaussian", "kegnet", "best"),
                       config: RepairConfig = RepairConfig(), class_names: list[str], input_shape, dataset: str = "",
-                      test: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                      test: Callable[[], tuple[torch.Tensor, torch.Tensor]], cache: dict | None = None,
                       progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> dict:
     """Seed 004's table for one model: Original, T (Tucker alone) and T + each repair in ``methods``.
 
-    ``test`` returns the real test split; it is called once, after every model is final. Returns
-    ``{"rows": [{"approach", "accuracy", "compression", "seconds", "per_class_recall"}], "ranks", ...}`` and the
+    ``test`` returns the real test split; it is called once, after every model is final. ``cache``: see
+    :func:`synthetic_inputs` (pass one dict to several ratios of one teacher). Returns
+    ``{"rows": [{"approach", "accuracy", "compression", "seconds", "cpu_seconds", "per_class_recall"}], "ranks",
+    ...}`` (a repair's ``synthesis_reused`` says its set came from ``cache``, so its seconds exclude making it) and the
     models themselves under ``"models"`` (approach -> module) for a caller that keeps one.
     """
     student, info = compress_model(teacher, ratio=ratio, ranks=ranks)
     models: dict[str, nn.Module] = {"Original": teacher, "T": student}
-    seconds = {"Original": 0.0, "T": 0.0}
-    cache: dict = {}
+    seconds = {"Original": {}, "T": {}}
+    cache = {} if cache is None else cache
     for i, method in enumerate(methods):
         label = best_label(input_shape, config) if method == "best" else REPAIR_LABELS[method]
         span = progress_span(progress, i / len(methods), (i + 1) / len(methods))
@@ -311,10 +319,11 @@ def compression_table(teacher: nn.Module, *, ratio: float | None = None, ranks: 
         models[label], rep = repair(teacher, student, method, config, input_shape=input_shape,
                                     class_names=class_names, dataset=dataset, cache=cache, progress=span,
                                     cancelled=cancelled)
-        seconds[label] = rep["seconds"]
+        seconds[label] = {k: rep[k] for k in ("seconds", "cpu_seconds", "synthesis_reused")}
     real = test()  # read once, for the report only
     rows = [{"approach": label, **_report(m, real, class_names),
-             "compression": 1.0 if label == "Original" else info["ratio"], "seconds": seconds[label]}
+             "compression": 1.0 if label == "Original" else info["ratio"],
+             **({"seconds": 0.0, "cpu_seconds": 0.0} | seconds[label])}
             for label, m in models.items()]
     return {"rows": rows, "ranks": info["ranks"], "params_before": info["params_before"],
             "params_after": info["params_after"], "class_names": list(class_names), "models": models}
