@@ -107,7 +107,7 @@ with kegnet_tab:
         view = st.radio("Show", ["z = 0", "averaged over z", "latent walk"], horizontal=True, key=f"kg-view-{job.id}")
         key = {"z = 0": "zero", "averaged over z": "mean", "latent walk": "walk"}[view]
         pics = torch.tensor(res[key])
-        a, b = res["walk"]
+        a, b = res["walk_classes"]
         names = ([f"{round(100 * w)}% {ds.class_names[b]}" for w in res["walk_weights"]] if key == "walk"
                  else list(ds.class_names))
         cols = st.columns(2) if features is not None else [st.container()]

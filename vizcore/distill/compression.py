@@ -400,7 +400,7 @@ def start_kegnet_pictures_job(teacher_id: str, *, walk: tuple[int, int] = (0, 5)
                                               num_classes=entry.card.num_classes, dataset=entry.card.dataset,
                                               progress=ctx.progress, cancelled=ctx.cancelled)
         pics = kegnet_pictures(gens, entry.card.num_classes, config.noise(), walk=walk)
-        return {"stats": stats, "walk": list(walk), **{k: v.tolist() for k, v in pics.items()}}
+        return {"stats": stats, "walk_classes": list(walk), **{k: v.tolist() for k, v in pics.items()}}
 
     return start_job("kegnet-pictures", f"KegNet pictures of {entry.id} ({generators} generators x {steps} steps)",
                      work, {"teacher": entry.id, "walk": list(walk), "steps": steps, "generators": generators}, wait=wait)
