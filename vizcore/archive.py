@@ -22,6 +22,7 @@ class ZipLimits:
     ratio_from: int = 4 * 2**20  # ...checked on members that inflate to more than this
     members: int = 10_000
     compressed: Callable[[str], bool] = lambda name: True
+    only: tuple[str, ...] = ()  # when given, the only record names allowed
 
 
 def mib(n: float) -> str:
@@ -40,6 +41,9 @@ def zip_records(source, limits: ZipLimits, error: type[ValueError]) -> tuple[zip
         raise error(f"the archive holds {len(infos):,} records (at most {limits.members:,})")
     if len({i.filename for i in infos}) != len(infos):
         raise error("the archive holds two records with the same name")
+    extra = [i.filename for i in infos if limits.only and i.filename not in limits.only]
+    if extra:
+        raise error(f"unexpected record(s) {extra[:5]}; it may hold only {', '.join(limits.only)}")
     total = 0
     for i in infos:
         if i.flag_bits & 0x1:

@@ -415,15 +415,13 @@ def _read_npz(source, label: str, limits: NpzLimits) -> dict[str, np.ndarray]:
     before it is read (sizes, dtype, shape, N x H x W x C); never unpickles."""
     from vizcore.archive import ZipLimits, zip_records
 
-    zl = ZipLimits(member_bytes=limits.member_bytes, total_bytes=limits.total_bytes, ratio=limits.ratio)
+    allowed = {f"{k}.npy": k for k in NPZ_MEMBERS}
+    zl = ZipLimits(member_bytes=limits.member_bytes, total_bytes=limits.total_bytes, ratio=limits.ratio,
+                   only=tuple(allowed))
     try:
         zf, infos = zip_records(source, zl, DatasetError)
     except DatasetError as e:
         raise DatasetError(f"{label}: not a readable .npz file ({e})" if "zip" in str(e) else f"{label}: {e}") from e
-    allowed = {f"{k}.npy": k for k in NPZ_MEMBERS}
-    extra = [i.filename for i in infos if i.filename not in allowed]
-    if extra:
-        raise DatasetError(f"{label}: unexpected member(s) {extra[:5]}; an .npz may hold only {', '.join(NPZ_MEMBERS)}")
     heads, values = {}, 0
     for info in infos:
         key = allowed[info.filename]
@@ -431,15 +429,15 @@ def _read_npz(source, label: str, limits: NpzLimits) -> dict[str, np.ndarray]:
             shape, fortran, dtype = _npy_header(f, key, label)
             offset = f.tell()
         _check_npy(key, shape, dtype, label)
-        n = int(np.prod(shape, dtype=object)) * dtype.itemsize
-        if offset + n != info.file_size:
-            raise DatasetError(f"{label}: '{key}' declares shape {list(shape)} of {dtype} ({n:,} bytes) but holds "
-                               f"{info.file_size - offset:,} bytes")
+        count = int(np.prod(shape, dtype=object))
         if key in ("x", "x_test"):
-            values += int(np.prod(shape, dtype=object))
+            values += count
             if values > limits.values:
                 raise DatasetError(f"{label}: too large: {values:,} pixel values (N x H x W x C) in x and x_test, "
                                    f"at most {limits.values:,}")
+        if offset + count * dtype.itemsize != info.file_size:
+            raise DatasetError(f"{label}: '{key}' declares shape {list(shape)} of {dtype} ({count * dtype.itemsize:,} "
+                               f"bytes) but holds {info.file_size - offset:,} bytes")
         heads[key] = (info, offset, shape, fortran, dtype)
     missing = [k for k in ("x", "y") if k not in heads]
     if missing:

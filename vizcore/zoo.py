@@ -326,7 +326,9 @@ def fit_message(model: nn.Module, input_shape: tuple[int, ...], n_classes: int, 
         for b in [x[i:i + 1] for i in range(n)] + [x, probe]:
             try:
                 out = model(b)
-            except Exception as e:  # any shape error from inside the user's model
+            except Exception as e:  # any shape error from inside the user's model; running out of memory is not
+                if isinstance(e, MemoryError) or "alloc" in str(e).lower():
+                    raise MemoryError(str(e)) from e
                 return (f"the model does not accept a batch of {len(b)} inputs of shape {list(input_shape)} "
                         f"({str(e).splitlines()[0][:200]})")
             if not isinstance(out, torch.Tensor) or list(out.shape) != [len(b), n_classes]:
