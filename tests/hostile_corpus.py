@@ -413,11 +413,11 @@ CASES = [
 ]
 
 
-def run_case(case: Case, victim: Path, dataset, limits=None) -> tuple[str, str]:
+def run_case(case: Case, victim: Path, dataset, limits=None, payload=None) -> tuple[str, str]:
     """("refused", message) or ("accepted", what) for one case through the code path the app and CLI share."""
     from vizcore import data, zoo
 
-    payload = case.build(victim)
+    payload = case.build(victim) if payload is None else payload
     try:
         if case.kind == "model":
             if limits is not None:

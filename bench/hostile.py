@@ -1,0 +1,112 @@
+"""Hostile upload benchmark: every case of tests/hostile_corpus.py through the code path of the app and the CLI,
+each in a fresh process, measured.
+
+Run: python bench/hostile.py   (prints one JSON object; about 5 minutes on 2 cores)
+
+Per case: outcome (refused with the expected one-line message / accepted), seconds, the server process's peak
+memory growth (``ru_maxrss`` after the case minus before it, the upload already read) against the goal
+3 x upload + the accepted model's own size, the confined TorchScript child's peak resident memory, and files
+created or changed outside the workspace (a victim folder the attacks aim at, and the process's working folder).
+"""
+
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import hostile_corpus as hc  # noqa: E402
+
+# The fit check's limits for this run: the default memory and batch, a shorter CPU budget so the CPU hog is
+# stopped in seconds rather than a minute.
+LIMITS = {"memory_bytes": 2 * 2**30, "cpu_seconds": 10, "wall_seconds": 120.0, "probe_batch": 256}
+
+
+def one_case(name: str, payload_file: str, victim: str) -> dict:
+    """Run one case in this (fresh) process and measure it."""
+    import torch
+
+    from vizcore import torchscript, zoo
+    from vizcore.data import load_digits
+
+    torch.set_num_threads(1)
+    case = next(c for c in hc.CASES if c.name == name)
+    digits = load_digits()
+    payload = Path(payload_file).read_bytes() if case.kind != "name" else Path(payload_file).read_text()
+    before = hc.snapshot(Path(victim), Path.cwd())
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    t0 = time.perf_counter()
+    try:
+        outcome, message = hc.run_case(case, Path(victim), digits, torchscript.SandboxLimits(**LIMITS), payload)
+    except BaseException as e:  # what the bench exists to count
+        outcome, message = "uncaught", f"{type(e).__name__}: {e}"
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    after = hc.snapshot(Path(victim), Path.cwd())
+    touched = sorted(set(after.items()) ^ set(before.items()))
+    model_bytes = 0
+    if outcome == "accepted" and case.kind == "model":
+        model_bytes = sum(t.numel() * t.element_size() for t in zoo.load_model(message).state_dict().values())
+    clear = outcome == "refused" and bool(re.search(case.expect, message)) and "\n" not in message.strip()
+    upload = len(payload) if isinstance(payload, bytes) else len(payload.encode())
+    grow = max(peak - base, 0)
+    return {"case": name, "outcome": outcome, "expected": "accepted" if not case.expect else "refused",
+            "clear_message": clear, "message": message.splitlines()[0][:160] if message else "",
+            "seconds": round(seconds, 2), "upload_bytes": upload, "model_bytes": model_bytes,
+            "peak_growth_bytes": grow, "goal_bytes": 3 * upload + model_bytes,
+            "within_goal": grow <= 3 * upload + model_bytes, "sandbox_child_peak_rss_bytes": child,
+            "files_touched_outside_workspace": len({p for p, _ in touched})}
+
+
+def main() -> None:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vizcore-hostile-") as tmp:
+        tmp = Path(tmp)
+        victim = hc.make_victim(tmp)
+        for case in hc.CASES:
+            payload = case.build(victim)
+            f = tmp / f"{case.name}.upload"
+            (f.write_text if isinstance(payload, str) else f.write_bytes)(payload)
+            home, cwd = tmp / f"home-{case.name}", tmp / f"cwd-{case.name}"
+            cwd.mkdir()
+            env = {**os.environ, "VIZCORE_HOME": str(home), "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+            out = subprocess.run([sys.executable, __file__, "--case", case.name, str(f), str(victim)], cwd=cwd,
+                                 env=env, capture_output=True, text=True)
+            try:
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            except (IndexError, ValueError):
+                rows.append({"case": case.name, "outcome": "uncaught", "message": out.stderr[-300:],
+                             "files_touched_outside_workspace": 0, "seconds": None})
+            print(f"{case.name}: {rows[-1]['outcome']} {rows[-1].get('message', '')[:100]}", file=sys.stderr)
+    ok = [r for r in rows if r["outcome"] == r.get("expected")]
+    summary = {
+        "cases_tried": len(rows),
+        "refused_with_clear_message": sum(bool(r.get("clear_message")) for r in rows),
+        "accepted_safely": sum(r["outcome"] == "accepted" == r.get("expected") for r in rows),
+        "outcome_as_expected": len(ok),
+        "uncaught_errors": sum(r["outcome"] == "uncaught" for r in rows),
+        "files_touched_outside_workspace": sum(r["files_touched_outside_workspace"] for r in rows),
+        "cases_over_memory_goal": [r["case"] for r in rows if not r.get("within_goal", True)],
+        "max_peak_growth_bytes": max(r.get("peak_growth_bytes", 0) for r in rows),
+        "max_sandbox_child_peak_rss_bytes": max(r.get("sandbox_child_peak_rss_bytes", 0) for r in rows),
+        "longest_case_seconds": max((r["seconds"] or 0) for r in rows),
+        "longest_case": max(rows, key=lambda r: r["seconds"] or 0)["case"],
+        "sandbox_limits": LIMITS,
+        "cases": rows,
+    }
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--case":
+        print(json.dumps(one_case(*sys.argv[2:5])))
+    else:
+        main()
