@@ -13,10 +13,20 @@ import time
 
 import pytest
 import torch
-from hostile_corpus import CASES, BatchDependent, CountsCalls, MutatesWeights, NaNOutput, NoParameters, \
-    ValueSizedAllocation, make_victim, png_bomb, run_case, snapshot
-
 from conftest import ROOT
+from hostile_corpus import (
+    CASES,
+    BatchDependent,
+    CountsCalls,
+    MutatesWeights,
+    NaNOutput,
+    NoParameters,
+    ValueSizedAllocation,
+    make_victim,
+    png_bomb,
+    run_case,
+    snapshot,
+)
 
 from vizcore import data, torchscript, zoo
 from vizcore.cli import main

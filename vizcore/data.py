@@ -116,7 +116,7 @@ def _to_tensor(images: np.ndarray, scale: float) -> torch.Tensor:
 
 def workspace_data() -> Path:
     """The workspace folder where downloads and torchvision's staged raw files go."""
-    from vizcore.workspace import workspace
+    from vizcore.core.workspace import workspace
 
     return workspace() / "data"
 
@@ -413,7 +413,7 @@ def _check_npy(key: str, shape: tuple[int, ...], dtype: np.dtype, label: str) ->
 def _read_npz(source, label: str, limits: NpzLimits) -> dict[str, np.ndarray]:
     """The documented arrays of an ``.npz``, each checked from the zip directory and its ``.npy`` header
     before it is read (sizes, dtype, shape, N x H x W x C); never unpickles."""
-    from vizcore.archive import ZipLimits, zip_records
+    from vizcore.core.archive import ZipLimits, zip_records
 
     allowed = {f"{k}.npy": k for k in NPZ_MEMBERS}
     zl = ZipLimits(member_bytes=limits.member_bytes, total_bytes=limits.total_bytes, ratio=limits.ratio,
@@ -525,7 +525,7 @@ def load_npz(source: str | os.PathLike | bytes, name: str | None = None, test_si
 
 
 def uploaded_datasets_dir() -> Path:
-    from vizcore.workspace import workspace
+    from vizcore.core.workspace import workspace
 
     return workspace() / "datasets"
 
@@ -534,8 +534,8 @@ def import_npz(data: bytes, name: str, overwrite: bool = False) -> tuple[Path, D
     """Check an uploaded ``.npz`` (:func:`load_npz`) and store it in the workspace as ``datasets/NAME.npz``, under
     the name's lock; an existing dataset of that name is replaced only with ``overwrite``. Nothing is written
     for a refused file."""
-    from vizcore.archive import MAX_UPLOAD
-    from vizcore.workspace import atomic_write, check_name, name_lock
+    from vizcore.core.archive import MAX_UPLOAD
+    from vizcore.core.workspace import atomic_write, check_name, name_lock
 
     check_name(name, DatasetError)
     if len(data) > MAX_UPLOAD:

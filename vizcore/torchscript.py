@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from vizcore.archive import MAX_UPLOAD, ZipLimits, zip_records
+from vizcore.core.archive import MAX_UPLOAD, ZipLimits, zip_records
 from vizcore.zoo import ModelFileError, fit_message
 
 

@@ -24,10 +24,10 @@ from safetensors.torch import load as st_load_bytes
 from safetensors.torch import save as st_save_bytes
 from torch import nn
 
-from vizcore.archive import MAX_UPLOAD, ZipLimits, mib, zip_records
+from vizcore.core.archive import MAX_UPLOAD, ZipLimits, mib, zip_records
+from vizcore.core.workspace import atomic_write, name_lock, workspace
+from vizcore.core.workspace import check_name as _check_name
 from vizcore.models import ARCHITECTURES, ArchitectureError, build_model
-from vizcore.workspace import atomic_write, name_lock, workspace
-from vizcore.workspace import check_name as _check_name
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from vizcore import runs, subset, zoo
+from vizcore.distill import protocol, presets
+from vizcore import zoo
 from vizcore.cli import emit
-from vizcore.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
-from vizcore.synthesis import METHODS, SynthesisConfig
+from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
+from vizcore.distill.synthesis import METHODS, SynthesisConfig
 
 TABLE1_STUDENTS = ("mlp3", "rf", "svm", "cnn_s", "cnn_l", "cnn_tiny")
 
 
-def _run(config: runs.DistillConfig) -> dict:
-    job = runs.start_run(config, wait=True)
+def _run(config: protocol.DistillConfig) -> dict:
+    job = protocol.start_run(config, wait=True)
     if job.state != "done":
         raise ValueError(f"run {job.id} {job.state}: {job.error or job.message}")
-    return runs.load_report(job.id) | {"run_id": job.id}
+    return protocol.load_report(job.id) | {"run_id": job.id}
 
 
 def _compact(rep: dict) -> dict:
@@ -65,7 +66,7 @@ def _students(args, archs) -> tuple[StudentConfig, ...]:
 def cmd_distill(args) -> None:
     entry = zoo.get_entry(args.teacher)
     archs = [a for s in args.student for a in s.split(",") if a] or [entry.card.arch]
-    cfg = runs.DistillConfig(teacher=entry.id, dataset=args.dataset or entry.card.dataset,
+    cfg = protocol.DistillConfig(teacher=entry.id, dataset=args.dataset or entry.card.dataset,
                              synthesis=_synthesis(args), students=_students(args, archs), baseline=not args.no_baseline,
                              sizes=tuple(args.sizes or ()), preset="bias-only" if args.bias_only else "")
     out = _compact(_run(cfg))
@@ -77,24 +78,24 @@ def cmd_preset(args) -> None:
     ds = args.dataset or entry.card.dataset
     arch = entry.card.arch
     if args.table == "seed003-subset":  # seed 003 section 8: class-subset teachers, one visualization swapped
-        job = subset.start_subset_run(entry.id, ds, args.cls, args.versus, wait=True)
+        job = presets.start_subset_run(entry.id, ds, args.cls, args.versus, wait=True)
         if job.state != "done":
             raise ValueError(f"run {job.id} {job.state}: {job.error or job.message}")
         emit(job.result, args.json, _subset_text(job.result))
         return
     if args.table == "table1":  # seed 000 Table 1: many students, one synthetic set
         archs = tuple(dict.fromkeys((arch,) + TABLE1_STUDENTS))  # the teacher's architecture first (CNN_ID)
-        cfgs = [runs.DistillConfig(entry.id, ds, _synthesis(args), _students(args, archs))]
+        cfgs = [protocol.DistillConfig(entry.id, ds, _synthesis(args), _students(args, archs))]
     elif args.table == "table2":  # seed 000 Table 2: accuracy against size, real subsets of the same size
         sizes = tuple(s for s in (args.n // 30, args.n // 6, args.n // 3, args.n) if s >= 10)
-        cfgs = [runs.DistillConfig(entry.id, ds, _synthesis(args), _students(args, (arch,)), sizes=sizes)]
+        cfgs = [protocol.DistillConfig(entry.id, ds, _synthesis(args), _students(args, (arch,)), sizes=sizes)]
     else:  # seed 003: visualizations / weight images / class averages -> same arch; deeper student; bias-only
         one = dict(per_class=1)
         cfgs = [
-            runs.DistillConfig(entry.id, ds, _synthesis(args, "pixel-am", **one), _students(args, (arch, "mlp")),
+            protocol.DistillConfig(entry.id, ds, _synthesis(args, "pixel-am", **one), _students(args, (arch, "mlp")),
                                preset="bias-only"),
-            runs.DistillConfig(entry.id, ds, _synthesis(args, "weight-images", **one), _students(args, (arch,)), baseline=False),
-            runs.DistillConfig(entry.id, ds, _synthesis(args, "class-averages", **one), _students(args, (arch,)), baseline=False),
+            protocol.DistillConfig(entry.id, ds, _synthesis(args, "weight-images", **one), _students(args, (arch,)), baseline=False),
+            protocol.DistillConfig(entry.id, ds, _synthesis(args, "class-averages", **one), _students(args, (arch,)), baseline=False),
         ]
     outs = [_compact(_run(c)) for c in cfgs]
     emit(outs, args.json, "\n\n".join(_text(o) for o in outs))

@@ -59,7 +59,7 @@ def _read_upload(path: str) -> bytes:
     """The bytes of a file given on the command line, refused before reading when larger than an upload may be."""
     from pathlib import Path
 
-    from vizcore.archive import MAX_UPLOAD
+    from vizcore.core.archive import MAX_UPLOAD
 
     p = Path(path)
     if not p.is_file():

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.generators import Generator
+from vizcore.distill.generators import Generator
 from vizcore.models import build_model, model_device
-from vizcore.train import Cancelled, Progress
+from vizcore.core.progress import Cancelled, Progress
 
 
 def dfad_images(teacher: nn.Module, config, *, input_shape, num_classes: int, real=None,

@@ -9,11 +9,11 @@ import streamlit as st
 
 from ui import state
 from ui.jobs_panel import job_panel
-from vizcore import runs, subset
+from vizcore.distill import protocol, presets
 from vizcore.plots.common import confusion_heatmap
 from vizcore.plots.students import accuracy_vs_size, f1_curves, synthetic_gallery
-from vizcore.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
-from vizcore.synthesis import METHOD_LABELS, SynthesisConfig
+from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
+from vizcore.distill.synthesis import METHOD_LABELS, SynthesisConfig
 
 st.title("Student lab")
 st.caption("Generate images from the teacher alone, train new models (students) on them, and compare them with the "
@@ -90,7 +90,7 @@ with new_tab:
     sweep = st.text_input("Accuracy against size: also train the first student on the first N images (optional)",
                           placeholder="e.g. 200, 500, 1000", key="sl_sizes",
                           help="each size also trains the same student on that many real images (seed 000 Table 2)")
-    active = [j for j in runs.list_runs() if j["state"] in ("queued", "running")]
+    active = [j for j in protocol.list_runs() if j["state"] in ("queued", "running")]
     try:
         parts = sweep.replace(",", " ").split()
         if not all(v.isdigit() for v in parts):
@@ -98,7 +98,7 @@ with new_tab:
         sizes = tuple(int(v) for v in parts)
         if any(v < 1 or v > opts["n"] for v in sizes):
             raise ValueError(f"sizes must lie between 1 and the synthetic set's {opts['n']} images")
-        cfg = runs.DistillConfig(
+        cfg = protocol.DistillConfig(
             teacher=entry.id, dataset=ds.name, synthesis=SynthesisConfig(method=method, **opts),
             students=tuple(StudentConfig(arch=a, labels=labels, epochs=epochs,
                                          relabel=relabel and a not in SKLEARN_STUDENTS) for a in archs),
@@ -110,7 +110,7 @@ with new_tab:
         st.error(problem)
     if st.button("Start run", type="primary", key="sl_start", disabled=bool(problem) or bool(active),
                  help="one run at a time" if active else None):
-        runs.start_run(cfg)
+        protocol.start_run(cfg)
         st.rerun()
 
     def show_result(job):
@@ -120,7 +120,7 @@ with new_tab:
                    + (f"; real-data baseline {r['baseline_accuracy']:.1%}" if r.get("baseline_accuracy") is not None else "")
                    + ". Compare it on *Runs and comparison*.")
 
-    job_panel(runs.JOB_KIND, show_result, limit=3)
+    job_panel(protocol.JOB_KIND, show_result, limit=3)
 
     with st.expander("Seed 003 preset (d): a class-subset teacher, and one class's visualization swapped in"):
         st.caption("Trains two-class teachers of the teacher's architecture on real images (class vs one other "
@@ -133,7 +133,7 @@ with new_tab:
         if cls == versus:
             st.error("Choose two different classes.")
         if st.button("Start preset (d)", key="sl_sub_start", disabled=cls == versus):
-            subset.start_subset_run(entry.id, ds.name, cls, versus)
+            presets.start_subset_run(entry.id, ds.name, cls, versus)
             st.rerun()
 
         def show_subset(job):
@@ -141,11 +141,11 @@ with new_tab:
             st.dataframe(pd.DataFrame(job.result["ten_class"]).drop(columns=["f1"]), hide_index=True,
                          key=f"sl_sub_ten_{job.id}")
 
-        job_panel(subset.JOB_KIND, show_subset, limit=1)
+        job_panel(presets.JOB_KIND, show_subset, limit=1)
 
 
 with runs_tab:
-    rows = runs.list_runs()
+    rows = protocol.list_runs()
     done = [r for r in rows if r["state"] == "done"]
     if not rows:
         st.info("No runs yet: start one on *New run*.")
@@ -161,7 +161,7 @@ with runs_tab:
     if not chosen:
         st.info("Pick at least one finished run.")
         st.stop()
-    reports = {rid: runs.load_report(rid) for rid in chosen}
+    reports = {rid: protocol.load_report(rid) for rid in chosen}
     series, acc_rows = [], []
     for rid, rep in reports.items():
         tag = f"{rep['config']['synthesis']['method']} x{rep['synthesis']['n']}" if len(reports) > 1 else ""
@@ -188,21 +188,21 @@ with runs_tab:
     which = left.selectbox("Confusion matrix of", list(models), key="sl_confusion_model")
     left.plotly_chart(confusion_heatmap(models[which]["confusion"], rep["class_names"], title=which), key="sl_confusion")
     with right:
-        per = pd.DataFrame(runs.report_rows(rep))
+        per = pd.DataFrame(protocol.report_rows(rep))
         st.dataframe(per[per["model"] == which.removesuffix(" (teacher)")].drop(columns=["role"]), hide_index=True,
                      height=380)
     if rep["sweep"]:
         st.plotly_chart(accuracy_vs_size(rep["sweep"], rep["teacher"]["accuracy"]), key="sl_sweep")
     d1, d2, d3 = st.columns(3)
-    d1.download_button("Per-class table (CSV)", runs.report_csv(rep), f"{rid}.csv", "text/csv", key="sl_csv")
+    d1.download_button("Per-class table (CSV)", protocol.report_csv(rep), f"{rid}.csv", "text/csv", key="sl_csv")
     d2.download_button("Report (JSON)", json.dumps(rep, indent=1), f"{rid}.json", "application/json", key="sl_json")
-    npz = runs.run_dir(rid) / "synthetic.npz"
+    npz = protocol.run_dir(rid) / "synthetic.npz"
     d3.download_button("Synthetic set (.npz)", npz.read_bytes(), f"{rid}-synthetic.npz", key="sl_npz")
 
     @st.fragment
     def gallery():
         per_class = st.slider("Images per class", 1, 10, 4, key="sl_gallery_n")
-        synth = runs.load_synthetic(rid)
+        synth = protocol.load_synthetic(rid)
         st.plotly_chart(synthetic_gallery(synth.images, synth.probs, synth.class_names, per_class), key="sl_gallery")
         st.caption("Title: the teacher's label and its softmax probability (the soft label's top entry).")
 
