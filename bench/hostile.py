@@ -1,12 +1,13 @@
 """Hostile upload benchmark: every case of tests/hostile_corpus.py through the code path of the app and the CLI,
 each in a fresh process, measured.
 
-Run: python bench/hostile.py   (prints one JSON object; about 5 minutes on 2 cores)
+Run: python bench/hostile.py   (prints one JSON object; a few minutes on 2 cores)
 
-Per case: outcome (refused with the expected one-line message / accepted), seconds, the server process's peak
-memory growth (``ru_maxrss`` after the case minus before it, the upload already read) against the goal
+The corpus is built first; then one process imports vizcore and forks a fresh child per case. Per case: outcome
+(refused with the expected one-line message / accepted), seconds, the process's peak memory growth (Linux
+``VmHWM`` reset through ``/proc/self/clear_refs`` once the upload is read, minus ``VmRSS`` then) against the goal
 3 x upload + the accepted model's own size, the confined TorchScript child's peak resident memory, and files
-created or changed outside the workspace (a victim folder the attacks aim at, and the process's working folder).
+created or changed outside the workspace (a victim folder the attacks aim at, and the case's working folder).
 """
 
 import json
@@ -29,45 +30,67 @@ import hostile_corpus as hc  # noqa: E402
 LIMITS = {"memory_bytes": 2 * 2**30, "cpu_seconds": 10, "wall_seconds": 120.0, "probe_batch": 256}
 
 
-def one_case(name: str, payload_file: str, victim: str) -> dict:
-    """Run one case in this (fresh) process and measure it."""
-    import torch
+def _status(field: str) -> int:
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith(field + ":"))
 
+
+def one_case(case, payload_file: Path, victim: Path, digits) -> dict:
+    """Run one case in this (freshly forked) process and measure it."""
     from vizcore import torchscript, zoo
-    from vizcore.data import load_digits
 
-    torch.set_num_threads(1)
-    case = next(c for c in hc.CASES if c.name == name)
-    digits = load_digits()
-    payload = Path(payload_file).read_bytes() if case.kind != "name" else Path(payload_file).read_text()
-    before = hc.snapshot(Path(victim), Path.cwd())
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    payload = payload_file.read_bytes() if case.kind != "name" else payload_file.read_text()
+    before = hc.snapshot(victim, Path.cwd())
+    Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
+    base = _status("VmRSS")
     t0 = time.perf_counter()
     try:
-        outcome, message = hc.run_case(case, Path(victim), digits, torchscript.SandboxLimits(**LIMITS), payload)
+        outcome, message = hc.run_case(case, victim, digits, torchscript.SandboxLimits(**LIMITS), payload)
     except BaseException as e:  # what the bench exists to count
         outcome, message = "uncaught", f"{type(e).__name__}: {e}"
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    grow = max(_status("VmHWM") - base, 0)
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    after = hc.snapshot(Path(victim), Path.cwd())
-    touched = sorted(set(after.items()) ^ set(before.items()))
+    after = hc.snapshot(victim, Path.cwd())
+    touched = {p for p, _ in set(after.items()) ^ set(before.items())}
     model_bytes = 0
     if outcome == "accepted" and case.kind == "model":
         model_bytes = sum(t.numel() * t.element_size() for t in zoo.load_model(message).state_dict().values())
     clear = outcome == "refused" and bool(re.search(case.expect, message)) and "\n" not in message.strip()
     upload = len(payload) if isinstance(payload, bytes) else len(payload.encode())
-    grow = max(peak - base, 0)
-    return {"case": name, "outcome": outcome, "expected": "accepted" if not case.expect else "refused",
+    return {"case": case.name, "outcome": outcome, "expected": "accepted" if not case.expect else "refused",
             "clear_message": clear, "message": message.splitlines()[0][:160] if message else "",
             "seconds": round(seconds, 2), "upload_bytes": upload, "model_bytes": model_bytes,
             "peak_growth_bytes": grow, "goal_bytes": 3 * upload + model_bytes,
             "within_goal": grow <= 3 * upload + model_bytes, "sandbox_child_peak_rss_bytes": child,
-            "files_touched_outside_workspace": len({p for p, _ in touched})}
+            "files_touched_outside_workspace": len(touched)}
+
+
+def runner(folder: Path) -> None:
+    """Import once, then fork a child per case (so each case's memory and failures are its own)."""
+    import torch
+
+    from vizcore.data import load_digits
+
+    torch.set_num_threads(1)
+    digits = load_digits()
+    victim = folder / "victim"
+    for case in hc.CASES:
+        cwd, out = folder / f"cwd-{case.name}", folder / f"{case.name}.json"
+        cwd.mkdir()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.chdir(cwd)
+                os.environ["VIZCORE_HOME"] = str(folder / f"home-{case.name}")
+                out.write_text(json.dumps(one_case(case, folder / f"{case.name}.upload", victim, digits)))
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        row = json.loads(out.read_text()) if out.exists() else {"outcome": f"died ({status})", "message": ""}
+        print(f"{case.name}: {row['outcome']} {row['message'][:100]}", file=sys.stderr)
 
 
 def main() -> None:
-    rows = []
     with tempfile.TemporaryDirectory(prefix="vizcore-hostile-") as tmp:
         tmp = Path(tmp)
         victim = hc.make_victim(tmp)
@@ -75,17 +98,12 @@ def main() -> None:
             payload = case.build(victim)
             f = tmp / f"{case.name}.upload"
             (f.write_text if isinstance(payload, str) else f.write_bytes)(payload)
-            home, cwd = tmp / f"home-{case.name}", tmp / f"cwd-{case.name}"
-            cwd.mkdir()
-            env = {**os.environ, "VIZCORE_HOME": str(home), "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
-            out = subprocess.run([sys.executable, __file__, "--case", case.name, str(f), str(victim)], cwd=cwd,
-                                 env=env, capture_output=True, text=True)
-            try:
-                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            except (IndexError, ValueError):
-                rows.append({"case": case.name, "outcome": "uncaught", "message": out.stderr[-300:],
-                             "files_touched_outside_workspace": 0, "seconds": None})
-            print(f"{case.name}: {rows[-1]['outcome']} {rows[-1].get('message', '')[:100]}", file=sys.stderr)
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+        subprocess.run([sys.executable, __file__, "--runner", str(tmp)], env=env, check=True)
+        rows = [json.loads((tmp / f"{c.name}.json").read_text()) if (tmp / f"{c.name}.json").exists() else
+                {"case": c.name, "outcome": "uncaught", "message": "its process died",
+                 "files_touched_outside_workspace": 0, "seconds": None}
+                for c in hc.CASES]
     ok = [r for r in rows if r["outcome"] == r.get("expected")]
     summary = {
         "cases_tried": len(rows),
@@ -106,7 +124,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--case":
-        print(json.dumps(one_case(*sys.argv[2:5])))
+    if len(sys.argv) > 1 and sys.argv[1] == "--runner":
+        runner(Path(sys.argv[2]))
     else:
         main()

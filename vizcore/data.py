@@ -545,7 +545,7 @@ def import_npz(data: bytes, name: str, overwrite: bool = False) -> tuple[Path, D
     with name_lock("dataset", name):
         if path.exists() and not overwrite:
             raise DatasetError(f"a dataset named '{name}' exists; choose another name or replace it explicitly "
-                               "(--overwrite)")
+                               "(the Replace box, --overwrite)")
         atomic_write(path, data)
     return path, ds
 

@@ -25,7 +25,7 @@ from safetensors.torch import save as st_save_bytes
 from torch import nn
 
 from vizcore.core.archive import MAX_UPLOAD, ZipLimits, mib, zip_records
-from vizcore.core.workspace import atomic_write, name_lock, workspace
+from vizcore.core.workspace import NAME_PATTERN, atomic_write, name_lock, workspace
 from vizcore.core.workspace import check_name as _check_name
 from vizcore.models import ARCHITECTURES, ArchitectureError, build_model
 
@@ -122,8 +122,9 @@ def _user_file(folder: Path, name: str) -> Path | None:
         return _user_file(folder, name)
 
 
-def _entry(prefix: str, folder: Path, name: str) -> ModelEntry | None:
-    """The model ``name`` in ``folder``: a one-file model, else a card + weights pair; None if unreadable."""
+def _entry(prefix: str, folder: Path, name: str, tries: int = 3) -> ModelEntry | None:
+    """The model ``name`` in ``folder``: a one-file model, else a card + weights pair; None if unreadable. A file
+    replaced by the other format while it is read is looked for again."""
     try:
         path = _user_file(folder, name)
         if path is not None:
@@ -134,6 +135,8 @@ def _entry(prefix: str, folder: Path, name: str) -> ModelEntry | None:
         card = ModelCard.from_json(json.loads((folder / f"{name}.json").read_text()))
         w = folder / f"{name}{SUFFIX.get(card.format, '.safetensors')}"
         return ModelEntry(f"{prefix}:{name}", card, w) if w.exists() else None
+    except FileNotFoundError:
+        return _entry(prefix, folder, name, tries - 1) if tries > 1 else None
     except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile):
         return None
 
@@ -143,12 +146,20 @@ def list_models(include_user: bool = True) -> list[ModelEntry]:
     out = []
     sources = [("zoo", ZOO_DIR)] + ([("user", user_models_dir())] if include_user else [])
     for prefix, folder in sources:
-        names = sorted({p.stem for s in (".json", *SUFFIX.values()) for p in folder.glob(f"*{s}")})
+        names = sorted({p.stem for s in (".json", *SUFFIX.values()) for p in folder.glob(f"*{s}")
+                        if NAME_PATTERN.fullmatch(p.stem)})  # files with unsafe names are never opened
         out += [e for n in names if (e := _entry(prefix, folder, n))]
     return out
 
 
 def get_entry(model_id: str) -> ModelEntry:
+    """The model of an id (``zoo:NAME``, ``user:NAME``, read under the name's shared lock) or a bare name."""
+    prefix, _, name = model_id.rpartition(":")
+    if prefix in ("zoo", "user") and NAME_PATTERN.fullmatch(name):
+        with name_lock("model", name, shared=True):
+            e = _entry(prefix, ZOO_DIR if prefix == "zoo" else user_models_dir(), name)
+        if e is not None:
+            return e
     for e in list_models():
         if e.id == model_id or e.card.name == model_id:
             return e
@@ -218,7 +229,7 @@ def save_model(model: nn.Module, card: ModelCard, folder: Path | None = None, ov
         old = [folder / f"{card.name}{s}" for s in (".json", *SUFFIX.values())]
         if not overwrite and any(p.exists() for p in old):
             raise ModelExists(f"a model named '{card.name}' exists; choose another name or replace it explicitly "
-                              "(--overwrite)")
+                              "(the Replace box, --overwrite)")
         atomic_write(path, data)
         for p in old:
             if p != path:
@@ -354,7 +365,8 @@ def import_model(data: bytes, name: str, dataset, arch: str | None = None, overw
     check_name(name)
     shape, k = tuple(dataset.input_shape), dataset.num_classes
     if not overwrite and get_entry_or_none(f"user:{name}"):
-        raise ModelExists(f"a model named '{name}' exists; choose another name or replace it explicitly (--overwrite)")
+        raise ModelExists(f"a model named '{name}' exists; choose another name or replace it explicitly "
+                          "(the Replace box, --overwrite)")
     if len(data) > MAX_UPLOAD:
         raise ModelFileError(f"too large: {mib(len(data))} (at most {mib(MAX_UPLOAD)})")
     if sniff_format(data) == "torchscript":
