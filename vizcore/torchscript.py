@@ -122,8 +122,8 @@ def inspect_archive(data: bytes) -> None:
             op = ("prim::Loop" if word.startswith(("for", "while")) else "prim::Print" if word.startswith("print")
                   else word)
             if op.startswith("__"):
-                raise ModelFileError(f"refused: the TorchScript model defines {op}, code that torch.jit.load "
-                                     "would run while loading")
+                raise ModelFileError("refused: the TorchScript model defines __setstate__/__getstate__, code that "
+                                     "torch.jit.load would run while loading")
             raise ModelFileError(_refusal(op))
         for m in _CALL.finditer(text):
             ns = "aten" if m.group(1) == "torch" else m.group(2)
