@@ -188,8 +188,12 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> list[dic
 
 
 def model_device(model: nn.Module) -> torch.device:
-    """The device a model's weights live on (computations follow the model, never a global device)."""
-    return next(model.parameters()).device
+    """The device a model's weights live on (computations follow the model, never a global device); a model
+    without parameters is judged by its buffers, and one with neither runs on the CPU."""
+    t = next(model.parameters(), None)
+    if t is None:
+        t = next(model.buffers(), None)
+    return t.device if t is not None else torch.device("cpu")
 
 
 def conv_layers(model: nn.Module) -> list[str]:

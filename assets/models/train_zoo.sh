@@ -4,7 +4,7 @@
 # (Fashion-MNIST from Debian's dataset-fashion-mnist or --data-root, Yale faces via --data-root).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-z() { python -m vizcore train --zoo "$@"; }
+z() { python -m vizcore train --zoo --overwrite "$@"; }
 z --dataset digits --arch linear --epochs 60 --lr 0.01 --batch-size 64
 z --dataset digits --arch mlp --epochs 80 --lr 0.01 --batch-size 64
 z --dataset digits --arch cnn --epochs 30 --batch-size 64

@@ -18,9 +18,9 @@ def _config(args, keys=("n", "epochs", "kegnet_steps", "seed")) -> RepairConfig:
 
 
 def _run(teacher: str, dataset: str | None, ratio: float, methods: tuple[str, ...], config: RepairConfig,
-         save_as: str | None = None) -> dict:
+         save_as: str | None = None, overwrite: bool = False) -> dict:
     job = start_compression_job(teacher, dataset=dataset, ratio=ratio, methods=methods, config=config,
-                                save_as=save_as, wait=True)
+                                save_as=save_as, overwrite=overwrite, wait=True)
     if job.state != "done":
         raise ValueError(f"job {job.id} {job.state}: {job.error or job.message}")
     return job.result
@@ -44,7 +44,10 @@ def cmd_compress(args) -> None:
     entry = zoo.get_entry(args.model)
     methods = () if args.finetune == "none" else (args.finetune,)
     name = args.name or f"{entry.card.name}-x{args.ratio:g}-{args.finetune}"
-    out = _run(entry.id, None, args.ratio, methods, _config(args), save_as=zoo.check_name(name))
+    if not args.overwrite and any(e.id == f"user:{name}" for e in zoo.list_models()):
+        raise ValueError(f"a model named '{name}' exists; choose another --name or pass --overwrite")
+    out = _run(entry.id, None, args.ratio, methods, _config(args), save_as=zoo.check_name(name),
+               overwrite=args.overwrite)
     emit(_public(out), args.json, _text(out))
 
 
@@ -81,6 +84,7 @@ def add_parser(sub) -> None:
     c.add_argument("--ratio", type=float, required=True, help="parameters before / after, e.g. 4")
     c.add_argument("--finetune", choices=REPAIRS, default="none")
     c.add_argument("--name", help="name of the saved model (default MODEL-xRATIO-FINETUNE)")
+    c.add_argument("--overwrite", action="store_true", help="replace a workspace model of that name")
     c.add_argument("--seed", type=int)
     c.add_argument("--json", action="store_true", help="print JSON for machines")
     add_options(c)

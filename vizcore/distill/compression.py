@@ -331,7 +331,8 @@ def compression_table(teacher: nn.Module, *, ratio: float | None = None, ranks: 
 
 def start_compression_job(teacher_id: str, *, dataset: str | None = None, ratio: float | None = None,
                           ranks: dict | None = None, methods: tuple[str, ...] = ("uniform", "gaussian", "kegnet", "best"),
-                          config: RepairConfig = RepairConfig(), save_as: str | None = None, wait: bool = False):
+                          config: RepairConfig = RepairConfig(), save_as: str | None = None, overwrite: bool = False,
+                          wait: bool = False):
     """:func:`compression_table` as a background job (progress, Cancel, atomic result). With ``save_as`` the
     best-scoring repaired model (by its synthetic hold-out, never the test set: the last of ``methods``) is
     saved to the workspace with a card naming its source, ranks and ratio."""
@@ -351,7 +352,7 @@ def start_compression_job(teacher_id: str, *, dataset: str | None = None, ratio:
         models = out.pop("models")
         if save_as:
             last = out["rows"][-1]
-            saved = save_compressed(models[last["approach"]], entry, out, last["approach"], save_as, ds)
+            saved = save_compressed(models[last["approach"]], entry, out, last["approach"], save_as, ds, overwrite)
             out["saved"] = saved.id
         return out
 
@@ -360,7 +361,7 @@ def start_compression_job(teacher_id: str, *, dataset: str | None = None, ratio:
                                                "methods": list(methods), "repair": asdict(config)}, wait=wait)
 
 
-def save_compressed(model: nn.Module, source, table: dict, approach: str, name: str, ds):
+def save_compressed(model: nn.Module, source, table: dict, approach: str, name: str, ds, overwrite: bool = False):
     """Save a compressed (and perhaps repaired) model to the workspace as a normal model: base architecture,
     ``compression`` (source, ranks, ratio, repair) on its card, the source's preprocessing, test metrics."""
     from vizcore.metrics import evaluate_model
@@ -376,7 +377,7 @@ def save_compressed(model: nn.Module, source, table: dict, approach: str, name: 
                      "repair": approach},
         notes=f"{approach} of {source.id}, {row['compression']:.2f}x fewer parameters (seed 004)",
     )
-    return save_model(model, card)
+    return save_model(model, card, overwrite=overwrite)
 
 
 def start_kegnet_pictures_job(teacher_id: str, *, walk: tuple[int, int] = (0, 5), steps: int = 400,
