@@ -6,7 +6,9 @@ import streamlit as st
 from ui import state
 from ui.pg_inputs import pick_class, pick_image
 from vizcore.explain import gradients as G
-from vizcore.models import conv_layers
+import torch
+
+from vizcore.models import conv_layers, dense_layers
 from vizcore.plots import gradients as P
 
 st.title("Prediction gradients")
@@ -15,6 +17,30 @@ st.caption("PG(a) = ∂y_c/∂a: how much each unit pushes the prediction of cla
 
 ds, entry, model = state.require()
 layers = conv_layers(model)
+if not layers and ds.is_tabular and len(dense_layers(model)) > 1:  # a table's MLP: PG of its dense units
+    from vizcore.plots.compression import feature_bars, feature_heatmap
+
+    hidden = dense_layers(model)[:-1]
+    c1, c2 = st.columns(2)
+    target = pick_class(ds, "pg_tab_class", "Class", container=c1)
+    output = c2.radio("y is the", G.OUTPUTS, key="pg_tab_output", format_func={"prob": "probability", "logit": "logit"}.get)
+    x = ds.test_x[ds.test_y == target]
+    if len(x) == 0:
+        st.warning(f"No test rows of class {ds.class_names[target]}.")
+        st.stop()
+    pg = G.class_average_pg(model, x, target, layers=hidden, output=output)
+    width = max(v.numel() for v in pg.values())
+    grid = torch.full((len(hidden), width), float("nan"))
+    for i, name in enumerate(hidden):
+        grid[i, :pg[name].numel()] = pg[name].flatten()
+    st.plotly_chart(feature_heatmap(grid, [str(u) for u in range(width)], hidden,
+                                    f"Mean PG of '{ds.class_names[target]}' for each dense unit (columns: units)"),
+                    key="pg_tab_units")
+    grad = G.input_gradient(model, x, target, output=output).mean(0)
+    st.plotly_chart(feature_bars(grad[None], ds.feature_names, [ds.class_names[target]],
+                                 "Mean gradient with respect to each input feature"), key="pg_tab_features")
+    st.caption(f"Averaged over the {len(x)} test rows of {ds.class_names[target]}. Knock units out on *Knockout*.")
+    st.stop()
 if not layers:
     st.info(f"{entry.id} has no convolutional layers, so there are no feature maps to score. "
             "Pick a CNN in the sidebar, or see pixel gradients on *Looks like* and *Perturb*.")

@@ -1,4 +1,5 @@
-"""``distill`` (one data-free run) and ``distill-preset`` (seed 000 Tables 1 and 2, seed 003's table)."""
+"""``distill`` (one data-free run) and ``distill-preset`` (seed 000 Tables 1 and 2, seed 003's table, seed 004's
+``kegnet-table``)."""
 
 from __future__ import annotations
 
@@ -74,6 +75,13 @@ def cmd_distill(args) -> None:
 
 
 def cmd_preset(args) -> None:
+    if args.table == "kegnet-table":  # seed 004: Tucker compression repaired without data
+        from vizcore.cli.compress_cmd import cmd_kegnet_table
+
+        cmd_kegnet_table(args)
+        return
+    if not args.teacher:
+        raise ValueError(f"{args.table} needs --teacher")
     entry = zoo.get_entry(args.teacher)
     ds = args.dataset or entry.card.dataset
     arch = entry.card.arch
@@ -103,7 +111,7 @@ def cmd_preset(args) -> None:
 
 def add_parser(sub) -> None:
     def options(p):
-        p.add_argument("--teacher", required=True, help="model id (zoo:NAME, user:NAME) or name")
+        p.add_argument("--teacher", required=p.prog.endswith("distill"), help="model id (zoo:NAME, user:NAME) or name")
         p.add_argument("--dataset", help="default: the teacher's dataset (used for the baseline and the final test)")
         p.add_argument("--method", choices=METHODS, default="generator-am")
         p.add_argument("--n", type=int, default=2000, help="synthetic images")
@@ -130,7 +138,9 @@ def add_parser(sub) -> None:
     d.set_defaults(func=cmd_distill)
     p = options(sub.add_parser("distill-preset", help="seed 000 Table 1 / Table 2 (--method: generator AM as in "
                                                       "the seed, or another), seed 003's table"))
-    p.add_argument("table", choices=("table1", "table2", "seed003", "seed003-subset"))
+    p.add_argument("table", choices=("table1", "table2", "seed003", "seed003-subset", "kegnet-table"))
+    p.add_argument("--ratio", type=float, help="kegnet-table: compression ratio (default: the seed's for the dataset)")
+    p.add_argument("--kegnet-steps", type=int, help="kegnet-table: training steps per KegNet generator (default 2000)")
     p.add_argument("--class", dest="cls", type=int, default=3, help="seed003-subset: the class whose visualization is swapped")
     p.add_argument("--versus", type=int, default=4, help="seed003-subset: the other class of the two-class teacher")
     p.set_defaults(func=cmd_preset)

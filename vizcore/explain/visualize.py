@@ -199,6 +199,10 @@ class WeightImages:
 
 # --- the ascent loop ---------------------------------------------------------------------------------------
 
+# Tables: feature rows start at the training mean (zeros after standardization) and stay unbounded.
+TABLE_VISUALIZE = VisualizeConfig(start="blank", pixel="free", lr=0.05, steps=300, threshold=0.99)
+
+
 def _optimizer(param: torch.Tensor, config: VisualizeConfig) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD([param], lr=config.lr)
@@ -366,7 +370,9 @@ def class_visualizations(model: nn.Module, classes: Sequence[int], per_class: in
                            stop=lambda logits, rows, step, images: moves[rows] <= step,
                            progress=progress_span(progress, 0.0, pre), cancelled=cancelled, what="attraction-repulsion")
     target = class_logit(lab) if config.objective == "logit" else class_logprob(lab)
-    objective = target - config.l2 * l2() - config.tv * total_variation()
+    objective = target - config.l2 * l2()
+    if config.tv:  # an image penalty; feature rows (tables) have no neighbours
+        objective = objective - config.tv * total_variation()
 
     def reached(logits: torch.Tensor, rows: torch.Tensor, step: int, images: torch.Tensor) -> torch.Tensor:
         hit = _reached(logits, lab[rows], thr[rows])
