@@ -129,7 +129,7 @@ def preset(name: str, input_shape: Sequence[int], seed: int = 0) -> VisualizeCon
     to 10 % and a rotation of up to 10 degrees; 100 Adam steps at rate 0.3 on the class logit, no early stop
     (stopping at T = 0.99 leaves the pictures half-formed). It starts from the average training picture
     of all classes together (``start='average'``: dark where the data's background is dark, mid-grey where
-    objects lie, no hint of any one class; needs ``class_means``), plus each sample's own small random
+    objects lie, no hint of any one class; needs ``class_means``), plus each sample's own random
     spectrum, so samples differ. ``seed``: what seeds 003 / 000 did, pixel ascent from a blank image until
     the softmax passes T = 0.99 (every sample of a class is the same picture).
     """
