@@ -137,6 +137,9 @@ def preset(name: str, input_shape: Sequence[int], seed: int = 0) -> VisualizeCon
         return VisualizeConfig(seed=seed)
     if name != "recognizable":
         raise ValueError(f"unknown preset '{name}'; choose one of {PRESETS}")
+    if len(input_shape) != 3:
+        raise ValueError("the recognizable preset makes pictures: it needs an image model (C, H, W); "
+                         "table rows have TABLE_VISUALIZE")
     side = min(int(input_shape[-1]), int(input_shape[-2]))
     return VisualizeConfig(start="average", objective="logit", steps=100, lr=0.3, pixel="sigmoid", param="fft",
                            jitter=max(1, round(side / 14)), scale=0.1, rotate=10.0, threshold=None, seed=seed)
