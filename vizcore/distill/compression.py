@@ -236,11 +236,7 @@ def synthetic_inputs(method: str, teacher: nn.Module, config: RepairConfig, *, i
 
 def best_label(input_shape, config: RepairConfig) -> str:
     """The table row name of vizcore's best repair: ``T+<method>``."""
-    if len(input_shape) == 1:
-        return "T+KegNet+Gaussian"
-    from vizcore.distill.synthesis import METHOD_LABELS
-
-    return "T+" + METHOD_LABELS.get(config.best, config.best)
+    return "T+KegNet+Gaussian" if len(input_shape) == 1 else f"T+{config.best}"
 
 
 def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairConfig, *, input_shape,
