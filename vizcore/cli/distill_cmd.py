@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
+
 from vizcore import runs, subset, zoo
 from vizcore.cli import emit
+from vizcore.distill.engine import LOSSES, MIXES
+from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD, DEFAULT_N, estimate_seconds
 from vizcore.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
 from vizcore.synthesis import METHODS, SynthesisConfig
 
@@ -62,12 +67,24 @@ def _students(args, archs) -> tuple[StudentConfig, ...]:
                  for a in archs)
 
 
+def _engine(args):
+    if args.no_engine:
+        return None
+    return replace(DEFAULT_ENGINE, seed=args.seed, **{k: v for k, v in (
+        ("steps", args.budget), ("loss", args.kd_loss), ("mix", args.mix)) if v is not None})
+
+
 def cmd_distill(args) -> None:
     entry = zoo.get_entry(args.teacher)
     archs = [a for s in args.student for a in s.split(",") if a] or [entry.card.arch]
     cfg = runs.DistillConfig(teacher=entry.id, dataset=args.dataset or entry.card.dataset,
                              synthesis=_synthesis(args), students=_students(args, archs), baseline=not args.no_baseline,
-                             sizes=tuple(args.sizes or ()), preset="bias-only" if args.bias_only else "")
+                             sizes=tuple(args.sizes or ()), preset="bias-only" if args.bias_only else "",
+                             engine=_engine(args))
+    est = estimate_seconds(cfg)
+    print(f"budget: {cfg.synthesis.method} x{cfg.synthesis.n}"
+          + (f", {cfg.engine.steps} engine steps per student" if cfg.engine else f", {args.epochs} epochs per student")
+          + f"; estimated {est / 60:.1f} min on this machine", file=sys.stderr, flush=True)
     out = _compact(_run(cfg))
     emit(out, args.json, _text(out))
 
@@ -101,11 +118,12 @@ def cmd_preset(args) -> None:
 
 
 def add_parser(sub) -> None:
-    def options(p):
+    def options(p, default_engine=False):
         p.add_argument("--teacher", required=True, help="model id (zoo:NAME, user:NAME) or name")
         p.add_argument("--dataset", help="default: the teacher's dataset (used for the baseline and the final test)")
-        p.add_argument("--method", choices=METHODS, default="generator-am")
-        p.add_argument("--n", type=int, default=2000, help="synthetic images")
+        p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD if default_engine else "generator-am")
+        p.add_argument("--n", type=int, default=DEFAULT_N if default_engine else 2000,
+                       help="synthetic images (an online method: the images its memory bank keeps)")
         p.add_argument("--labels", choices=("soft", "hard"), default="soft")
         p.add_argument("--epochs", type=int, default=20)
         p.add_argument("--relabel", action="store_true",
@@ -121,7 +139,15 @@ def add_parser(sub) -> None:
         p.add_argument("--json", action="store_true", help="print JSON for machines")
         return p
 
-    d = options(sub.add_parser("distill", help="data-free distillation: synthetic set -> students -> one test read"))
+    d = options(sub.add_parser("distill", help="data-free distillation: synthetic set -> students -> one test read"),
+                default_engine=True)
+    d.add_argument("--budget", type=int, help=f"engine steps per torch student (default {DEFAULT_ENGINE.steps}); "
+                                              "the estimate is printed before the run starts")
+    d.add_argument("--kd-loss", choices=LOSSES, help=f"engine loss (default {DEFAULT_ENGINE.loss}: KL at temperature "
+                                                     f"{DEFAULT_ENGINE.temperature}; l1: DFAD's L1 between logits)")
+    d.add_argument("--mix", choices=MIXES, help=f"engine augmentation, relabelled by the teacher (default {DEFAULT_ENGINE.mix})")
+    d.add_argument("--no-engine", action="store_true",
+                   help="train on the stored labels for --epochs (the seeds' way) instead of the engine")
     d.add_argument("--student", action="append", default=[], help=f"architecture(s), repeat or comma-separate: {', '.join(STUDENT_KINDS)}")
     d.add_argument("--no-baseline", action="store_true", help="skip the real-data baseline")
     d.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="also train on the first S images, e.g. 400,2000")
