@@ -9,10 +9,10 @@ from vizcore import runs, subset, zoo
 from vizcore.cli import emit
 from vizcore.distill.engine import LOSSES, MIXES
 from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD, DEFAULT_N, estimate_seconds
+from vizcore.distill.seed_tables import SEED003_FIGURES, SEED003_SYNTHESIS, SEED_PRESETS, TABLE1_STUDENTS, seed003_student
 from vizcore.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
 from vizcore.synthesis import METHODS, SynthesisConfig
 
-TABLE1_STUDENTS = ("mlp3", "rf", "svm", "cnn_s", "cnn_l", "cnn_tiny")
 
 
 def _run(config: runs.DistillConfig) -> dict:
@@ -89,6 +89,24 @@ def cmd_distill(args) -> None:
     emit(out, args.json, _text(out))
 
 
+def _preset_args(args, preset) -> object:
+    """The preset's settings where the user gave none (the settings that reproduce the paper)."""
+    from argparse import Namespace
+
+    syn = preset.synthesis
+    fill = {"method": syn.method, "n": preset.n, "labels": preset.labels, "epochs": preset.epochs, "lr": 1e-3,
+            "temperature": 1.0, "threshold": syn.threshold, "threshold_max": syn.threshold_max}
+    return Namespace(**{**vars(args), **{k: v for k, v in fill.items() if getattr(args, k) is None}})
+
+
+def _seed_text(preset, outs: list[dict]) -> str:
+    fig = preset.seed_figures
+    lines = [preset.title, f"seed 000 on MNIST (teacher {fig['teacher']} %): " + ", ".join(
+        f"{k}: " + " / ".join("-" if v is None else f"{v} %" for v in vals) for k, vals in fig["rows"].items())
+        + f"  [{' / '.join(fig['columns'])}]"]
+    return "\n".join(lines) + "\n" + "\n\n".join(_text(o) for o in outs)
+
+
 def cmd_preset(args) -> None:
     entry = zoo.get_entry(args.teacher)
     ds = args.dataset or entry.card.dataset
@@ -99,38 +117,52 @@ def cmd_preset(args) -> None:
             raise ValueError(f"run {job.id} {job.state}: {job.error or job.message}")
         emit(job.result, args.json, _subset_text(job.result))
         return
-    if args.table == "table1":  # seed 000 Table 1: many students, one synthetic set
-        archs = tuple(dict.fromkeys((arch,) + TABLE1_STUDENTS))  # the teacher's architecture first (CNN_ID)
-        cfgs = [runs.DistillConfig(entry.id, ds, _synthesis(args), _students(args, archs))]
-    elif args.table == "table2":  # seed 000 Table 2: accuracy against size, real subsets of the same size
-        sizes = tuple(s for s in (args.n // 30, args.n // 6, args.n // 3, args.n) if s >= 10)
-        cfgs = [runs.DistillConfig(entry.id, ds, _synthesis(args), _students(args, (arch,)), sizes=sizes)]
-    else:  # seed 003: visualizations / weight images / class averages -> same arch; deeper student; bias-only
-        one = dict(per_class=1)
+    if args.table == "seed003":  # seed 003: visualizations / weight images / class averages; deeper student; bias-only
+        student = seed003_student(arch)
+        student = replace(student, **{k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("seed", args.seed))
+                                      if v is not None})
         cfgs = [
-            runs.DistillConfig(entry.id, ds, _synthesis(args, "pixel-am", **one), _students(args, (arch, "mlp")),
+            runs.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, seed=args.seed), (student, replace(student, arch="mlp")),
                                preset="bias-only"),
-            runs.DistillConfig(entry.id, ds, _synthesis(args, "weight-images", **one), _students(args, (arch,)), baseline=False),
-            runs.DistillConfig(entry.id, ds, _synthesis(args, "class-averages", **one), _students(args, (arch,)), baseline=False),
+            runs.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, method="weight-images", visualize=None),
+                               (student,), baseline=False),
+            runs.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, method="class-averages", visualize=None),
+                               (student,), baseline=False),
         ]
-    outs = [_compact(_run(c)) for c in cfgs]
-    emit(outs, args.json, "\n\n".join(_text(o) for o in outs))
+        outs = [_compact(_run(c)) for c in cfgs]
+        emit({"seed_figures": SEED003_FIGURES, "runs": outs}, args.json,
+             "seed 003 (MNIST / Fashion-MNIST linear): " + ", ".join(f"{k} {v} %" for k, v in SEED003_FIGURES.items())
+             + "\n" + "\n\n".join(_text(o) for o in outs))
+        return
+    preset = SEED_PRESETS[args.table]
+    args = _preset_args(args, preset)
+    if args.table == "table1":  # one synthetic set, the teacher's architecture (CNN_ID) first, then seed 000's others
+        cfg = runs.DistillConfig(entry.id, ds, _synthesis(args), _students(args, tuple(dict.fromkeys((arch,) + preset.students))))
+    else:  # accuracy against size, each size beside a real subset of the same size
+        sizes = tuple(s for s in preset.sizes if s < args.n) + (args.n,)
+        cfg = runs.DistillConfig(entry.id, ds, _synthesis(args), _students(args, (arch,)), sizes=sizes)
+    out = _compact(_run(cfg))
+    out = {"preset": preset.name, "title": preset.title, "seed_figures": preset.seed_figures, **out}
+    emit(out, args.json, _seed_text(preset, [out]))
 
 
 def add_parser(sub) -> None:
-    def options(p, default_engine=False):
+    def options(p, preset=False):
+        """``preset``: every setting defaults to the paper's (None here)."""
+        def dflt(v):
+            return None if preset else v
         p.add_argument("--teacher", required=True, help="model id (zoo:NAME, user:NAME) or name")
         p.add_argument("--dataset", help="default: the teacher's dataset (used for the baseline and the final test)")
-        p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD if default_engine else "generator-am")
-        p.add_argument("--n", type=int, default=DEFAULT_N if default_engine else 2000,
+        p.add_argument("--method", choices=METHODS, default=dflt(DEFAULT_METHOD))
+        p.add_argument("--n", type=int, default=dflt(DEFAULT_N),
                        help="synthetic images (an online method: the images its memory bank keeps)")
-        p.add_argument("--labels", choices=("soft", "hard"), default="soft")
-        p.add_argument("--epochs", type=int, default=20)
+        p.add_argument("--labels", choices=("soft", "hard"), default=dflt("soft"))
+        p.add_argument("--epochs", type=int, default=dflt(20))
         p.add_argument("--relabel", action="store_true",
                        help="keep the teacher in the loop of the torch students: every batch is rescaled in brightness "
                             "and labelled afresh by the teacher (data-free; SVM and RF are fitted once, without it)")
-        p.add_argument("--lr", type=float, default=1e-3, help="student learning rate")
-        p.add_argument("--temperature", type=float, default=1.0, help="soft-label temperature")
+        p.add_argument("--lr", type=float, default=dflt(1e-3), help="student learning rate")
+        p.add_argument("--temperature", type=float, default=dflt(1.0), help="soft-label temperature")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--steps", type=int, help="generator / pixel AM: max ascent steps")
         p.add_argument("--train-steps", type=int, help="KegNet (per generator) / DFAD training steps")
@@ -139,8 +171,7 @@ def add_parser(sub) -> None:
         p.add_argument("--json", action="store_true", help="print JSON for machines")
         return p
 
-    d = options(sub.add_parser("distill", help="data-free distillation: synthetic set -> students -> one test read"),
-                default_engine=True)
+    d = options(sub.add_parser("distill", help="data-free distillation: synthetic set -> students -> one test read"))
     d.add_argument("--budget", type=int, help=f"engine steps per torch student (default {DEFAULT_ENGINE.steps}); "
                                               "the estimate is printed before the run starts")
     d.add_argument("--kd-loss", choices=LOSSES, help=f"engine loss (default {DEFAULT_ENGINE.loss}: KL at temperature "
@@ -153,9 +184,10 @@ def add_parser(sub) -> None:
     d.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="also train on the first S images, e.g. 400,2000")
     d.add_argument("--bias-only", action="store_true", help="add seed 003's bias-only linear student")
     d.set_defaults(func=cmd_distill)
-    p = options(sub.add_parser("distill-preset", help="seed 000 Table 1 / Table 2 (--method: generator AM as in "
-                                                      "the seed, or another), seed 003's table"))
-    p.add_argument("table", choices=("table1", "table2", "seed003", "seed003-subset"))
+    p = options(sub.add_parser("distill-preset", help="seed 000 Tables 1, 2, 6, 7 and seed 003's table with the settings "
+                                                      "that reproduce them (any option overrides), beside the seeds' figures"),
+                preset=True)
+    p.add_argument("table", choices=tuple(SEED_PRESETS) + ("seed003", "seed003-subset"))
     p.add_argument("--class", dest="cls", type=int, default=3, help="seed003-subset: the class whose visualization is swapped")
     p.add_argument("--versus", type=int, default=4, help="seed003-subset: the other class of the two-class teacher")
     p.set_defaults(func=cmd_preset)

@@ -46,7 +46,8 @@ class EngineConfig:
     losses: student-teacher discrepancy (DFAD), cross-entropy to the teacher's own argmax and the negative
     entropy of the batch's mean prediction (DAFL's L_oh and L_ie). ``bank``: the memory bank keeps this many
     generated images (0: none); ``replay`` is the share of each batch drawn from the bank or fixed set.
-    ``shift``: random translation in pixels; ``mix``: mixup / cutmix between images of a batch (``mix_share``
+    ``shift``: random translation in pixels; ``brightness``: scale each image by a random factor up to
+    1 / its brightest pixel (activation maximization's pictures are dimmer than real ones); ``mix``: mixup / cutmix between images of a batch (``mix_share``
     of the batch), always relabelled by the teacher. ``checkpoints``: how often the hold-out agreement is
     measured (the best checkpoint is kept).
     """
@@ -67,6 +68,7 @@ class EngineConfig:
     bank: int = 0
     replay: float = 0.5
     shift: int = 2
+    brightness: bool = True
     mix: str = "both"
     mix_share: float = 0.5
     checkpoints: int = 10
@@ -126,6 +128,14 @@ def shift_images(x: torch.Tensor, pixels: int, gen: torch.Generator) -> torch.Te
     out = padded.gather(2, rows.to(x.device))
     cols = (dx.view(n, 1) + torch.arange(w)).view(n, 1, 1, w).expand(n, x.shape[1], h, w)
     return out.gather(3, cols.to(x.device))
+
+
+def brighten(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Scale each image by a random factor between 1 and 1 / its brightest pixel (images stay in [0, 1])."""
+    shape = (len(x),) + (1,) * (x.dim() - 1)
+    peak = x.flatten(1).amax(1).clamp(min=1e-3).view(shape)
+    factor = 1 + torch.rand(shape, generator=gen).to(x.device) * (1 / peak - 1).clamp(min=0)
+    return (x * factor).clamp(0, 1)
 
 
 def mix_images(x: torch.Tensor, mode: str, share: float, gen: torch.Generator) -> torch.Tensor:
@@ -261,7 +271,10 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
                 picks.append(src[torch.randint(len(src), (m,), generator=gen)].to(dev))
             parts += picks
         x = torch.cat(parts)
-        x = mix_images(shift_images(x, config.shift, gen), config.mix, config.mix_share, gen)
+        x = shift_images(x, config.shift, gen)
+        if config.brightness:
+            x = brighten(x, gen)
+        x = mix_images(x, config.mix, config.mix_share, gen)
         with torch.no_grad():
             t = teacher(x)
         loss = discrepancy(student(x), t, config.loss, config.temperature)
