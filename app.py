@@ -1,6 +1,6 @@
 """vizcore's Streamlit app: the sidebar picks a dataset and a model; pages look inside it.
 
-Pages live in ``views/``, not ``pages/``: a folder named ``pages`` switches Streamlit to its legacy automatic
+Pages live in ``pages/``, not ``pages/``: a folder named ``pages`` switches Streamlit to its legacy automatic
 multipage mode, under which AppTest reruns a page without this script (and so without the sidebar).
 """
 
@@ -11,14 +11,14 @@ from ui import state
 st.set_page_config(page_title="vizcore", page_icon=":material/biotech:", layout="wide")
 
 PAGES = [
-    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-    st.Page("views/models_data.py", title="Models & data", icon=":material/folder_open:"),
-    st.Page("views/visualize.py", title="Visualize", icon=":material/palette:"),
-    st.Page("views/gradients.py", title="Prediction gradients", icon=":material/hub:"),
-    st.Page("views/looks_like.py", title="Looks like", icon=":material/compare:"),
-    st.Page("views/perturb.py", title="Perturb", icon=":material/ads_click:"),
-    st.Page("views/knockout.py", title="Knockout", icon=":material/content_cut:"),
-    st.Page("views/student_lab.py", title="Student lab", icon=":material/school:"),
+    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("pages/models_data.py", title="Models & data", icon=":material/folder_open:"),
+    st.Page("pages/visualize.py", title="Visualize", icon=":material/palette:"),
+    st.Page("pages/gradients.py", title="Prediction gradients", icon=":material/hub:"),
+    st.Page("pages/looks_like.py", title="Looks like", icon=":material/compare:"),
+    st.Page("pages/perturb.py", title="Perturb", icon=":material/ads_click:"),
+    st.Page("pages/knockout.py", title="Knockout", icon=":material/content_cut:"),
+    st.Page("pages/student_lab.py", title="Student lab", icon=":material/school:"),
 ]
 
 nav = st.navigation(PAGES)

@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 
 from vizcore import zoo
+from vizcore.core.hooks import frozen_copy
 from vizcore.data import load_dataset
 from vizcore.distill.engine import EngineConfig, distill
-from vizcore.hooks import frozen_copy
+from vizcore.distill.synthesis import SyntheticSet
 from vizcore.metrics import predict_logits
 from vizcore.models import build_model
-from vizcore.synthesis import SyntheticSet
 
 LOG = Path(__file__).resolve().parent / "results" / "engine_log.jsonl"
 

@@ -14,8 +14,8 @@ import time
 import torch
 
 from vizcore import data, zoo
-from vizcore.adversarial import PerturbConfig, perturbation_sweep
-from vizcore.gradients import class_average_pg, feature_layer, prediction_gradients
+from vizcore.explain.perturb import PerturbConfig, perturbation_sweep
+from vizcore.explain.gradients import class_average_pg, feature_layer, prediction_gradients
 from vizcore.models import conv_layers
 
 torch.set_num_threads(2)

@@ -19,8 +19,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vizcore import data, zoo  # noqa: E402
-from vizcore.importance import StudyConfig, compare_rankings  # noqa: E402
-from vizcore.knockout import KnockoutEvaluator, class_images, eval_subset, masked_logits  # noqa: E402
+from vizcore.explain.importance import StudyConfig, compare_rankings  # noqa: E402
+from vizcore.explain.knockout import KnockoutEvaluator, class_images, eval_subset, masked_logits  # noqa: E402
 from vizcore.models import build_model  # noqa: E402
 
 

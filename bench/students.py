@@ -21,10 +21,10 @@ import torch
 
 from vizcore import zoo
 from vizcore.data import load_dataset
-from vizcore.runs import DistillConfig, run_distillation
-from vizcore.students import SEED003_STUDENT, StudentConfig
-from vizcore.subset import PIXEL_AM, class_subset_preset
-from vizcore.synthesis import PIXEL_HALF, SynthesisConfig
+from vizcore.distill.protocol import DistillConfig, run_distillation
+from vizcore.distill.students import SEED003_STUDENT, StudentConfig
+from vizcore.distill.presets import PIXEL_AM, class_subset_preset
+from vizcore.distill.synthesis import PIXEL_HALF, SynthesisConfig
 from vizcore.train import TrainConfig
 
 

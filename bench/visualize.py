@@ -30,10 +30,10 @@ from vizcore import zoo  # noqa: E402
 from vizcore.data import load_dataset  # noqa: E402
 from vizcore.metrics import evaluate_model, predict_logits  # noqa: E402
 from vizcore.models import build_model  # noqa: E402
-from vizcore.students import SEED003_STUDENT, fit_student  # noqa: E402
-from vizcore.synthesis import SEED003_VISUALIZE  # noqa: E402
+from vizcore.distill.students import SEED003_STUDENT, fit_student  # noqa: E402
+from vizcore.distill.synthesis import SEED003_VISUALIZE  # noqa: E402
 from vizcore.train import TrainConfig, fit  # noqa: E402
-from vizcore.visualize import (PRECISIONS, VisualizeConfig, class_averages, class_visualizations,  # noqa: E402
+from vizcore.explain.visualize import (PRECISIONS, VisualizeConfig, class_averages, class_visualizations,  # noqa: E402
                                weight_images)
 
 

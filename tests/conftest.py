@@ -23,6 +23,29 @@ APP = str(ROOT / "app.py")  # AppTest resolves relative paths against the callin
 SHARED = ROOT.parent / "shared" / "datasets"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _apptest_uses_navigation():
+    """Keep AppTest on ``st.navigation`` although the app has a ``pages/`` folder.
+
+    Since streamlit/streamlit#14217 (the fix of #9446) AppTest resets ``PagesManager.uses_pages_directory`` before
+    every run and re-detects it from the ``pages/`` folder, so ``switch_page`` runs a page the legacy (v1) way,
+    without ``app.py`` and its sidebar. The real server clears the flag on the app's first ``st.navigation`` call;
+    here the manager AppTest builds clears it as soon as it is created.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import app_test
+
+    class NavigationPagesManager(PagesManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            PagesManager.uses_pages_directory = False
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(app_test, "PagesManager", NavigationPagesManager)
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True)
 def workspace(tmp_path, monkeypatch):
     """A fresh workspace per test."""
@@ -73,7 +96,7 @@ def weights_snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def assert_untouched(model: torch.nn.Module, before: dict[str, torch.Tensor]) -> None:
     """The model has no hooks left and bit-identical weights."""
-    from vizcore.hooks import hook_count
+    from vizcore.core.hooks import hook_count
 
     assert hook_count(model) == 0, "hooks were left on the model"
     after = model.state_dict()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import assert_untouched, weights_snapshot
 
-from vizcore import adversarial as A
+from vizcore.explain import perturb as A
 
 
 def test_small_steps_raise_target_probability_and_stay_in_range(digits, digits_cnn):

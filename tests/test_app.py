@@ -7,7 +7,8 @@ import numpy as np
 import torch
 from streamlit.testing.v1 import AppTest
 
-from vizcore import jobs, zoo
+from vizcore.core import jobs
+from vizcore import zoo
 
 from conftest import APP
 
@@ -71,7 +72,7 @@ def _models_page(monkeypatch, files: dict):
     monkeypatch.setattr(st, "file_uploader", fake)
     at = _app()
     _select(at, "Dataset", "digits")
-    at.switch_page("views/models_data.py").run()
+    at.switch_page("pages/models_data.py").run()
     assert not at.exception
     return at
 

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from vizcore.distill.engine import (EngineConfig, MemoryBank, discrepancy, distill, generator_step, mix_images,
-                                    shift_images)
-from vizcore.generators import Generator
-from vizcore.hooks import frozen_copy
-from vizcore.models import build_model
-from vizcore.students import StudentConfig
-from vizcore.synthesis import SynthesisConfig
 from conftest import assert_untouched, weights_snapshot
+
+from vizcore.core.hooks import frozen_copy
+from vizcore.distill.engine import (
+    EngineConfig,
+    MemoryBank,
+    discrepancy,
+    distill,
+    generator_step,
+    mix_images,
+    shift_images,
+)
+from vizcore.distill.generators import Generator
+from vizcore.distill.students import StudentConfig
+from vizcore.distill.synthesis import SynthesisConfig
+from vizcore.models import build_model
 
 
 def test_memory_bank_keeps_its_size_and_replays_what_it_holds():
@@ -80,7 +87,7 @@ def test_online_student_agreement_rises_and_teacher_is_untouched(digits, digits_
 
 
 def test_protocol_online_method_never_reads_real_training_data(digits, digits_cnn):
-    from vizcore import runs
+    from vizcore.distill import protocol as runs
 
     def forbidden():
         raise AssertionError("the data-free protocol read the real training split")
@@ -101,7 +108,7 @@ def test_protocol_online_method_never_reads_real_training_data(digits, digits_cn
 
 
 def test_online_method_without_engine_is_a_message():
-    from vizcore import runs
+    from vizcore.distill import protocol as runs
 
     with pytest.raises(ValueError, match="needs the engine"):
         runs.DistillConfig("t", "digits", SynthesisConfig(method="dfad", n=10))

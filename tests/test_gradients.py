@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import assert_untouched, weights_snapshot
 
-from vizcore import gradients as G
+from vizcore.explain import gradients as G
 from vizcore.models import build_model
 from vizcore.train import TrainConfig, fit
 

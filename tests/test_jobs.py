@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from vizcore import jobs
-from vizcore.train import Cancelled
-from vizcore.workspace import atomic_write, read_json, write_json
+from vizcore.core import jobs
+from vizcore.core.progress import Cancelled
+from vizcore.core.workspace import atomic_write, read_json, write_json
 
 
 def test_job_runs_and_persists(workspace):

@@ -13,8 +13,8 @@ from conftest import assert_untouched, weights_snapshot
 from torch import nn
 
 from vizcore.data import class_index
-from vizcore.hooks import hook_count
-from vizcore.importance import (
+from vizcore.core.hooks import hook_count
+from vizcore.explain.importance import (
     StudyConfig,
     compare_rankings,
     oracle_scores,
@@ -22,7 +22,7 @@ from vizcore.importance import (
     taylor_scores,
     weight_l1_scores,
 )
-from vizcore.knockout import (
+from vizcore.explain.knockout import (
     KnockoutEvaluator,
     eval_subset,
     knockable_layers,

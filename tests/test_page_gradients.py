@@ -10,9 +10,10 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from vizcore import adversarial as A
-from vizcore import gradients as G
-from vizcore import jobs, zoo
+from vizcore.explain import perturb as A
+from vizcore.explain import gradients as G
+from vizcore.core import jobs
+from vizcore import zoo
 from vizcore.data import load_digits
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -37,7 +38,7 @@ def model():
 
 
 def test_gradients_page_ranking_matches_library(model):
-    at = app_on_digits("views/gradients.py")
+    at = app_on_digits("pages/gradients.py")
     at.selectbox(key="pg_img_class").set_value(4).run()
     at.number_input(key="pg_img_n").set_value(2).run()
     at.selectbox(key="pg_target").set_value(9).run()
@@ -62,7 +63,7 @@ def test_gradients_page_ranking_matches_library(model):
 
 
 def test_gradients_page_marks_knocked_out_filters():
-    at = app_on_digits("views/gradients.py")
+    at = app_on_digits("pages/gradients.py")
     at.session_state["knockout_mask"] = {"conv1": [0, 3], "conv2": [5]}
     at.run()
     assert not at.exception, at.exception
@@ -73,7 +74,7 @@ def test_gradients_page_marks_knocked_out_filters():
 
 
 def test_looks_like_page_reports_the_feature(model):
-    at = app_on_digits("views/looks_like.py")
+    at = app_on_digits("pages/looks_like.py")
     at.selectbox(key="ll_img_class").set_value(3).run()
     at.selectbox(key="ll_other").set_value(8).run()
     assert not at.exception, at.exception
@@ -88,7 +89,7 @@ def test_looks_like_page_reports_the_feature(model):
 
 
 def test_perturb_page_strip_and_sweep_job():
-    at = app_on_digits("views/perturb.py")
+    at = app_on_digits("pages/perturb.py")
     at.text_input(key="pt_eps").set_value("0, 3").run()
     assert not at.exception, at.exception
     at.number_input(key="pt_per_class").set_value(2).run()
@@ -108,7 +109,7 @@ def test_perturb_page_strip_and_sweep_job():
 
 
 def test_pages_explain_a_model_without_conv_layers():
-    at = app_on_digits("views/gradients.py")
+    at = app_on_digits("pages/gradients.py")
     at.selectbox(key="model_id").set_value("zoo:digits-linear").run()
     assert not at.exception and "no convolutional layers" in at.info[0].value
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from vizcore import jobs
-from vizcore.knockout import format_filters
+from vizcore.core import jobs
+from vizcore.explain.knockout import format_filters
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -49,7 +49,7 @@ def _page(model_id: str) -> AppTest:
     at.session_state["dataset_name"] = "digits"
     at.session_state["model_id"] = model_id
     at.run()
-    return at.switch_page("views/knockout.py").run()
+    return at.switch_page("pages/knockout.py").run()
 
 
 def test_model_without_hidden_layers_gets_a_message():

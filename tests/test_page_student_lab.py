@@ -6,13 +6,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from vizcore import jobs, runs
-from vizcore.students import StudentConfig
-from vizcore.synthesis import SynthesisConfig
+from vizcore.core import jobs
+from vizcore.distill import protocol
+from vizcore.distill.students import StudentConfig
+from vizcore.distill.synthesis import SynthesisConfig
 from vizcore.zoo import ModelCard, save_model
 
 APP = str(ROOT / "app.py")
-PAGE = "views/student_lab.py"
+PAGE = "pages/student_lab.py"
 
 
 @pytest.fixture
@@ -42,12 +43,12 @@ def test_start_a_run_and_compare_it(teacher_id):
     at.checkbox(key="sl_bias_only").check().run()
     at.button(key="sl_start").click().run()
     assert not at.exception
-    job = jobs.list_jobs(runs.JOB_KIND)[0]
+    job = jobs.list_jobs(protocol.JOB_KIND)[0]
     assert jobs.wait_job(job.id).state == "done"
     at.run()
     assert not at.exception
     assert any("Best student" in s.value for s in at.success)
-    rep = runs.load_report(job.id)
+    rep = protocol.load_report(job.id)
     assert [s["name"] for s in rep["students"]] == ["linear-soft", "linear-bias-only"]
     assert rep["config"]["synthesis"]["method"] == "mixed-am"  # the strongest method is the default
     assert rep["config"]["teacher"] == teacher_id and rep["synthesis"]["n"] == 20
@@ -69,9 +70,9 @@ def test_pixel_am_keeps_the_teacher_in_the_loop_by_default(teacher_id):
     at.number_input(key="sl_epochs").set_value(1)
     at.checkbox(key="sl_baseline").uncheck().run()
     at.button(key="sl_start").click().run()
-    job = jobs.list_jobs(runs.JOB_KIND)[0]
+    job = jobs.list_jobs(protocol.JOB_KIND)[0]
     assert jobs.wait_job(job.id).state == "done"
-    rep = runs.load_report(job.id)
+    rep = protocol.load_report(job.id)
     assert [s["name"] for s in rep["students"]] == ["linear-relabel", "rf"]  # forests are fitted once
     assert rep["config"]["synthesis"]["start"] == "blank"
 
@@ -96,9 +97,9 @@ def test_bad_choices_get_clear_messages(teacher_id):
 def test_browser_shows_the_f1_comparison_of_a_finished_run(teacher_id, workspace):
     from app_server import browser_page, running_app, screenshot, wait_rendered
 
-    cfg = runs.DistillConfig(teacher_id, "digits", SynthesisConfig(n=200, batch_size=20, max_steps=30),
+    cfg = protocol.DistillConfig(teacher_id, "digits", SynthesisConfig(n=200, batch_size=20, max_steps=30),
                              (StudentConfig(arch="linear", epochs=5, lr=0.01), StudentConfig(arch="cnn_s", epochs=5)))
-    assert runs.start_run(cfg, wait=True).state == "done"
+    assert protocol.start_run(cfg, wait=True).state == "done"
     with running_app(workspace) as url, browser_page() as page:  # a fresh server: the run reopens from disk
         page.goto(url)
         page.get_by_role("link", name="Student lab").click()
@@ -112,17 +113,17 @@ def test_browser_shows_the_f1_comparison_of_a_finished_run(teacher_id, workspace
 
 def test_preset_d_runs_from_the_page(teacher_id, monkeypatch):
     from test_subset import fake_preset
-    from vizcore import subset
+    from vizcore.distill import presets
 
     calls = []
-    monkeypatch.setattr(subset, "class_subset_preset", fake_preset(calls))  # computed for real in test_subset.py
+    monkeypatch.setattr(presets, "class_subset_preset", fake_preset(calls))  # computed for real in test_subset.py
     at = open_page(teacher_id)
     at.selectbox(key="sl_sub_vs").set_value(3).run()
     assert any("two different classes" in e.value for e in at.error) and at.button(key="sl_sub_start").disabled
     at.selectbox(key="sl_sub_cls").set_value(3)
     at.selectbox(key="sl_sub_vs").set_value(8).run()
     at.button(key="sl_sub_start").click().run()
-    job = jobs.list_jobs(subset.JOB_KIND)[0]
+    job = jobs.list_jobs(presets.JOB_KIND)[0]
     assert jobs.wait_job(job.id).state == "done" and calls == [("cnn_s", 3, 8, 10)]
     at.run()
     assert not at.exception

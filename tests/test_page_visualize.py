@@ -12,12 +12,12 @@ import torch
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from vizcore import jobs
-from vizcore.visualize import (NPZ_NAME, Visualizations, bf16_is_fast, class_averages, per_class_mean, similarities,
+from vizcore.core import jobs
+from vizcore.explain.visualize import (NPZ_NAME, Visualizations, bf16_is_fast, class_averages, per_class_mean, similarities,
                                weight_images)
 from vizcore.zoo import ModelCard, save_model
 
-PAGE = "views/visualize.py"
+PAGE = "pages/visualize.py"
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 

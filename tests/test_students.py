@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from conftest import ROOT, assert_untouched, weights_snapshot
-from vizcore import jobs, runs, students
-from vizcore.students import StudentConfig, bias_only_student, train_student
-from vizcore.synthesis import SynthesisConfig, synthesize
+from vizcore.core import jobs
+from vizcore.distill import protocol, students
+from vizcore.distill.students import StudentConfig, bias_only_student, train_student
+from vizcore.distill.synthesis import SynthesisConfig, synthesize
 from vizcore.zoo import ModelCard, save_model
 
 AM = SynthesisConfig(method="generator-am", n=120, images_per_generator=12, max_steps=40, pre_steps=3, threshold=0.9)
@@ -59,7 +60,7 @@ def test_selection_keeps_the_best_holdout_checkpoint(synth):
 
 
 def test_bias_only_student_trains_only_the_biases(synth):
-    protos = runs._prototypes(synth)
+    protos = protocol._prototypes(synth)
     s = bias_only_student(protos, synth, StudentConfig(arch="linear", epochs=5, lr=0.1, batch_size=32))
     assert torch.equal(s.model.fc1.weight, protos.flatten(1))  # bit-identical
     assert float(s.model.fc1.bias.detach().abs().sum()) > 0  # the biases moved from zero
@@ -77,7 +78,7 @@ def test_protocol_reads_the_test_split_once_after_every_model_is_final(digits, d
         events.append("fit")
         return s
 
-    monkeypatch.setattr(runs, "fit_student", counting_fit)
+    monkeypatch.setattr(protocol, "fit_student", counting_fit)
     monkeypatch.setattr(students, "fit_student", counting_fit)
 
     def load_test():
@@ -88,10 +89,10 @@ def test_protocol_reads_the_test_split_once_after_every_model_is_final(digits, d
         events.append("train")
         return digits.train_x, digits.train_y
 
-    cfg = runs.DistillConfig("t", "digits", SynthesisConfig(method="generator-am", n=30, batch_size=15, max_steps=10),
+    cfg = protocol.DistillConfig("t", "digits", SynthesisConfig(method="generator-am", n=30, batch_size=15, max_steps=10),
                              (StudentConfig(arch="linear", epochs=2), StudentConfig(arch="rf")), sizes=(10,))
     before = weights_snapshot(digits_cnn)
-    rep = runs.run_distillation(digits_cnn, cfg, class_names=digits.class_names, input_shape=digits.input_shape,
+    rep = protocol.run_distillation(digits_cnn, cfg, class_names=digits.class_names, input_shape=digits.input_shape,
                                 load_test=load_test, load_train=load_train)
     assert_untouched(digits_cnn, before)
     # 2 students + 2 baselines + 1 synthetic and 1 real size-sweep model, all fitted before the one test read
@@ -102,10 +103,10 @@ def test_protocol_reads_the_test_split_once_after_every_model_is_final(digits, d
 
 def test_one_real_baseline_per_architecture(digits, digits_cnn):
     """Two settings of one architecture (stored labels, teacher in the loop) share one real-data baseline."""
-    cfg = runs.DistillConfig("t", "digits", SynthesisConfig(method="uniform-noise", n=60),
+    cfg = protocol.DistillConfig("t", "digits", SynthesisConfig(method="uniform-noise", n=60),
                              (StudentConfig(arch="linear", epochs=1), StudentConfig(arch="linear", epochs=1, relabel=True),
                               StudentConfig(arch="rf")), baseline=True)
-    rep = runs.run_distillation(digits_cnn, cfg, class_names=digits.class_names, input_shape=digits.input_shape,
+    rep = protocol.run_distillation(digits_cnn, cfg, class_names=digits.class_names, input_shape=digits.input_shape,
                                 load_test=lambda: (digits.test_x, digits.test_y),
                                 load_train=lambda: (digits.train_x, digits.train_y))
     assert [s["name"] for s in rep["students"]] == ["linear-soft", "linear-relabel", "rf"]
@@ -116,9 +117,9 @@ def test_data_free_run_never_reads_real_training_data(digits, digits_cnn):
     def forbidden():
         raise AssertionError("the real training split was read")
 
-    cfg = runs.DistillConfig("t", "digits", SynthesisConfig(method="generator-am", n=20, batch_size=10, max_steps=5),
+    cfg = protocol.DistillConfig("t", "digits", SynthesisConfig(method="generator-am", n=20, batch_size=10, max_steps=5),
                              (StudentConfig(arch="linear", epochs=1),), baseline=False)
-    rep = runs.run_distillation(digits_cnn, cfg, class_names=digits.class_names, input_shape=digits.input_shape,
+    rep = protocol.run_distillation(digits_cnn, cfg, class_names=digits.class_names, input_shape=digits.input_shape,
                                 load_test=lambda: (digits.test_x, digits.test_y), load_train=forbidden)
     assert rep["baselines"] == [] and rep["synthesis"]["used_real_data"] is False
 
@@ -131,32 +132,32 @@ def teacher_id(digits_cnn, digits, workspace):
 
 
 def test_cancel_mid_run_leaves_no_half_written_artifact(teacher_id):
-    cfg = runs.DistillConfig(teacher_id, "digits", SynthesisConfig(n=2000, images_per_generator=10, max_steps=500, threshold=0.9999),
+    cfg = protocol.DistillConfig(teacher_id, "digits", SynthesisConfig(n=2000, images_per_generator=10, max_steps=500, threshold=0.9999),
                              (StudentConfig(arch="linear", epochs=1),), baseline=False)
-    job = runs.start_run(cfg)
+    job = protocol.start_run(cfg)
     while jobs.get_job(job.id).progress <= 0:
         time.sleep(0.05)
     jobs.cancel_job(job.id)
     final = jobs.wait_job(job.id)
     assert final.state == "cancelled"
     assert sorted(p.name for p in final.dir.iterdir()) == ["cancel", "job.json"]
-    assert [r["state"] for r in runs.list_runs()] == ["cancelled"]
+    assert [r["state"] for r in protocol.list_runs()] == ["cancelled"]
 
 
 def test_finished_run_reopens_in_a_new_process(teacher_id, workspace):
-    cfg = runs.DistillConfig(teacher_id, "digits", SynthesisConfig(n=20, batch_size=10, max_steps=5),
+    cfg = protocol.DistillConfig(teacher_id, "digits", SynthesisConfig(n=20, batch_size=10, max_steps=5),
                              (StudentConfig(arch="linear", epochs=1),), baseline=False)
-    job = runs.start_run(cfg, wait=True)
+    job = protocol.start_run(cfg, wait=True)
     assert job.state == "done"
-    code = ("import json; from vizcore import runs; r = runs.list_runs()[0]; rep = runs.load_report(r['id']); "
-            "s = runs.load_synthetic(r['id']); print(json.dumps([r['state'], rep['students'][0]['accuracy'], len(s)]))")
+    code = ("import json; from vizcore import runs; r = protocol.list_runs()[0]; rep = protocol.load_report(r['id']); "
+            "s = protocol.load_synthetic(r['id']); print(json.dumps([r['state'], rep['students'][0]['accuracy'], len(s)]))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          env={**os.environ, "VIZCORE_HOME": str(workspace)})
     state, acc, n = json.loads(out.stdout)
     assert state == "done" and n == 20
-    assert acc == runs.load_report(job.id)["students"][0]["accuracy"]
-    assert runs.DistillConfig.from_json(jobs.get_job(job.id).config) == cfg
-    csv = runs.report_csv(runs.load_report(job.id))
+    assert acc == protocol.load_report(job.id)["students"][0]["accuracy"]
+    assert protocol.DistillConfig.from_json(jobs.get_job(job.id).config) == cfg
+    csv = protocol.report_csv(protocol.load_report(job.id))
     assert csv.splitlines()[0] == "role,model,class,precision,recall,f1,support" and len(csv.splitlines()) == 1 + 2 * 10
 
 
@@ -214,7 +215,7 @@ def test_relabel_teaches_the_teacher_view_of_bright_images(digits, digits_cnn, s
     in its loop agrees with it on real images far better than one trained on the stored labels alone."""
     from dataclasses import replace
 
-    from vizcore.synthesis import label_with_teacher
+    from vizcore.distill.synthesis import label_with_teacher
 
     dim = synth.images * 0.15
     labels, logits, probs = label_with_teacher(digits_cnn, dim)

@@ -7,8 +7,8 @@ import json
 import torch
 
 from conftest import assert_untouched, weights_snapshot
-from vizcore.subset import PIXEL_AM, _swap, binary_task, class_subset_preset
-from vizcore.synthesis import synthesize
+from vizcore.distill.presets import PIXEL_AM, _swap, binary_task, class_subset_preset
+from vizcore.distill.synthesis import synthesize
 from vizcore.train import TrainConfig
 from vizcore.zoo import ModelCard, save_model
 
@@ -66,17 +66,18 @@ def fake_preset(calls):
 
 def test_cli_preset_d_runs_the_preset_as_a_job_with_the_chosen_classes(digits, digits_linear, workspace, capsys,
                                                                        monkeypatch):
-    from vizcore import jobs, subset
+    from vizcore.core import jobs
+    from vizcore.distill import presets
     from vizcore.cli import main
 
     calls = []
-    monkeypatch.setattr(subset, "class_subset_preset", fake_preset(calls))  # the computation is tested above
+    monkeypatch.setattr(presets, "class_subset_preset", fake_preset(calls))  # the computation is tested above
     card = ModelCard(name="tiny-linear", dataset="digits", arch="linear", input_shape=list(digits.input_shape),
                      class_names=digits.class_names, metrics={"accuracy": 0.9}, hyperparameters={"epochs": 7})
     tid = save_model(digits_linear, card).id
     assert main(["distill-preset", "seed003-subset", "--teacher", tid, "--class", "5", "--versus", "6", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == FAKE
     assert calls == [("linear", 5, 6, 7)]  # the two-class teachers are trained like the teacher (its card)
-    assert [j.state for j in jobs.list_jobs(subset.JOB_KIND)] == ["done"]
+    assert [j.state for j in jobs.list_jobs(presets.JOB_KIND)] == ["done"]
     assert main(["distill-preset", "seed003-subset", "--teacher", tid, "--class", "5", "--versus", "5"]) == 2
     assert "two different classes" in capsys.readouterr().err

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from conftest import assert_untouched, weights_snapshot
-from vizcore.kegnet import diversity_loss
-from vizcore.synthesis import SynthesisConfig, SyntheticSet, label_with_teacher, penultimate_layer, synthesize
-from vizcore.train import Cancelled
+from vizcore.distill.kegnet import diversity_loss
+from vizcore.distill.synthesis import SynthesisConfig, SyntheticSet, label_with_teacher, penultimate_layer, synthesize
+from vizcore.core.progress import Cancelled
 
 SMALL = dict(n=20, batch_size=10, images_per_generator=10, max_steps=40, pre_steps=3, train_steps=12)
 
@@ -51,7 +51,7 @@ def test_generator_am_is_seeded(digits, digits_cnn):
 
 
 def _distance_to_real(model, images, labels, digits):
-    from vizcore.hooks import capture
+    from vizcore.core.hooks import capture
 
     layer = penultimate_layer(model)
     with torch.no_grad(), capture(model, [layer]) as f:
@@ -112,8 +112,8 @@ def test_bad_config_is_a_clear_error():
 def test_seed003_visualizations_keep_the_signed_weight_rows_and_teach_a_linear_student(digits, digits_linear):
     """Seed 003 sections 5.2-5.3: free-pixel ascent from blank keeps the negative half of a linear teacher's
     weights (0.1 x each row), and 10 images with soft targets retrain a linear student almost exactly."""
-    from vizcore.students import SEED003_STUDENT, train_student
-    from vizcore.synthesis import SEED003_VISUALIZE
+    from vizcore.distill.students import SEED003_STUDENT, train_student
+    from vizcore.distill.synthesis import SEED003_VISUALIZE
 
     cfg = SynthesisConfig(method="pixel-am", n=10, per_class=1, visualize=SEED003_VISUALIZE)
     s = synthesize(digits_linear, cfg, input_shape=digits.input_shape, class_names=digits.class_names)

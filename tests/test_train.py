@@ -5,7 +5,8 @@ import torch
 
 from vizcore import zoo
 from vizcore.models import build_model
-from vizcore.train import Cancelled, TrainConfig, fit, train_teacher
+from vizcore.train import TrainConfig, fit, train_teacher
+from vizcore.core.progress import Cancelled
 
 
 def test_fit_learns_digits(digits):

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from conftest import assert_untouched, weights_snapshot
-from vizcore.objectives import AscentState, class_logit, l2, total_variation
-from vizcore.train import Cancelled
-from vizcore.visualize import (VisualizeConfig, Visualizations, class_averages, class_visualizations,
+from vizcore.explain.objectives import AscentState, class_logit, l2, total_variation
+from vizcore.core.progress import Cancelled
+from vizcore.explain.visualize import (VisualizeConfig, Visualizations, class_averages, class_visualizations,
                                cosine_similarity, diversity, filter_visualization, input_gradients, similarities,
                                summary, weight_images)
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from vizcore import jobs
+from vizcore.core import jobs
 
 ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:", "done": ":material/check_circle:",
          "failed": ":material/error:", "cancelled": ":material/cancel:", "interrupted": ":material/warning:"}

@@ -35,7 +35,7 @@ def available_datasets() -> list[str]:
 
 def dataset_choices() -> list[str]:
     """Registry datasets found on this machine, then datasets the user uploaded to the workspace."""
-    from vizcore.workspace import workspace
+    from vizcore.core.workspace import workspace
 
     uploads = sorted(f"npz:{p}" for p in (workspace() / "datasets").glob("*.npz"))
     return available_datasets() + uploads

@@ -117,7 +117,7 @@ def _to_tensor(images: np.ndarray, scale: float) -> torch.Tensor:
 
 def workspace_data() -> Path:
     """The workspace folder where downloads and torchvision's staged raw files go."""
-    from vizcore.workspace import workspace
+    from vizcore.core.workspace import workspace
 
     return workspace() / "data"
 

@@ -17,22 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vizcore.core.progress import Cancelled, Progress
 from vizcore.data import Dataset, load_dataset
 from vizcore.metrics import evaluate_model
 from vizcore.models import build_model
 from vizcore.zoo import ModelCard, ModelEntry, save_model
-
-Progress = Callable[[float, str], None]
-
-
-def progress_span(progress: Progress | None, lo: float, hi: float) -> Progress | None:
-    """``progress`` for one stage of a longer job: the stage's fraction 0..1 is reported as ``lo..hi``."""
-    return (lambda f, msg="": progress(lo + (hi - lo) * f, msg)) if progress else None
-
-
-class Cancelled(Exception):
-    """Raised inside a long computation when its caller asked it to stop."""
-
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -20,7 +20,7 @@ from safetensors.torch import save as st_save_bytes
 from torch import nn
 
 from vizcore.models import ARCHITECTURES, ArchitectureError, build_model
-from vizcore.workspace import atomic_write, workspace, write_json
+from vizcore.core.workspace import atomic_write, workspace, write_json
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
 

@@ -5,21 +5,31 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from vizcore import runs, subset, zoo
+from vizcore import zoo
 from vizcore.cli import emit
+from vizcore.distill import presets, protocol
 from vizcore.distill.engine import LOSSES, MIXES
-from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD, DEFAULT_N, estimate_seconds
-from vizcore.distill.seed_tables import SEED003_FIGURES, SEED003_SYNTHESIS, SEED_PRESETS, TABLE1_STUDENTS, seed003_student
-from vizcore.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
-from vizcore.synthesis import METHODS, SynthesisConfig
+from vizcore.distill.methods import (
+    DEFAULT_ENGINE,
+    DEFAULT_METHOD,
+    DEFAULT_N,
+    estimate_seconds,
+)
+from vizcore.distill.seed_tables import (
+    SEED003_FIGURES,
+    SEED003_SYNTHESIS,
+    SEED_PRESETS,
+    seed003_student,
+)
+from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
+from vizcore.distill.synthesis import METHODS, SynthesisConfig
 
 
-
-def _run(config: runs.DistillConfig) -> dict:
-    job = runs.start_run(config, wait=True)
+def _run(config: protocol.DistillConfig) -> dict:
+    job = protocol.start_run(config, wait=True)
     if job.state != "done":
         raise ValueError(f"run {job.id} {job.state}: {job.error or job.message}")
-    return runs.load_report(job.id) | {"run_id": job.id}
+    return protocol.load_report(job.id) | {"run_id": job.id}
 
 
 def _compact(rep: dict) -> dict:
@@ -77,7 +87,7 @@ def _engine(args):
 def cmd_distill(args) -> None:
     entry = zoo.get_entry(args.teacher)
     archs = [a for s in args.student for a in s.split(",") if a] or [entry.card.arch]
-    cfg = runs.DistillConfig(teacher=entry.id, dataset=args.dataset or entry.card.dataset,
+    cfg = protocol.DistillConfig(teacher=entry.id, dataset=args.dataset or entry.card.dataset,
                              synthesis=_synthesis(args), students=_students(args, archs), baseline=not args.no_baseline,
                              sizes=tuple(args.sizes or ()), preset="bias-only" if args.bias_only else "",
                              engine=_engine(args))
@@ -112,7 +122,7 @@ def cmd_preset(args) -> None:
     ds = args.dataset or entry.card.dataset
     arch = entry.card.arch
     if args.table == "seed003-subset":  # seed 003 section 8: class-subset teachers, one visualization swapped
-        job = subset.start_subset_run(entry.id, ds, args.cls, args.versus, wait=True)
+        job = presets.start_subset_run(entry.id, ds, args.cls, args.versus, wait=True)
         if job.state != "done":
             raise ValueError(f"run {job.id} {job.state}: {job.error or job.message}")
         emit(job.result, args.json, _subset_text(job.result))
@@ -122,11 +132,11 @@ def cmd_preset(args) -> None:
         student = replace(student, **{k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("seed", args.seed))
                                       if v is not None})
         cfgs = [
-            runs.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, seed=args.seed), (student, replace(student, arch="mlp")),
+            protocol.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, seed=args.seed), (student, replace(student, arch="mlp")),
                                preset="bias-only"),
-            runs.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, method="weight-images", visualize=None),
+            protocol.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, method="weight-images", visualize=None),
                                (student,), baseline=False),
-            runs.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, method="class-averages", visualize=None),
+            protocol.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, method="class-averages", visualize=None),
                                (student,), baseline=False),
         ]
         outs = [_compact(_run(c)) for c in cfgs]
@@ -137,10 +147,10 @@ def cmd_preset(args) -> None:
     preset = SEED_PRESETS[args.table]
     args = _preset_args(args, preset)
     if args.table == "table1":  # one synthetic set, the teacher's architecture (CNN_ID) first, then seed 000's others
-        cfg = runs.DistillConfig(entry.id, ds, _synthesis(args), _students(args, tuple(dict.fromkeys((arch,) + preset.students))))
+        cfg = protocol.DistillConfig(entry.id, ds, _synthesis(args), _students(args, tuple(dict.fromkeys((arch,) + preset.students))))
     else:  # accuracy against size, each size beside a real subset of the same size
         sizes = tuple(s for s in preset.sizes if s < args.n) + (args.n,)
-        cfg = runs.DistillConfig(entry.id, ds, _synthesis(args), _students(args, (arch,)), sizes=sizes)
+        cfg = protocol.DistillConfig(entry.id, ds, _synthesis(args), _students(args, (arch,)), sizes=sizes)
     out = _compact(_run(cfg))
     out = {"preset": preset.name, "title": preset.title, "seed_figures": preset.seed_figures, **out}
     emit(out, args.json, _seed_text(preset, [out]))

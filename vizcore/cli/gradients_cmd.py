@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from vizcore.adversarial import PerturbConfig, perturbation_sweep
+from vizcore.explain.perturb import PerturbConfig, perturbation_sweep
 from vizcore.cli import add_model_args, emit, model_and_dataset
 from vizcore.data import class_index
-from vizcore.gradients import NORMS, OUTPUTS, class_filter_scores, rank_filters
+from vizcore.explain.gradients import NORMS, OUTPUTS, class_filter_scores, rank_filters
 
 
 def cmd_pg(args) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from vizcore.cli import add_model_args, emit, model_and_dataset
 from vizcore.data import class_index
-from vizcore.importance import (
+from vizcore.explain.importance import (
     StudyConfig,
     compare_rankings,
     default_layers,
     flatten_scores,
     pg_scores,
 )
-from vizcore.knockout import (
+from vizcore.explain.knockout import (
     KnockoutEvaluator,
     class_images,
     eval_subset,

@@ -6,7 +6,7 @@ import time
 
 from vizcore import data, zoo
 from vizcore.cli import emit
-from vizcore.visualize import PIXELS, PRECISIONS, VisualizeConfig, class_averages, class_visualizations, summary
+from vizcore.explain.visualize import PIXELS, PRECISIONS, VisualizeConfig, class_averages, class_visualizations, summary
 
 
 def cmd_visualize(args) -> None:

@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.generators import Generator
+from vizcore.core.progress import Cancelled, Progress
+from vizcore.distill.generators import Generator
 from vizcore.metrics import predict_logits
 from vizcore.models import model_device
-from vizcore.train import Cancelled, Progress
 
 LOSSES = ("kl", "l1")
 MIXES = ("none", "mixup", "cutmix", "both")
@@ -305,5 +305,5 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
         stats["bank"] = len(bank)
     return EngineResult(model=student, history=history, generator=G, bank=bank.images[:len(bank)] if bank else None,
                         selection={"score": best[0], "step": best[2], "history": [h[1] for h in history],
-                                   "holdout": int(len(hold_x))},
+                                   "holdout": len(hold_x)},
                         stats=stats, seconds=time.perf_counter() - start)

@@ -52,12 +52,12 @@ def step_seconds(teacher: nn.Module, arch: str, engine: EngineConfig, *, input_s
 
 
 def estimate_seconds(config, teacher: nn.Module | None = None) -> float:
-    """Seconds a :class:`~vizcore.runs.DistillConfig` will take here: its synthesis and every student, timed
+    """Seconds a :class:`~vizcore.distill.protocol.DistillConfig` will take here: its synthesis and every student, timed
     on a small probe of each (a few seconds) and scaled to the run's size."""
     from vizcore import zoo
-    from vizcore.hooks import frozen_copy
-    from vizcore.students import SKLEARN_STUDENTS
-    from vizcore.synthesis import synthesize
+    from vizcore.core.hooks import frozen_copy
+    from vizcore.distill.students import SKLEARN_STUDENTS
+    from vizcore.distill.synthesis import synthesize
 
     entry = zoo.get_entry(config.teacher)
     shape, names = tuple(entry.card.input_shape), list(entry.card.class_names)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from vizcore.students import SEED003_STUDENT, StudentConfig
-from vizcore.synthesis import SEED003_VISUALIZE, SynthesisConfig
+from vizcore.distill.students import SEED003_STUDENT, StudentConfig
+from vizcore.distill.synthesis import SEED003_VISUALIZE, SynthesisConfig
 
 TABLE1_STUDENTS = ("mlp3", "rf", "svm", "cnn_s", "cnn_l", "cnn_tiny")
 SEED000_ARCH = {"cnn": "CNN_ID", "cnn_s": "CNN_S", "cnn_l": "CNN_L", "cnn_tiny": "CNN_s", "mlp3": "MLP", "rf": "RF",

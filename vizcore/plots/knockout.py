@@ -48,7 +48,7 @@ def filter_score_bars(scores: Mapping[str, Sequence[float]], mask: Mapping[str, 
 def knockout_curves(curves: Sequence[dict], which: str = "class", title: str = "") -> go.Figure:
     """Error after knocking out k filters for each order; ``which`` is ``class`` or ``overall``.
 
-    ``curves`` are :meth:`vizcore.knockout.Curve.to_dict` dicts; a curve with a spread (the random order) is
+    ``curves`` are :meth:`vizcore.explain.knockout.Curve.to_dict` dicts; a curve with a spread (the random order) is
     drawn as its mean with a band of one standard deviation.
     """
     fig = go.Figure()

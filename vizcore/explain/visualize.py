@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.hooks import capture, frozen_copy, guarded
+from vizcore.core.hooks import capture, frozen_copy, guarded
 from vizcore.metrics import predict_logits
 from vizcore.models import model_device
-from vizcore.objectives import (AscentState, Objective, blur_, channel_mean, class_logit, class_logprob, jitter,
+from vizcore.explain.objectives import (AscentState, Objective, blur_, channel_mean, class_logit, class_logprob, jitter,
                                 l2, logit_mix, pixel_param, total_variation)
-from vizcore.train import Cancelled, Progress, progress_span
-from vizcore.workspace import atomic_write
+from vizcore.core.progress import Cancelled, Progress, progress_span
+from vizcore.core.workspace import atomic_write
 
 STARTS = ("blank", "grey", "noise", "mean")
 OBJECTIVES = ("logit", "logprob")
@@ -167,7 +167,7 @@ def _ascend(model: nn.Module, objective: Objective, start: torch.Tensor, config:
             cancelled: Callable[[], bool] | None = None, what: str = "ascent") -> tuple[torch.Tensor, torch.Tensor]:
     """Maximize ``objective`` from ``start`` for at most ``steps`` steps, all samples in one batch.
 
-    ``model`` is a :func:`~vizcore.hooks.frozen_copy` in ``config.precision``; the pixels stay float32.
+    ``model`` is a :func:`~vizcore.core.hooks.frozen_copy` in ``config.precision``; the pixels stay float32.
     ``stop(logits, rows, step, images)`` marks samples that are finished (checked on the image before each
     step); finished samples leave the batch. Returns the final images and the step each sample stopped at.
     """
@@ -483,7 +483,7 @@ def summary(vis: Visualizations, class_names: Sequence[str] | None = None) -> li
 def visualization_job(model: nn.Module, classes: Sequence[int], per_class: int, config: VisualizeConfig, *,
                       input_shape: Sequence[int], class_names: Sequence[str],
                       class_means: torch.Tensor | None = None) -> Callable:
-    """A :func:`vizcore.jobs.start_job` function: run :func:`class_visualizations`, write
+    """A :func:`vizcore.core.jobs.start_job` function: run :func:`class_visualizations`, write
     ``visualizations.npz`` into the job folder and return the per-class :func:`summary`."""
 
     def run(ctx) -> dict:

@@ -5,7 +5,7 @@ import streamlit as st
 
 from ui import state
 from ui.pg_inputs import pick_class, pick_image
-from vizcore import gradients as G
+from vizcore.explain import gradients as G
 from vizcore.models import conv_layers
 from vizcore.plots import gradients as P
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from vizcore.core.progress import Progress
 from vizcore.distill.engine import EngineConfig, distill
 from vizcore.distill.methods import engine_for
 from vizcore.models import build_model
-from vizcore.train import Progress
 
 
 def dfad_images(teacher: nn.Module, config, *, input_shape, num_classes: int, real=None,

@@ -2,7 +2,7 @@
 
 A job is a folder ``$VIZCORE_HOME/jobs/<id>/`` holding ``job.json`` (kind, title, config, state, progress,
 result) written atomically on every change. The work runs in a thread of the current process and writes its
-artifacts through :meth:`JobContext.path` + :func:`vizcore.workspace.atomic_write`, so a killed job leaves no
+artifacts through :meth:`JobContext.path` + :func:`vizcore.core.workspace.atomic_write`, so a killed job leaves no
 half-written file. A job found ``running`` whose process is gone is reported as ``interrupted``.
 """
 
@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from vizcore.train import Cancelled
-from vizcore.workspace import read_json, workspace, write_json
+from vizcore.core.progress import Cancelled
+from vizcore.core.workspace import read_json, workspace, write_json
 
 ACTIVE = ("queued", "running")
 _PROCESS_TOKEN = uuid.uuid4().hex

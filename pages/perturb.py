@@ -5,8 +5,8 @@ import streamlit as st
 from ui import state
 from ui.jobs_panel import progress_row
 from ui.pg_inputs import pick_class, pick_image
-from vizcore import adversarial as A
-from vizcore import jobs
+from vizcore.explain import perturb as A
+from vizcore.core import jobs
 from vizcore.plots import gradients as P
 from vizcore.plots.common import image_grid
 

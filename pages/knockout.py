@@ -9,13 +9,13 @@ import streamlit as st
 
 from ui import state
 from ui.jobs_panel import progress_row
-from vizcore import jobs
-from vizcore.importance import StudyConfig, compare_rankings, default_layers, pg_scores
-from vizcore.knockout import (KnockoutEvaluator, class_images, eval_subset, format_filters, knockable_layers,
+from vizcore.core import jobs
+from vizcore.explain.importance import StudyConfig, compare_rankings, default_layers, pg_scores
+from vizcore.explain.knockout import (KnockoutEvaluator, class_images, eval_subset, format_filters, knockable_layers,
                               parse_filters)
 from vizcore.plots.common import confusion_heatmap
 from vizcore.plots.knockout import class_accuracy_bars, filter_score_bars, knockout_curves
-from vizcore.workspace import read_json, write_json
+from vizcore.core.workspace import read_json, write_json
 
 MASK_KEY = "knockout_mask"  # {layer: [filter indices]}; the prediction-gradients page highlights these
 EVAL_SIZES = {"500 images": 500, "2,000 images": 2000, "whole test set": 0}

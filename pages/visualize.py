@@ -9,12 +9,12 @@ import torch
 
 from ui import state
 from ui.jobs_panel import job_panel
-from vizcore import jobs
+from vizcore.core import jobs
 from vizcore.models import conv_layers, dense_layers, layer_table, model_device
 from vizcore.plots.common import image_grid, stretch_contrast
 from vizcore.plots.visualize import (comparison_figure, grid_png, similarity_bars, softmax_bars,
                                      visualization_grid)
-from vizcore.visualize import (NPZ_NAME, VisualizeConfig, Visualizations, bf16_is_fast, class_averages,
+from vizcore.explain.visualize import (NPZ_NAME, VisualizeConfig, Visualizations, bf16_is_fast, class_averages,
                                filter_visualization, per_class_mean, similarities, summary, visualization_job,
                                weight_images)
 

@@ -6,10 +6,11 @@ import streamlit as st
 
 from ui import state
 from ui.jobs_panel import job_panel
-from vizcore import data, jobs, zoo
+from vizcore import data, zoo
+from vizcore.core import jobs
 from vizcore.models import ARCHITECTURES
 from vizcore.train import TrainConfig, train_teacher
-from vizcore.workspace import atomic_write, workspace
+from vizcore.core.workspace import atomic_write, workspace
 
 ds, entry, _ = state.current()
 st.title("Models & data")

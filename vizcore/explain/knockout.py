@@ -9,7 +9,7 @@ network do on this evaluation set with these filters removed" quickly enough for
   output by the contribution of the knocked channels, so ``N``'s output is the cached one minus a small
   convolution (or matrix product) over the knocked channels alone; the rest of the network runs from there.
 * any other model (a TorchScript upload, a nested module) falls back to a full forward pass with
-  :func:`vizcore.hooks.channel_mask`.
+  :func:`vizcore.core.hooks.channel_mask`.
 
 Both paths hold the model's lock, so sessions sharing one cached model each get their own serial result.
 """
@@ -25,12 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.hooks import channel_mask, guarded
+from vizcore.core.hooks import channel_mask, guarded
+from vizcore.core.progress import check_cancelled
 from vizcore.models import model_device
 
 Mask = Mapping[str, Sequence[int]]
-Progress = Callable[[float, str], None]
-
 # Modules that act on each channel separately, so a knocked channel stays a function of itself alone.
 _CHANNELWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.MaxPool2d, nn.AvgPool2d,
                 nn.Dropout, nn.Identity, nn.Flatten, nn.BatchNorm2d, nn.BatchNorm1d)
@@ -307,12 +306,6 @@ class Curve:
         if self.class_error_std is not None:
             d |= {"class_error_std": self.class_error_std, "overall_error_std": self.overall_error_std}
         return d
-
-
-def check_cancelled(cancelled: Callable[[], bool] | None) -> None:
-    if cancelled and cancelled():
-        from vizcore.train import Cancelled
-        raise Cancelled()
 
 
 def knockout_curve(evaluator: KnockoutEvaluator, order: Sequence[tuple[str, int]], target: int, max_k: int,

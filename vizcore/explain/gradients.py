@@ -3,7 +3,7 @@
 PG(a) = d y_c / d a, with y the softmax probability (the seed's choice) or the pre-softmax logit. Gradients come
 from captum's ``LayerGradientXActivation(..., multiply_by_inputs=False)``, which returns exactly d y / d a and
 removes its hooks itself; every call here also holds the model's lock and restores its mode
-(:func:`vizcore.hooks.guarded`), so the shared model is never left changed.
+(:func:`vizcore.core.hooks.guarded`), so the shared model is never left changed.
 
 A conv layer's *feature map* is the output of its activation function (``conv1`` -> ``act1``): the unit
 ``a = act(conv(x))`` the seed differentiates. Knocking a conv channel out zeroes that map too, since every
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from captum.attr import LayerGradientXActivation, Saliency
 from torch import nn
 
-from vizcore.hooks import capture, guarded
+from vizcore.core.hooks import capture, guarded
 from vizcore.models import conv_layers, model_device
 
 Output = Literal["prob", "logit"]

@@ -20,17 +20,29 @@ import torch
 from safetensors.torch import save as st_save_bytes
 from torch import nn
 
+from vizcore.core.hooks import frozen_copy, guarded
+from vizcore.core.jobs import JobInfo, get_job, list_jobs, start_job
+from vizcore.core.progress import Progress, progress_span
+from vizcore.core.workspace import atomic_write, read_json, write_json
 from vizcore.distill.engine import EngineConfig, distill
 from vizcore.distill.methods import engine_for, is_online
-from vizcore.hooks import frozen_copy, guarded
-from vizcore.jobs import JobInfo, get_job, list_jobs, start_job
+from vizcore.distill.students import (
+    SKLEARN_STUDENTS,
+    Student,
+    StudentConfig,
+    bias_only_student,
+    fit_student,
+    holdout_split,
+    train_student,
+)
+from vizcore.distill.synthesis import (
+    SynthesisConfig,
+    SyntheticSet,
+    label_with_teacher,
+    synthesize,
+)
 from vizcore.metrics import classification_report, predict_logits
 from vizcore.models import build_model
-from vizcore.students import (SKLEARN_STUDENTS, Student, StudentConfig, bias_only_student, fit_student,
-                              holdout_split, train_student)
-from vizcore.synthesis import SynthesisConfig, SyntheticSet, label_with_teacher, synthesize
-from vizcore.train import Progress, progress_span
-from vizcore.workspace import atomic_write, read_json, write_json
 
 JOB_KIND = "distill"
 Split = tuple[torch.Tensor, torch.Tensor]

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.generators import Decoder, Generator
+from vizcore.distill.generators import Decoder, Generator
 from vizcore.models import model_device
-from vizcore.train import Cancelled, Progress
+from vizcore.core.progress import Cancelled, Progress
 
 
 def diversity_loss(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.generators import Generator
-from vizcore.hooks import capture, frozen_copy, guarded
+from vizcore.distill.generators import Generator
+from vizcore.core.hooks import capture, frozen_copy, guarded
 from vizcore.metrics import predict_logits
 from vizcore.models import model_device
-from vizcore.train import Cancelled, Progress, progress_span
-from vizcore.visualize import VisualizeConfig
-from vizcore.workspace import atomic_write
+from vizcore.core.progress import Cancelled, Progress, progress_span
+from vizcore.explain.visualize import VisualizeConfig
+from vizcore.core.workspace import atomic_write
 
 METHODS = ("mixed-am", "generator-am", "kegnet", "dfad", "pixel-am", "weight-images", "class-averages", "uniform-noise")
 METHOD_LABELS = {
@@ -61,7 +61,7 @@ class SynthesisConfig:
     ``beta=None`` means the paper's choice: 0 for digit data, 1 otherwise.
     ``start``: where pixel AM starts ('blank' as seed 003 argues: its pictures keep real images' dark
     background; 'noise' for textured ones). ``visualize``: pixel AM's full
-    :class:`~vizcore.visualize.VisualizeConfig` (None: built from the fields above); with ``pixel='free'`` the
+    :class:`~vizcore.explain.visualize.VisualizeConfig` (None: built from the fields above); with ``pixel='free'`` the
     images keep their unbounded values (seed 003, see ``SEED003_VISUALIZE``).
     """
 
@@ -259,7 +259,7 @@ def generator_am(teacher: nn.Module, config: SynthesisConfig, *, input_shape, nu
 def _pixel_am(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
     """Issue 3's pixel-space class visualizations as the dataset (seed 003 sections 5.2-5.3): from
     ``config.start`` (blank by default), several per class with seed 000's attraction-repulsion first."""
-    from vizcore.visualize import bf16_is_fast, class_visualizations
+    from vizcore.explain.visualize import bf16_is_fast, class_visualizations
 
     per_class = config.per_class or max(1, config.n // num_classes)
     many = per_class > 1
@@ -293,7 +293,7 @@ def _mixed_am(teacher, config, *, input_shape, num_classes, real=None, progress=
 def _weight_images(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
     """Seed 003 section 9: output-neuron weight rows (effective weights for deeper models) shown as images,
     min-max scaled together to [0, 1], used as training data."""
-    from vizcore.visualize import weight_images
+    from vizcore.explain.visualize import weight_images
 
     w = weight_images(teacher, torch.zeros(1, *input_shape)).images
     return (w - w.min()) / (w.max() - w.min()).clamp(min=1e-12), {}
@@ -301,7 +301,7 @@ def _weight_images(teacher, config, *, input_shape, num_classes, real=None, prog
 
 def _class_averages(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):
     """Seed 003 section 7: the mean real training image of each class (not data-free)."""
-    from vizcore.visualize import class_averages
+    from vizcore.explain.visualize import class_averages
 
     return class_averages(real[0], real[1], num_classes), {}
 
@@ -312,13 +312,13 @@ def _uniform_noise(teacher, config, *, input_shape, num_classes, real=None, prog
 
 
 def _kegnet(teacher, config, **kw):
-    from vizcore.kegnet import kegnet_images
+    from vizcore.distill.kegnet import kegnet_images
 
     return kegnet_images(teacher, config, **kw)
 
 
 def _dfad(teacher, config, **kw):
-    from vizcore.dfad import dfad_images
+    from vizcore.distill.dfad import dfad_images
 
     return dfad_images(teacher, config, **kw)
 

@@ -2,7 +2,7 @@
 
 Each ranking scores every filter of the chosen layers for one class (higher = more important):
 
-* ``pg``: class-averaged prediction-gradient norm (seed 002 section 4.2.2, from :mod:`vizcore.gradients`);
+* ``pg``: class-averaged prediction-gradient norm (seed 002 section 4.2.2, from :mod:`vizcore.explain.gradients`);
 * ``weight_l1``: L1 norm of the filter's weights (the classic pruning criterion);
 * ``taylor``: first-order Taylor estimate of the loss change, mean over images of
   |mean over positions of activation x d loss / d activation| (Molchanov et al. 2017);
@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 from torch import nn
 
-from vizcore.hooks import capture, guarded
-from vizcore.knockout import Curve, KnockoutEvaluator, knockable_layers, knockout_curve, random_curve, check_cancelled
+from vizcore.core.hooks import capture, guarded
+from vizcore.explain.knockout import Curve, KnockoutEvaluator, knockable_layers, knockout_curve, random_curve
+from vizcore.core.progress import check_cancelled
 from vizcore.models import conv_layers, model_device
 
 Scores = dict[str, torch.Tensor]  # layer -> (C,) score per filter
@@ -39,14 +40,14 @@ def default_layers(model: nn.Module) -> list[str]:
 
 def flatten_scores(scores: Scores) -> list[tuple[str, int, float]]:
     """Every (layer, filter, score), most important first (ties keep network order)."""
-    from vizcore.gradients import rank_filters
+    from vizcore.explain.gradients import rank_filters
 
     return rank_filters(scores, descending=True)
 
 
 def pg_scores(model: nn.Module, x: torch.Tensor, target: int, layers: Sequence[str], norm: str = "fro") -> Scores:
-    """Class-averaged PG score per filter (issue 4's :func:`vizcore.gradients.class_filter_scores`)."""
-    from vizcore.gradients import class_filter_scores
+    """Class-averaged PG score per filter (issue 4's :func:`vizcore.explain.gradients.class_filter_scores`)."""
+    from vizcore.explain.gradients import class_filter_scores
 
     scores = class_filter_scores(model, x, target, layers=list(layers), norm=norm)
     return {n: scores[n].detach().float().cpu() for n in layers}

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from vizcore.gradients import input_gradient, n_classes
+from vizcore.explain.gradients import input_gradient, n_classes
 from vizcore.metrics import predict_logits
-from vizcore.train import Cancelled
+from vizcore.core.progress import Cancelled
 
 
 @dataclass(frozen=True)

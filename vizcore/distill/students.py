@@ -18,7 +18,8 @@ from torch import nn
 
 from vizcore.metrics import predict_logits
 from vizcore.models import ARCHITECTURES, build_model
-from vizcore.train import Cancelled, Progress, TrainConfig, fit
+from vizcore.train import TrainConfig, fit
+from vizcore.core.progress import Cancelled, Progress
 
 SKLEARN_STUDENTS = ("svm", "rf")
 STUDENT_KINDS = tuple(ARCHITECTURES) + SKLEARN_STUDENTS
@@ -194,7 +195,7 @@ def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft
 
 def train_student(synth, config: StudentConfig, *, teacher: nn.Module | None = None, progress: Progress | None = None,
                   cancelled: Callable[[], bool] | None = None) -> Student:
-    """Train a student on a :class:`~vizcore.synthesis.SyntheticSet`, selected by hold-out agreement.
+    """Train a student on a :class:`~vizcore.distill.synthesis.SyntheticSet`, selected by hold-out agreement.
 
     ``teacher`` (a frozen copy) is needed by ``config.relabel`` only; the hold-out keeps its stored labels.
     """

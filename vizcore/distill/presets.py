@@ -19,9 +19,10 @@ from torch import nn
 
 from vizcore.metrics import classification_report, predict_logits
 from vizcore.models import build_model
-from vizcore.students import SEED003_STUDENT, StudentConfig, train_student
-from vizcore.synthesis import SEED003_VISUALIZE, SynthesisConfig, SyntheticSet, label_with_teacher, synthesize
-from vizcore.train import Progress, TrainConfig, fit
+from vizcore.distill.students import SEED003_STUDENT, StudentConfig, train_student
+from vizcore.distill.synthesis import SEED003_VISUALIZE, SynthesisConfig, SyntheticSet, label_with_teacher, synthesize
+from vizcore.train import TrainConfig, fit
+from vizcore.core.progress import Progress
 
 Split = tuple[torch.Tensor, torch.Tensor]
 PIXEL_AM = SynthesisConfig(method="pixel-am", n=10, per_class=1, visualize=SEED003_VISUALIZE)
@@ -110,7 +111,7 @@ def start_subset_run(teacher_id: str, dataset: str, cls: int = 3, versus: int = 
     teachers are trained like the teacher (the hyperparameters on its model card)."""
     from vizcore import zoo
     from vizcore.data import load_dataset
-    from vizcore.jobs import start_job
+    from vizcore.core.jobs import start_job
 
     entry = zoo.get_entry(teacher_id)
     k = len(entry.card.class_names)

@@ -10,12 +10,23 @@ import streamlit as st
 
 from ui import state
 from ui.jobs_panel import job_panel
-from vizcore import runs, subset
-from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD, DEFAULT_N, estimate_seconds, is_online
+from vizcore.distill import presets, protocol
+from vizcore.distill.methods import (
+    DEFAULT_ENGINE,
+    DEFAULT_METHOD,
+    DEFAULT_N,
+    estimate_seconds,
+    is_online,
+)
+from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
+from vizcore.distill.synthesis import METHOD_LABELS, SynthesisConfig
 from vizcore.plots.common import confusion_heatmap
-from vizcore.plots.students import accuracy_vs_size, agreement_curves, f1_curves, synthetic_gallery
-from vizcore.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
-from vizcore.synthesis import METHOD_LABELS, SynthesisConfig
+from vizcore.plots.students import (
+    accuracy_vs_size,
+    agreement_curves,
+    f1_curves,
+    synthetic_gallery,
+)
 
 st.title("Student lab")
 st.caption("Generate images from the teacher alone, train new models (students) on them, and compare them with the "
@@ -106,7 +117,7 @@ with new_tab:
     sweep = st.text_input("Accuracy against size: also train the first student on the first N images (optional)",
                           placeholder="e.g. 200, 500, 1000", key="sl_sizes",
                           help="each size also trains the same student on that many real images (seed 000 Table 2)")
-    active = [j for j in runs.list_runs() if j["state"] in ("queued", "running")]
+    active = [j for j in protocol.list_runs() if j["state"] in ("queued", "running")]
     try:
         parts = sweep.replace(",", " ").split()
         if not all(v.isdigit() for v in parts):
@@ -114,7 +125,7 @@ with new_tab:
         sizes = tuple(int(v) for v in parts)
         if any(v < 1 or v > opts["n"] for v in sizes):
             raise ValueError(f"sizes must lie between 1 and the synthetic set's {opts['n']} images")
-        cfg = runs.DistillConfig(
+        cfg = protocol.DistillConfig(
             teacher=entry.id, dataset=ds.name, synthesis=SynthesisConfig(method=method, **opts),
             students=tuple(StudentConfig(arch=a, labels=labels, epochs=epochs,
                                          relabel=relabel and a not in SKLEARN_STUDENTS) for a in archs),
@@ -132,7 +143,7 @@ with new_tab:
         e2.info(f"Estimated {known[1] / 60:.1f} min on this machine (a short probe of synthesis and training).")
     if st.button("Start run", type="primary", key="sl_start", disabled=bool(problem) or bool(active),
                  help="one run at a time" if active else None):
-        runs.start_run(cfg)
+        protocol.start_run(cfg)
         st.rerun()
 
     def show_result(job):
@@ -143,11 +154,11 @@ with new_tab:
                    + ". Compare it on *Runs and comparison*.")
 
     def show_live(job):
-        path = runs.run_dir(job.id) / "live.json"
+        path = protocol.run_dir(job.id) / "live.json"
         if path.exists():
             st.plotly_chart(agreement_curves(json.loads(path.read_text())), key=f"sl_live_{job.id}")
 
-    job_panel(runs.JOB_KIND, show_result, limit=3, show_active=show_live)
+    job_panel(protocol.JOB_KIND, show_result, limit=3, show_active=show_live)
 
     with st.expander("Seed 003 preset (d): a class-subset teacher, and one class's visualization swapped in"):
         st.caption("Trains two-class teachers of the teacher's architecture on real images (class vs one other "
@@ -160,7 +171,7 @@ with new_tab:
         if cls == versus:
             st.error("Choose two different classes.")
         if st.button("Start preset (d)", key="sl_sub_start", disabled=cls == versus):
-            subset.start_subset_run(entry.id, ds.name, cls, versus)
+            presets.start_subset_run(entry.id, ds.name, cls, versus)
             st.rerun()
 
         def show_subset(job):
@@ -168,11 +179,11 @@ with new_tab:
             st.dataframe(pd.DataFrame(job.result["ten_class"]).drop(columns=["f1"]), hide_index=True,
                          key=f"sl_sub_ten_{job.id}")
 
-        job_panel(subset.JOB_KIND, show_subset, limit=1)
+        job_panel(presets.JOB_KIND, show_subset, limit=1)
 
 
 with runs_tab:
-    rows = runs.list_runs()
+    rows = protocol.list_runs()
     done = [r for r in rows if r["state"] == "done"]
     if not rows:
         st.info("No runs yet: start one on *New run*.")
@@ -188,7 +199,7 @@ with runs_tab:
     if not chosen:
         st.info("Pick at least one finished run.")
         st.stop()
-    reports = {rid: runs.load_report(rid) for rid in chosen}
+    reports = {rid: protocol.load_report(rid) for rid in chosen}
     series, acc_rows = [], []
     for rid, rep in reports.items():
         tag = f"{rep['config']['synthesis']['method']} x{rep['synthesis']['n']}" if len(reports) > 1 else ""
@@ -215,7 +226,7 @@ with runs_tab:
     which = left.selectbox("Confusion matrix of", list(models), key="sl_confusion_model")
     left.plotly_chart(confusion_heatmap(models[which]["confusion"], rep["class_names"], title=which), key="sl_confusion")
     with right:
-        per = pd.DataFrame(runs.report_rows(rep))
+        per = pd.DataFrame(protocol.report_rows(rep))
         st.dataframe(per[per["model"] == which.removesuffix(" (teacher)")].drop(columns=["role"]), hide_index=True,
                      height=380)
     if rep.get("live"):
@@ -223,15 +234,15 @@ with runs_tab:
     if rep["sweep"]:
         st.plotly_chart(accuracy_vs_size(rep["sweep"], rep["teacher"]["accuracy"]), key="sl_sweep")
     d1, d2, d3 = st.columns(3)
-    d1.download_button("Per-class table (CSV)", runs.report_csv(rep), f"{rid}.csv", "text/csv", key="sl_csv")
+    d1.download_button("Per-class table (CSV)", protocol.report_csv(rep), f"{rid}.csv", "text/csv", key="sl_csv")
     d2.download_button("Report (JSON)", json.dumps(rep, indent=1), f"{rid}.json", "application/json", key="sl_json")
-    npz = runs.run_dir(rid) / "synthetic.npz"
+    npz = protocol.run_dir(rid) / "synthetic.npz"
     d3.download_button("Synthetic set (.npz)", npz.read_bytes(), f"{rid}-synthetic.npz", key="sl_npz")
 
     @st.fragment
     def gallery():
         per_class = st.slider("Images per class", 1, 10, 4, key="sl_gallery_n")
-        synth = runs.load_synthetic(rid)
+        synth = protocol.load_synthetic(rid)
         st.plotly_chart(synthetic_gallery(synth.images, synth.probs, synth.class_names, per_class), key="sl_gallery")
         st.caption("Title: the teacher's label and its softmax probability (the soft label's top entry).")
 

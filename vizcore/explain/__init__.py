@@ -1,0 +1,1 @@
+"""Interpretability methods: class and filter visualizations, prediction gradients, perturbations, knockouts."""
