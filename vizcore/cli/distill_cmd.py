@@ -117,42 +117,45 @@ def _seed_text(preset, outs: list[dict]) -> str:
     return "\n".join(lines) + "\n" + "\n\n".join(_text(o) for o in outs)
 
 
+def preset_configs(args, entry) -> list[protocol.DistillConfig]:
+    """The runs of a preset: the paper's settings wherever the user gave no option."""
+    ds, arch = args.dataset or entry.card.dataset, entry.card.arch
+    if args.table == "seed003":  # visualizations / weight images / class averages; deeper student; bias-only
+        student = replace(seed003_student(arch), **{k: v for k, v in (("epochs", args.epochs), ("lr", args.lr),
+                                                                      ("seed", args.seed)) if v is not None})
+        return [
+            protocol.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, seed=args.seed),
+                                   (student, replace(student, arch="mlp")), preset="bias-only"),
+            protocol.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, method="weight-images", visualize=None),
+                                   (student,), baseline=False),
+            protocol.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, method="class-averages", visualize=None),
+                                   (student,), baseline=False),
+        ]
+    preset = SEED_PRESETS[args.table]
+    args = _preset_args(args, preset)
+    if args.table == "table1":  # one synthetic set, the teacher's architecture (CNN_ID) first, then seed 000's others
+        return [protocol.DistillConfig(entry.id, ds, _synthesis(args),
+                                       _students(args, tuple(dict.fromkeys((arch,) + preset.students))))]
+    sizes = tuple(s for s in preset.sizes if s < args.n) + (args.n,)  # each beside a real subset of its size
+    return [protocol.DistillConfig(entry.id, ds, _synthesis(args), _students(args, (arch,)), sizes=sizes)]
+
+
 def cmd_preset(args) -> None:
     entry = zoo.get_entry(args.teacher)
-    ds = args.dataset or entry.card.dataset
-    arch = entry.card.arch
     if args.table == "seed003-subset":  # seed 003 section 8: class-subset teachers, one visualization swapped
-        job = presets.start_subset_run(entry.id, ds, args.cls, args.versus, wait=True)
+        job = presets.start_subset_run(entry.id, args.dataset or entry.card.dataset, args.cls, args.versus, wait=True)
         if job.state != "done":
             raise ValueError(f"run {job.id} {job.state}: {job.error or job.message}")
         emit(job.result, args.json, _subset_text(job.result))
         return
-    if args.table == "seed003":  # seed 003: visualizations / weight images / class averages; deeper student; bias-only
-        student = seed003_student(arch)
-        student = replace(student, **{k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("seed", args.seed))
-                                      if v is not None})
-        cfgs = [
-            protocol.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, seed=args.seed), (student, replace(student, arch="mlp")),
-                               preset="bias-only"),
-            protocol.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, method="weight-images", visualize=None),
-                               (student,), baseline=False),
-            protocol.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, method="class-averages", visualize=None),
-                               (student,), baseline=False),
-        ]
-        outs = [_compact(_run(c)) for c in cfgs]
+    outs = [_compact(_run(c)) for c in preset_configs(args, entry)]
+    if args.table == "seed003":
         emit({"seed_figures": SEED003_FIGURES, "runs": outs}, args.json,
-             "seed 003 (MNIST / Fashion-MNIST linear): " + ", ".join(f"{k} {v} %" for k, v in SEED003_FIGURES.items())
+             "seed 003 (linear teachers): " + ", ".join(f"{k} {v} %" for k, v in SEED003_FIGURES.items())
              + "\n" + "\n\n".join(_text(o) for o in outs))
         return
     preset = SEED_PRESETS[args.table]
-    args = _preset_args(args, preset)
-    if args.table == "table1":  # one synthetic set, the teacher's architecture (CNN_ID) first, then seed 000's others
-        cfg = protocol.DistillConfig(entry.id, ds, _synthesis(args), _students(args, tuple(dict.fromkeys((arch,) + preset.students))))
-    else:  # accuracy against size, each size beside a real subset of the same size
-        sizes = tuple(s for s in preset.sizes if s < args.n) + (args.n,)
-        cfg = protocol.DistillConfig(entry.id, ds, _synthesis(args), _students(args, (arch,)), sizes=sizes)
-    out = _compact(_run(cfg))
-    out = {"preset": preset.name, "title": preset.title, "seed_figures": preset.seed_figures, **out}
+    out = {"preset": preset.name, "title": preset.title, "seed_figures": preset.seed_figures, **outs[0]}
     emit(out, args.json, _seed_text(preset, [out]))
 
 

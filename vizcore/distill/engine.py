@@ -216,8 +216,10 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
 
     ``images``: a fixed synthetic set to sample from (with ``config.generator`` it is replayed beside the
     generator's images, as a warm memory bank). ``holdout``: synthetic images never trained on, on which
-    the agreement with the teacher is measured at every checkpoint (without one, the generator's images
-    drawn at each checkpoint and never trained on form it). The best checkpoint is kept.
+    the agreement with the teacher is measured at every checkpoint; the best checkpoint is kept. Without
+    one, the agreement is measured on a fresh generator batch each time, or on the fixed set itself when
+    there is no generator (not comparable across checkpoints, so the last checkpoint is kept).
+    ``on_checkpoint(step, agreement)`` is called at every checkpoint (the live curve).
     """
     if images is None and not config.generator:
         raise ValueError("the engine needs a fixed synthetic set, a generator, or both")
@@ -284,8 +286,11 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
         sched.step()
         stats["images_seen"] += len(x)
         if step % every == 0 or step == config.steps:
-            if holdout is None:  # no fixed hold-out: the generator's fresh images of this moment, never trained on
+            if holdout is None and G is not None:  # the generator's fresh images of this moment, never trained on
                 hold_x = fresh(bs).cpu()
+                hold_t = predict_logits(teacher, hold_x).argmax(1)
+            elif hold_x is None:  # a set too small to hold any out: agreement on (some of) its own images
+                hold_x = pool[:512].cpu()
                 hold_t = predict_logits(teacher, hold_x).argmax(1)
             student.eval()
             score = agreement(student, hold_x, hold_t)
