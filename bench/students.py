@@ -46,11 +46,11 @@ def run(teacher_id: str, ds, synthesis: SynthesisConfig, students, baseline=True
 
 def defaults(teacher_id: str, ds, arch: str, n: int) -> dict:
     """``python -m vizcore distill --teacher T --n N --student ARCH`` with every other option at its default."""
-    from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD
+    from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD, METHOD_DEFAULTS
 
     t0 = time.perf_counter()
-    out = run(teacher_id, ds, SynthesisConfig(method=DEFAULT_METHOD, n=n), [StudentConfig(arch=arch)],
-              engine=DEFAULT_ENGINE)
+    out = run(teacher_id, ds, SynthesisConfig(method=DEFAULT_METHOD, n=n, **METHOD_DEFAULTS.get(DEFAULT_METHOD, {})),
+              [StudentConfig(arch=arch)], engine=DEFAULT_ENGINE)
     return {**out, "wall_seconds": round(time.perf_counter() - t0, 1), "engine_steps": DEFAULT_ENGINE.steps}
 
 
@@ -58,9 +58,9 @@ def methods_table(teacher_id: str, ds, n: int, steps: int, methods: list[str]) -
     """Every image source through the same engine, budget and protocol (accuracy, ratio, seconds)."""
     from dataclasses import replace as dc_replace
 
-    from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD
+    from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD, METHOD_DEFAULTS
 
-    extra = {"generator-am": dict(max_steps=60), "mixed-am": MIXED_AM, "pixel-am": {}, "kegnet": {}, "dfad": {}}
+    extra = {"generator-am": dict(max_steps=60), **METHOD_DEFAULTS}
     engine = dc_replace(DEFAULT_ENGINE, steps=steps)
     rows = []
     for m in methods:

@@ -46,7 +46,8 @@ class EngineConfig:
     losses: student-teacher discrepancy (DFAD), cross-entropy to the teacher's own argmax and the negative
     entropy of the batch's mean prediction (DAFL's L_oh and L_ie). ``bank``: the memory bank keeps this many
     generated images (0: none); ``replay`` is the share of each batch drawn from the bank or fixed set.
-    ``shift``: random translation in pixels; ``brightness``: scale each image by a random factor up to
+    ``shift``: random translation in pixels (None: one pixel per 14 of the image's height, 2 for 28 x 28,
+    none for 8 x 8 digits); ``brightness``: scale each image by a random factor up to
     1 / its brightest pixel (activation maximization's pictures are dimmer than real ones); ``mix``: mixup / cutmix between images of a batch (``mix_share``
     of the batch), always relabelled by the teacher. ``checkpoints``: how often the hold-out agreement is
     measured (the best checkpoint is kept).
@@ -67,9 +68,9 @@ class EngineConfig:
     balance: float = 5.0
     bank: int = 0
     replay: float = 0.5
-    shift: int = 2
+    shift: int | None = None
     brightness: bool = True
-    mix: str = "both"
+    mix: str = "none"
     mix_share: float = 0.5
     checkpoints: int = 10
     seed: int = 0
@@ -248,6 +249,7 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
     stats = {"generator_steps": 0, "discrepancy": [], "images_seen": 0}
     every = max(1, config.steps // max(1, config.checkpoints))
     bs = config.batch_size
+    shift = config.shift if config.shift is not None else input_shape[-2] // 14
 
     def fresh(n: int) -> torch.Tensor:
         with torch.no_grad():
@@ -273,7 +275,7 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
                 picks.append(src[torch.randint(len(src), (m,), generator=gen)].to(dev))
             parts += picks
         x = torch.cat(parts)
-        x = shift_images(x, config.shift, gen)
+        x = shift_images(x, shift, gen)
         if config.brightness:
             x = brighten(x, gen)
         x = mix_images(x, config.mix, config.mix_share, gen)
