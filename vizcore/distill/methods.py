@@ -20,7 +20,8 @@ from vizcore.models import build_model
 
 # DFAD (Fang et al. 2019, section 3 and DFAD_mnist.py): generator against student, L1 between logits, five
 # student steps per generator step, no prior on the generator, no augmentation, the student on fresh images only.
-DFAD = dict(generator=True, loss="l1", adversarial=1.0, one_hot=0.0, balance=0.0, mix="none", shift=0, replay=0.0)
+DFAD = dict(generator=True, loss="l1", adversarial=1.0, one_hot=0.0, balance=0.0, mix="none", shift=0, replay=0.0,
+            brightness=False)
 ONLINE_METHODS = {"dfad": DFAD}
 
 # The default of the Student lab and of `distill`, chosen by measurement (bench/results/engine_log.jsonl):
