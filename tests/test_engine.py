@@ -46,6 +46,10 @@ def test_shift_translates_and_mix_keeps_the_unmixed_part():
     assert mixed.shape == y.shape and torch.equal(mixed[:4], y[:4])
     assert float(mixed.min()) >= 0 and float(mixed.max()) <= 1
     assert torch.equal(mix_images(y, "none", 0.5, gen), y)
+    for mode in ("mixup", "cutmix"):
+        assert mix_images(y, mode, 0.5, gen).shape == y.shape
+    rows = torch.rand(8, 5, generator=gen)  # feature rows (a table's teacher) can be mixed up too
+    assert mix_images(rows, "mixup", 0.5, gen).shape == rows.shape
 
 
 def test_generator_step_raises_the_student_teacher_discrepancy(digits, digits_cnn):

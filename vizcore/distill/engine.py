@@ -148,7 +148,7 @@ def mix_images(x: torch.Tensor, mode: str, share: float, gen: torch.Generator) -
     if k == 0:
         return x
     a, b = torch.randint(len(x), (2, k), generator=gen)
-    lam = torch.rand(k, 1, 1, 1, generator=gen).to(x.device)
+    lam = torch.rand(k, *(1,) * (x.dim() - 1), generator=gen).to(x.device)
     mixed = []
     if mode in ("mixup", "both"):
         mixed.append(lam * x[a] + (1 - lam) * x[b])
@@ -162,7 +162,8 @@ def mix_images(x: torch.Tensor, mode: str, share: float, gen: torch.Generator) -
         box = ((ys >= y0.view(k, 1, 1)) & (ys < (y0 + ch).view(k, 1, 1)) &
                (xs >= x0.view(k, 1, 1)) & (xs < (x0 + cw).view(k, 1, 1))).unsqueeze(1).to(x.device)
         mixed.append(torch.where(box, x[b], x[a]))
-    mixed = torch.cat(mixed)[torch.randperm(len(mixed) if mode != "both" else 2 * k, generator=gen)[:k]]
+    mixed = torch.cat(mixed)
+    mixed = mixed[torch.randperm(len(mixed), generator=gen)[:k]]
     return torch.cat([x[:len(x) - k], mixed])
 
 
@@ -249,7 +250,7 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
     stats = {"generator_steps": 0, "discrepancy": [], "images_seen": 0}
     every = max(1, config.steps // max(1, config.checkpoints))
     bs = config.batch_size
-    shift = config.shift if config.shift is not None else input_shape[-2] // 14
+    shift = config.shift if config.shift is not None else (input_shape[-2] // 14 if len(input_shape) == 3 else 0)
 
     def fresh(n: int) -> torch.Tensor:
         with torch.no_grad():
@@ -275,10 +276,12 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
                 picks.append(src[torch.randint(len(src), (m,), generator=gen)].to(dev))
             parts += picks
         x = torch.cat(parts)
-        x = shift_images(x, shift, gen)
-        if config.brightness:
-            x = brighten(x, gen)
-        x = mix_images(x, config.mix, config.mix_share, gen)
+        if x.dim() == 4:  # images; feature rows (tables) are only mixed
+            x = shift_images(x, shift, gen)
+            if config.brightness:
+                x = brighten(x, gen)
+        x = mix_images(x, config.mix if x.dim() == 4 else config.mix.replace("both", "mixup").replace("cutmix", "none"),
+                       config.mix_share, gen)
         with torch.no_grad():
             t = teacher(x)
         loss = discrepancy(student(x), t, config.loss, config.temperature)
