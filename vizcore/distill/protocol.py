@@ -142,6 +142,8 @@ def run_distillation(teacher: nn.Module, config: DistillConfig, *, class_names: 
         teacher, syn_cfg, input_shape=input_shape, class_names=class_names, dataset=config.dataset,
         teacher_id=config.teacher, real=real_train, progress=progress_span(progress, 0, 0.4), cancelled=cancelled)
     synth_seconds = time.perf_counter() - start
+    if out_dir and synth is not None:
+        synth.to_npz(Path(out_dir) / "synthetic.npz")
     twin = frozen_copy(teacher) if config.engine or any(sc.relabel for sc in config.students) else None
     students: list[Student] = []
     n_jobs = len(config.students) + bool(config.preset == "bias-only")
@@ -171,7 +173,7 @@ def run_distillation(teacher: nn.Module, config: DistillConfig, *, class_names: 
                 raise ValueError("an online method trains scikit-learn students on its bank: list a torch student first")
             trained[i] = train_student(synth, sc, teacher=twin, cancelled=cancelled, progress=span)
     students = [trained[i] for i in range(len(config.students))]
-    if out_dir:
+    if out_dir and online:
         synth.to_npz(Path(out_dir) / "synthetic.npz")
     if config.preset == "bias-only":
         students.append(bias_only_student(_prototypes(synth), synth, config.students[0], cancelled=cancelled,
