@@ -25,7 +25,7 @@ RING_SCALE = "YlOrRd"
 EDGE_RGB = "31,119,180"
 KNOCKED_GREY = "#9a9a9a"
 SELECTED = "#00b4d8"
-GAP = 3.0  # empty cells between two columns, where the edges run
+GAP = 2.4  # empty cells between two columns, where the edges run
 THUMB = 0.84  # thumbnail side in cells
 
 
@@ -57,7 +57,7 @@ def _layout(flow: NetworkFlow, rows: int) -> list[_Column]:
     cols, x = [], 0.0
     for layer in flow.layers:
         if layer.kind == "input":
-            side = min(rows, 6)
+            side = min(rows, 5)
             centers = np.array([[x + side / 2, rows / 2]])
             width = side
         elif layer.kind == "conv":
@@ -99,13 +99,13 @@ def _edge_traces(a: _Column, b: _Column, w: np.ndarray, keep: int) -> list[go.Sc
                        np.full(len(sel), np.nan)], 1).ravel()
         ys = np.stack([a.centers[i, 1], b.centers[j, 1], np.full(len(sel), np.nan)], 1).ravel()
         traces.append(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
-                                 line=dict(width=width, color=f"rgba({EDGE_RGB},{0.25 + 0.6 * hi:.2f})")))
+                                 line=dict(width=width, color=f"rgba({EDGE_RGB},{0.15 + 0.55 * min(hi, 1):.2f})")))
     return traces
 
 
 def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str = "",
-                   selected: tuple[str, int] | None = None, rows: int = 16, edges_per_layer: int = 160,
-                   height: int = 640) -> go.Figure:
+                   selected: tuple[str, int] | None = None, rows: int = 16, edges_per_layer: int = 60,
+                   width: int = 1100) -> go.Figure:
     """The whole network for one image, as CNN Explainer draws it, plus prediction gradients and knockouts.
 
     Args:
@@ -113,6 +113,7 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
         selected: (layer, index) drawn with a cyan frame (the map open in the per-filter browser).
         rows: most maps stacked in one column; a wider layer is folded into several columns.
         edges_per_layer: the strongest edges drawn between two columns (all edges' weights are in ``flow``).
+        width: the width in pixels the figure is laid out for (cells stay square; the height follows).
     Knocked-out maps and units are grey, with no edges: they pass nothing on.
     """
     conv_widths = [lay.width for lay in flow.layers if lay.kind == "conv"]
@@ -147,8 +148,9 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
                 if knocked:
                     pix = np.full(a[m].shape, 200, np.uint8)
                 else:
-                    pix = (np.clip(a[m] / top[m], 0, 1) * 255).round().astype(np.uint8) if top[m] > 0 else \
-                        np.zeros(a[m].shape, np.uint8)
+                    # square root: sparse ReLU maps stay visible on a projector
+                    pix = (np.sqrt(np.clip(a[m] / top[m], 0, 1)) * 255).round().astype(np.uint8) if top[m] > 0 \
+                        else np.zeros(a[m].shape, np.uint8)
                 images.append(dict(source=_png(pix), x=x0, y=y0, sizex=THUMB, sizey=THUMB, xref="x", yref="y",
                                    sizing="stretch", layer="above"))
                 ring = KNOCKED_GREY if knocked else ring_colors[lay.name][m]
@@ -177,8 +179,9 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
     fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
                              marker=dict(colorscale=RING_SCALE, cmin=0, cmax=1, color=[0], showscale=True,
                                          colorbar=dict(title="PG / layer max", len=0.6, thickness=12))))
-    fig.update_xaxes(visible=False, range=[-0.5, x_end], fixedrange=True)
-    fig.update_yaxes(visible=False, range=[rows + 0.3, -1.3], fixedrange=True)
+    fig.update_xaxes(visible=False, range=[-0.5, x_end], fixedrange=True, constrain="domain")
+    fig.update_yaxes(visible=False, range=[rows + 0.3, -1.3], fixedrange=True, scaleanchor="x", constrain="domain")
+    height = int(min(760, max(360, (width - 120) * (rows + 1.6) / (x_end + 0.5) + 60)))
     fig.update_layout(title=title, images=images, shapes=shapes, annotations=annotations, height=height,
                       plot_bgcolor="white", paper_bgcolor="white", margin=dict(l=10, r=10, t=50, b=10),
                       hoverlabel=dict(font_size=14), clickmode="event+select", dragmode=False)
