@@ -189,14 +189,15 @@ def record_answer(code: str, participant: str, question: int, answer: int) -> No
                {"answer": int(answer), "t": time.time()})
 
 
-def answers(code: str) -> dict[str, dict[int, dict]]:
-    """participant -> question -> {"answer", "t"} (time.time() of the answer), read from the workspace."""
+def answers(code: str, participant: str | None = None) -> dict[str, dict[int, dict]]:
+    """participant -> question -> {"answer", "t"} (time.time() of the answer), read from the workspace;
+    only ``participant``'s when given."""
     root = get_quiz(code).dir / "answers"
     out: dict[str, dict[int, dict]] = {}
     if not root.exists():
         return out
     for person in os.scandir(root):
-        if not person.is_dir():
+        if not person.is_dir() or (participant is not None and person.name != participant):
             continue
         mine = out.setdefault(person.name, {})
         for f in os.scandir(person.path):
@@ -257,3 +258,53 @@ def tally(quiz: Quiz, given: Mapping[str, Mapping[int, dict]] | None = None) -> 
              for name, v in quiz.others.items()]
     return {"participants": m.shape[1], "answers": int(answered.sum()), "answered": answered.tolist(),
             "counts": counts.tolist(), "majority": majority.tolist(), "table": rows, "matrix": m}
+
+
+def _balanced(labels, n: int, seed: int) -> list[int]:
+    """``n`` indices taking the classes in turn (each class's images in a seeded random order)."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    pools = [list(rng.permutation(np.flatnonzero(labels == c))) for c in np.unique(labels)]
+    out: list[int] = []
+    while len(out) < n and any(pools):
+        for pool in pools:
+            if pool and len(out) < n:
+                out.append(int(pool.pop()))
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def question_set(kind: str, model, x, y, *, n: int = 20, seed: int = 0, eps: float = 3.0,
+                 others: Mapping[str, object] | None = None) -> dict:
+    """The pictures of a quiz and every classifier's answers, as :func:`create_quiz` takes them.
+
+    ``x``, ``y``: the test split (``test``, ``perturbed``) or a set of class visualizations / generated images
+    with their intended classes (``visualizations``, ``generated``); ``n`` pictures are drawn with the classes
+    taking turns. ``perturbed`` takes test images the model gets right and pushes each towards another random
+    class by an L2 step ``eps`` (seed 002 section 4.4); its label is that class, its source the true one.
+    ``others``: {name: model} classifiers the room is compared with (seed 000's S_1).
+    """
+    import torch
+
+    from vizcore.metrics import predict_logits
+
+    if kind not in KINDS:
+        raise QuizError(f"kind must be one of {', '.join(KINDS)}, not '{kind}'")
+    k = int(predict_logits(model, x[:1]).shape[1])
+    sources = None
+    if kind == "perturbed":
+        from vizcore.explain.perturb import perturb
+
+        right = (predict_logits(model, x).argmax(1) == y).nonzero().flatten()
+        idx = right[_balanced(y[right].numpy(), n, seed)]
+        src = y[idx]
+        g = torch.Generator().manual_seed(seed)
+        target = (src + torch.randint(1, k, (len(idx),), generator=g)) % k
+        images, labels, sources = perturb(model, x[idx], target, eps, steps=5), target, src.tolist()
+    else:
+        idx = torch.as_tensor(_balanced(y.numpy(), n, seed), dtype=torch.long)
+        images, labels = x[idx], y[idx]
+    if not len(images):
+        raise QuizError("no pictures to ask about: the set is empty")
+    answers = {name: predict_logits(m, images).argmax(1).tolist() for name, m in (others or {}).items()}
+    return {"images": images.clamp(0, 1).numpy(), "labels": labels.tolist(), "sources": sources,
+            "model_answers": predict_logits(model, images).argmax(1).tolist(), "others": answers}
