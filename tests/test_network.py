@@ -79,7 +79,7 @@ def test_dense_only_models_and_bad_input():
 def test_figure_has_a_node_for_every_map_and_unit(tiny):
     x = torch.rand(1, 12, 12, generator=torch.Generator().manual_seed(4))
     f = network_flow(tiny, x, 0, mask={"conv1": [1]})
-    fig = network_figure(f, [f"c{i}" for i in range(5)], selected=("conv2", 3))
+    fig = network_figure(f, [f"c{i}" for i in range(5)], selected=("conv2", 3), edges_per_layer=10**4)
     nodes = {t.name: t for t in fig.data if t.customdata is not None}
     assert {k: len(v.x) for k, v in nodes.items()} == {"input": 1, "conv1": 4, "conv2": 8, "fc1": 16, "fc2": 5}
     assert list(nodes["conv2"].customdata[3]) == ["conv2", 3]

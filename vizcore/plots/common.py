@@ -8,6 +8,12 @@ import torch
 from plotly.subplots import make_subplots
 
 
+def fast_figure(data: list[dict], layout: dict) -> go.Figure:
+    """A figure from plain trace and layout dicts, skipping Plotly's per-property validation (the slow part of
+    building a figure with hundreds of shapes or annotations); the dicts must already be valid Plotly JSON."""
+    return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+
 def to_display(img: torch.Tensor | np.ndarray) -> np.ndarray:
     """(C, H, W) in [0, 1] -> (H, W) grey or (H, W, 3) uint8 RGB for Plotly."""
     a = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
 from vizcore.explain.network import FlowLayer, NetworkFlow
-from vizcore.plots.common import to_display
+from vizcore.plots.common import fast_figure, to_display
 
 RING_SCALE = "YlOrRd"
 EDGE_RGB = "31,119,180"
@@ -80,7 +80,7 @@ def _rel(v: np.ndarray) -> np.ndarray:
     return v / top if top > 0 else np.zeros_like(v)
 
 
-def _edge_traces(a: _Column, b: _Column, w: np.ndarray, keep: int) -> list[go.Scatter]:
+def _edge_traces(a: _Column, b: _Column, w: np.ndarray, keep: int) -> list[dict]:
     """The ``keep`` strongest edges between two columns, in four opacity bands (one trace each)."""
     w = np.asarray(w, dtype=float)  # (len(b), len(a))
     flat = w.ravel()
@@ -98,8 +98,8 @@ def _edge_traces(a: _Column, b: _Column, w: np.ndarray, keep: int) -> list[go.Sc
         xs = np.stack([a.centers[i, 0] + (a.width / 2 if a.layer.kind == "input" else 0), b.centers[j, 0],
                        np.full(len(sel), np.nan)], 1).ravel()
         ys = np.stack([a.centers[i, 1], b.centers[j, 1], np.full(len(sel), np.nan)], 1).ravel()
-        traces.append(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
-                                 line=dict(width=width, color=f"rgba({EDGE_RGB},{0.15 + 0.55 * min(hi, 1):.2f})")))
+        traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
+                           line=dict(width=width, color=f"rgba({EDGE_RGB},{0.15 + 0.55 * min(hi, 1):.2f})")))
     return traces
 
 
@@ -119,17 +119,14 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
     conv_widths = [lay.width for lay in flow.layers if lay.kind == "conv"]
     rows = max(8, min(rows, max(conv_widths, default=10)))
     cols = _layout(flow, rows)
-    fig = go.Figure()
-    for k, w in enumerate(flow.edges):
-        for t in _edge_traces(cols[k], cols[k + 1], w.numpy(), edges_per_layer):
-            fig.add_trace(t)
+    traces = [t for k, w in enumerate(flow.edges) for t in _edge_traces(cols[k], cols[k + 1], w.numpy(), edges_per_layer)]
     images, shapes, annotations = [], [], []
     ring_colors = {}
     for c in cols:
         lay = c.layer
         rel = _rel(lay.pg.numpy().astype(float))
         ring_colors[lay.name] = sample_colorscale(RING_SCALE, list(0.15 + 0.85 * rel)) if len(rel) else []
-        label = {"input": "input", "conv": f"{lay.name} · {lay.width} maps", "dense": f"{lay.name} · {lay.width} units",
+        label = {"input": "input", "conv": f"{lay.name}<br>{lay.width} maps", "dense": f"{lay.name}<br>{lay.width} units",
                  "output": "probabilities" if flow.output == "prob" else "probabilities (y = logit)"}[lay.kind]
         annotations.append(dict(x=c.x0 + c.width / 2, y=-0.35, text=f"<b>{label}</b>", showarrow=False,
                                 yanchor="bottom", font=dict(size=14)))
@@ -141,6 +138,8 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
                                line=dict(color="#444", width=1), layer="above"))
         elif lay.kind == "conv":
             a = lay.acts.numpy().astype(float)
+            if a.min() < 0:  # tanh / ELU maps: each from its lowest to its highest value
+                a = a - a.reshape(len(a), -1).min(1)[:, None, None]
             top = a.reshape(len(a), -1).max(1)
             for m, (cx, cy) in enumerate(c.centers):
                 x0, y0 = cx - THUMB / 2, cy - THUMB / 2
@@ -166,7 +165,7 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
             r = 0.62 if lay.kind == "conv" else 0.45
             shapes.append(dict(type="rect", x0=cx - r, x1=cx + r, y0=cy - r, y1=cy + r, layer="above",
                                line=dict(color=SELECTED, width=4)))
-        fig.add_trace(_nodes(c, rel, ring_colors[lay.name], class_names, flow))
+        traces.append(_nodes(c, rel, ring_colors[lay.name], class_names, flow))
     if cols[-1].layer.kind == "output":
         c = cols[-1]
         for k, (cx, cy) in enumerate(c.centers):
@@ -176,19 +175,19 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
                                     text=(f"<b>{class_names[k]} {p:.0%}</b>" if bold else f"{class_names[k]} {p:.0%}"),
                                     font=dict(size=13, color="crimson" if bold else "#333")))
     x_end = cols[-1].x0 + cols[-1].width + (7 if cols[-1].layer.kind == "output" else 1)
-    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-                             marker=dict(colorscale=RING_SCALE, cmin=0, cmax=1, color=[0], showscale=True,
-                                         colorbar=dict(title="PG / layer max", len=0.6, thickness=12))))
-    fig.update_xaxes(visible=False, range=[-0.5, x_end], fixedrange=True, constrain="domain")
-    fig.update_yaxes(visible=False, range=[rows + 0.3, -1.3], fixedrange=True, scaleanchor="x", constrain="domain")
-    height = int(min(760, max(360, (width - 120) * (rows + 1.6) / (x_end + 0.5) + 60)))
-    fig.update_layout(title=title, images=images, shapes=shapes, annotations=annotations, height=height,
-                      plot_bgcolor="white", paper_bgcolor="white", margin=dict(l=10, r=10, t=50, b=10),
-                      hoverlabel=dict(font_size=14), clickmode="event+select", dragmode=False)
-    return fig
+    traces.append(dict(type="scatter", x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+                       marker=dict(colorscale=RING_SCALE, cmin=0, cmax=1, color=[0], showscale=True,
+                                   colorbar=dict(title=dict(text="PG / layer max"), len=0.6, thickness=12))))
+    height = int(min(760, max(360, (width - 120) * (rows + 2.3) / (x_end + 0.5) + 60)))
+    return fast_figure(traces, dict(
+        title=dict(text=title), images=images, shapes=shapes, annotations=annotations, height=height,
+        xaxis=dict(visible=False, range=[-0.5, x_end], fixedrange=True, constrain="domain"),
+        yaxis=dict(visible=False, range=[rows + 0.3, -2.0], fixedrange=True, scaleanchor="x", constrain="domain"),
+        plot_bgcolor="white", paper_bgcolor="white", margin=dict(l=10, r=10, t=50, b=10),
+        hoverlabel=dict(font=dict(size=14)), clickmode="event+select", dragmode=False))
 
 
-def _nodes(c: _Column, rel: np.ndarray, rings: list[str], class_names: Sequence[str], flow: NetworkFlow) -> go.Scatter:
+def _nodes(c: _Column, rel: np.ndarray, rings: list[str], class_names: Sequence[str], flow: NetworkFlow) -> dict:
     """One clickable point per map or unit; dense and output units are the visible dots themselves."""
     lay = c.layer
     n = len(c.centers)
@@ -220,6 +219,6 @@ def _nodes(c: _Column, rel: np.ndarray, rings: list[str], class_names: Sequence[
             widths = [4 if k == flow.target else widths[k] for k in range(n)]
         marker = dict(size=size, color=fill, line=dict(color=lines, width=widths),
                       symbol=["x" if m in knocked else "circle" for m in range(n)])
-    return go.Scatter(x=c.centers[:, 0], y=c.centers[:, 1], mode="markers", marker=marker, showlegend=False,
-                      name=lay.name, customdata=[[lay.name, m] for m in range(n)], hovertext=hover,
-                      hoverinfo="text")
+    return dict(type="scatter", x=c.centers[:, 0], y=c.centers[:, 1], mode="markers", marker=marker,
+                showlegend=False, name=lay.name, customdata=[[lay.name, m] for m in range(n)], hovertext=hover,
+                hoverinfo="text")
