@@ -67,11 +67,11 @@ def confusion_heatmap(confusion, class_names: list[str], title: str = "Confusion
     """Rows: true class, columns: predicted class. ``diverging`` for a change (red/blue around 0)."""
     z = np.asarray(confusion)
     kw = dict(colorscale="RdBu", zmid=0) if diverging else dict(colorscale="Blues")
-    fig = go.Figure(go.Heatmap(z=z, x=class_names, y=class_names, text=z, texttemplate="%{text}", **kw,
-                               hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
-                      height=max(350, 32 * len(class_names) + 120), margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+    heat = dict(type="heatmap", z=z, x=list(class_names), y=list(class_names), text=z, texttemplate="%{text}", **kw,
+                hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>")
+    return fast_figure([heat], dict(title=dict(text=title), xaxis=dict(title=dict(text="predicted")),
+                                    yaxis=dict(title=dict(text="true"), autorange="reversed"),
+                                    height=max(350, 32 * len(class_names) + 120), margin=dict(l=10, r=10, t=40, b=10)))
 
 
 def per_class_bars(per_class: list[dict], title: str = "Per-class precision, recall and F1") -> go.Figure:
