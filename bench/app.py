@@ -45,7 +45,7 @@ def start_to_render(home: Path) -> dict:
 
 def _is_server(proc: Path, home: Path) -> bool:
     try:
-        return b"streamlit" in (proc / "cmdline").read_bytes() and str(home).encode() in (proc / "environ").read_bytes()
+        return b"ui.serve" in (proc / "cmdline").read_bytes() and str(home).encode() in (proc / "environ").read_bytes()
     except OSError:
         return False
 

@@ -1,4 +1,5 @@
-"""Start the real app (``streamlit run``) on a free port and drive it with Playwright in Debian's Chromium.
+"""Start the real app (``python -m ui.serve``: ``streamlit run app.py`` as ``./vizcore.sh app`` starts it) on a free
+port and drive it with Playwright in Debian's Chromium.
 
 Used by the browser tests; screenshots go to ``tests/screenshots/`` (ignored by git) so a person can look.
 """
@@ -37,9 +38,10 @@ def free_port() -> int:
 def running_app(home: Path, timeout: float = 120.0):
     """Yield the URL of a freshly started app using workspace ``home``; stop it afterwards."""
     port = free_port()
-    env = {**os.environ, "VIZCORE_HOME": str(home)}
+    env = {**os.environ, "VIZCORE_HOME": str(home), "PYTHONPATH": os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        [sys.executable, "-m", "ui.serve", "--server.port", str(port),
          "--server.headless", "true", "--server.address", "127.0.0.1"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )

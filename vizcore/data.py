@@ -434,8 +434,9 @@ def _source_files(name: str) -> list[Path] | None:
         spec = importlib.util.find_spec("sklearn")
         path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
         return [path] if path and path.exists() else None
-    if name in TORCHVISION_SETS:
-        found = _find_local(name, data_roots())[0]
+    if name in TORCHVISION_SETS:  # the original files, not the copy load_torchvision stages in the workspace
+        roots = data_roots()
+        found = _find_local(name, [r for r in roots if r != workspace_data()])[0] or _find_local(name, roots)[0]
     elif name == "yale-faces":
         try:
             found = yale_dir()
