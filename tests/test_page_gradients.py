@@ -145,9 +145,20 @@ def test_browser_network_diagram_and_yale_feature(workspace):
         page.get_by_role("link", name="Prediction gradients").click()
         wait_rendered(page, "Per-filter browser")
         page.wait_for_timeout(1500)
-        circles = page.locator(".js-plotly-plot").first.locator("path.point")
-        assert circles.count() >= 16 + 32  # every filter of digits-cnn's conv layers is a circle
+        diagram = page.locator(".js-plotly-plot").first
+        assert diagram.locator("path.point").count() >= 1 + 32 + 64 + 128 + 10  # every map and unit is a node
+        assert diagram.locator(".layer-above image").count() == 1 + 32 + 64  # the input and every feature map
         assert screenshot(page, "gradients").stat().st_size > 10_000
+        # a click on conv2's map #5 opens it in the per-filter browser
+        x, y = diagram.evaluate("""gd => {
+            const t = gd.data.find(d => d.name === 'conv2'), L = gd._fullLayout, r = gd.getBoundingClientRect();
+            return [r.left + L._size.l + L.xaxis.l2p(t.x[5]), r.top + L._size.t + L.yaxis.l2p(t.y[5])];
+        }""")
+        page.mouse.click(x, y)
+        page.get_by_label("Filter (0–63)").wait_for(timeout=90_000)
+        page.wait_for_function("() => document.querySelector('input[aria-label=\"Filter (0–63)\"]')?.value === '5'",
+                               timeout=90_000)
+        wait_rendered(page, "conv2: filter outputs")
         _choose(page, "Dataset", "yale-faces")
         wait_rendered(page, "trained on yale-faces")
         page.get_by_role("link", name="Looks like").click()

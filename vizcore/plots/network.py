@@ -219,6 +219,7 @@ def _nodes(c: _Column, rel: np.ndarray, rings: list[str], class_names: Sequence[
             widths = [4 if k == flow.target else widths[k] for k in range(n)]
         marker = dict(size=size, color=fill, line=dict(color=lines, width=widths),
                       symbol=["x" if m in knocked else "circle" for m in range(n)])
+    keep = dict(marker=dict(opacity=marker.get("opacity", 1)))  # a click selects a point: nothing may fade
     return dict(type="scatter", x=c.centers[:, 0], y=c.centers[:, 1], mode="markers", marker=marker,
                 showlegend=False, name=lay.name, customdata=[[lay.name, m] for m in range(n)], hovertext=hover,
-                hoverinfo="text")
+                hoverinfo="text", selected=keep, unselected=keep)
