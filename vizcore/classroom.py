@@ -111,7 +111,8 @@ def create_quiz(images: np.ndarray, labels: Sequence[int], class_names: Sequence
     if images.ndim != 4 or len(images) != n or n == 0:
         raise QuizError(f"need (N, C, H, W) images and one label each; got {images.shape} and {n} labels")
     k = len(class_names)
-    columns = {"labels": labels, "model answers": model_answers, **{f"{m}'s answers": v for m, v in (others or {}).items()}}
+    columns = {"labels": labels, "model answers": model_answers,
+               **{f"{m}'s answers": v for m, v in (others or {}).items()}}
     if sources is not None:
         columns["sources"] = sources
     for what, v in columns.items():
@@ -250,7 +251,8 @@ def tally(quiz: Quiz, given: Mapping[str, Mapping[int, dict]] | None = None) -> 
     people = [m[:, j] for j in range(m.shape[1])]
     per_person_acc = [v for v in (_share(p, labels) for p in people) if v is not None]
     per_person_agree = [v for v in (_share(p, model) for p in people) if v is not None]
-    rows = [{"who": "the room (majority)", "accuracy": _share(majority, labels), "agrees_with_model": _share(majority, model)},
+    rows = [{"who": "the room (majority)", "accuracy": _share(majority, labels),
+             "agrees_with_model": _share(majority, model)},
             {"who": "a person (mean)", "accuracy": float(np.mean(per_person_acc)) if per_person_acc else None,
              "agrees_with_model": float(np.mean(per_person_agree)) if per_person_agree else None},
             {"who": f"the model ({quiz.model_id})", "accuracy": _share(model, labels), "agrees_with_model": 1.0}]

@@ -58,7 +58,8 @@ def test_report(model: nn.Module, weights: str | Path, dataset) -> dict:
     def compute() -> dict:
         probs = predict_logits(model, dataset.test_x).softmax(1)
         report = classification_report(dataset.test_y.numpy(), probs.argmax(1).numpy(), dataset.class_names)
-        return report | {"pred": probs.argmax(1).tolist(), "confidence": [round(c, 5) for c in probs.max(1).values.tolist()]}
+        return report | {"pred": probs.argmax(1).tolist(),
+                         "confidence": [round(c, 5) for c in probs.max(1).values.tolist()]}
 
     digest = fingerprint(dataset.name)
     if digest is None:

@@ -119,14 +119,16 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
     conv_widths = [lay.width for lay in flow.layers if lay.kind == "conv"]
     rows = max(8, min(rows, max(conv_widths, default=10)))
     cols = _layout(flow, rows)
-    traces = [t for k, w in enumerate(flow.edges) for t in _edge_traces(cols[k], cols[k + 1], w.numpy(), edges_per_layer)]
+    traces = [t for k, w in enumerate(flow.edges)
+              for t in _edge_traces(cols[k], cols[k + 1], w.numpy(), edges_per_layer)]
     images, shapes, annotations = [], [], []
     ring_colors = {}
     for c in cols:
         lay = c.layer
         rel = _rel(lay.pg.numpy().astype(float))
         ring_colors[lay.name] = sample_colorscale(RING_SCALE, list(0.15 + 0.85 * rel)) if len(rel) else []
-        label = {"input": "input", "conv": f"{lay.name}<br>{lay.width} maps", "dense": f"{lay.name}<br>{lay.width} units",
+        label = {"input": "input", "conv": f"{lay.name}<br>{lay.width} maps",
+                 "dense": f"{lay.name}<br>{lay.width} units",
                  "output": "probabilities" if flow.output == "prob" else "probabilities (y = logit)"}[lay.kind]
         annotations.append(dict(x=c.x0 + c.width / 2, y=-0.35, text=f"<b>{label}</b>", showarrow=False,
                                 yanchor="bottom", font=dict(size=14)))
