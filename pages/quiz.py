@@ -140,4 +140,4 @@ live_tally()
 with st.expander("The pictures"):
     cols = st.columns(10)
     for q in range(quiz.n):
-        cols[q % 10].image(str(quiz.image_path(q)), caption=f"#{q + 1}", use_container_width=True)
+        cols[q % 10].image(str(quiz.image_path(q)), caption=f"#{q + 1}", width="stretch")

@@ -61,7 +61,7 @@ def participant_page() -> None:
     cols = st.columns(2)
     for c, name in enumerate(quiz.class_names):
         cols[c % 2].button(name, key=f"quiz_ans_{q}_{c}", on_click=_answer, args=(quiz.code, pid, q, c),
-                           type="primary" if mine.get(q) == c else "secondary", use_container_width=True)
+                           type="primary" if mine.get(q) == c else "secondary", width="stretch")
     b1, b2 = st.columns(2)
-    b1.button("Previous", on_click=_move, args=(-1,), key="quiz_prev", disabled=q == 0, use_container_width=True)
-    b2.button("Skip", on_click=_move, args=(1,), key="quiz_skip", use_container_width=True)
+    b1.button("Previous", on_click=_move, args=(-1,), key="quiz_prev", disabled=q == 0, width="stretch")
+    b2.button("Skip", on_click=_move, args=(1,), key="quiz_skip", width="stretch")
