@@ -12,6 +12,7 @@ from ui import state
 from vizcore import classroom as C
 from vizcore import zoo
 from vizcore.core import jobs
+from vizcore.explain.interpretability import difficulty
 from vizcore.plots.classroom import tally_figure
 
 st.title("Classroom quiz")
@@ -132,8 +133,24 @@ def live_tally() -> None:
         table = pd.DataFrame(t["table"]).set_index("who")
         st.dataframe(table.style.format("{:.0%}", na_rep="–"), key="quiz_table")
         st.caption(f"accuracy: share of the pictures named as their intended class ({C.KINDS[quiz.kind]}); "
-                   "agrees_with_model: share named as the model named them. The room's S matrix "
-                   f"({t['matrix'].shape[0]} pictures × {t['matrix'].shape[1]} people) is seed 000's S_2.")
+                   "agrees_with_model: share named as the model named them.")
+        if t["participants"]:
+            seed_metrics(t)
+
+
+def seed_metrics(t: dict) -> None:
+    """Seed 000's Table 4 for this quiz: fooling-example and hidden-message rates for the room (S_2, one
+    classifier per person) and for the other classifiers (S_1); h is the model, h_s the first other classifier."""
+    names = list(quiz.others)
+    h_s = quiz.others[names[0]] if names else None
+    rows = {"the room (S_2)": difficulty(quiz.model_answers, t["matrix"], h_s)}
+    if len(names) > 1:
+        rows["other classifiers (S_1)"] = difficulty(quiz.model_answers, {k: quiz.others[k] for k in names[1:]}, h_s)
+    table = pd.DataFrame({k: {"fooling examples": v["fooling_rate"], "hidden messages": v.get("hidden_rate")}
+                          for k, v in rows.items()}).T
+    st.dataframe(table.style.format("{:.0%}", na_rep="–"), key="quiz_seed_table")
+    st.caption("Seed 000 section 4.2: a picture is a *fooling example* when most of S name another class than the "
+               f"model; a *hidden message* when, besides, {names[0] if names else 'h_s'} agrees with the model.")
 
 
 live_tally()

@@ -70,6 +70,11 @@ def test_presenter_and_participants():
     table = at.dataframe[0].value
     t = C.tally(quiz)
     assert table.loc["the room (majority)", "accuracy"] == t["table"][0]["accuracy"]
+    # seed 000's rates with the room as S: a picture fools the room when most people name another class
+    seed = at.dataframe[1].value
+    m, h = t["matrix"], quiz.model_answers
+    fooled = [2 * sum(a != -1 and a != h[q] for a in m[q]) > sum(a != -1 for a in m[q]) for q in range(quiz.n)]
+    assert seed.loc["the room (S_2)", "fooling examples"] == sum(fooled) / quiz.n
 
 
 def test_unknown_code_gets_a_message():
