@@ -77,8 +77,10 @@ def main() -> None:
             presenter.evaluate(WATCH_TALLY)
             people = []
             for _ in range(args.people):
-                page = browser.new_context(viewport={"width": 420, "height": 900}).new_page()
-                page.goto(f"{url}/?quiz={quiz.code}")
+                context = browser.new_context(viewport={"width": 420, "height": 900})
+                context.set_default_timeout(600_000)
+                page = context.new_page()
+                page.goto(f"{url}/?quiz={quiz.code}", wait_until="commit")
                 people.append(page)
             pids = []
             for page in people:
