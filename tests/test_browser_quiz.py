@@ -34,10 +34,10 @@ def test_two_people_answer_and_the_presenter_sees_the_room(workspace):
 
             presenter = browser.new_page(viewport={"width": 1400, "height": 1600})
             presenter.goto(url)
-            wait_rendered(presenter, "Dataset")
+            wait_rendered(presenter, "Dataset", 600_000)  # the first page evaluates the default model (cold workspace)
             presenter.get_by_label("Dataset").first.click()
             presenter.get_by_role("option", name="digits").first.click()
-            wait_rendered(presenter, "trained on digits")
+            wait_rendered(presenter, "trained on digits", 600_000)
             presenter.get_by_role("link", name="Classroom quiz").click()
             wait_rendered(presenter, f"code {quiz.code}")
             presenter.get_by_text("Show the answers").click()
