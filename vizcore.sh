@@ -34,7 +34,7 @@ base() {
 case "${1:-app}" in
   app)
     base
-    exec "$PY" -m streamlit run app.py --server.port "${PORT:-8501}" "${@:2}"
+    exec "$PY" -m ui.serve --server.port "${PORT:-8501}" "${@:2}"
     ;;
   test)
     base

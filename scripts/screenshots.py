@@ -23,6 +23,7 @@ PAGES = {
     "perturb": "Perturb",
     "knockout": "Knockout",
     "student_lab": "Student lab",
+    "quiz": "Classroom quiz",
 }
 
 

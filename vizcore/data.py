@@ -764,8 +764,73 @@ def list_datasets() -> list[str]:
     return ["digits", "fashion-mnist", "mnist", "cifar10", "svhn", "yale-faces", *UCI_SETS]
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = False) -> Dataset:
-    """Load a dataset by registry name, ``image-folder:PATH`` or ``npz:PATH``."""
+def _source_files(name: str) -> list[Path] | None:
+    """The files a registry dataset is decoded from (None when not on this machine or not a registry set)."""
+    import importlib.util
+
+    if name == "digits":
+        spec = importlib.util.find_spec("sklearn")
+        path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
+        return [path] if path and path.exists() else None
+    if name in TORCHVISION_SETS:  # the original files, not the copy load_torchvision stages in the workspace
+        roots = data_roots()
+        found = _find_local(name, [r for r in roots if r != workspace_data()])[0] or _find_local(name, roots)[0]
+    elif name == "yale-faces":
+        try:
+            found = yale_dir()
+        except DatasetNotFound:
+            return None
+    else:
+        return None
+    return sorted(p for p in found.iterdir() if p.is_file()) if found is not None else None
+
+
+def fingerprint(name: str) -> str | None:
+    """A digest of the files dataset ``name`` is read from (None if unknown): keys caches of results on it."""
+    from vizcore.core.diskcache import files_fingerprint
+
+    if name.startswith(("npz:", "image-folder:")):
+        path = Path(name.split(":", 1)[1])
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    else:
+        files = _source_files(name) or []
+    return files_fingerprint(files) if files else None
+
+
+def _from_cache(name: str) -> Dataset | None:
+    """A registry dataset decoded once and kept as ``.npz`` in the workspace cache (keyed by its source files'
+    names, sizes and times): later starts skip the decoder and its imports (torchvision, scikit-learn)."""
+    from vizcore.core.diskcache import cached_arrays, key_name
+
+    digest = fingerprint(name) if name in TORCHVISION_SETS or name in ("digits", "yale-faces") else None
+    if digest is None:
+        return None
+
+    def decode():
+        ds = load_dataset(name, cache=False)
+        arrays = {k: getattr(ds, k).numpy() for k in ("train_x", "train_y", "test_x", "test_y")}
+        for k in ("train_x", "test_x"):  # 8-bit images are stored as bytes: a quarter of the disk reads
+            q = np.round(arrays[k] * 255).astype(np.uint8)
+            if np.array_equal(q.astype(np.float32) / 255.0, arrays[k]):
+                arrays[k] = q
+        meta = {k: getattr(ds, k) for k in ("name", "class_names", "source", "value_range", "train_tags",
+                                           "test_tags", "notes")}
+        return arrays, meta
+
+    arrays, meta = cached_arrays("datasets", f"{name}-{key_name('v1', name, digest)}", decode)
+    meta["value_range"] = tuple(meta["value_range"])
+    arrays = {k: v.astype(np.float32) / 255.0 if v.dtype == np.uint8 else v for k, v in arrays.items()}
+    return Dataset(**{k: torch.from_numpy(v) for k, v in arrays.items()}, **meta)
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = False,
+                 cache: bool = True) -> Dataset:
+    """Load a dataset by registry name, ``image-folder:PATH`` or ``npz:PATH``.
+
+    Registry datasets found on this machine are decoded once and then read from the workspace cache
+    (``cache=False`` decodes anew)."""
+    if cache and root is None and not download and (ds := _from_cache(name)) is not None:
+        return ds
     if name == "digits":
         return load_digits()
     if name in TORCHVISION_SETS:
