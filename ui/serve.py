@@ -19,7 +19,12 @@ def _warm() -> None:
 
 if __name__ == "__main__":
     threading.Thread(target=_warm, name="vizcore-warm-imports", daemon=True).start()
+    from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web.cli import main
+
+    # app.py navigates with st.navigation. Without this, the first request of a fresh server for a page's own URL
+    # (say /models_data) would run that page the legacy way because a pages/ folder exists: without app.py's sidebar.
+    PagesManager.uses_pages_directory = False
 
     sys.argv = ["streamlit", "run", "app.py", *sys.argv[1:]]
     sys.exit(main())
