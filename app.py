@@ -19,6 +19,7 @@ PAGES = [
     st.Page("pages/perturb.py", title="Perturb", icon=":material/ads_click:"),
     st.Page("pages/knockout.py", title="Knockout", icon=":material/content_cut:"),
     st.Page("pages/student_lab.py", title="Student lab", icon=":material/school:"),
+    st.Page("pages/compression.py", title="Compression", icon=":material/compress:"),
     st.Page("pages/quiz.py", title="Classroom quiz", icon=":material/quiz:"),
 ]
 

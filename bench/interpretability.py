@@ -6,10 +6,12 @@
    and min; the seed preset beside it. Judges: the dataset's other zoo models, plus ``cnn_s`` and ``cnn_l``
    trained here (seeded) for digits, whose zoo holds only two others. Also: identical pictures per class and
    seconds per 100 pictures.
-2. ``tables_3_4``: seed 000's Tables 3 / 4 on Fashion ``cnn`` (``python -m vizcore interpretability``).
+2. ``tables_3_4``: seed 000's Tables 3 / 4 on Fashion ``cnn`` (``python -m vizcore interpretability``;
+   ``--tables-dataset digits`` for the digits ``cnn``).
 3. ``leakage``: seed 000's Table 5 identity-leakage check on Yale faces (``python -m vizcore leakage``).
 
     python bench/interpretability.py [--only recognizability tables_3_4 leakage] [--threads 2]
+                                     [--tables-dataset fashion-mnist] [--hs-epochs 5] [--real 2000]
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ def main() -> None:
     p.add_argument("--only", nargs="+", default=["recognizability", "tables_3_4", "leakage"])
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--real", type=int, default=2000, help="real test images in Tables 3 / 4")
+    p.add_argument("--tables-dataset", default="fashion-mnist", help="dataset whose zoo `cnn` is h in Tables 3 / 4")
+    p.add_argument("--hs-epochs", type=int, default=5, help="epochs of h_s (the teacher's architecture, seed 1)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
@@ -105,7 +109,7 @@ def main() -> None:
         out["recognizability"]["goal_0.90"] = {"mean_of_means": round(sum(g["mean"] for g in goal) / 2, 3),
                                                "worst_judge": min(g["min"] for g in goal)}
     if "tables_3_4" in a.only:
-        out["tables_3_4"] = tables("fashion-mnist", PER_CLASS, a.real, hs_epochs=5)
+        out["tables_3_4"] = tables(a.tables_dataset, PER_CLASS, a.real, hs_epochs=a.hs_epochs)
     if "leakage" in a.only:
         out["leakage"] = leakage()
     out["total_seconds"] = round(time.perf_counter() - t0, 1)

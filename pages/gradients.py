@@ -3,13 +3,14 @@ feature maps push a class, and a per-filter browser a click on the diagram opens
 
 import pandas as pd
 import streamlit as st
+import torch
 
 from ui import state
 from ui.pg_inputs import pick_class, pick_image
 from vizcore.explain import gradients as G
 from vizcore.explain.knockout import normalize_mask
 from vizcore.explain.network import network_flow
-from vizcore.models import conv_layers
+from vizcore.models import conv_layers, dense_layers
 from vizcore.plots import gradients as P
 from vizcore.plots.network import network_figure
 
@@ -19,6 +20,30 @@ st.caption("PG(a) = ∂y_c/∂a: how much each unit pushes the prediction of cla
 
 ds, entry, model = state.require()
 layers = conv_layers(model)
+if not layers and ds.is_tabular and len(dense_layers(model)) > 1:  # a table's MLP: PG of its dense units
+    from vizcore.plots.compression import feature_bars, feature_heatmap
+
+    hidden = dense_layers(model)[:-1]
+    c1, c2 = st.columns(2)
+    target = pick_class(ds, "pg_tab_class", "Class", container=c1)
+    output = c2.radio("y is the", G.OUTPUTS, key="pg_tab_output", format_func={"prob": "probability", "logit": "logit"}.get)
+    x = ds.test_x[ds.test_y == target]
+    if len(x) == 0:
+        st.warning(f"No test rows of class {ds.class_names[target]}.")
+        st.stop()
+    pg = G.class_average_pg(model, x, target, layers=hidden, output=output)
+    width = max(v.numel() for v in pg.values())
+    grid = torch.full((len(hidden), width), float("nan"))
+    for i, name in enumerate(hidden):
+        grid[i, :pg[name].numel()] = pg[name].flatten()
+    st.plotly_chart(feature_heatmap(grid, [str(u) for u in range(width)], hidden,
+                                    f"Mean PG of '{ds.class_names[target]}' for each dense unit (columns: units)"),
+                    key="pg_tab_units")
+    grad = G.input_gradient(model, x, target, output=output).mean(0)
+    st.plotly_chart(feature_bars(grad[None], ds.feature_names, [ds.class_names[target]],
+                                 "Mean gradient with respect to each input feature"), key="pg_tab_features")
+    st.caption(f"Averaged over the {len(x)} test rows of {ds.class_names[target]}. Knock units out on *Knockout*.")
+    st.stop()
 model_key = f"{entry.id}@{entry.weights.stat().st_mtime}"
 try:  # the Knockout page's mask, when it belongs to this model
     mask = normalize_mask(model, st.session_state.get("knockout_mask") or {})

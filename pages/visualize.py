@@ -31,6 +31,34 @@ names = list(entry.card.class_names)
 shape = tuple(entry.card.input_shape)
 FAST = bf16_is_fast(model_device(model))
 
+if ds.is_tabular:  # the "image" of a table row: a bar per named feature
+    from dataclasses import replace
+
+    from vizcore.explain.visualize import TABLE_VISUALIZE, class_visualizations
+    from vizcore.plots.compression import feature_bars
+
+    st.caption("For a table, a class visualization is a feature row pushed from the training mean (0 after "
+               "standardization) until the model is sure of the class; bars are in standard deviations.")
+    c1, c2 = st.columns([3, 1])
+    picked = c1.multiselect("Classes", names, default=names[:3], key="viz_tab_classes")
+    threshold = c2.slider("Threshold T", 0.5, 0.999, 0.99, key="viz_tab_T")
+
+    @st.cache_data(show_spinner="Ascending…")
+    def table_visualizations(model_id: str, mtime: float, t: float):
+        vis = class_visualizations(model, range(len(names)), 1, replace(TABLE_VISUALIZE, threshold=t), input_shape=shape)
+        return vis.images, vis.probs
+
+    rows, probs = table_visualizations(entry.id, entry.weights.stat().st_mtime, threshold)
+    idx = [names.index(p) for p in picked]
+    if idx:
+        st.plotly_chart(feature_bars(rows[idx], ds.feature_names, [f"{names[i]} ({probs[i, i]:.0%})" for i in idx],
+                                     "Class visualizations"), key="viz_tab_bars")
+        means = class_averages(ds.train_x, ds.train_y, ds.num_classes)
+        st.plotly_chart(feature_bars(means[idx], ds.feature_names, [names[i] for i in idx],
+                                     "Class averages of the training rows"), key="viz_tab_means")
+    st.info("Filter visualizations and weight images need images; this model reads feature rows.")
+    st.stop()
+
 
 @st.cache_data(show_spinner=False)
 def load_visualizations(path: str, mtime: float) -> Visualizations:

@@ -35,9 +35,7 @@ def available_datasets() -> list[str]:
 
 def dataset_choices() -> list[str]:
     """Registry datasets found on this machine, then datasets the user uploaded to the workspace."""
-    from vizcore.core.workspace import workspace
-
-    uploads = sorted(f"npz:{p}" for p in (workspace() / "datasets").glob("*.npz"))
+    uploads = sorted(f"npz:{p}" for p in data.uploaded_datasets_dir().glob("*.npz"))
     return available_datasets() + uploads
 
 
@@ -109,5 +107,9 @@ def require() -> tuple[Dataset, zoo.ModelEntry, torch.nn.Module]:
 def current() -> tuple[Dataset | None, zoo.ModelEntry | None, torch.nn.Module | None]:
     """(dataset, model entry, model) chosen in the sidebar; the model is the shared cached instance."""
     ds, entry = st.session_state.get("_dataset"), st.session_state.get("_entry")
-    model = get_model(entry.id, entry.weights.stat().st_mtime) if entry else None
+    try:
+        model = get_model(entry.id, entry.weights.stat().st_mtime) if entry else None
+    except (zoo.ModelFileError, OSError) as e:  # deleted or replaced meanwhile, or no longer passes its checks
+        st.error(f"{entry.id}: {str(e).splitlines()[0]}")
+        return ds, None, None
     return ds, entry, model

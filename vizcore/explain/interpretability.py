@@ -126,10 +126,10 @@ def zoo_judges(teacher_id: str | None, dataset: Dataset) -> list[zoo.ModelEntry]
 
 def quick_judge(dataset: Dataset, seed: int = 0, progress=None, cancelled=None) -> tuple[nn.Module, str]:
     """A small classifier trained here on the real training split of ``dataset`` (seeded): ``cnn_s`` when
-    the images are large enough for two conv+pool blocks, else ``mlp3``; about 20,000 images' worth of
+    the images are large enough for two conv+pool blocks, else ``mlp3`` (small images, table rows); about 20,000 images' worth of
     epochs (1-30). Returns the model and a line that says what it is and its test accuracy."""
-    c, h, w = dataset.input_shape
-    arch = "cnn_s" if min(h, w) >= 4 else "mlp3"
+    shape = dataset.input_shape
+    arch = "cnn_s" if len(shape) == 3 and min(shape[1:]) >= 4 else "mlp3"
     model = build_model(arch, dataset.input_shape, dataset.num_classes, seed=seed)
     epochs = int(min(30, max(1, math.ceil(20000 / len(dataset.train_x)))))
     fit(model, dataset.train_x, dataset.train_y, TrainConfig(epochs=epochs, batch_size=64, seed=seed),

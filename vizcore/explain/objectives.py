@@ -157,15 +157,16 @@ _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.0
 _COLOR_SQRT = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
 
 
-def fft_param(start: torch.Tensor, generator: torch.Generator, sd: float = 0.01,
+def fft_param(start: torch.Tensor, generator: torch.Generator, sd: float = 1.0,
               decay: float = 1.0) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
     """A decorrelated image parameterization (Olah et al. 2017 "Feature Visualization", lucent's
     ``param.fft_image`` + ``to_valid_rgb``): the parameters are the image's Fourier coefficients, scaled
     by 1 / frequency^``decay`` so that every frequency learns at the same rate (plain pixel ascent is
     dominated by high-frequency noise); RGB images are colour-decorrelated; a sigmoid keeps pixels in
     (0, 1). Unlike lucent the scale is normalized to RMS 1, so one Adam step of rate ``lr`` moves a
-    pixel's pre-sigmoid value by about ``lr`` whatever the image size (8x8 digits and 224x224 photos alike). Each sample starts from its own small random spectrum (seeded by ``generator``) added to
-    ``start``, so no two samples are the same.
+    pixel's pre-sigmoid value by about ``lr`` whatever the image size (8x8 digits and 224x224 photos alike). Each sample starts from its own
+    random spectrum (seeded by ``generator``; pre-sigmoid pixel noise of RMS about ``sd``) added to ``start``,
+    so samples climb to different pictures (lucent's sd 0.01 lets every sample of a class reach the same one).
 
     Returns ``(param, image_fn)`` as :func:`pixel_param` does.
     """

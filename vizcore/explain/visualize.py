@@ -129,7 +129,7 @@ def preset(name: str, input_shape: Sequence[int], seed: int = 0) -> VisualizeCon
     to 10 % and a rotation of up to 10 degrees; 100 Adam steps at rate 0.3 on the class logit, no early stop
     (stopping at T = 0.99 leaves the pictures half-formed). It starts from the average training picture
     of all classes together (``start='average'``: dark where the data's background is dark, mid-grey where
-    objects lie, no hint of any one class; needs ``class_means``), plus each sample's own small random
+    objects lie, no hint of any one class; needs ``class_means``), plus each sample's own random
     spectrum, so samples differ. ``seed``: what seeds 003 / 000 did, pixel ascent from a blank image until
     the softmax passes T = 0.99 (every sample of a class is the same picture).
     """
@@ -137,6 +137,9 @@ def preset(name: str, input_shape: Sequence[int], seed: int = 0) -> VisualizeCon
         return VisualizeConfig(seed=seed)
     if name != "recognizable":
         raise ValueError(f"unknown preset '{name}'; choose one of {PRESETS}")
+    if len(input_shape) != 3:
+        raise ValueError("the recognizable preset makes pictures: it needs an image model (C, H, W); "
+                         "table rows have TABLE_VISUALIZE")
     side = min(int(input_shape[-1]), int(input_shape[-2]))
     return VisualizeConfig(start="average", objective="logit", steps=100, lr=0.3, pixel="sigmoid", param="fft",
                            jitter=max(1, round(side / 14)), scale=0.1, rotate=10.0, threshold=None, seed=seed)
@@ -198,6 +201,10 @@ class WeightImages:
 
 
 # --- the ascent loop ---------------------------------------------------------------------------------------
+
+# Tables: feature rows start at the training mean (zeros after standardization) and stay unbounded.
+TABLE_VISUALIZE = VisualizeConfig(start="blank", pixel="free", lr=0.05, steps=300, threshold=0.99)
+
 
 def _optimizer(param: torch.Tensor, config: VisualizeConfig) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
@@ -366,7 +373,9 @@ def class_visualizations(model: nn.Module, classes: Sequence[int], per_class: in
                            stop=lambda logits, rows, step, images: moves[rows] <= step,
                            progress=progress_span(progress, 0.0, pre), cancelled=cancelled, what="attraction-repulsion")
     target = class_logit(lab) if config.objective == "logit" else class_logprob(lab)
-    objective = target - config.l2 * l2() - config.tv * total_variation()
+    objective = target - config.l2 * l2()
+    if config.tv:  # an image penalty; feature rows (tables) have no neighbours
+        objective = objective - config.tv * total_variation()
 
     def reached(logits: torch.Tensor, rows: torch.Tensor, step: int, images: torch.Tensor) -> torch.Tensor:
         hit = _reached(logits, lab[rows], thr[rows])
