@@ -86,7 +86,7 @@ def browser_page(width: int = 1400, height: int = 2200):
             browser.close()
 
 
-def wait_rendered(page, text: str, timeout_ms: int = 90_000) -> None:
+def wait_rendered(page, text: str, timeout_ms: int = 300_000) -> None:
     """Wait until ``text`` is visible and Streamlit has stopped running the script."""
     page.get_by_text(text, exact=False).first.wait_for(timeout=timeout_ms)
     page.wait_for_function(

@@ -22,6 +22,7 @@ def test_two_people_answer_and_the_presenter_sees_the_room(workspace):
         try:
             people = [browser.new_context(viewport={"width": 420, "height": 900}).new_page() for _ in range(2)]
             for page in people:
+                page.set_default_timeout(300_000)
                 page.goto(f"{url}/?quiz={quiz.code}")
                 page.get_by_text(f"Picture 1 of {n}").wait_for(timeout=120_000)
                 assert page.locator("[data-testid=stSidebar]").count() == 0  # nothing to choose: just the quiz
@@ -34,6 +35,7 @@ def test_two_people_answer_and_the_presenter_sees_the_room(workspace):
             screenshot(people[0], "quiz_participant")
 
             presenter = browser.new_page(viewport={"width": 1400, "height": 1600})
+            presenter.set_default_timeout(300_000)  # a busy machine: patience, not a time limit
             presenter.goto(url)
             wait_rendered(presenter, "Dataset", 600_000)  # the first page evaluates the default model (cold workspace)
             presenter.get_by_label("Dataset").first.click()

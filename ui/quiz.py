@@ -58,10 +58,11 @@ def participant_page() -> None:
     if quiz.closed:
         st.warning("The presenter closed this quiz.")
         return
-    cols = st.columns(2)
     for c, name in enumerate(quiz.class_names):
-        cols[c % 2].button(name, key=f"quiz_ans_{q}_{c}", on_click=_answer, args=(quiz.code, pid, q, c),
-                           type="primary" if mine.get(q) == c else "secondary", width="stretch")
+        if c % 2 == 0:  # a row per pair, so that a phone, which stacks columns, keeps the classes in order
+            row = st.columns(2)
+        row[c % 2].button(name, key=f"quiz_ans_{q}_{c}", on_click=_answer, args=(quiz.code, pid, q, c),
+                          type="primary" if mine.get(q) == c else "secondary", width="stretch")
     b1, b2 = st.columns(2)
     b1.button("Previous", on_click=_move, args=(-1,), key="quiz_prev", disabled=q == 0, width="stretch")
     b2.button("Skip", on_click=_move, args=(1,), key="quiz_skip", width="stretch")

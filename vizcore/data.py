@@ -9,6 +9,7 @@ only, unless the caller asks for a download (``download=True``), so nothing here
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import shutil
@@ -808,16 +809,15 @@ def _from_cache(name: str) -> Dataset | None:
 
     def decode():
         ds = load_dataset(name, cache=False)
-        arrays = {k: getattr(ds, k).numpy() for k in ("train_x", "train_y", "test_x", "test_y")}
-        for k in ("train_x", "test_x"):  # 8-bit images are stored as bytes: a quarter of the disk reads
+        values = {f.name: getattr(ds, f.name) for f in dataclasses.fields(ds)}
+        arrays = {k: v.numpy() for k, v in values.items() if isinstance(v, torch.Tensor)}
+        for k in [k for k in arrays if k.endswith("_x")]:  # 8-bit images are stored as bytes: a quarter of the reads
             q = np.round(arrays[k] * 255).astype(np.uint8)
             if np.array_equal(q.astype(np.float32) / 255.0, arrays[k]):
                 arrays[k] = q
-        meta = {k: getattr(ds, k) for k in ("name", "class_names", "source", "value_range", "train_tags",
-                                           "test_tags", "notes")}
-        return arrays, meta
+        return arrays, {k: v for k, v in values.items() if not isinstance(v, torch.Tensor)}
 
-    arrays, meta = cached_arrays("datasets", f"{name}-{key_name('v1', name, digest)}", decode)
+    arrays, meta = cached_arrays("datasets", f"{name}-{key_name('v2', name, digest)}", decode)
     meta["value_range"] = tuple(meta["value_range"])
     arrays = {k: v.astype(np.float32) / 255.0 if v.dtype == np.uint8 else v for k, v in arrays.items()}
     return Dataset(**{k: torch.from_numpy(v) for k, v in arrays.items()}, **meta)
