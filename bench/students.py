@@ -46,11 +46,11 @@ def run(teacher_id: str, ds, synthesis: SynthesisConfig, students, baseline=True
 
 def defaults(teacher_id: str, ds, arch: str, n: int) -> dict:
     """``python -m vizcore distill --teacher T --n N --student ARCH`` with every other option at its default."""
-    from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD
+    from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD, METHOD_DEFAULTS
 
     t0 = time.perf_counter()
-    out = run(teacher_id, ds, SynthesisConfig(method=DEFAULT_METHOD, n=n), [StudentConfig(arch=arch)],
-              engine=DEFAULT_ENGINE)
+    out = run(teacher_id, ds, SynthesisConfig(method=DEFAULT_METHOD, n=n, **METHOD_DEFAULTS.get(DEFAULT_METHOD, {})),
+              [StudentConfig(arch=arch)], engine=DEFAULT_ENGINE)
     return {**out, "wall_seconds": round(time.perf_counter() - t0, 1), "engine_steps": DEFAULT_ENGINE.steps}
 
 
@@ -58,16 +58,16 @@ def methods_table(teacher_id: str, ds, n: int, steps: int, methods: list[str]) -
     """Every image source through the same engine, budget and protocol (accuracy, ratio, seconds)."""
     from dataclasses import replace as dc_replace
 
-    from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD
+    from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD, METHOD_DEFAULTS
 
-    extra = {"generator-am": dict(max_steps=60), "mixed-am": MIXED_AM, "pixel-am": {}, "kegnet": {}, "dfad": {}}
+    extra = {"generator-am": dict(max_steps=60), **METHOD_DEFAULTS}
     engine = dc_replace(DEFAULT_ENGINE, steps=steps)
     rows = []
     for m in methods:
         t0 = time.perf_counter()
         r = run(teacher_id, ds, SynthesisConfig(method=m, n=n, **extra.get(m, {})), [StudentConfig(arch="cnn")],
                 baseline=False, engine=engine)
-        s = r["students"]["cnn-engine"]
+        s = r["students"]["cnn-engine"]  # the teacher's logits on every batch, whatever made the images
         rows.append({"method": m + (" (default)" if m == DEFAULT_METHOD else ""), "n": r["n"], "engine_steps": steps,
                      "accuracy": s["accuracy"], "ratio": s["ratio"], "synthesis_seconds": r["synthesis_seconds"],
                      "seconds": round(time.perf_counter() - t0, 1)})
@@ -109,6 +109,7 @@ def main() -> None:
     p.add_argument("--only", default="defaults,methods,presets",
                    help="comma-separated: defaults, methods, presets (issue 15); digits, linear, subset, cnn (issue 6)")
     p.add_argument("--table-n", type=int, default=10_000, help="images of the methods table")
+    p.add_argument("--table-teacher", default="zoo:fashion-mnist-cnn")
     p.add_argument("--table-steps", type=int, default=None, help="engine steps of the methods table (default: the default budget)")
     p.add_argument("--table-methods", default="pixel-am,generator-am,mixed-am,kegnet,dfad")
     p.add_argument("--preset-n", type=int, default=4000, help="synthetic images of the preset tables (the seed: 60k+)")
@@ -133,7 +134,8 @@ def main() -> None:
     if "methods" in only:
         from vizcore.distill.methods import DEFAULT_ENGINE
 
-        out["methods_table"] = methods_table("zoo:fashion-mnist-cnn", load_dataset("fashion-mnist"), a.table_n,
+        name = zoo.get_entry(a.table_teacher).card.dataset
+        out[f"methods_table_{name}"] = methods_table(a.table_teacher, load_dataset(name), a.table_n,
                                              a.table_steps or DEFAULT_ENGINE.steps, a.table_methods.split(","))
     if "presets" in only:
         for name in a.preset_datasets.split(","):

@@ -15,6 +15,7 @@ from vizcore.distill.methods import (
     DEFAULT_ENGINE,
     DEFAULT_METHOD,
     DEFAULT_N,
+    METHOD_DEFAULTS,
     estimate_seconds,
     is_online,
 )
@@ -46,15 +47,18 @@ def synthesis_options(method: str) -> dict:
                                     "Synthetic images", 10, 200_000, DEFAULT_N, step=500, key="sl_n"))
     opts["seed"] = int(c2.number_input("Seed", 0, 10_000, 0, key="sl_seed"))
     if method in ("mixed-am", "generator-am", "pixel-am"):
-        opts["threshold"] = c3.slider("Threshold T", 0.5, 0.999, 0.99, key="sl_T")
+        d = {"threshold": 0.99, "threshold_max": None, "max_steps": 150, "pre_steps": 30,
+             **METHOD_DEFAULTS.get(method, {})}  # the measured setting of each method
+        opts["threshold"] = c3.slider("Threshold T", 0.5, 0.999, d["threshold"], key=f"sl_T_{method}")
         if st.checkbox("Random T in [T, 0.99] per " + ("image" if method == "pixel-am" else "generator batch")
-                       + " (seed 000 appendix A)", key="sl_randT"):
+                       + " (seed 000 appendix A)", d["threshold_max"] is not None, key=f"sl_randT_{method}"):
             opts["threshold"] = min(opts["threshold"], 0.9)
             opts["threshold_max"] = 0.99
         a, b = st.columns(2)
         opts["max_steps"] = int(a.number_input("Max ascent steps" + ("" if method == "pixel-am" else " per generator"),
-                                               5, 2000, 150, key="sl_steps"))
-        opts["pre_steps"] = int(b.number_input("Max attraction-repulsion steps", 0, 500, 30, key="sl_pre"))
+                                               5, 2000, d["max_steps"], key=f"sl_steps_{method}"))
+        opts["pre_steps"] = int(b.number_input("Max attraction-repulsion steps", 0, 500, d["pre_steps"],
+                                               key=f"sl_pre_{method}"))
     if method == "mixed-am":
         st.caption("T and the steps above drive the generator half; the pixel half starts from a blank image with "
                    "T drawn per image in 0.5–0.99 (the setting measured best).")

@@ -46,6 +46,10 @@ def test_shift_translates_and_mix_keeps_the_unmixed_part():
     assert mixed.shape == y.shape and torch.equal(mixed[:4], y[:4])
     assert float(mixed.min()) >= 0 and float(mixed.max()) <= 1
     assert torch.equal(mix_images(y, "none", 0.5, gen), y)
+    for mode in ("mixup", "cutmix"):
+        assert mix_images(y, mode, 0.5, gen).shape == y.shape
+    rows = torch.rand(8, 5, generator=gen)  # feature rows (a table's teacher) can be mixed up too
+    assert mix_images(rows, "mixup", 0.5, gen).shape == rows.shape
 
 
 def test_generator_step_raises_the_student_teacher_discrepancy(digits, digits_cnn):
@@ -75,14 +79,14 @@ def test_generator_step_raises_the_student_teacher_discrepancy(digits, digits_cn
 def test_online_student_agreement_rises_and_teacher_is_untouched(digits, digits_cnn):
     before = weights_snapshot(digits_cnn)
     teacher = frozen_copy(digits_cnn)
-    student = build_model("cnn_s", digits.input_shape, 10, seed=0)
-    cfg = EngineConfig(steps=120, batch_size=64, generator=True, bank=256, checkpoints=4)
+    student = build_model("cnn", digits.input_shape, 10, seed=0)
+    cfg = EngineConfig(steps=150, batch_size=64, generator=True, bank=256, checkpoints=3)
     # the test measures agreement on real images (the protocol's own hold-out is synthetic)
     res = distill(teacher, student, cfg, input_shape=digits.input_shape, num_classes=10, holdout=digits.test_x[:300])
     assert_untouched(digits_cnn, before)
     scores = [s for _, s in res.history]
-    assert len(scores) == 4 and scores[-1] > scores[0] + 0.15
-    assert res.stats["generator_steps"] == 24 and len(res.bank) == 256
+    assert len(scores) == 3 and scores[-1] > scores[0] + 0.1
+    assert res.stats["generator_steps"] == 30 and len(res.bank) == 256
     assert res.selection["score"] == max(scores)
 
 

@@ -38,7 +38,7 @@ def test_start_a_run_and_compare_it(teacher_id):
     at = open_page(teacher_id)
     assert any("No runs yet" in i.value for i in at.info)
     at.number_input(key="sl_n").set_value(20)
-    at.number_input(key="sl_steps").set_value(5)
+    at.number_input(key=f"sl_steps_{DEFAULT_METHOD}").set_value(5)
     at.multiselect(key="sl_students").set_value(["linear"])
     at.number_input(key="sl_budget").set_value(20)
     at.checkbox(key="sl_bias_only").check().run()
@@ -65,7 +65,7 @@ def test_start_a_run_and_compare_it(teacher_id):
 
 
 def test_page_and_cli_share_one_default(teacher_id):
-    from vizcore.cli import build_parser
+    from vizcore.cli import build_parser, distill_cmd
     from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_N
 
     at = open_page(teacher_id)
@@ -74,6 +74,10 @@ def test_page_and_cli_share_one_default(teacher_id):
     assert at.number_input(key="sl_n").value == cli.n == DEFAULT_N
     assert at.toggle(key="sl_engine").value and not cli.no_engine
     assert at.number_input(key="sl_budget").value == DEFAULT_ENGINE.steps and cli.budget is None  # None: the default
+    syn = distill_cmd._synthesis(cli)
+    page_T = at.slider(key=f"sl_T_{DEFAULT_METHOD}").value
+    assert (page_T, at.checkbox(key=f"sl_randT_{DEFAULT_METHOD}").value) == (syn.threshold, syn.threshold_max is not None)
+    assert at.number_input(key=f"sl_steps_{DEFAULT_METHOD}").value == syn.max_steps
 
 
 def test_pixel_am_keeps_the_teacher_in_the_loop_without_the_engine(teacher_id):
@@ -82,7 +86,7 @@ def test_pixel_am_keeps_the_teacher_in_the_loop_without_the_engine(teacher_id):
     at.toggle(key="sl_engine").set_value(False).run()
     assert at.checkbox(key="sl_relabel_pixel-am").value and at.radio(key="sl_start_image").value == "blank"
     at.number_input(key="sl_n").set_value(20)
-    at.number_input(key="sl_steps").set_value(5)
+    at.number_input(key="sl_steps_pixel-am").set_value(5)
     at.multiselect(key="sl_students").set_value(["linear", "rf"])
     at.number_input(key="sl_epochs").set_value(1)
     at.checkbox(key="sl_baseline").uncheck().run()

@@ -14,6 +14,7 @@ from vizcore.distill.methods import (
     DEFAULT_ENGINE,
     DEFAULT_METHOD,
     DEFAULT_N,
+    METHOD_DEFAULTS,
     estimate_seconds,
 )
 from vizcore.distill.seed_tables import (
@@ -71,10 +72,13 @@ def _subset_text(out: dict) -> str:
 
 
 def _synthesis(args, method: str | None = None, **kw) -> SynthesisConfig:
-    return SynthesisConfig(method=method or args.method, n=args.n, seed=args.seed, **{
-        k: v for k, v in (("max_steps", args.steps), ("train_steps", args.train_steps),
-                          ("threshold", args.threshold), ("threshold_max", args.threshold_max),
-                          ("shard_images", args.shard_images)) if v is not None}, **kw)
+    """The method's settings from the options; a method's measured defaults where none is given (``distill``)."""
+    method = method or args.method
+    given = {k: v for k, v in (("max_steps", args.steps), ("train_steps", args.train_steps),
+                               ("threshold", args.threshold), ("threshold_max", args.threshold_max)) if v is not None}
+    base = {} if given or args.func is not cmd_distill else METHOD_DEFAULTS.get(method, {})
+    shard = {"shard_images": args.shard_images} if args.shard_images else {}
+    return SynthesisConfig(method=method, n=args.n, seed=args.seed, **{**base, **given, **shard}, **kw)
 
 
 def _students(args, archs) -> tuple[StudentConfig, ...]:

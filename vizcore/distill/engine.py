@@ -49,7 +49,8 @@ class EngineConfig:
     losses: student-teacher discrepancy (DFAD), cross-entropy to the teacher's own argmax and the negative
     entropy of the batch's mean prediction (DAFL's L_oh and L_ie). ``bank``: the memory bank keeps this many
     generated images (0: none); ``replay`` is the share of each batch drawn from the bank or fixed set.
-    ``shift``: random translation in pixels; ``brightness``: scale each image by a random factor up to
+    ``shift``: random translation in pixels (None: one pixel per 14 of the image's height, 2 for 28 x 28,
+    none for 8 x 8 digits); ``brightness``: scale each image by a random factor up to
     1 / its brightest pixel (activation maximization's pictures are dimmer than real ones); ``mix``: mixup / cutmix between images of a batch (``mix_share``
     of the batch), always relabelled by the teacher. ``checkpoints``: how often the hold-out agreement is
     measured (the best checkpoint is kept).
@@ -70,9 +71,9 @@ class EngineConfig:
     balance: float = 5.0
     bank: int = 0
     replay: float = 0.5
-    shift: int = 2
+    shift: int | None = None
     brightness: bool = True
-    mix: str = "both"
+    mix: str = "none"
     mix_share: float = 0.5
     checkpoints: int = 10
     seed: int = 0
@@ -150,7 +151,7 @@ def mix_images(x: torch.Tensor, mode: str, share: float, gen: torch.Generator) -
     if k == 0:
         return x
     a, b = torch.randint(len(x), (2, k), generator=gen)
-    lam = torch.rand(k, 1, 1, 1, generator=gen).to(x.device)
+    lam = torch.rand(k, *(1,) * (x.dim() - 1), generator=gen).to(x.device)
     mixed = []
     if mode in ("mixup", "both"):
         mixed.append(lam * x[a] + (1 - lam) * x[b])
@@ -164,7 +165,8 @@ def mix_images(x: torch.Tensor, mode: str, share: float, gen: torch.Generator) -
         box = ((ys >= y0.view(k, 1, 1)) & (ys < (y0 + ch).view(k, 1, 1)) &
                (xs >= x0.view(k, 1, 1)) & (xs < (x0 + cw).view(k, 1, 1))).unsqueeze(1).to(x.device)
         mixed.append(torch.where(box, x[b], x[a]))
-    mixed = torch.cat(mixed)[torch.randperm(len(mixed) if mode != "both" else 2 * k, generator=gen)[:k]]
+    mixed = torch.cat(mixed)
+    mixed = mixed[torch.randperm(len(mixed), generator=gen)[:k]]
     return torch.cat([x[:len(x) - k], mixed])
 
 
@@ -301,6 +303,7 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
         history, best, stats = state["history"], state["best"], state["stats"]
         stats["resumed_at"] = first - 1
         gen.manual_seed(dist.item_seed(own_seed, first))  # a fresh stream from here on
+    shift = config.shift if config.shift is not None else (input_shape[-2] // 14 if len(input_shape) == 3 else 0)
 
     def fresh(n: int) -> torch.Tensor:
         with torch.no_grad():
@@ -330,10 +333,12 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
                 picks.append(src[torch.randint(len(src), (m,), generator=gen)].to(dev))
             parts += picks
         x = torch.cat(parts)
-        x = shift_images(x, config.shift, gen)
-        if config.brightness:
-            x = brighten(x, gen)
-        x = mix_images(x, config.mix, config.mix_share, gen)
+        if x.dim() == 4:  # images; feature rows (tables) are only mixed
+            x = shift_images(x, shift, gen)
+            if config.brightness:
+                x = brighten(x, gen)
+        x = mix_images(x, config.mix if x.dim() == 4 else config.mix.replace("both", "mixup").replace("cutmix", "none"),
+                       config.mix_share, gen)
         with dist.autocast(x.device):
             with torch.no_grad():
                 t = teacher(x)

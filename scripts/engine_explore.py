@@ -2,7 +2,7 @@
 line to bench/results/engine_log.jsonl (config -> accuracy, ratio, seconds). Real test data is read once per
 experiment, after training, for the report only.
 
-    PYTHONPATH=. python bench/engine_explore.py --teacher zoo:fashion-mnist-cnn --set /tmp/mixed.npz \
+    PYTHONPATH=. python scripts/engine_explore.py --teacher zoo:fashion-mnist-cnn --set /tmp/mixed.npz \
         --label mixed+kl --config '{"steps": 1000, "mix": "both"}' [--student cnn_s] [--threads 1]
 """
 
@@ -23,7 +23,7 @@ from vizcore.distill.synthesis import SyntheticSet
 from vizcore.metrics import predict_logits
 from vizcore.models import build_model
 
-LOG = Path(__file__).resolve().parent / "results" / "engine_log.jsonl"
+LOG = Path(__file__).resolve().parent.parent / "bench" / "results" / "engine_log.jsonl"
 
 
 def main() -> None:
