@@ -44,8 +44,7 @@ def one(world: int, args) -> dict:
             "job_seconds": out["seconds"], "synthesis_seconds": out["synthesis_seconds"],
             "student_train_seconds": student["train_seconds"], "student_accuracy": student["accuracy"],
             "student_ratio": student["ratio"], "teacher_accuracy": out["teacher_accuracy"],
-            "world_size": out["world_size"], "synthetic_sha256": out["synthetic_sha256"], "command": " ".join(cmd[0:1] + [
-                "--standalone", "--nproc_per_node", str(world)] + cmd[5:])}
+            "world_size": out["world_size"], "synthetic_sha256": out["synthetic_sha256"], "command": " ".join(["torchrun"] + cmd[1:])}
 
 
 def main() -> None:
