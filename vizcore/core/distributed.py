@@ -9,8 +9,9 @@ What the long jobs do with it: :func:`shard` splits N items into contiguous bloc
 the gathered union is the single-process set), :func:`item_seed` derives each item's seed from the global seed
 and the item's index (never the rank), :func:`gather` collects every rank's part, :func:`wrap` puts a model in
 DistributedDataParallel (gradients all-reduced, Li et al. 2020, "PyTorch Distributed", VLDB), and only rank 0
-writes artifacts (:func:`write_main`, atomic). A dead peer makes the survivors' next collective fail (gloo: at
-once; otherwise after ``VIZCORE_DIST_TIMEOUT`` seconds), so the job fails with a message instead of hanging.
+writes artifacts (the jobs' ``atomic_write``; the other ranks get no job folder). A dead peer makes the survivors' next collective fail (gloo: at
+once); a hung one, after ``VIZCORE_DIST_TIMEOUT`` seconds (default 1800, room for rank 0's pre-run estimate):
+the job fails with a message instead of hanging.
 """
 
 from __future__ import annotations
@@ -19,16 +20,11 @@ import contextlib
 import hashlib
 import os
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as td
 from torch import nn
-
-from vizcore.core.workspace import atomic_write
-
-ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 def launched() -> bool:
@@ -45,7 +41,7 @@ def init() -> bool:
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.set_device(local_rank())
-    timeout = timedelta(seconds=float(os.environ.get("VIZCORE_DIST_TIMEOUT", "600")))
+    timeout = timedelta(seconds=float(os.environ.get("VIZCORE_DIST_TIMEOUT", "1800")))
     td.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
     return True
 
@@ -136,11 +132,6 @@ def any_true(flag: bool) -> bool:
     return bool(t.item() > 0)
 
 
-def barrier() -> None:
-    if world_size() > 1:
-        td.barrier()
-
-
 def wrap(model: nn.Module) -> nn.Module:
     """``model`` in DistributedDataParallel when there are several ranks (rank 0's weights are broadcast and
     every backward all-reduces the gradients), else ``model`` itself."""
@@ -160,11 +151,6 @@ def sampler_indices(n: int, seed: int) -> torch.Tensor | None:
 
     return torch.tensor(list(DistributedSampler(range(n), num_replicas=world_size(), rank=rank(), shuffle=True,
                                                 seed=seed)), dtype=torch.long)
-
-
-def write_main(path: str | os.PathLike, write) -> Path | None:
-    """``atomic_write`` on rank 0 only (the others write nothing); returns the path on rank 0."""
-    return atomic_write(path, write) if is_main() else None
 
 
 def sha256_tensors(*tensors: torch.Tensor) -> str:
