@@ -4,7 +4,8 @@ Runs ``torchrun --standalone --nproc_per_node W -m vizcore distill ...`` as a us
 fresh workspace, and prints one JSON object: wall time of each (process start and the pre-run estimate
 included), the job's own seconds (synthesis + students + the one test read), the student's ratio to the
 teacher, and whether every W made the same synthetic set (``synthetic_sha256``). The CPU's cores are split
-between the processes (``OMP_NUM_THREADS`` = cores / W), so each W uses the whole machine.
+between the processes (``OMP_NUM_THREADS`` = cores / W), so each W uses the whole machine; oneDNN's
+sums differ in the last bits between thread counts, so the sets are byte-identical only with ``--threads`` fixed.
 
 The issue's figure is ``--images 20000`` on Fashion-MNIST; lower it on a busy machine.
 """
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def one(world: int, args) -> dict:
     home = tempfile.mkdtemp(prefix=f"vizcore-scale-{world}-")
-    threads = max(1, (args.cores or os.cpu_count() or 1) // world)
+    threads = args.threads or max(1, (args.cores or os.cpu_count() or 1) // world)
     env = {**os.environ, "VIZCORE_HOME": home, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
     cmd = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", str(world),
            "-m", "vizcore", "distill", "--teacher", args.teacher, "--method", args.method, "--images", str(args.images),
@@ -56,6 +57,7 @@ def main() -> None:
     p.add_argument("--budget", type=int, help="engine steps (default: the engine's)")
     p.add_argument("--processes", default="1,2", help="world sizes to compare")
     p.add_argument("--cores", type=int, help="cores to split between the processes (default: all)")
+    p.add_argument("--threads", type=int, help="threads per process instead (the same for every W: identical bytes)")
     args = p.parse_args()
     runs = [one(int(w), args) for w in args.processes.split(",")]
     base = runs[0]
