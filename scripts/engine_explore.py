@@ -1,5 +1,5 @@
 """Exploration log of the online engine's ingredients (issue 15): one experiment per call, appended as a JSON
-line to bench/results/engine_log.jsonl (config -> accuracy, ratio, seconds). Real test data is read once per
+line to bench/logs/engine_log.jsonl (config -> accuracy, ratio, seconds). Real test data is read once per
 experiment, after training, for the report only.
 
     PYTHONPATH=. python scripts/engine_explore.py --teacher zoo:fashion-mnist-cnn --set /tmp/mixed.npz \
@@ -23,7 +23,7 @@ from vizcore.distill.synthesis import SyntheticSet
 from vizcore.metrics import predict_logits
 from vizcore.models import build_model
 
-LOG = Path(__file__).resolve().parent.parent / "bench" / "results" / "engine_log.jsonl"
+LOG = Path(__file__).resolve().parent.parent / "bench" / "logs" / "engine_log.jsonl"
 
 
 def main() -> None:

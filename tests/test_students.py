@@ -149,7 +149,7 @@ def test_finished_run_reopens_in_a_new_process(teacher_id, workspace):
                              (StudentConfig(arch="linear", epochs=1),), baseline=False)
     job = protocol.start_run(cfg, wait=True)
     assert job.state == "done"
-    code = ("import json; from vizcore import runs; r = protocol.list_runs()[0]; rep = protocol.load_report(r['id']); "
+    code = ("import json; from vizcore.distill import protocol; r = protocol.list_runs()[0]; rep = protocol.load_report(r['id']); "
             "s = protocol.load_synthetic(r['id']); print(json.dumps([r['state'], rep['students'][0]['accuracy'], len(s)]))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          env={**os.environ, "VIZCORE_HOME": str(workspace)})

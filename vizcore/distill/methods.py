@@ -24,7 +24,7 @@ DFAD = dict(generator=True, loss="l1", adversarial=1.0, one_hot=0.0, balance=0.0
             brightness=False)
 ONLINE_METHODS = {"dfad": DFAD}
 
-# The default of the Student lab and of `distill`, chosen by measurement (bench/results/engine_log.jsonl):
+# The default of the Student lab and of `distill`, chosen by measurement (bench/logs/engine_log.jsonl):
 # mixed AM (the strongest fixed set with stored labels) trained by the engine with the teacher's logits on
 # every batch at T = 4, each image brightened (Fashion pixel-AM set, 600 steps: 43 % -> 67 % of the teacher)
 # and shifted; no mixup (it cost 4 points there) and no online generator (its first version collapsed the
