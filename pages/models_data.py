@@ -10,7 +10,15 @@ from vizcore import data, zoo
 from vizcore.core import jobs
 from vizcore.models import ARCHITECTURES
 from vizcore.train import TrainConfig, train_teacher
-from vizcore.core.workspace import atomic_write, workspace
+
+# What a page action can meet from a file or name a user gave; shown as one line, never a traceback.
+EXPECTED = (zoo.ModelFileError, data.DatasetError, OSError, MemoryError)
+
+
+def one_line(e: BaseException) -> str:
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return text[:400] + ("…" if len(text) > 400 else "")
+
 
 ds, entry, _ = state.current()
 st.title("Models & data")
@@ -33,6 +41,7 @@ with train_tab:
         batch = c[2].number_input("Batch size", 8, 4096, 128, key="train_batch")
         opt = c[3].selectbox("Optimizer", ["adam", "sgd"], key="train_opt")
         seed = c[4].number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+        replace = st.checkbox("Replace a model of mine with the same name", key="train_overwrite")
         go = st.form_submit_button("Start training", type="primary")
     if go:
         label = data.dataset_label(dname)
@@ -41,15 +50,18 @@ with train_tab:
         try:
             train_ds = state.get_dataset(dname)
             zoo.check_name(name)
-        except (data.DatasetError, zoo.ModelFileError) as e:
-            st.error(str(e))
+            if not replace and any(e.id == f"user:{name}" for e in zoo.list_models()):
+                raise zoo.ModelExists(f"a model named '{name}' exists: choose another name or tick 'Replace'")
+        except EXPECTED as e:
+            st.error(one_line(e))
         else:
             command = " ".join(["python -m vizcore train", "--dataset", shlex.quote(dname), "--arch", arch, "--name",
                                 shlex.quote(name), "--epochs", str(cfg.epochs), "--lr", str(cfg.lr), "--batch-size",
                                 str(cfg.batch_size), "--optimizer", cfg.optimizer, "--seed", str(cfg.seed)])
 
-            def work(ctx, train_ds=train_ds, arch=arch, cfg=cfg, name=name, command=command):
-                e = train_teacher(train_ds, arch, cfg, name, command=command, progress=ctx.progress, cancelled=ctx.cancelled)
+            def work(ctx, train_ds=train_ds, arch=arch, cfg=cfg, name=name, command=command, replace=replace):
+                e = train_teacher(train_ds, arch, cfg, name, command=command, progress=ctx.progress,
+                                  cancelled=ctx.cancelled, overwrite=replace)
                 return {"model_id": e.id, "accuracy": e.card.metrics["accuracy"]}
 
             jobs.start_job("train", f"{name} ({arch} on {label})", work, {"dataset": dname, "arch": arch, **cfg.__dict__})
@@ -65,47 +77,53 @@ with model_tab:
         st.info("Pick a dataset in the sidebar first: an upload is checked against it.")
     else:
         st.write(f"The model is checked against the sidebar's dataset, **{ds.name}** "
-                 f"(input {list(ds.input_shape)}, {ds.num_classes} classes). Checkpoints are never unpickled: "
-                 "TorchScript, safetensors, or a state dict read with `weights_only=True`.")
+                 f"(input {list(ds.input_shape)}, {ds.num_classes} classes). Weights (safetensors, or a state dict "
+                 "read with `weights_only=True`) for a zoo architecture, or TorchScript, which is first checked in a "
+                 "confined process: pure tensor operations only, no loops, files or printing.")
         with st.form("upload_model", clear_on_submit=False):
             kind = st.radio("What is it?", ["Weights for a zoo architecture", "TorchScript model"], key="up_kind",
                             horizontal=True)
             up_arch = st.selectbox("Architecture (for weights)", list(ARCHITECTURES), key="up_arch")
             f = st.file_uploader("Model file", type=["safetensors", "pt", "pth", "ts"], key="up_model_file")
             up_name = st.text_input("Name", key="up_model_name", placeholder="my-model")
+            up_replace = st.checkbox("Replace a model of mine with the same name", key="up_model_overwrite")
             ok = st.form_submit_button("Add model", type="primary")
         if ok:
             if f is None or not up_name.strip():
                 st.error("Choose a file and give the model a name.")
             else:
                 try:
-                    e = zoo.import_model(f.getvalue(), up_name.strip(), ds,
-                                         None if kind == "TorchScript model" else up_arch)
-                except zoo.ModelFileError as err:
-                    st.error(str(err))
+                    with st.spinner("Checking the model…"):
+                        e = zoo.import_model(f.getvalue(), up_name.strip(), ds,
+                                             None if kind == "TorchScript model" else up_arch, overwrite=up_replace)
+                except EXPECTED as err:
+                    st.error(one_line(err))
+                except Exception as err:  # an upload is untrusted input: never a traceback, whatever it is
+                    st.error(f"could not use this file ({type(err).__name__}: {one_line(err)})")
                 else:
                     state.flash(f"Added `{e.id}` (test accuracy {e.card.metrics['accuracy']:.2%} on {ds.name}); "
                                 "it is now selected in the sidebar.", model=e.id)
 
 with data_tab:
-    st.write("An `.npz` with `x` (images: N×H×W, N×H×W×C or N×C×H×W; uint8 or floats in [0, 1]), `y` (labels "
-             "0..K-1) and optionally `class_names`, `x_test`, `y_test`. For an image folder (one sub-folder per "
-             "class) use the CLI: `--dataset image-folder:PATH`.")
+    st.write("An `.npz` with only `x` (images: N×H×W, N×H×W×C or N×C×H×W with 1 or 3 channels; uint8 or finite "
+             "floats in [0, 1]), `y` (integer labels 0..K-1, 2 ≤ K ≤ 1000) and optionally `class_names`, `x_test`, "
+             "`y_test`. For an image folder (one sub-folder per class) use the CLI: `--dataset image-folder:PATH`.")
     with st.form("upload_data"):
         f = st.file_uploader("Dataset (.npz)", type=["npz"], key="up_data_file")
         dn = st.text_input("Name", key="up_data_name", placeholder="my-data")
+        dn_replace = st.checkbox("Replace a dataset with the same name", key="up_data_overwrite")
         ok = st.form_submit_button("Add dataset", type="primary")
     if ok:
         if f is None or not dn.strip():
             st.error("Choose a file and give the dataset a name.")
         else:
             try:
-                zoo.check_name(dn.strip())
-                new = data.load_npz(f.getvalue(), name=dn.strip())
-            except (data.DatasetError, zoo.ModelFileError) as err:
-                st.error(str(err))
+                path, new = data.import_npz(f.getvalue(), dn.strip(), overwrite=dn_replace)
+            except EXPECTED as err:
+                st.error(one_line(err))
+            except Exception as err:  # an upload is untrusted input: never a traceback, whatever it is
+                st.error(f"could not use this file ({type(err).__name__}: {one_line(err)})")
             else:
-                path = atomic_write(workspace() / "datasets" / f"{dn.strip()}.npz", f.getvalue())
                 state.available_datasets.clear()
                 state.get_dataset.clear()
                 state.flash(f"Added {dn.strip()}: {len(new.train_x)} train / {len(new.test_x)} test images of shape "
@@ -122,5 +140,9 @@ with mine_tab:
         c[1].write(f"accuracy {e.card.metrics.get('accuracy', 0):.2%}")
         c[2].write(e.card.notes or "trained here")
         if c[3].button("Delete", key=f"del-{e.id}"):
-            zoo.delete_model(e)
-            st.rerun()
+            try:
+                zoo.delete_model(e)
+            except EXPECTED as err:
+                st.error(one_line(err))
+            else:
+                st.rerun()

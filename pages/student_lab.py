@@ -86,13 +86,15 @@ def synthesis_options(method: str) -> dict:
 with new_tab:
     st.markdown(f"**Teacher:** `{entry.id}` ({entry.card.arch}, test accuracy on its card "
                 f"{entry.card.metrics.get('accuracy', 0):.1%}) · **dataset:** {ds.name}")
-    methods = list(METHOD_LABELS)
-    method = st.selectbox("Synthesis method", methods, methods.index(DEFAULT_METHOD), format_func=METHOD_LABELS.get,
-                          key="sl_method")
+    # a table's teacher: KegNet's dense generators are the method that makes feature rows (seed 004)
+    methods = ["kegnet"] if ds.is_tabular else list(METHOD_LABELS)
+    method = st.selectbox("Synthesis method", methods, methods.index(DEFAULT_METHOD) if DEFAULT_METHOD in methods else 0,
+                          format_func=METHOD_LABELS.get, key="sl_method")
+    kinds = [k for k in STUDENT_KINDS if not ds.is_tabular or not k.startswith(("cnn", "lenet"))]
     opts = synthesis_options(method)
     st.subheader("Students")
     s1, s2, s3 = st.columns(3)
-    archs = s1.multiselect("Architectures", STUDENT_KINDS, default=[entry.card.arch] if entry.card.arch in STUDENT_KINDS else ["cnn"],
+    archs = s1.multiselect("Architectures", kinds, default=[entry.card.arch] if entry.card.arch in kinds else kinds[:1],
                            key="sl_students", help="CNN_ID = the teacher's architecture; cnn_s smaller, cnn_l larger; "
                                                    "svm and rf are scikit-learn models (hard labels)")
     labels = s2.radio("Labels", ["soft", "hard"], horizontal=True, key="sl_labels",
@@ -109,15 +111,15 @@ with new_tab:
     else:
         engine = None
         epochs = int(s3.number_input("Epochs", 1, 500, 20, key="sl_epochs"))
-    relabel = not use_engine and st.checkbox("Teacher in the loop: rescale each batch's brightness and let the teacher label it afresh",
+    relabel = not use_engine and not ds.is_tabular and st.checkbox("Teacher in the loop: rescale each batch's brightness and let the teacher label it afresh",
                           value=method == "pixel-am", key=f"sl_relabel_{method}",
                           help="data-free (only the teacher and the synthetic images). It lifts students of the dim "
                                "pixel-AM pictures by 8-12 points on Fashion-MNIST and does not help the others. SVM "
                                "and random forest are fitted once and learn the stored labels")
     b1, b2 = st.columns(2)
     baseline = b1.checkbox("Real-data baseline of the same size", value=True, key="sl_baseline")
-    bias_only = b2.checkbox("Extreme compression: visualizations as weights, biases trained (seed 003 sec. 10)",
-                            key="sl_bias_only")
+    bias_only = not ds.is_tabular and b2.checkbox(
+        "Extreme compression: visualizations as weights, biases trained (seed 003 sec. 10)", key="sl_bias_only")
     sweep = st.text_input("Accuracy against size: also train the first student on the first N images (optional)",
                           placeholder="e.g. 200, 500, 1000", key="sl_sizes",
                           help="each size also trains the same student on that many real images (seed 000 Table 2)")
@@ -247,6 +249,14 @@ with runs_tab:
     def gallery():
         per_class = st.slider("Images per class", 1, 10, 4, key="sl_gallery_n")
         synth = protocol.load_synthetic(rid)
+        if synth.images.dim() == 2:  # feature rows: each class's mean synthetic row, in standard deviations
+            from vizcore.explain.visualize import class_averages
+            from vizcore.plots.compression import feature_heatmap
+
+            means = class_averages(synth.images, synth.labels, len(synth.class_names))
+            st.plotly_chart(feature_heatmap(means, ds.feature_names or [str(i) for i in range(means.shape[1])],
+                                            synth.class_names, "Mean synthetic row per teacher label"), key="sl_gallery")
+            return
         st.plotly_chart(synthetic_gallery(synth.images, synth.probs, synth.class_names, per_class), key="sl_gallery")
         st.caption("Title: the teacher's label and its softmax probability (the soft label's top entry).")
 

@@ -133,3 +133,24 @@ def test_training_job_from_the_page_appears_in_the_picker(monkeypatch):
     assert any(o.startswith("user:page-lin") for o in models)
     card = zoo.get_entry("user:page-lin").card
     assert card.command.startswith("python -m vizcore train --dataset digits --arch linear --name page-lin --epochs 2")
+
+
+def test_an_existing_model_is_replaced_only_with_the_box_ticked(monkeypatch, digits_linear):
+    from safetensors.torch import save
+
+    at = _models_page(monkeypatch, {"up_model_file": _upload("w.safetensors", save(digits_linear.state_dict()))})
+
+    def add():
+        at.text_input(key="up_model_name").input("twice")
+        at.selectbox(key="up_arch").set_value("linear")
+        at.button[[b.label for b in at.button].index("Add model")].click().run()
+        assert not at.exception
+
+    add()
+    assert not at.error and zoo.get_entry("user:twice")
+    add()
+    assert [e.value for e in at.error] == ["a model named 'twice' exists; choose another name or replace it "
+                                           "explicitly (the Replace box, --overwrite)"]
+    at.checkbox(key="up_model_overwrite").check()
+    add()
+    assert not at.error and any("Added `user:twice`" in s.value for s in at.success)

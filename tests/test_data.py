@@ -109,9 +109,10 @@ def test_npz_round_trip_and_explicit_test_split():
 
 @pytest.mark.parametrize("payload,msg", [
     (b"not a zip at all", "not a readable .npz"),
-    (_npz(images=np.zeros((4, 3, 3))), "must hold arrays 'x' and 'y'"),
-    (_npz(x=np.zeros((4, 3, 3)), y=np.zeros(5)), "4 images but 5 labels"),
-    (_npz(x=np.array([{"a": 1}] * 4, dtype=object), y=np.zeros(4)), "not a readable .npz"),
+    (_npz(images=np.zeros((4, 3, 3))), "may hold only x.npy, y.npy, class_names.npy, x_test.npy, y_test.npy"),
+    (_npz(x=np.zeros((4, 3, 3))), "must hold arrays 'x' and 'y'"),
+    (_npz(x=np.zeros((4, 3, 3)), y=np.arange(5) % 2), "4 images but 5 labels"),
+    (_npz(x=np.array([{"a": 1}] * 4, dtype=object), y=np.zeros(4, int)), "holds Python objects"),
     (_npz(x=-np.ones((8, 3, 3)), y=np.arange(8) % 2), "0..255 or in \\[0, 1\\]"),
 ])
 def test_npz_bad_input_is_explained(payload, msg):

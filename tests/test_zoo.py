@@ -96,7 +96,7 @@ def test_misfit_says_what_fits(digits):
         zoo.import_model(st_save(fm.state_dict()), "wrong", digits, "linear")
     buf = io.BytesIO()
     torch.jit.save(torch.jit.script(build_model("linear", (1, 8, 8), 3)), buf)
-    with pytest.raises(zoo.ModelFileError, match=r"outputs \[1, 3\] but the dataset has 10 classes"):
+    with pytest.raises(zoo.ModelFileError, match=r"outputs \[1, 3\], not \[1, 10\] \(the dataset has 10 classes\)"):
         zoo.import_model(buf.getvalue(), "three", digits)
 
 

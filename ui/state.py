@@ -35,9 +35,7 @@ def available_datasets() -> list[str]:
 
 def dataset_choices() -> list[str]:
     """Registry datasets found on this machine, then datasets the user uploaded to the workspace."""
-    from vizcore.core.workspace import workspace
-
-    uploads = sorted(f"npz:{p}" for p in (workspace() / "datasets").glob("*.npz"))
+    uploads = sorted(f"npz:{p}" for p in data.uploaded_datasets_dir().glob("*.npz"))
     return available_datasets() + uploads
 
 
@@ -79,15 +77,10 @@ def sidebar() -> tuple[Dataset | None, zoo.ModelEntry | None]:
 
 @st.cache_data(show_spinner="Evaluating on the test split…", max_entries=32)
 def evaluation(model_id: str, mtime: float, dataset_name: str) -> dict:
-    """The model's classification report on the dataset's test split, plus its predictions."""
-    from vizcore.metrics import classification_report, predict_logits
+    """The model's classification report on the dataset's test split, plus its predictions (cached on disk)."""
+    from vizcore.metrics import test_report
 
-    ds = get_dataset(dataset_name)
-    probs = predict_logits(get_model(model_id, mtime), ds.test_x).softmax(1)
-    report = classification_report(ds.test_y.numpy(), probs.argmax(1).numpy(), ds.class_names)
-    report["pred"] = probs.argmax(1).tolist()
-    report["confidence"] = probs.max(1).values.tolist()
-    return report
+    return test_report(get_model(model_id, mtime), zoo.get_entry(model_id).weights, get_dataset(dataset_name))
 
 
 def flash(message: str, dataset: str | None = None, model: str | None = None) -> None:
@@ -114,5 +107,9 @@ def require() -> tuple[Dataset, zoo.ModelEntry, torch.nn.Module]:
 def current() -> tuple[Dataset | None, zoo.ModelEntry | None, torch.nn.Module | None]:
     """(dataset, model entry, model) chosen in the sidebar; the model is the shared cached instance."""
     ds, entry = st.session_state.get("_dataset"), st.session_state.get("_entry")
-    model = get_model(entry.id, entry.weights.stat().st_mtime) if entry else None
+    try:
+        model = get_model(entry.id, entry.weights.stat().st_mtime) if entry else None
+    except (zoo.ModelFileError, OSError) as e:  # deleted or replaced meanwhile, or no longer passes its checks
+        st.error(f"{entry.id}: {str(e).splitlines()[0]}")
+        return ds, None, None
     return ds, entry, model

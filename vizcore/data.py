@@ -1,16 +1,18 @@
-"""Dataset registry: every source becomes one :class:`Dataset` of float tensors in [0, 1].
+"""Dataset registry: every source becomes one :class:`Dataset` of float tensors.
 
-Images are ``(N, C, H, W)`` float32, labels ``(N,)`` int64. Loaders read local files only, unless the caller
-asks for a download (``download=True``), so nothing here touches the network by surprise.
+Images are ``(N, C, H, W)`` float32 in [0, 1]; tables (the UCI sets of seed 004, ``csv:PATH``) are ``(N, F)``
+float32 standardized with the training split's mean and standard deviation, which travel with the dataset
+(``Dataset.standardize``) and with every model trained on it (its card's ``preprocessing``), so raw rows are
+standardized the same way later (:func:`standardize_rows`). Labels are ``(N,)`` int64. Loaders read local files
+only, unless the caller asks for a download (``download=True``), so nothing here touches the network by surprise.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import shutil
-import zipfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,7 @@ TORCHVISION_SETS = {
     "svhn": "SVHN",
 }
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+UCI_SETS = ("uci-shuttle", "uci-pendigits", "uci-letter")
 YALE_CONDITIONS = (
     "centerlight", "glasses", "happy", "leftlight", "noglasses", "normal",
     "rightlight", "sad", "sleepy", "surprised", "wink",
@@ -43,10 +46,12 @@ class DatasetNotFound(DatasetError):
 
 @dataclass
 class Dataset:
-    """Train/test tensors of one image classification task.
+    """Train/test tensors of one classification task: images ``(N, C, H, W)`` or feature rows ``(N, F)``.
 
     ``train_tags``/``test_tags`` hold an optional per-image tag (the lighting or expression condition of a
-    Yale face, for instance).
+    Yale face, for instance). A table carries ``feature_names``, the ``standardize`` statistics its rows were
+    scaled with (``{"mean": [...], "std": [...]}`` of the training split) and, where its source defines one, a
+    validation split (``val_x``/``val_y``) held out of ``train_x``.
     """
 
     name: str
@@ -60,11 +65,16 @@ class Dataset:
     train_tags: list[str] | None = None
     test_tags: list[str] | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    feature_names: list[str] | None = None
+    standardize: dict | None = None
+    val_x: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.train_x, self.train_y), ("test", self.test_x, self.test_y)):
-            if x.ndim != 4:
-                raise DatasetError(f"{self.name}: {split} images must be (N, C, H, W), got {tuple(x.shape)}")
+            if x.ndim not in (2, 4):
+                raise DatasetError(f"{self.name}: {split} data must be images (N, C, H, W) or rows (N, F), "
+                                   f"got {tuple(x.shape)}")
             if len(x) != len(y):
                 raise DatasetError(f"{self.name}: {len(x)} {split} images but {len(y)} labels")
         if self.train_x.shape[1:] != self.test_x.shape[1:]:
@@ -76,8 +86,19 @@ class Dataset:
             raise DatasetError(f"{self.name}: labels run 0..{top} but there are {len(self.class_names)} class names")
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
+
+    @property
+    def is_tabular(self) -> bool:
+        return self.train_x.ndim == 2
+
+    @property
+    def preprocessing(self) -> dict:
+        """What a model card keeps so a user's raw rows can be prepared like this dataset's (empty for images)."""
+        if not self.is_tabular:
+            return {}
+        return {"feature_names": list(self.feature_names or []), "standardize": self.standardize}
 
     @property
     def num_classes(self) -> int:
@@ -253,11 +274,27 @@ def load_torchvision(name: str, root: str | os.PathLike | None = None, download:
     )
 
 
+def _open_image(path: Path):
+    """``Image.open`` of a file that must be an image of at most Pillow's ``MAX_IMAGE_PIXELS`` (its decompression
+    bomb warning is an error here), loaded, or :class:`DatasetError`."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+            im.load()
+            return im
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DatasetError(f"{path}: too large, a decompression bomb? ({e})") from e
+    except (OSError, ValueError, SyntaxError) as e:  # UnidentifiedImageError is an OSError
+        raise DatasetError(f"{path} is not an image Pillow can read ({e})") from e
+
+
 def _read_grey(path: Path, size: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as im:
-        im.seek(0)
+    with _open_image(path) as im:
         return np.asarray(im.convert("L").resize((size[1], size[0]), Image.BILINEAR), dtype=np.float32)
 
 
@@ -310,7 +347,7 @@ def load_image_folder(path: str | os.PathLike, size: tuple[int, int] | None = No
 
     Images are resized to ``size`` (default: the first image's size); the split is stratified (seed 0).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     root = Path(path).expanduser()
     if not root.is_dir():
@@ -323,11 +360,8 @@ def load_image_folder(path: str | os.PathLike, size: tuple[int, int] | None = No
         for p in sorted((root / c).iterdir()):
             if p.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            try:
-                with Image.open(p) as im:
-                    pics.append(im.convert("RGB") if im.mode not in ("L", "1", "I;16", "I") else im.convert("L"))
-            except (UnidentifiedImageError, OSError) as e:
-                raise DatasetError(f"image-folder: {p} is not an image Pillow can read ({e})") from e
+            with _open_image(p) as im:
+                pics.append(im.convert("RGB") if im.mode not in ("L", "1", "I;16", "I") else im.convert("L"))
             labels.append(k)
     empty = [c for k, c in enumerate(classes) if k not in labels]
     if empty:
@@ -345,45 +379,348 @@ def load_image_folder(path: str | os.PathLike, size: tuple[int, int] | None = No
     )
 
 
-def load_npz(source: str | os.PathLike | bytes, name: str | None = None, test_size: float = 0.25) -> Dataset:
-    """An ``.npz`` with ``x`` (N,H,W | N,H,W,C | N,C,H,W; uint8 0..255 or floats in [0, 1]), ``y`` (N,) and
-    optional ``class_names``. Optional ``x_test``/``y_test`` give the test split, otherwise it is drawn
-    (stratified, seed 0). Never unpickles: object arrays are refused."""
-    buf = io.BytesIO(source) if isinstance(source, bytes) else source
-    label = name or (f"npz:{source}" if not isinstance(source, bytes) else "npz:upload")
+NPZ_MEMBERS = ("x", "y", "class_names", "x_test", "y_test")
+
+
+@dataclass(frozen=True)
+class NpzLimits:
+    """Caps on an ``.npz`` checked from its zip directory and ``.npy`` headers before any array is read."""
+
+    member_bytes: int = 2**30
+    total_bytes: int = 2**31
+    ratio: float = 200.0
+    values: int = 2**28  # pixel values, train and test together (1 GiB as float32)
+    classes: int = 1000
+    name_chars: int = 200
+
+
+NPZ_LIMITS = NpzLimits()
+
+
+def _npy_header(f, key: str, label: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    from numpy.lib import format as npy
+
     try:
-        with np.load(buf, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise DatasetError(f"{label}: not a readable .npz file ({e})") from e
-    missing = [k for k in ("x", "y") if k not in arrays]
+        version = npy.read_magic(f)
+        reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, fortran, dtype = reader(f, max_header_size=10_000)
+    except (ValueError, OSError, EOFError, SyntaxError) as e:
+        raise DatasetError(f"{label}: '{key}' is not a readable .npy array ({e})") from e
+    return tuple(int(d) for d in shape), bool(fortran), np.dtype(dtype)
+
+
+def _check_npy(key: str, shape: tuple[int, ...], dtype: np.dtype, label: str) -> None:
+    """Refuse an array from its header: dtype, rank and (for images) size."""
+    if dtype.hasobject:
+        raise DatasetError(f"{label}: '{key}' holds Python objects; never unpickled, save plain arrays")
+    if key in ("x", "x_test"):
+        if dtype.kind == "c":
+            raise DatasetError(f"{label}: '{key}' holds complex numbers ({dtype}); images must be real 0..255 or [0, 1]")
+        if dtype.kind not in "uif":
+            raise DatasetError(f"{label}: '{key}' must be numeric images, got {dtype}")
+        if len(shape) not in (3, 4):
+            raise DatasetError(f"{label}: '{key}' must be images (N,H,W), (N,H,W,C) or (N,C,H,W), got shape {list(shape)}")
+        if 0 in shape:
+            raise DatasetError(f"{label}: '{key}' holds no images (shape {list(shape)})")
+    elif key in ("y", "y_test"):
+        if dtype.kind not in "ui":
+            raise DatasetError(f"{label}: '{key}' must hold integer class labels 0..K-1, got {dtype} "
+                               "(float or string labels are not converted; map them to integers)")
+        if len(shape) != 1:
+            raise DatasetError(f"{label}: '{key}' must be one label per image (N,), got shape {list(shape)}")
+    elif dtype.kind not in "US" or len(shape) != 1:
+        raise DatasetError(f"{label}: 'class_names' must be a list of strings, got {dtype} {list(shape)}")
+
+
+def _read_npz(source, label: str, limits: NpzLimits) -> dict[str, np.ndarray]:
+    """The documented arrays of an ``.npz``, each checked from the zip directory and its ``.npy`` header
+    before it is read (sizes, dtype, shape, N x H x W x C); never unpickles."""
+    from vizcore.core.archive import ZipLimits, zip_records
+
+    allowed = {f"{k}.npy": k for k in NPZ_MEMBERS}
+    zl = ZipLimits(member_bytes=limits.member_bytes, total_bytes=limits.total_bytes, ratio=limits.ratio,
+                   only=tuple(allowed))
+    try:
+        zf, infos = zip_records(source, zl, DatasetError)
+    except DatasetError as e:
+        raise DatasetError(f"{label}: not a readable .npz file ({e})" if "zip" in str(e) else f"{label}: {e}") from e
+    heads, values = {}, 0
+    for info in infos:
+        key = allowed[info.filename]
+        with zf.open(info) as f:
+            shape, fortran, dtype = _npy_header(f, key, label)
+            offset = f.tell()
+        _check_npy(key, shape, dtype, label)
+        count = int(np.prod(shape, dtype=object))
+        if key in ("x", "x_test"):
+            values += count
+            if values > limits.values:
+                raise DatasetError(f"{label}: too large: {values:,} pixel values (N x H x W x C) in x and x_test, "
+                                   f"at most {limits.values:,}")
+        if offset + count * dtype.itemsize != info.file_size:
+            raise DatasetError(f"{label}: '{key}' declares shape {list(shape)} of {dtype} ({count * dtype.itemsize:,} "
+                               f"bytes) but holds {info.file_size - offset:,} bytes")
+        heads[key] = (info, offset, shape, fortran, dtype)
+    missing = [k for k in ("x", "y") if k not in heads]
     if missing:
-        raise DatasetError(f"{label}: the .npz must hold arrays 'x' and 'y'; missing {missing}, found {sorted(arrays)}")
+        raise DatasetError(f"{label}: the .npz must hold arrays 'x' and 'y'; missing {missing}, found {sorted(heads)}")
+    if ("x_test" in heads) != ("y_test" in heads):
+        raise DatasetError(f"{label}: 'x_test' and 'y_test' come together")
+    arrays = {}
+    for key, (info, offset, shape, fortran, dtype) in heads.items():
+        with zf.open(info) as f:
+            f.read(offset)
+            buf = f.read(info.file_size - offset)
+        arrays[key] = np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return arrays
 
-    def images(a: np.ndarray, key: str) -> torch.Tensor:
-        if a.ndim not in (3, 4) or not np.issubdtype(a.dtype, np.number):
-            raise DatasetError(f"{label}: '{key}' must be numeric images (N,H,W) or (N,H,W,C) or (N,C,H,W), got {a.dtype} {a.shape}")
-        scale = 255.0 if (a.dtype == np.uint8 or float(a.max(initial=0)) > 1.0) else 1.0
-        t = _to_tensor(a, scale)
-        if t.min() < 0 or t.max() > 1:
-            raise DatasetError(f"{label}: '{key}' values must be 0..255 or in [0, 1]")
-        return t
 
-    x, y = images(arrays["x"], "x"), np.asarray(arrays["y"]).astype(np.int64).reshape(-1)
+def _channels_first(a: np.ndarray, key: str, label: str) -> np.ndarray:
+    """(N,H,W) -> (N,1,H,W); channel-last (N,H,W,1|3) -> (N,C,H,W); (N,1|3,H,W) kept; RGBA and the rest refused."""
+    if a.ndim == 3:
+        return a[:, None]
+    c_last, c_first = a.shape[-1], a.shape[1]
+    if c_first in (1, 3):
+        return a
+    if c_last in (1, 3):
+        return a.transpose(0, 3, 1, 2)
+    if 4 in (c_last, c_first):
+        raise DatasetError(f"{label}: '{key}' has 4 channels (RGBA?) in shape {list(a.shape)}; vizcore takes grey (1) "
+                           "or RGB (3) channels: drop the alpha channel, e.g. x[..., :3]")
+    raise DatasetError(f"{label}: '{key}' of shape {list(a.shape)} has neither 1 nor 3 channels first or last")
+
+
+def _images(a: np.ndarray, key: str, label: str) -> torch.Tensor:
+    a = _channels_first(a, key, label)
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise DatasetError(f"{label}: '{key}' holds NaN or infinite values")
+    lo, hi = (float(a.min()), float(a.max()))
+    if lo < 0 or hi > 255:
+        raise DatasetError(f"{label}: '{key}' values must be 0..255 or in [0, 1], got {lo:g}..{hi:g}")
+    scale = 255.0 if (a.dtype == np.uint8 or hi > 1.0) else 1.0
+    out = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+    return out.div_(scale) if scale != 1.0 else out
+
+
+def load_npz(source: str | os.PathLike | bytes, name: str | None = None, test_size: float = 0.25,
+             limits: NpzLimits | None = None) -> Dataset:
+    """An ``.npz`` with ``x`` (N,H,W | N,H,W,C | N,C,H,W with 1 or 3 channels; uint8 0..255 or finite floats in
+    [0, 1]), integer labels ``y`` (N,) in 0..K-1 and optional ``class_names`` (K names, else K = max label + 1;
+    2 <= K <= 1000). Optional ``x_test``/``y_test`` give the test split, otherwise it is drawn (stratified,
+    seed 0). The archive is checked before it is read (:class:`NpzLimits`); nothing is unpickled."""
+    label = name or (f"npz:{source}" if not isinstance(source, bytes) else "npz:upload")
+    limits = limits or NPZ_LIMITS
+    arrays = _read_npz(source, label, limits)
+    ys = {k: arrays[k].astype(np.int64) for k in ("y", "y_test") if k in arrays}
+    if "class_names" in arrays:
+        names = [str(s) for s in arrays["class_names"]]
+        if len(names) > limits.classes or any(len(n) > limits.name_chars for n in names):
+            raise DatasetError(f"{label}: at most {limits.classes} class names of at most {limits.name_chars} characters")
+    else:
+        top = max(int(y.max(initial=-1)) for y in ys.values())
+        if top >= limits.classes:
+            raise DatasetError(f"{label}: labels run up to {top}, but at most {limits.classes} classes are allowed "
+                               "(labels are 0..K-1)")
+        names = [str(i) for i in range(top + 1)]
+    if len(names) < 2:
+        raise DatasetError(f"{label}: a classification dataset needs at least 2 classes, got {len(names)}")
+    for k, y in ys.items():
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(names)):
+            raise DatasetError(f"{label}: '{k}' labels must be in 0..{len(names) - 1} ({len(names)} classes), "
+                               f"got {int(y.min())}..{int(y.max())}")
+    x, y = arrays["x"], ys["y"]
     if len(y) != len(x):
         raise DatasetError(f"{label}: {len(x)} images but {len(y)} labels")
-    n_cls = int(y.max()) + 1
-    names = [str(s) for s in arrays["class_names"]] if "class_names" in arrays else [str(i) for i in range(n_cls)]
-    if "x_test" in arrays and "y_test" in arrays:
-        xt, yt = images(arrays["x_test"], "x_test"), torch.from_numpy(np.asarray(arrays["y_test"]).astype(np.int64))
-        xtr, ytr = x, torch.from_numpy(y)
+    if "x_test" in arrays:
+        if len(ys["y_test"]) != len(arrays["x_test"]):
+            raise DatasetError(f"{label}: {len(arrays['x_test'])} test images but {len(ys['y_test'])} labels")
+        xtr, ytr = _images(x, "x", label), torch.from_numpy(y)
+        xt, yt = _images(arrays["x_test"], "x_test", label), torch.from_numpy(ys["y_test"])
     else:
         try:
-            tr, te = _stratified_split(x.numpy(), y, test_size, SEED_SPLIT)
+            tr, te = _stratified_split(np.empty(len(y)), y, test_size, SEED_SPLIT)
         except ValueError as e:
             raise DatasetError(f"{label}: cannot split into train and test ({e}); give more images per class") from e
-        xtr, ytr, xt, yt = x[tr], torch.from_numpy(y[tr]), x[te], torch.from_numpy(y[te])
+        xs = _images(x, "x", label)
+        xtr, ytr, xt, yt = xs[tr], torch.from_numpy(y[tr]), xs[te], torch.from_numpy(y[te])
     return Dataset(name=label, train_x=xtr, train_y=ytr, test_x=xt, test_y=yt, class_names=names, source=str(label))
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+# name -> (folder, train file, test file or None, label column, seed 004's train / validation / test sizes)
+_UCI = {
+    "uci-shuttle": ("statlog_shuttle", "shuttle.trn", "shuttle.tst", -1, (38062, 5438, 14500)),
+    "uci-pendigits": ("uci_pendigits", "pendigits.tra", "pendigits.tes", -1, (6557, 937, 3498)),
+    "uci-letter": ("uci_letter_recognition", "letter-recognition.data", None, 0, (14000, 2000, 4000)),
+}
+_UCI_FEATURES = {
+    "uci-shuttle": ["time", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9"],
+    "uci-pendigits": [f"{a}{i}" for i in range(1, 9) for a in "xy"],
+    "uci-letter": ["x-box", "y-box", "width", "high", "onpix", "x-bar", "y-bar", "x2bar", "y2bar", "xybar", "x2ybr",
+                   "xy2br", "x-ege", "xegvy", "y-ege", "yegvx"],
+}
+_UCI_CLASSES = {
+    "uci-shuttle": ["Rad Flow", "Fpv Close", "Fpv Open", "High", "Bypass", "Bpv Close", "Bpv Open"],
+    "uci-pendigits": [str(i) for i in range(10)],
+    "uci-letter": [chr(ord("A") + i) for i in range(26)],
+}
+
+
+def uci_dir(name: str, root: str | os.PathLike | None = None) -> Path:
+    """The folder holding a UCI set's files, searched as for every dataset."""
+    folder, train_file = _UCI[name][:2]
+    searched = []
+    for r in data_roots(root):
+        for cand in (r / folder, r):
+            searched.append(cand)
+            if (cand / train_file).exists():
+                return cand
+    where = "\n  ".join(str(p) for p in searched)
+    raise DatasetNotFound(f"{name}: no {train_file} found. Searched:\n  {where}\nPlace the UCI files in one of "
+                          "these folders (or pass --data-root).")
+
+
+def _read_rows(path: Path, label_col: int) -> tuple[np.ndarray, np.ndarray]:
+    """Features (float32) and raw label strings of a comma- or space-separated file without header."""
+    rows = [line.replace(",", " ").split() for line in path.read_text().splitlines() if line.strip()]
+    if len({len(r) for r in rows}) != 1:
+        raise DatasetError(f"{path}: rows have different numbers of fields")
+    arr = np.asarray(rows, dtype=object)
+    labels = arr[:, label_col].astype(str)
+    feats = np.delete(arr, label_col % arr.shape[1], axis=1).astype(np.float32)
+    return feats, labels
+
+
+def standardize_rows(raw, stats: dict) -> torch.Tensor:
+    """Raw feature rows ``(N, F)`` scaled like a table's training split: ``(x - mean) / std``."""
+    x = torch.as_tensor(np.asarray(raw, dtype=np.float32))
+    mean, std = torch.tensor(stats["mean"], dtype=torch.float32), torch.tensor(stats["std"], dtype=torch.float32)
+    if x.ndim != 2 or x.shape[1] != len(mean):
+        raise DatasetError(f"rows must have {len(mean)} features each, got shape {tuple(x.shape)}")
+    return (x - mean) / std
+
+
+def _table(name: str, x: np.ndarray, y: np.ndarray, split: tuple[np.ndarray, ...], class_names, feature_names,
+           source: str) -> Dataset:
+    """A tabular :class:`Dataset` standardized on its training rows (constant features get std 1)."""
+    tr, va, te = split
+    mean = x[tr].mean(0).astype(np.float64)
+    std = x[tr].std(0).astype(np.float64)
+    std[std < 1e-12] = 1.0
+    stats = {"mean": mean.tolist(), "std": std.tolist()}
+    t = standardize_rows(x, stats)
+    yt = torch.from_numpy(y.astype(np.int64))
+    return Dataset(
+        name=name, train_x=t[tr], train_y=yt[tr], test_x=t[te], test_y=yt[te], class_names=list(class_names),
+        source=source, value_range=(float(t[tr].min()), float(t[tr].max())), feature_names=list(feature_names),
+        standardize=stats, val_x=t[va] if len(va) else None, val_y=yt[va] if len(va) else None,
+    )
+
+
+def load_uci(name: str, root: str | os.PathLike | None = None) -> Dataset:
+    """Shuttle, PenDigits or Letter (seed 004's unstructured sets) with the seed's split sizes: the files'
+    own test split (Letter: its last 4,000 rows), and a seeded validation split held out of the training file."""
+    _, train_file, test_file, label_col, (n_tr, n_va, n_te) = _UCI[name]
+    d = uci_dir(name, root)
+    x, labels = _read_rows(d / train_file, label_col)
+    if test_file:
+        xt, lt = _read_rows(d / test_file, label_col)
+        x, labels = np.concatenate([x, xt]), np.concatenate([labels, lt])
+    classes = _UCI_CLASSES[name]
+    if name == "uci-letter":
+        y = np.asarray([ord(s) - ord("A") for s in labels])
+    else:
+        y = labels.astype(np.int64) - (1 if name == "uci-shuttle" else 0)
+    n_fit = len(x) - n_te
+    if n_fit != n_tr + n_va:
+        raise DatasetError(f"{name}: expected {n_tr + n_va + n_te} rows in {d}, found {len(x)}")
+    order = np.random.default_rng(SEED_SPLIT).permutation(n_fit)
+    split = (np.sort(order[:n_tr]), np.sort(order[n_tr:]), np.arange(n_fit, len(x)))
+    return _table(name, x, y, split, classes, _UCI_FEATURES[name], f"UCI files at {d}")
+
+
+def load_csv(spec: str, test_size: float = 0.25) -> Dataset:
+    """A user's table: ``PATH`` or ``PATH?label=COLUMN``. A header row is recognized when its fields are not all
+    numbers; the label is the named column, else the last one; labels may be names or integers. The split is
+    stratified (seed 0); features are standardized on the training part."""
+    path_text, _, query = spec.partition("?")
+    label_name = query.split("=", 1)[1] if query.startswith("label=") else None
+    path = Path(path_text).expanduser()
+    label = f"csv:{spec}"
+    if not path.is_file():
+        raise DatasetError(f"{label}: {path} is not a file")
+    import csv
+
+    with open(path, newline="") as f:
+        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    if len(rows) < 2:
+        raise DatasetError(f"{label}: needs at least two rows")
+
+    def numeric(c: str) -> bool:
+        try:
+            float(c)
+            return True
+        except ValueError:
+            return False
+
+    header = None if all(numeric(c) for c in rows[0]) else [c.strip() for c in rows[0]]
+    body = rows[1:] if header else rows
+    width = len(body[0])
+    if width < 2 or any(len(r) != width for r in body):
+        raise DatasetError(f"{label}: every row needs the same number (at least 2) of comma-separated fields")
+    names = header or [f"f{i}" for i in range(width)]
+    if label_name is not None:
+        if label_name not in names:
+            raise DatasetError(f"{label}: no column '{label_name}'; columns: {', '.join(names)}")
+        col = names.index(label_name)
+    else:
+        col = width - 1
+    raw_labels = [r[col].strip() for r in body]
+    feat_rows = [[c for i, c in enumerate(r) if i != col] for r in body]
+    try:
+        x = np.asarray(feat_rows, dtype=np.float32)
+    except ValueError as e:
+        raise DatasetError(f"{label}: every feature must be a number ({e})") from e
+    if all(v.lstrip("-").isdigit() for v in raw_labels):
+        classes = [str(v) for v in sorted({int(v) for v in raw_labels})]
+        raw_labels = [str(int(v)) for v in raw_labels]
+    else:
+        classes = sorted(set(raw_labels))
+    y = np.asarray([classes.index(v) for v in raw_labels], dtype=np.int64)
+    try:
+        tr, te = _stratified_split(x, y, test_size, SEED_SPLIT)
+    except ValueError as e:
+        raise DatasetError(f"{label}: cannot split into train and test ({e}); give more rows per class") from e
+    return _table(label, x, y, (tr, np.array([], dtype=np.int64), te), classes,
+                  [n for i, n in enumerate(names) if i != col], f"CSV file {path}")
+
+
+def uploaded_datasets_dir() -> Path:
+    from vizcore.core.workspace import workspace
+
+    return workspace() / "datasets"
+
+
+def import_npz(data: bytes, name: str, overwrite: bool = False) -> tuple[Path, Dataset]:
+    """Check an uploaded ``.npz`` (:func:`load_npz`) and store it in the workspace as ``datasets/NAME.npz``, under
+    the name's lock; an existing dataset of that name is replaced only with ``overwrite``. Nothing is written
+    for a refused file."""
+    from vizcore.core.archive import MAX_UPLOAD
+    from vizcore.core.workspace import atomic_write, check_name, name_lock
+
+    check_name(name, DatasetError)
+    if len(data) > MAX_UPLOAD:
+        raise DatasetError(f"too large: {len(data) / 2**20:.0f} MiB (at most {MAX_UPLOAD // 2**20} MiB)")
+    ds = load_npz(data, name=name)
+    path = uploaded_datasets_dir() / f"{name}.npz"
+    with name_lock("dataset", name):
+        if path.exists() and not overwrite:
+            raise DatasetError(f"a dataset named '{name}' exists; choose another name or replace it explicitly "
+                               "(the Replace box, --overwrite)")
+        atomic_write(path, data)
+    return path, ds
 
 
 def available() -> list[str]:
@@ -392,11 +729,12 @@ def available() -> list[str]:
     for name in TORCHVISION_SETS:
         if _find_local(name, roots)[0] is not None:
             out.append(name)
-    try:
-        yale_dir()
-        out.append("yale-faces")
-    except DatasetNotFound:
-        pass
+    for name, finder in (("yale-faces", yale_dir), *((u, lambda u=u: uci_dir(u)) for u in UCI_SETS)):
+        try:
+            finder()
+            out.append(name)
+        except DatasetNotFound:
+            pass
     return out
 
 
@@ -423,11 +761,76 @@ def dataset_label(name: str) -> str:
 
 
 def list_datasets() -> list[str]:
-    return ["digits", "fashion-mnist", "mnist", "cifar10", "svhn", "yale-faces"]
+    return ["digits", "fashion-mnist", "mnist", "cifar10", "svhn", "yale-faces", *UCI_SETS]
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = False) -> Dataset:
-    """Load a dataset by registry name, ``image-folder:PATH`` or ``npz:PATH``."""
+def _source_files(name: str) -> list[Path] | None:
+    """The files a registry dataset is decoded from (None when not on this machine or not a registry set)."""
+    import importlib.util
+
+    if name == "digits":
+        spec = importlib.util.find_spec("sklearn")
+        path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
+        return [path] if path and path.exists() else None
+    if name in TORCHVISION_SETS:  # the original files, not the copy load_torchvision stages in the workspace
+        roots = data_roots()
+        found = _find_local(name, [r for r in roots if r != workspace_data()])[0] or _find_local(name, roots)[0]
+    elif name == "yale-faces":
+        try:
+            found = yale_dir()
+        except DatasetNotFound:
+            return None
+    else:
+        return None
+    return sorted(p for p in found.iterdir() if p.is_file()) if found is not None else None
+
+
+def fingerprint(name: str) -> str | None:
+    """A digest of the files dataset ``name`` is read from (None if unknown): keys caches of results on it."""
+    from vizcore.core.diskcache import files_fingerprint
+
+    if name.startswith(("npz:", "image-folder:")):
+        path = Path(name.split(":", 1)[1])
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    else:
+        files = _source_files(name) or []
+    return files_fingerprint(files) if files else None
+
+
+def _from_cache(name: str) -> Dataset | None:
+    """A registry dataset decoded once and kept as ``.npz`` in the workspace cache (keyed by its source files'
+    names, sizes and times): later starts skip the decoder and its imports (torchvision, scikit-learn)."""
+    from vizcore.core.diskcache import cached_arrays, key_name
+
+    digest = fingerprint(name) if name in TORCHVISION_SETS or name in ("digits", "yale-faces") else None
+    if digest is None:
+        return None
+
+    def decode():
+        ds = load_dataset(name, cache=False)
+        arrays = {k: getattr(ds, k).numpy() for k in ("train_x", "train_y", "test_x", "test_y")}
+        for k in ("train_x", "test_x"):  # 8-bit images are stored as bytes: a quarter of the disk reads
+            q = np.round(arrays[k] * 255).astype(np.uint8)
+            if np.array_equal(q.astype(np.float32) / 255.0, arrays[k]):
+                arrays[k] = q
+        meta = {k: getattr(ds, k) for k in ("name", "class_names", "source", "value_range", "train_tags",
+                                           "test_tags", "notes")}
+        return arrays, meta
+
+    arrays, meta = cached_arrays("datasets", f"{name}-{key_name('v1', name, digest)}", decode)
+    meta["value_range"] = tuple(meta["value_range"])
+    arrays = {k: v.astype(np.float32) / 255.0 if v.dtype == np.uint8 else v for k, v in arrays.items()}
+    return Dataset(**{k: torch.from_numpy(v) for k, v in arrays.items()}, **meta)
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = False,
+                 cache: bool = True) -> Dataset:
+    """Load a dataset by registry name, ``image-folder:PATH`` or ``npz:PATH``.
+
+    Registry datasets found on this machine are decoded once and then read from the workspace cache
+    (``cache=False`` decodes anew)."""
+    if cache and root is None and not download and (ds := _from_cache(name)) is not None:
+        return ds
     if name == "digits":
         return load_digits()
     if name in TORCHVISION_SETS:
@@ -437,5 +840,11 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
     if name.startswith("image-folder:"):
         return load_image_folder(name.split(":", 1)[1])
     if name.startswith("npz:"):
-        return load_npz(name.split(":", 1)[1])
-    raise DatasetError(f"unknown dataset '{name}'; known: {', '.join(list_datasets())}, image-folder:PATH, npz:PATH")
+        path = name.split(":", 1)[1]
+        return load_npz(path, name=f"npz:{path}")
+    if name in UCI_SETS:
+        return load_uci(name, root)
+    if name.startswith("csv:"):
+        return load_csv(name.split(":", 1)[1])
+    raise DatasetError(f"unknown dataset '{name}'; known: {', '.join(list_datasets())}, image-folder:PATH, npz:PATH, "
+                       "csv:PATH")

@@ -103,9 +103,10 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: Train
 
 def train_teacher(dataset: Dataset | str, arch: str, config: TrainConfig, name: str | None = None, *,
                   folder=None, command: str | None = None, progress: Progress | None = None,
-                  cancelled: Callable[[], bool] | None = None) -> ModelEntry:
+                  cancelled: Callable[[], bool] | None = None, overwrite: bool = False) -> ModelEntry:
     """Train a zoo architecture on a dataset's train split, evaluate it on the test split and save it with
-    its model card (to ``folder``, default the workspace). Nothing is written if training is cancelled."""
+    its model card (to ``folder``, default the workspace). Nothing is written if training is cancelled; a model
+    of the same name is replaced only with ``overwrite``."""
     ds = load_dataset(dataset) if isinstance(dataset, str) else dataset
     model = build_model(arch, ds.input_shape, ds.num_classes, seed=config.seed)
     start = time.perf_counter()
@@ -117,6 +118,6 @@ def train_teacher(dataset: Dataset | str, arch: str, config: TrainConfig, name: 
         class_names=list(ds.class_names), hyperparameters=asdict(config), seed=config.seed,
         metrics=evaluate_model(model, ds.test_x, ds.test_y, ds.class_names), train_seconds=round(seconds, 2),
         command=command or "python -m vizcore " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), preprocessing=ds.preprocessing,
     )
-    return save_model(model, card, folder)
+    return save_model(model, card, folder, overwrite=overwrite)

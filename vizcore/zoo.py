@@ -1,7 +1,12 @@
-"""Model files: zoo and workspace models as ``.safetensors`` + a JSON model card; user uploads read safely.
+"""Model files: a model is one file holding its card and its weights; user uploads are read safely.
 
-Nothing here unpickles arbitrary objects: weights come from safetensors, from ``torch.load`` with
-``weights_only=True``, or from TorchScript archives (which hold TorchScript code, not Python pickles of objects).
+A workspace model is ``NAME.safetensors`` with the model card in the safetensors metadata, or ``NAME.pt``, a
+TorchScript archive with the card as its extra file ``vizcore_card.json``: card and weights are written and
+replaced together by one atomic rename, under the name's file lock. The shipped zoo (and older workspaces) keep
+``NAME.safetensors`` + ``NAME.json`` pairs, which are still read.
+
+Nothing here unpickles arbitrary objects: weights come from safetensors or from ``torch.load`` with
+``weights_only=True`` after the zip was checked; TorchScript is confined by :mod:`vizcore.torchscript`.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
-import re
+import pickletools
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,8 +24,10 @@ from safetensors.torch import load as st_load_bytes
 from safetensors.torch import save as st_save_bytes
 from torch import nn
 
-from vizcore.models import ARCHITECTURES, ArchitectureError, build_model
-from vizcore.core.workspace import atomic_write, workspace, write_json
+from vizcore.core.archive import MAX_UPLOAD, ZipLimits, mib, zip_records
+from vizcore.core.workspace import NAME_PATTERN, atomic_write, name_lock, workspace
+from vizcore.core.workspace import check_name as _check_name
+from vizcore.models import ARCHITECTURES, ArchitectureError, build_model, factorized_skeleton
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
 
@@ -46,6 +53,8 @@ class ModelCard:
     command: str = ""
     created: str = ""
     notes: str = ""
+    preprocessing: dict = field(default_factory=dict)  # tables: feature names and standardization statistics
+    compression: dict = field(default_factory=dict)  # compressed models: source, base arch, per-layer ranks, ratio
 
     @property
     def num_classes(self) -> int:
@@ -65,14 +74,20 @@ class ModelCard:
 
 @dataclass
 class ModelEntry:
-    """A model on disk: its id (``zoo:NAME`` or ``user:NAME``), card and weight file."""
+    """A model on disk: its id (``zoo:NAME`` or ``user:NAME``), card and weight file (which holds the card too,
+    except for the zoo's card + weights pairs)."""
 
     id: str
     card: ModelCard
     weights: Path
 
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+CARD_KEY = "vizcore_card"  # safetensors metadata key; TorchScript extra file "vizcore_card.json"
+SUFFIX = {"safetensors": ".safetensors", "torchscript": ".pt"}
+
+
+class ModelExists(ModelFileError):
+    """A model of that name exists and the caller did not ask to replace it."""
 
 
 def user_models_dir() -> Path:
@@ -81,8 +96,51 @@ def user_models_dir() -> Path:
     return d
 
 
-def _weights_path(card_path: Path, card: ModelCard) -> Path:
-    return card_path.with_suffix(".pt" if card.format == "torchscript" else ".safetensors")
+def _card_of(path: Path, data: bytes | None = None) -> ModelCard:
+    """The card stored in a model file (read from ``data`` when given, so card and weights are one version)."""
+    if path.suffix == ".safetensors":
+        head = data[:8] if data is not None else path.open("rb").read(8)
+        n = int.from_bytes(head, "little")
+        if not 0 < n <= 100 * 2**20:
+            raise ModelFileError(f"{path.name}: not a safetensors file")
+        raw = data[8:8 + n] if data is not None else path.open("rb").read(8 + n)[8:]
+        meta = json.loads(raw).get("__metadata__") or {}
+        if CARD_KEY not in meta:
+            raise ModelFileError(f"{path.name}: no model card inside")
+        return ModelCard.from_json(json.loads(meta[CARD_KEY]))
+    with zipfile.ZipFile(io.BytesIO(data) if data is not None else path) as zf:
+        card = [i for i in zf.infolist() if i.filename.endswith(f"/extra/{CARD_KEY}.json")]
+        if not card or card[0].file_size > 2**20:
+            raise ModelFileError(f"{path.name}: no model card inside")
+        return ModelCard.from_json(json.loads(zf.read(card[0])))
+
+
+def _user_file(folder: Path, name: str) -> Path | None:
+    """The current file of a one-file model (the newer one if a replacement is half done), or None."""
+    have = [p for p in (folder / f"{name}{s}" for s in SUFFIX.values()) if p.exists()]
+    try:
+        return max(have, key=lambda p: p.stat().st_mtime_ns) if have else None
+    except FileNotFoundError:  # replaced between exists() and stat()
+        return _user_file(folder, name)
+
+
+def _entry(prefix: str, folder: Path, name: str, tries: int = 3) -> ModelEntry | None:
+    """The model ``name`` in ``folder``: a one-file model, else a card + weights pair; None if unreadable. A file
+    replaced by the other format while it is read is looked for again."""
+    try:
+        path = _user_file(folder, name)
+        if path is not None:
+            try:
+                return ModelEntry(f"{prefix}:{name}", _card_of(path), path)
+            except ModelFileError:
+                pass  # a card + weights pair of the older layout
+        card = ModelCard.from_json(json.loads((folder / f"{name}.json").read_text()))
+        w = folder / f"{name}{SUFFIX.get(card.format, '.safetensors')}"
+        return ModelEntry(f"{prefix}:{name}", card, w) if w.exists() else None
+    except FileNotFoundError:
+        return _entry(prefix, folder, name, tries - 1) if tries > 1 else None
+    except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile):
+        return None
 
 
 def list_models(include_user: bool = True) -> list[ModelEntry]:
@@ -90,69 +148,127 @@ def list_models(include_user: bool = True) -> list[ModelEntry]:
     out = []
     sources = [("zoo", ZOO_DIR)] + ([("user", user_models_dir())] if include_user else [])
     for prefix, folder in sources:
-        for card_path in sorted(folder.glob("*.json")):
-            try:
-                card = ModelCard.from_json(json.loads(card_path.read_text()))
-            except (ValueError, TypeError):
-                continue
-            w = _weights_path(card_path, card)
-            if w.exists():
-                out.append(ModelEntry(f"{prefix}:{card_path.stem}", card, w))
+        names = sorted({p.stem for s in (".json", *SUFFIX.values()) for p in folder.glob(f"*{s}")
+                        if NAME_PATTERN.fullmatch(p.stem)})  # files with unsafe names are never opened
+        out += [e for n in names if (e := _entry(prefix, folder, n))]
     return out
 
 
 def get_entry(model_id: str) -> ModelEntry:
+    """The model of an id (``zoo:NAME``, ``user:NAME``, read under the name's shared lock) or a bare name."""
+    prefix, _, name = model_id.rpartition(":")
+    if prefix in ("zoo", "user") and NAME_PATTERN.fullmatch(name):
+        with name_lock("model", name, shared=True):
+            e = _entry(prefix, ZOO_DIR if prefix == "zoo" else user_models_dir(), name)
+        if e is not None:
+            return e
     for e in list_models():
         if e.id == model_id or e.card.name == model_id:
             return e
     raise ModelFileError(f"no model '{model_id}'; see `python -m vizcore zoo list`")
 
 
-def load_model(entry: ModelEntry | str, device: str | torch.device = "cpu") -> nn.Module:
-    """The model of a zoo or workspace entry, in eval mode, with gradients of its weights switched off."""
+def open_model(entry: ModelEntry | str, device: str | torch.device = "cpu") -> tuple[ModelCard, nn.Module]:
+    """(card, model) of a zoo or workspace model, both read from one version of its file under the name's shared
+    lock; the model in eval mode with gradients of its weights switched off."""
     entry = get_entry(entry) if isinstance(entry, str) else entry
-    card = entry.card
+    prefix, name = entry.id.split(":", 1)
+    folder = entry.weights.parent
+    with name_lock("model", name, shared=True):
+        now = _entry(prefix, folder, name)
+        if now is None:
+            raise ModelFileError(f"model '{entry.id}' is gone (deleted meanwhile)")
+        data = now.weights.read_bytes()
+    try:
+        card = _card_of(now.weights, data)
+    except (ModelFileError, ValueError, KeyError, zipfile.BadZipFile):
+        card = now.card  # a card + weights pair of the older layout
     if card.format == "torchscript":
-        model = _load_torchscript(entry.weights.read_bytes())
+        from vizcore.torchscript import load_checked
+
+        model = load_checked(data)
     else:
-        model = build_model(card.arch, tuple(card.input_shape), card.num_classes)
-        model.load_state_dict(st_load_bytes(entry.weights.read_bytes()))
+        model = model_from_card(card)
+        model.load_state_dict(st_load_bytes(data))
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    return card, model
+
+
+def load_model(entry: ModelEntry | str, device: str | torch.device = "cpu") -> nn.Module:
+    """The model of a zoo or workspace entry, in eval mode, with gradients of its weights switched off."""
+    return open_model(entry, device)[1]
+
+
+def model_from_card(card: ModelCard) -> nn.Module:
+    """An untrained model of the card's architecture; a compressed model's layers are rebuilt from the ranks in
+    ``card.compression`` (plain JSON, so no pickled module is ever needed)."""
+    model = build_model(card.arch, tuple(card.input_shape), card.num_classes)
+    if card.compression:
+        try:
+            model = factorized_skeleton(model, card.compression["ranks"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"model card '{card.name}': unreadable compression ranks ({e})") from e
     return model
 
 
+def prepare_rows(card: ModelCard, raw) -> torch.Tensor:
+    """A user's raw feature rows prepared for a tabular model: standardized with the card's statistics."""
+    stats = (card.preprocessing or {}).get("standardize")
+    if not stats:
+        raise ModelFileError(f"model '{card.name}' has no standardization statistics (it is not a tabular model)")
+    from vizcore.data import standardize_rows
+
+    return standardize_rows(raw, stats)
+
+
 def check_name(name: str) -> str:
-    """A model or dataset name that is safe as a file name, or :class:`ModelFileError`."""
-    if not _NAME.match(name):
-        raise ModelFileError(f"name '{name}' must start with a letter or digit and hold only letters, digits, "
-                             "'_', '-' or '.' (at most 80)")
+    """A model name that is safe as a file name and is not a zoo model's, or :class:`ModelFileError`."""
+    _check_name(name, ModelFileError)
+    if any(p.stem == name for p in ZOO_DIR.glob("*.json")):
+        raise ModelFileError(f"name '{name}' is a zoo model's; choose another")
     return name
 
 
-def save_model(model: nn.Module, card: ModelCard, folder: Path | None = None) -> ModelEntry:
-    """Write weights (safetensors, or TorchScript for ``format='torchscript'``) and card atomically."""
-    check_name(card.name)
-    folder = folder or user_models_dir()
+def _model_bytes(model: nn.Module, card: ModelCard) -> bytes:
+    card_json = json.dumps(card.to_json(), default=str)
     if card.format == "torchscript":
         buf = io.BytesIO()
-        torch.jit.save(model, buf)
-        data = buf.getvalue()
-    else:
-        data = st_save_bytes({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
-    weights = atomic_write(folder / f"{card.name}{'.pt' if card.format == 'torchscript' else '.safetensors'}", data)
-    write_json(folder / f"{card.name}.json", card.to_json())  # the card last: a model is listed only when complete
-    prefix = "zoo" if folder.resolve() == ZOO_DIR.resolve() else "user"
-    return ModelEntry(f"{prefix}:{card.name}", card, weights)
+        torch.jit.save(model, buf, _extra_files={f"{CARD_KEY}.json": card_json})
+        return buf.getvalue()
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return st_save_bytes(tensors, metadata={CARD_KEY: card_json})
+
+
+def save_model(model: nn.Module, card: ModelCard, folder: Path | None = None, overwrite: bool = False) -> ModelEntry:
+    """Write the model as one file (card inside) atomically, under the name's lock. An existing model of that
+    name is replaced only with ``overwrite``; replacing removes its other-format file and any older card."""
+    folder = folder or user_models_dir()
+    zoo = folder.resolve() == ZOO_DIR.resolve()
+    (_check_name(card.name, ModelFileError) if zoo else check_name(card.name))
+    data = _model_bytes(model, card)
+    path = folder / f"{card.name}{SUFFIX[card.format]}"
+    with name_lock("model", card.name):
+        old = [folder / f"{card.name}{s}" for s in (".json", *SUFFIX.values())]
+        if not overwrite and any(p.exists() for p in old):
+            raise ModelExists(f"a model named '{card.name}' exists; choose another name or replace it explicitly "
+                              "(the Replace box, --overwrite)")
+        atomic_write(path, data)
+        for p in old:
+            if p != path:
+                p.unlink(missing_ok=True)
+    return ModelEntry(f"{'zoo' if zoo else 'user'}:{card.name}", card, path)
 
 
 def delete_model(entry: ModelEntry) -> None:
-    """Remove a workspace model (the card first, so a half-deleted model is never listed)."""
+    """Remove a workspace model (under its lock; a card + weights pair card first, so it is never half listed)."""
     if not entry.id.startswith("user:"):
         raise ModelFileError("zoo models are part of the app and cannot be deleted")
-    entry.weights.with_suffix(".json").unlink(missing_ok=True)
-    entry.weights.unlink(missing_ok=True)
+    name, folder = entry.id.split(":", 1)[1], entry.weights.parent
+    with name_lock("model", name):
+        for s in (".json", *SUFFIX.values()):
+            (folder / f"{name}{s}").unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------- uploads
@@ -167,7 +283,7 @@ def sniff_format(data: bytes) -> str:
     if data[:4] == b"PK\x03\x04":
         try:
             names = zipfile.ZipFile(io.BytesIO(data)).namelist()
-        except zipfile.BadZipFile:
+        except (zipfile.BadZipFile, OSError, ValueError):
             return "unknown"
         if any("/code/" in n or n.endswith("constants.pkl") for n in names):
             return "torchscript"
@@ -179,21 +295,46 @@ def sniff_format(data: bytes) -> str:
     return "unknown"
 
 
+def _check_checkpoint_zip(data: bytes) -> None:
+    """Refuse a ``torch.save`` zip before ``torch.load`` inflates or allocates anything: every record stored and
+    no larger than the upload, and no number in ``data.pkl`` (element counts, sizes, offsets) larger either."""
+    zf, infos = zip_records(data, ZipLimits(member_bytes=len(data), total_bytes=len(data),
+                                            compressed=lambda n: False), ModelFileError)
+    pkl = [i for i in infos if i.filename.endswith("data.pkl")]
+    try:
+        for op, arg, _ in pickletools.genops(zf.read(pkl[0])):
+            if op.name in ("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4") and \
+                    isinstance(arg, int) and arg > len(data):
+                raise ModelFileError(f"too large: the checkpoint declares a tensor of {arg:,} elements but the "
+                                     f"file holds only {len(data):,} bytes")
+    except (ValueError, pickle.UnpicklingError) as e:
+        if isinstance(e, ModelFileError):
+            raise
+        raise ModelFileError(f"refused: the checkpoint's data.pkl is not a valid pickle ({e})") from e
+
+
 def read_state_dict(data: bytes) -> dict[str, torch.Tensor]:
     """Tensors from a safetensors file or a ``torch.save``-d state dict, read with ``weights_only=True``.
 
-    A pickle that would build anything but tensors and plain containers (i.e. run code) is refused.
+    A pickle that would build anything but tensors and plain containers (i.e. run code) is refused, and so is a
+    zip that declares more than it holds (checked before loading).
     """
+    if len(data) > MAX_UPLOAD:
+        raise ModelFileError(f"too large: {mib(len(data))} (at most {mib(MAX_UPLOAD)})")
     kind = sniff_format(data)
     if kind == "safetensors":
         try:
             return st_load_bytes(data)
         except Exception as e:  # safetensors raises its own error types
             raise ModelFileError(f"not a valid safetensors file: {e}") from e
-    if kind in ("pickle-zip", "pickle"):
+    if kind == "pickle":
+        raise ModelFileError("refused: a legacy (before PyTorch 1.6) torch.save file declares sizes torch.load "
+                             "would allocate before reading; save with torch.save (zip format) or as safetensors")
+    if kind == "pickle-zip":
+        _check_checkpoint_zip(data)
         try:
             obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError) as e:
+        except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError, TypeError) as e:
             raise ModelFileError(
                 "refused: this checkpoint contains Python objects other than tensors, which could run code when "
                 "loaded. Save a state dict (model.state_dict()) or safetensors weights, or export TorchScript. "
@@ -209,38 +350,53 @@ def read_state_dict(data: bytes) -> dict[str, torch.Tensor]:
     raise ModelFileError("not a model file: expected safetensors, a torch state dict, or TorchScript")
 
 
-def _load_torchscript(data: bytes) -> nn.Module:
-    if sniff_format(data) != "torchscript":
-        raise ModelFileError("not a TorchScript archive (make one with torch.jit.script(model) and torch.jit.save)")
-    try:
-        return torch.jit.load(io.BytesIO(data), map_location="cpu")
-    except Exception as e:  # TorchScript raises RuntimeError and friends
-        raise ModelFileError(f"could not load TorchScript: {str(e).splitlines()[0][:300]}") from e
-
-
-def fit_message(model: nn.Module, input_shape: tuple[int, int, int], n_classes: int) -> str | None:
-    """None if ``model`` maps ``(1, *input_shape)`` to ``(1, n_classes)``; otherwise what went wrong."""
-    try:
-        with torch.no_grad():
-            out = model(torch.zeros(1, *input_shape))
-    except Exception as e:  # any shape error from inside the user's model
-        return f"the model does not accept inputs of shape {list(input_shape)} ({str(e).splitlines()[0][:200]})"
-    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != n_classes:
-        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        return f"the model outputs {shape} but the dataset has {n_classes} classes (expected [1, {n_classes}])"
+def fit_message(model: nn.Module, input_shape: tuple[int, ...], n_classes: int, probe_batch: int = 64,
+                n: int = 6) -> str | None:
+    """None if ``model`` maps batches of 1, ``n`` and ``probe_batch`` images to exactly ``(N, n_classes)`` finite
+    logits, each image's logits the same alone as in a batch; otherwise what is wrong."""
+    x = torch.rand(n, *input_shape, generator=torch.Generator().manual_seed(0))
+    probe = torch.rand(probe_batch, *input_shape, generator=torch.Generator().manual_seed(1))
+    outs = []
+    with torch.no_grad():
+        for b in [x[i:i + 1] for i in range(n)] + [x, probe]:
+            try:
+                out = model(b)
+            except Exception as e:  # any shape error from inside the user's model; running out of memory is not
+                if isinstance(e, MemoryError) or "alloc" in str(e).lower():
+                    raise MemoryError(str(e)) from e
+                return (f"the model does not accept a batch of {len(b)} inputs of shape {list(input_shape)} "
+                        f"({str(e).splitlines()[0][:200]})")
+            if not isinstance(out, torch.Tensor) or list(out.shape) != [len(b), n_classes]:
+                shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                return (f"for a batch of {len(b)} the model outputs {shape}, not [{len(b)}, {n_classes}] "
+                        f"(the dataset has {n_classes} classes)")
+            if not out.is_floating_point() or not bool(torch.isfinite(out).all()):
+                return f"for a batch of {len(b)} the model outputs values that are not finite numbers"
+            outs.append(out.float())
+    alone, together = torch.cat(outs[:n]), outs[n]
+    if not torch.allclose(alone, together, rtol=1e-3, atol=1e-4 * (float(together.abs().max()) + 1.0)):
+        return "each image's output depends on the other images in its batch (a batch of 1 and of several differ)"
     return None
 
 
-def import_model(data: bytes, name: str, dataset, arch: str | None = None) -> ModelEntry:
+def import_model(data: bytes, name: str, dataset, arch: str | None = None, overwrite: bool = False) -> ModelEntry:
     """Check an uploaded model against ``dataset`` and save it to the workspace.
 
-    ``data`` is TorchScript, or weights (safetensors / state dict) for the zoo architecture ``arch``.
-    Raises :class:`ModelFileError` with a message saying what fits when it does not.
+    ``data`` is TorchScript (checked in a confined child process first, see :mod:`vizcore.torchscript`), or
+    weights (safetensors / state dict) for the zoo architecture ``arch``. Raises :class:`ModelFileError` with a
+    message saying what fits when it does not; nothing is written then.
     """
+    check_name(name)
     shape, k = tuple(dataset.input_shape), dataset.num_classes
-    kind = sniff_format(data)
-    if kind == "torchscript":
-        model = _load_torchscript(data)
+    if not overwrite and get_entry_or_none(f"user:{name}"):
+        raise ModelExists(f"a model named '{name}' exists; choose another name or replace it explicitly "
+                          "(the Replace box, --overwrite)")
+    if len(data) > MAX_UPLOAD:
+        raise ModelFileError(f"too large: {mib(len(data))} (at most {mib(MAX_UPLOAD)})")
+    if sniff_format(data) == "torchscript":
+        from vizcore.torchscript import check_upload
+
+        model = check_upload(data, shape, k)
         fmt, arch = "torchscript", arch or "torchscript"
     else:
         if not arch:
@@ -259,15 +415,22 @@ def import_model(data: bytes, name: str, dataset, arch: str | None = None) -> Mo
                 f"That model expects: {expected}. ({str(e).splitlines()[0][:200]})"
             ) from e
         fmt = "safetensors"
-    msg = fit_message(model.eval(), shape, k)
-    if msg:
-        raise ModelFileError(f"{msg}. {dataset.name} needs input {list(shape)} and {k} outputs.")
+        msg = fit_message(model.eval(), shape, k)
+        if msg:
+            raise ModelFileError(f"{msg}. {dataset.name} needs input {list(shape)} and {k} outputs.")
     card = ModelCard(name=name, dataset=dataset.name, arch=arch, input_shape=list(shape),
                      class_names=list(dataset.class_names), format=fmt, notes="uploaded")
     from vizcore.metrics import evaluate_model
 
     card.metrics = evaluate_model(model, dataset.test_x, dataset.test_y, dataset.class_names)
-    return save_model(model, card)
+    return save_model(model, card, overwrite=overwrite)
+
+
+def get_entry_or_none(model_id: str) -> ModelEntry | None:
+    try:
+        return get_entry(model_id)
+    except ModelFileError:
+        return None
 
 
 def fits(entry: ModelEntry, dataset) -> bool:
@@ -276,6 +439,7 @@ def fits(entry: ModelEntry, dataset) -> bool:
 
 
 __all__ = [
-    "ARCHITECTURES", "ModelCard", "check_name", "delete_model", "ModelEntry", "ModelFileError", "fit_message", "fits", "get_entry",
-    "import_model", "list_models", "load_model", "read_state_dict", "save_model", "sniff_format",
+    "ARCHITECTURES", "ModelCard", "check_name", "delete_model", "ModelEntry", "ModelExists", "ModelFileError",
+    "fit_message", "fits", "get_entry", "import_model", "list_models", "load_model", "open_model", "read_state_dict",
+    "save_model", "sniff_format",
 ]

@@ -4,7 +4,7 @@
 # (Fashion-MNIST from Debian's dataset-fashion-mnist or --data-root, Yale faces via --data-root).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-z() { python -m vizcore train --zoo "$@"; }
+z() { python -m vizcore train --zoo --overwrite "$@"; }
 z --dataset digits --arch linear --epochs 60 --lr 0.01 --batch-size 64
 z --dataset digits --arch mlp --epochs 80 --lr 0.01 --batch-size 64
 z --dataset digits --arch cnn --epochs 30 --batch-size 64
@@ -15,3 +15,6 @@ z --dataset fashion-mnist --arch cnn_tiny --epochs 15
 z --dataset fashion-mnist --arch cnn_s --epochs 12
 z --dataset fashion-mnist --arch cnn --epochs 12
 z --dataset fashion-mnist --arch cnn_l --epochs 8
+z --dataset uci-shuttle --arch mlp10 --epochs 10
+z --dataset uci-pendigits --arch mlp10 --epochs 40
+z --dataset uci-letter --arch mlp10 --epochs 50

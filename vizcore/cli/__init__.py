@@ -13,7 +13,7 @@ import sys
 # One module per area; each defines ``add_parser(subparsers)``.
 COMMAND_MODULES = (
     "vizcore.cli.zoo_cmd", "vizcore.cli.visualize_cmd", "vizcore.cli.gradients_cmd", "vizcore.cli.knockout_cmd",
-    "vizcore.cli.distill_cmd",
+    "vizcore.cli.distill_cmd", "vizcore.cli.compress_cmd", "vizcore.cli.interpretability_cmd",
 )
 
 
@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     distributed.init()
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:  # our error types derive from ValueError and carry advice
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, OSError, MemoryError) as e:  # our error types derive from ValueError and carry advice
+        print(f"error: {e or type(e).__name__}", file=sys.stderr)
         return 2
     finally:
         distributed.teardown()

@@ -1,4 +1,5 @@
-"""``distill`` (one data-free run) and ``distill-preset`` (seed 000 Tables 1 and 2, seed 003's table)."""
+"""``distill`` (one data-free run) and ``distill-preset`` (seed 000 Tables 1 and 2, seed 003's table, seed 004's
+``kegnet-table``)."""
 
 from __future__ import annotations
 
@@ -174,6 +175,13 @@ def preset_configs(args, entry) -> list[protocol.DistillConfig]:
 
 
 def cmd_preset(args) -> None:
+    if args.table == "kegnet-table":  # seed 004: Tucker compression repaired without data
+        from vizcore.cli.compress_cmd import cmd_kegnet_table
+
+        cmd_kegnet_table(args)
+        return
+    if not args.teacher:
+        raise ValueError(f"{args.table} needs --teacher")
     entry = zoo.get_entry(args.teacher)
     if args.table == "seed003-subset":  # seed 003 section 8: class-subset teachers, one visualization swapped
         job = presets.start_subset_run(entry.id, args.dataset or entry.card.dataset, args.cls, args.versus, wait=True)
@@ -197,7 +205,7 @@ def add_parser(sub) -> None:
         """``preset``: every setting defaults to the paper's (None here)."""
         def dflt(v):
             return None if preset else v
-        p.add_argument("--teacher", required=True, help="model id (zoo:NAME, user:NAME) or name")
+        p.add_argument("--teacher", required=p.prog.endswith("distill"), help="model id (zoo:NAME, user:NAME) or name")
         p.add_argument("--dataset", help="default: the teacher's dataset (used for the baseline and the final test)")
         p.add_argument("--method", choices=METHODS, default=dflt(DEFAULT_METHOD))
         p.add_argument("--images", "--n", dest="n", type=int, default=dflt(DEFAULT_N),
@@ -238,7 +246,9 @@ def add_parser(sub) -> None:
     p = options(sub.add_parser("distill-preset", help="seed 000 Tables 1, 2, 6, 7 and seed 003's table with the settings "
                                                       "that reproduce them (any option overrides), beside the seeds' figures"),
                 preset=True)
-    p.add_argument("table", choices=tuple(SEED_PRESETS) + ("seed003", "seed003-subset"))
+    p.add_argument("table", choices=tuple(SEED_PRESETS) + ("seed003", "seed003-subset", "kegnet-table"))
+    p.add_argument("--ratio", type=float, help="kegnet-table: compression ratio (default: the seed's for the dataset)")
+    p.add_argument("--kegnet-steps", type=int, help="kegnet-table: training steps per KegNet generator (default 2000)")
     p.add_argument("--class", dest="cls", type=int, default=3, help="seed003-subset: the class whose visualization is swapped")
     p.add_argument("--versus", type=int, default=4, help="seed003-subset: the other class of the two-class teacher")
     p.set_defaults(func=cmd_preset)

@@ -1,4 +1,4 @@
-"""Commands for datasets and models: ``data list|fetch``, ``zoo list``, ``train``, ``evaluate``."""
+"""Commands for datasets and models: ``data list|fetch|import``, ``zoo list|import``, ``train``, ``evaluate``."""
 
 from __future__ import annotations
 
@@ -49,10 +49,49 @@ def cmd_train(args) -> None:
             print(f"{frac:6.1%} {msg}", flush=True)
 
     ds = data.load_dataset(args.dataset, root=args.data_root)
-    entry = train_teacher(ds, args.arch, cfg, args.name, folder=folder, progress=progress)
+    entry = train_teacher(ds, args.arch, cfg, args.name, folder=folder, progress=progress, overwrite=args.overwrite)
     m = entry.card.metrics
     emit({"id": entry.id, "accuracy": m["accuracy"], "train_seconds": entry.card.train_seconds, "metrics": m},
          args.json, _report_text(entry.id, m) + f"\ntrained in {entry.card.train_seconds:.1f} s; saved {entry.weights}")
+
+
+def _read_upload(path: str) -> bytes:
+    """The bytes of a file given on the command line, refused before reading when larger than an upload may be."""
+    from pathlib import Path
+
+    from vizcore.core.archive import MAX_UPLOAD
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no file {path}")
+    if p.stat().st_size > MAX_UPLOAD:
+        raise ValueError(f"too large: {p.stat().st_size / 2**20:.0f} MiB (at most {MAX_UPLOAD // 2**20} MiB)")
+    return p.read_bytes()
+
+
+def _default_name(path: str) -> str:
+    from pathlib import Path
+
+    return Path(path).name.split(".")[0]
+
+
+def cmd_zoo_import(args) -> None:
+    """The same checks and code path as an upload on *Models & data*."""
+    blob = _read_upload(args.file)
+    ds = data.load_dataset(args.dataset, root=args.data_root)
+    entry = zoo.import_model(blob, args.name or _default_name(args.file), ds, args.arch, overwrite=args.overwrite)
+    out = {"id": entry.id, "format": entry.card.format, "arch": entry.card.arch, "dataset": ds.name,
+           "accuracy": entry.card.metrics["accuracy"], "file": str(entry.weights)}
+    emit(out, args.json, f"added {entry.id} ({entry.card.format}): accuracy {out['accuracy']:.4f} on {ds.name}")
+
+
+def cmd_data_import(args) -> None:
+    """The same checks and code path as a dataset upload on *Models & data*."""
+    blob = _read_upload(args.file)
+    path, ds = data.import_npz(blob, args.name or _default_name(args.file), overwrite=args.overwrite)
+    out = {**ds.summary(), "dataset": f"npz:{path}", "file": str(path)}
+    emit(out, args.json, f"added {path.stem}: {out['train']} train / {out['test']} test images of shape "
+                         f"{out['input_shape']}, {out['classes']} classes; use --dataset npz:{path}")
 
 
 def cmd_evaluate(args) -> None:
@@ -76,10 +115,23 @@ def add_parser(sub) -> None:
     f.add_argument("name", choices=sorted(data.TORCHVISION_SETS))
     f.add_argument("--root", help="where to put it (default: the workspace)")
     f.set_defaults(func=cmd_data_fetch)
+    i = common(dsub.add_parser("import", help="check an .npz dataset and add it to the workspace (as the app does)"))
+    i.add_argument("file", help="the .npz file")
+    i.add_argument("--name", help="dataset name (default: the file name)")
+    i.add_argument("--overwrite", action="store_true", help="replace a dataset of the same name")
+    i.set_defaults(func=cmd_data_import)
 
     p = sub.add_parser("zoo", help="the model zoo and your workspace models")
     zsub = p.add_subparsers(dest="zoo_command", required=True)
     common(zsub.add_parser("list", help="list models")).set_defaults(func=cmd_zoo_list)
+    i = common(zsub.add_parser("import", help="check an uploaded model against a dataset and add it (as the app does)"))
+    i.add_argument("file", help="TorchScript (.pt), safetensors, or a torch.save-d state dict")
+    i.add_argument("--dataset", required=True, help="the dataset it must fit (registry name, npz:PATH, ...)")
+    i.add_argument("--arch", choices=sorted(zoo.ARCHITECTURES), help="the zoo architecture of weights")
+    i.add_argument("--name", help="model name (default: the file name)")
+    i.add_argument("--overwrite", action="store_true", help="replace a model of the same name")
+    i.add_argument("--data-root", help="folder holding dataset files")
+    i.set_defaults(func=cmd_zoo_import)
 
     t = common(sub.add_parser("train", help="train a teacher and save it with its model card"))
     t.add_argument("--dataset", required=True, help="registry name, image-folder:PATH or npz:PATH")
@@ -87,6 +139,7 @@ def add_parser(sub) -> None:
     t.add_argument("--name", help="model name (default DATASET-ARCH)")
     t.add_argument("--data-root", help="folder holding dataset files")
     t.add_argument("--zoo", action="store_true", help="save into assets/models (the shipped zoo)")
+    t.add_argument("--overwrite", action="store_true", help="replace a model of the same name")
     t.add_argument("-v", "--verbose", action="store_true", help="show progress")
     defaults = TrainConfig()
     for f in fields(TrainConfig):

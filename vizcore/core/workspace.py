@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -51,3 +54,29 @@ def write_json(path: str | os.PathLike, obj) -> Path:
 
 def read_json(path: str | os.PathLike):
     return json.loads(Path(path).read_text())
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}")
+
+
+def check_name(name: str, error: type[ValueError] = ValueError) -> str:
+    """``name`` if it is safe as a file name (``re.fullmatch``: no ``/``, no newline, at most 80 characters)."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        shown = repr(name)[:100]
+        raise error(f"name {shown} must start with a letter or digit and hold only letters, digits, '_', '-' or "
+                    "'.' (at most 80 characters)")
+    return name
+
+
+@contextmanager
+def name_lock(kind: str, name: str, shared: bool = False) -> Iterator[None]:
+    """Hold the per-name file lock of ``kind/name`` (``fcntl.flock``; exclusive for writers, shared for readers),
+    so that a model's files are replaced and read as one unit even across processes."""
+    folder = workspace() / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / f"{kind}-{check_name(name)}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
