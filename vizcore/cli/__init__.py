@@ -53,9 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; under torchrun every rank runs it, joined in one process group for its duration."""
+    from vizcore.core import distributed
+
     args = build_parser().parse_args(argv)
+    distributed.init()
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError, MemoryError) as e:  # our error types derive from ValueError and carry advice
         print(f"error: {e or type(e).__name__}", file=sys.stderr)
         return 2
+    finally:
+        distributed.teardown()

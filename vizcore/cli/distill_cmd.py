@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from vizcore import zoo
 from vizcore.cli import emit
+from vizcore.core import distributed
 from vizcore.distill import presets, protocol
 from vizcore.distill.engine import LOSSES, MIXES
 from vizcore.distill.methods import (
@@ -27,8 +28,11 @@ from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentCon
 from vizcore.distill.synthesis import METHODS, SynthesisConfig
 
 
-def _run(config: protocol.DistillConfig) -> dict:
-    job = protocol.start_run(config, wait=True)
+def _run(config: protocol.DistillConfig, resume: str | None = None) -> dict | None:
+    """The run's report on rank 0 (the only rank with a job); None on the other ranks of a torchrun job."""
+    job = protocol.start_run(config, wait=True, resume=resume)
+    if job is None:
+        return None
     if job.state != "done":
         raise ValueError(f"run {job.id} {job.state}: {job.error or job.message}")
     return protocol.load_report(job.id) | {"run_id": job.id}
@@ -42,7 +46,8 @@ def _compact(rep: dict) -> dict:
             "method": rep["config"]["synthesis"]["method"], "n": rep["synthesis"]["n"],
             "synthesis_seconds": rep["synthesis"]["seconds"], "seconds": rep["seconds"],
             "students": [one(s) for s in rep["students"]], "baselines": [one(b) for b in rep["baselines"]],
-            "sweep": rep["sweep"], "class_names": rep["class_names"]}
+            "sweep": rep["sweep"], "class_names": rep["class_names"], "world_size": rep.get("world_size", 1),
+            "synthetic_sha256": rep["synthesis"].get("synthetic_sha256")}
 
 
 def _text(out: dict) -> str:
@@ -73,7 +78,8 @@ def _synthesis(args, method: str | None = None, **kw) -> SynthesisConfig:
     given = {k: v for k, v in (("max_steps", args.steps), ("train_steps", args.train_steps),
                                ("threshold", args.threshold), ("threshold_max", args.threshold_max)) if v is not None}
     base = {} if given or args.func is not cmd_distill else METHOD_DEFAULTS.get(method, {})
-    return SynthesisConfig(method=method, n=args.n, seed=args.seed, **{**base, **given}, **kw)
+    shard = {"shard_images": args.shard_images} if args.shard_images else {}
+    return SynthesisConfig(method=method, n=args.n, seed=args.seed, **{**base, **given, **shard}, **kw)
 
 
 def _students(args, archs) -> tuple[StudentConfig, ...]:
@@ -96,12 +102,35 @@ def cmd_distill(args) -> None:
                              synthesis=_synthesis(args), students=_students(args, archs), baseline=not args.no_baseline,
                              sizes=tuple(args.sizes or ()), preset="bias-only" if args.bias_only else "",
                              engine=_engine(args))
-    est = estimate_seconds(cfg)
-    print(f"budget: {cfg.synthesis.method} x{cfg.synthesis.n}"
-          + (f", {cfg.engine.steps} engine steps per student" if cfg.engine else f", {args.epochs} epochs per student")
-          + f"; estimated {est / 60:.1f} min on this machine", file=sys.stderr, flush=True)
-    out = _compact(_run(cfg))
-    emit(out, args.json, _text(out))
+    if args.resume:
+        cfg = _resumed(args.resume, cfg)
+    if distributed.is_main():
+        est = estimate_seconds(cfg) / distributed.world_size()
+        print(f"budget: {cfg.synthesis.method} x{cfg.synthesis.n}"
+              + (f", {cfg.engine.steps} engine steps per student" if cfg.engine else f", {args.epochs} epochs per student")
+              + f"; estimated {est / 60:.1f} min on this machine"
+              + (f" with {distributed.world_size()} processes" if distributed.world_size() > 1 else ""),
+              file=sys.stderr, flush=True)
+    rep = _run(cfg, args.resume)
+    if rep is not None:
+        out = _compact(rep)
+        emit(out, args.json, _text(out))
+
+
+def _resumed(run_id: str, cfg: protocol.DistillConfig) -> protocol.DistillConfig:
+    """The config of the interrupted run ``run_id``, which must be the command's own (rank 0 checks)."""
+    from vizcore.core.jobs import jobs_dir
+
+    if distributed.is_main():
+        path = jobs_dir() / run_id / "job.json"
+        if not path.exists():
+            raise ValueError(f"no run '{run_id}' to resume in {jobs_dir()}")
+        job = protocol.get_job(run_id)
+        if job.state == "done":
+            raise ValueError(f"run {run_id} finished; there is nothing to resume")
+        if protocol.DistillConfig.from_json(job.config) != cfg:
+            raise ValueError(f"run {run_id} had other settings: resume it with the command that started it")
+    return cfg
 
 
 def _preset_args(args, preset) -> object:
@@ -179,8 +208,9 @@ def add_parser(sub) -> None:
         p.add_argument("--teacher", required=p.prog.endswith("distill"), help="model id (zoo:NAME, user:NAME) or name")
         p.add_argument("--dataset", help="default: the teacher's dataset (used for the baseline and the final test)")
         p.add_argument("--method", choices=METHODS, default=dflt(DEFAULT_METHOD))
-        p.add_argument("--n", type=int, default=dflt(DEFAULT_N),
-                       help="synthetic images (an online method: the images its memory bank keeps)")
+        p.add_argument("--images", "--n", dest="n", type=int, default=dflt(DEFAULT_N),
+                       help="synthetic images (an online method: the images its memory bank keeps); under torchrun "
+                            "write --images (torchrun's own parser takes --n for one of its options)")
         p.add_argument("--labels", choices=("soft", "hard"), default=dflt("soft"))
         p.add_argument("--epochs", type=int, default=dflt(20))
         p.add_argument("--relabel", action="store_true",
@@ -192,6 +222,8 @@ def add_parser(sub) -> None:
         p.add_argument("--steps", type=int, help="generator / pixel AM: max ascent steps")
         p.add_argument("--train-steps", type=int, help="KegNet (per generator) / DFAD training steps")
         p.add_argument("--threshold", type=float, help="AM threshold T (default 0.99)")
+        p.add_argument("--shard-images", type=int, help="synthesis is made in chunks of this many images, each with "
+                       "a seed derived from its index (default 1000): the unit torchrun splits across processes")
         p.add_argument("--threshold-max", type=float, help="draw T uniformly in [threshold, this] per batch")
         p.add_argument("--json", action="store_true", help="print JSON for machines")
         return p
@@ -208,6 +240,8 @@ def add_parser(sub) -> None:
     d.add_argument("--no-baseline", action="store_true", help="skip the real-data baseline")
     d.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="also train on the first S images, e.g. 400,2000")
     d.add_argument("--bias-only", action="store_true", help="add seed 003's bias-only linear student")
+    d.add_argument("--resume", metavar="RUN_ID", help="take up an interrupted run (same command): its synthetic set "
+                                                      "and the engine's last checkpoint")
     d.set_defaults(func=cmd_distill)
     p = options(sub.add_parser("distill-preset", help="seed 000 Tables 1, 2, 6, 7 and seed 003's table with the settings "
                                                       "that reproduce them (any option overrides), beside the seeds' figures"),

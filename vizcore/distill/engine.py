@@ -20,14 +20,17 @@ Nothing here reads real data: the hold-out that selects the student and draws it
 from __future__ import annotations
 
 import copy
+import io
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vizcore.core import distributed as dist
 from vizcore.core.progress import Cancelled, Progress
 from vizcore.distill.generators import Generator
 from vizcore.metrics import predict_logits
@@ -192,6 +195,32 @@ def generator_step(G: nn.Module, opt: torch.optim.Optimizer, teacher: nn.Module,
     return x.detach()
 
 
+def _save(path: Path, step: int, student, opt_s, sched, G, opt_g, bank, history, best, stats) -> None:
+    """The training state at ``step``, written atomically (a killed process leaves the previous one)."""
+    from vizcore.core.workspace import atomic_write
+
+    buf = io.BytesIO()
+    torch.save({"step": step, "student": student.state_dict(), "opt": opt_s.state_dict(), "sched": sched.state_dict(),
+                "generator": G.state_dict() if G is not None else None,
+                "opt_g": opt_g.state_dict() if opt_g is not None else None,
+                "bank": (bank.images, bank.next) if bank is not None else None,
+                "history": history, "best": best, "stats": stats}, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def _restore(state: dict, student, opt_s, sched, G, opt_g, bank) -> int:
+    """Load a state saved by :func:`_save` into the run's objects; returns its step."""
+    student.load_state_dict(state["student"])
+    opt_s.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    if G is not None and state["generator"] is not None:
+        G.load_state_dict(state["generator"])
+        opt_g.load_state_dict(state["opt_g"])
+    if bank is not None and state["bank"] is not None:
+        bank.images, bank.next = state["bank"]
+    return int(state["step"])
+
+
 @dataclass
 class EngineResult:
     """The trained student, its hold-out curve (step, agreement) and what the sources did."""
@@ -213,7 +242,8 @@ def agreement(model: nn.Module, x: torch.Tensor, teacher_labels: torch.Tensor) -
 def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, input_shape, num_classes: int,
             images: torch.Tensor | None = None, holdout: torch.Tensor | None = None,
             progress: Progress | None = None, cancelled: Callable[[], bool] | None = None,
-            on_checkpoint: Callable[[int, float], None] | None = None) -> EngineResult:
+            on_checkpoint: Callable[[int, float], None] | None = None, save_to: Path | None = None,
+            resume_from: Path | None = None, parallel: bool = False) -> EngineResult:
     """Train ``student`` in place to match ``teacher`` (a frozen copy, never modified) for ``config.steps`` steps.
 
     ``images``: a fixed synthetic set to sample from (with ``config.generator`` it is replayed beside the
@@ -222,17 +252,27 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
     one, the agreement is measured on a fresh generator batch each time, or on the fixed set itself when
     there is no generator (not comparable across checkpoints, so the last checkpoint is kept).
     ``on_checkpoint(step, agreement)`` is called at every checkpoint (the live curve).
+
+    ``parallel`` (every rank of a torchrun job calls it): the student is wrapped in DistributedDataParallel;
+    each rank draws ``batch_size / world`` images per step from its own ``DistributedSampler`` share of the
+    fixed set (or its own generator, seeded per rank), and the gradients are all-reduced, so a step still
+    learns from ``batch_size`` images. Rank 0 saves the training state to ``save_to`` at every checkpoint
+    (atomically); ``resume_from`` (such a file, read by rank 0) continues from its step.
     """
     if images is None and not config.generator:
         raise ValueError("the engine needs a fixed synthetic set, a generator, or both")
     start = time.perf_counter()
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
+    world = dist.world_size() if parallel else 1
+    main = world == 1 or dist.is_main()
+    own_seed = dist.rank_seed(config.seed) if world > 1 else config.seed
+    torch.manual_seed(own_seed)
+    gen = torch.Generator().manual_seed(own_seed)
     dev = model_device(teacher)
     for p in teacher.parameters():
         p.requires_grad_(False)
     teacher.eval()
     student.to(dev).train()
+    net = dist.wrap(student) if world > 1 else student
     opt_s = torch.optim.Adam(student.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt_s, config.steps)
     G = opt_g = None
@@ -241,6 +281,8 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
         opt_g = torch.optim.Adam(G.parameters(), lr=config.generator_lr, betas=(0.5, 0.999))
     bank = MemoryBank(config.bank, config.seed) if config.bank else None
     pool = images
+    if pool is not None and world > 1:  # this rank's DistributedSampler share of the fixed set
+        pool = pool[dist.sampler_indices(len(pool), config.seed)]
     if holdout is not None and not len(holdout):
         holdout = None
     hold_x = holdout
@@ -249,15 +291,30 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
     best = (-1.0, None, 0)
     stats = {"generator_steps": 0, "discrepancy": [], "images_seen": 0}
     every = max(1, config.steps // max(1, config.checkpoints))
-    bs = config.batch_size
+    bs = max(2, config.batch_size // world)
+    first = 1
+    state = None
+    if resume_from is not None:  # rank 0's file, sent to every rank
+        here = main and Path(resume_from).exists()
+        state = torch.load(resume_from, map_location="cpu", weights_only=False) if here else None
+        state = dist.broadcast(state) if world > 1 else state
+    if state is not None:
+        first = _restore(state, student, opt_s, sched, G, opt_g, bank) + 1
+        history, best, stats = state["history"], state["best"], state["stats"]
+        stats["resumed_at"] = first - 1
+        gen.manual_seed(dist.item_seed(own_seed, first))  # a fresh stream from here on
     shift = config.shift if config.shift is not None else (input_shape[-2] // 14 if len(input_shape) == 3 else 0)
 
     def fresh(n: int) -> torch.Tensor:
         with torch.no_grad():
             return G(torch.randn(n, config.noise_dim, device=dev))
 
-    for step in range(1, config.steps + 1):
-        if cancelled and cancelled():
+    for step in range(first, config.steps + 1):
+        if world == 1:
+            stopping = bool(cancelled and cancelled())
+        else:  # a collective every 10 steps, so that every rank stops at the same step
+            stopping = (step == first or step % 10 == 0) and dist.any_true(bool(cancelled and cancelled()))
+        if stopping:
             raise Cancelled()
         if G is not None and (step - 1) % config.student_per_generator == 0:
             x = generator_step(G, opt_g, teacher, student, config)
@@ -282,9 +339,10 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
                 x = brighten(x, gen)
         x = mix_images(x, config.mix if x.dim() == 4 else config.mix.replace("both", "mixup").replace("cutmix", "none"),
                        config.mix_share, gen)
-        with torch.no_grad():
-            t = teacher(x)
-        loss = discrepancy(student(x), t, config.loss, config.temperature)
+        with dist.autocast(x.device):
+            with torch.no_grad():
+                t = teacher(x)
+            loss = discrepancy(net(x).float(), t.float(), config.loss, config.temperature)
         opt_s.zero_grad(set_to_none=True)
         loss.backward()
         opt_s.step()
@@ -304,6 +362,8 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
             stats["discrepancy"].append(round(float(loss.detach()), 4))
             if holdout is None or score >= best[0]:  # without a fixed hold-out the scores are not comparable: keep the last
                 best = (score, copy.deepcopy(student.state_dict()), step)
+            if save_to is not None and main:
+                _save(save_to, step, student, opt_s, sched, G, opt_g, bank, history, best, stats)
             if on_checkpoint:
                 on_checkpoint(step, score)
         if progress and (step % 10 == 0 or step == config.steps):

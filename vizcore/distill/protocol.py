@@ -20,12 +20,14 @@ import torch
 from safetensors.torch import save as st_save_bytes
 from torch import nn
 
+from vizcore.core import distributed as dist
 from vizcore.core.hooks import frozen_copy, guarded
-from vizcore.core.jobs import JobInfo, get_job, list_jobs, start_job
+from vizcore.core.jobs import JobInfo, get_job, jobs_dir, list_jobs, start_job
 from vizcore.core.progress import Progress, progress_span
 from vizcore.core.workspace import atomic_write, read_json, write_json
 from vizcore.distill.engine import EngineConfig, distill
 from vizcore.distill.methods import engine_for, is_online
+from vizcore.distill.sharded import synthesize_sharded, synthetic_sha256
 from vizcore.distill.students import (
     SKLEARN_STUDENTS,
     Student,
@@ -39,7 +41,6 @@ from vizcore.distill.synthesis import (
     SynthesisConfig,
     SyntheticSet,
     label_with_teacher,
-    synthesize,
 )
 from vizcore.metrics import classification_report, predict_logits
 from vizcore.models import build_model
@@ -103,16 +104,19 @@ def train_baseline(config: StudentConfig, train: Split, num_classes: int, **kw) 
 def engine_student(teacher: nn.Module, synth: SyntheticSet | None, config: StudentConfig, engine: EngineConfig, *,
                    input_shape, num_classes: int, progress: Progress | None = None,
                    cancelled: Callable[[], bool] | None = None,
-                   on_checkpoint: Callable[[int, float], None] | None = None) -> tuple[Student, torch.Tensor | None]:
+                   on_checkpoint: Callable[[int, float], None] | None = None, save_to: Path | None = None,
+                   resume_from: Path | None = None) -> tuple[Student, torch.Tensor | None]:
     """A torch student trained by the engine on ``synth`` (its hold-out split selects) and/or an online
-    generator; returns the student and the engine's memory bank (the images an online method kept)."""
+    generator; returns the student and the engine's memory bank (the images an online method kept).
+    ``save_to`` / ``resume_from``: the engine's training state (see :func:`~vizcore.distill.engine.distill`)."""
     images = hold = None
     if synth is not None:
         tr, ho = holdout_split(len(synth), config.holdout, config.seed)
         images, hold = synth.images[tr], synth.images[ho]
     model = build_model(config.arch, tuple(input_shape), num_classes, seed=config.seed)
     res = distill(teacher, model, replace(engine, seed=config.seed), input_shape=input_shape, num_classes=num_classes,
-                  images=images, holdout=hold, progress=progress, cancelled=cancelled, on_checkpoint=on_checkpoint)
+                  images=images, holdout=hold, progress=progress, cancelled=cancelled, on_checkpoint=on_checkpoint,
+                  save_to=save_to, resume_from=resume_from, parallel=True)
     name = f"{config.arch}-engine"
     return Student(name, config, model=res.model.cpu().eval(), selection=res.selection, seconds=res.seconds), res.bank
 
@@ -125,11 +129,16 @@ def _prototypes(synth: SyntheticSet) -> torch.Tensor:
 def run_distillation(teacher: nn.Module, config: DistillConfig, *, class_names: list[str], input_shape,
                      load_test: Callable[[], Split], load_train: Callable[[], Split] | None = None,
                      out_dir: Path | None = None, progress: Progress | None = None,
-                     cancelled: Callable[[], bool] | None = None) -> dict:
+                     cancelled: Callable[[], bool] | None = None, resume_dir: Path | None = None) -> dict:
     """Run the data-free protocol; returns the report (and writes artifacts to ``out_dir`` if given).
 
     ``load_train`` is called only for the real baseline and for methods that need real data (the report
-    says so); ``load_test`` is called once, at the end.
+    says so); ``load_test`` is called once, at the end. ``resume_dir``: the folder of an interrupted run of
+    the same config, whose synthetic set and last engine checkpoints are taken up.
+
+    Under torchrun (:mod:`vizcore.core.distributed`) every rank calls this: the synthesis is sharded, the
+    engine's students train with DistributedDataParallel, and rank 0 alone trains the other students and
+    baselines, reads the test split and writes; the other ranks return ``{}`` after the engine students.
     """
     k, t0 = len(class_names), time.perf_counter()
     syn_cfg = config.synthesis
@@ -138,11 +147,15 @@ def run_distillation(teacher: nn.Module, config: DistillConfig, *, class_names: 
         raise ValueError("the real-data baseline and class averages / Loss_2 need the real training split")
     start = time.perf_counter()
     online = is_online(syn_cfg.method)
-    synth = None if online else synthesize(
-        teacher, syn_cfg, input_shape=input_shape, class_names=class_names, dataset=config.dataset,
-        teacher_id=config.teacher, real=real_train, progress=progress_span(progress, 0, 0.4), cancelled=cancelled)
+    kept = resume_dir is not None and not online and dist.broadcast((Path(resume_dir) / "synthetic.npz").exists())
+    if kept:  # the interrupted run's set, from rank 0
+        synth = dist.broadcast(SyntheticSet.from_npz(Path(resume_dir) / "synthetic.npz") if dist.is_main() else None)
+    else:
+        synth = None if online else synthesize_sharded(
+            teacher, syn_cfg, input_shape=input_shape, class_names=class_names, dataset=config.dataset,
+            teacher_id=config.teacher, real=real_train, progress=progress_span(progress, 0, 0.4), cancelled=cancelled)
     synth_seconds = time.perf_counter() - start
-    if out_dir and synth is not None:
+    if out_dir and synth is not None:  # written before training, so that a resumed run takes it up
         synth.to_npz(Path(out_dir) / "synthetic.npz")
     twin = frozen_copy(teacher) if config.engine or any(sc.relabel for sc in config.students) else None
     students: list[Student] = []
@@ -163,15 +176,20 @@ def run_distillation(teacher: nn.Module, config: DistillConfig, *, class_names: 
                 curve["points"].append([step, score])
                 if out_dir:
                     write_json(Path(out_dir) / "live.json", live)
+            state = f"engine-state-{i}.pt"
             trained[i], bank = engine_student(twin, synth if not online else None, sc, engine, input_shape=input_shape,
-                                              num_classes=k, progress=span, cancelled=cancelled, on_checkpoint=checkpoint)
+                                              num_classes=k, progress=span, cancelled=cancelled, on_checkpoint=checkpoint,
+                                              save_to=Path(out_dir) / state if out_dir else None,
+                                              resume_from=Path(resume_dir) / state if resume_dir else None)
             if synth is None:  # the online method's images: its memory bank, labelled by the teacher
                 synth = _labelled(twin, bank, syn_cfg, class_names, config)
                 synth_seconds = trained[i].seconds
-        else:
+        elif dist.is_main():  # not data-parallel: rank 0 alone
             if synth is None:
                 raise ValueError("an online method trains scikit-learn students on its bank: list a torch student first")
             trained[i] = train_student(synth, sc, teacher=twin, cancelled=cancelled, progress=span)
+    if not dist.is_main():
+        return {}
     students = [trained[i] for i in range(len(config.students))]
     if out_dir and online:
         synth.to_npz(Path(out_dir) / "synthetic.npz")
@@ -210,7 +228,9 @@ def run_distillation(teacher: nn.Module, config: DistillConfig, *, class_names: 
         "config": config.to_json(), "class_names": list(class_names),
         "teacher": {"id": config.teacher, "accuracy": teacher_rep["accuracy"], "report": teacher_rep},
         "synthesis": {"n": len(synth), "seconds": round(synth_seconds, 2), "stats": synth.stats,
-                      "used_real_data": syn_cfg.needs_real_data, "online": online},
+                      "used_real_data": syn_cfg.needs_real_data, "online": online,
+                      "synthetic_sha256": synthetic_sha256(synth), "resumed": bool(resume_dir)},
+        "world_size": dist.world_size(),
         "engine": engine.to_json() if engine else None, "live": live,
         "students": [row(s) for s in students], "baselines": [row(b) for b in baselines],
         "sweep": [{"size": s, "synthetic": report(a.predict(x_test))["accuracy"],
@@ -236,8 +256,12 @@ def _labelled(teacher: nn.Module, images: torch.Tensor, syn_cfg: SynthesisConfig
 # ------------------------------------------------------------------------------------------ jobs and the store
 
 
-def start_run(config: DistillConfig, wait: bool = False) -> JobInfo:
-    """Run :func:`run_distillation` as a background job on a zoo / workspace teacher; artifacts in the job folder."""
+def start_run(config: DistillConfig, wait: bool = False, resume: str | None = None) -> JobInfo | None:
+    """Run :func:`run_distillation` as a background job on a zoo / workspace teacher; artifacts in the job folder.
+
+    ``resume``: the id of an interrupted run of this config, taken up from its synthetic set and checkpoints.
+    Under torchrun, rank 0 runs the job and the other ranks work beside it without one (they return None).
+    """
     from vizcore import zoo
     from vizcore.data import load_dataset
 
@@ -249,15 +273,21 @@ def start_run(config: DistillConfig, wait: bool = False) -> JobInfo:
             cache["ds"] = load_dataset(config.dataset)
         return cache["ds"]
 
+    resume_dir = jobs_dir() / resume if resume else None  # read by rank 0 only
+
     def work(ctx) -> dict:
-        teacher = zoo.load_model(entry)
+        teacher = zoo.load_model(entry).to(dist.device())
         rep = run_distillation(
             teacher, config, class_names=list(entry.card.class_names), input_shape=tuple(entry.card.input_shape),
             load_train=lambda: (dataset().train_x, dataset().train_y), load_test=lambda: (dataset().test_x, dataset().test_y),
-            out_dir=ctx.dir, progress=ctx.progress, cancelled=ctx.cancelled)
-        return summary(rep)
+            out_dir=ctx.dir if ctx else None, progress=ctx.progress if ctx else None,
+            cancelled=ctx.cancelled if ctx else None, resume_dir=resume_dir)
+        return summary(rep) if ctx else None
 
+    if not dist.is_main():
+        return work(None)
     title = f"{config.synthesis.method} x{config.synthesis.n} from {entry.id} -> " + ", ".join(s.name for s in config.students)
+    title += (f" on {dist.world_size()} processes" if dist.world_size() > 1 else "") + (f" (resumes {resume})" if resume else "")
     return start_job(JOB_KIND, title, work, config.to_json(), wait=wait)
 
 
@@ -267,7 +297,8 @@ def summary(report: dict) -> dict:
     return {"teacher_accuracy": report["teacher"]["accuracy"], "best_student": best["name"],
             "best_accuracy": best["accuracy"], "best_ratio": best["ratio"],
             "baseline_accuracy": max((b["accuracy"] for b in report["baselines"]), default=None),
-            "synthesis_seconds": report["synthesis"]["seconds"], "seconds": report["seconds"]}
+            "synthesis_seconds": report["synthesis"]["seconds"], "seconds": report["seconds"],
+            "world_size": report.get("world_size", 1), "synthetic_sha256": report["synthesis"].get("synthetic_sha256")}
 
 
 def list_runs() -> list[dict]:

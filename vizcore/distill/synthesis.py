@@ -86,6 +86,7 @@ class SynthesisConfig:
     per_class: int | None = None  # pixel AM / weight images: images per class (default n // classes)
     start: str = "blank"  # pixel AM
     visualize: VisualizeConfig | None = None
+    shard_images: int = 1000  # made in chunks of this many images, each seeded by its index (vizcore.distill.sharded)
 
     def __post_init__(self):
         if isinstance(self.visualize, dict):  # from JSON
@@ -94,8 +95,10 @@ class SynthesisConfig:
             raise ValueError(f"pixel AM starts from 'blank' or 'noise', not '{self.start}'")
         if self.method not in METHODS:
             raise ValueError(f"unknown synthesis method '{self.method}'; choose one of {', '.join(METHODS)}")
-        if self.n < (2 if self.method == "mixed-am" else 1) or min(self.batch_size, self.images_per_generator) < 2:
-            raise ValueError("the synthetic set needs n >= 1 images (2 for a mixed set), and batches of at least 2")
+        if self.n < (2 if self.method == "mixed-am" else 1) or min(self.batch_size, self.images_per_generator) < 2 \
+                or self.shard_images < 1:
+            raise ValueError("the synthetic set needs n >= 1 images (2 for a mixed set), batches of at least 2 and "
+                             "shards of at least 1")
         if not 0 < self.threshold < 1 or (self.threshold_max is not None and not self.threshold <= self.threshold_max < 1):
             raise ValueError("the threshold T must lie in (0, 1), and threshold_max between T and 1")
 

@@ -1,0 +1,208 @@
+"""Scale-out with torchrun (issue 14): CPU processes over gloo on loopback give the one-process result.
+
+The multi-process tests start real process groups: ``torch.multiprocessing`` workers that join through
+torchrun's environment variables, and ``torchrun --standalone`` itself for the CLI (one thread per process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from vizcore.core import distributed as dist
+
+ROOT = Path(__file__).resolve().parent.parent
+TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_shards_are_contiguous_blocks_whose_union_is_the_range():
+    for n in (0, 1, 7, 10, 1001):
+        for world in (1, 2, 3, 8):
+            blocks = [dist.shard(n, r, world) for r in range(world)]
+            assert [i for b in blocks for i in b] == list(range(n))
+            assert max(map(len, blocks)) - min(map(len, blocks)) <= 1
+
+
+def test_item_seeds_depend_on_seed_and_index_only():
+    assert dist.item_seed(7, 0) == 7  # a one-chunk job is the job it always was
+    seeds = {dist.item_seed(7, j) for j in range(1, 200)}
+    assert len(seeds) == 199 and dist.item_seed(7, 3) == dist.item_seed(7, 3) != dist.item_seed(8, 3)
+    assert dist.world_size() == 1 and dist.rank() == 0 and dist.rank_seed(5) == 5
+
+
+def _torchrun_commands() -> list[list[str]]:
+    text = (ROOT / "README.md").read_text()
+    lines = [ln.split("#")[0].strip() for ln in text.splitlines() if ln.strip().startswith("torchrun ")]
+    return [shlex.split(ln.replace("\\", "")) for ln in lines]
+
+
+def test_readme_torchrun_commands_parse_in_torchrun_and_in_vizcore():
+    from torch.distributed.run import get_args_parser
+
+    from vizcore.cli import build_parser
+
+    cmds = _torchrun_commands()
+    assert len(cmds) >= 3
+    for argv in cmds:
+        ns = get_args_parser().parse_args(argv[1:])  # argparse exits on "ambiguous option"
+        assert ns.module and ns.training_script == "vizcore"
+        assert ns.training_script_args == argv[argv.index("vizcore") + 1:]
+        args = build_parser().parse_args(ns.training_script_args)
+        assert callable(args.func)
+
+
+def test_every_distill_option_has_a_spelling_torchrun_passes_through():
+    from torch.distributed.run import get_args_parser
+
+    from vizcore.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    for cmd in ("distill", "distill-preset"):
+        for action in sub.choices[cmd]._actions:
+            ok = []
+            for opt in action.option_strings:
+                try:
+                    ns = get_args_parser().parse_args(["--nproc_per_node", "2", "-m", "vizcore", cmd, opt, "1"])
+                    ok.append(ns.training_script_args == [cmd, opt, "1"])
+                except SystemExit:
+                    ok.append(False)
+            assert not action.option_strings or any(ok), f"{cmd} {action.option_strings} cannot pass torchrun"
+
+
+def _worker(rank: int, world: int, port: int, out: str) -> None:
+    """One rank: sharded synthesis, then a DDP engine student; writes what it got to ``out``-RANK.json."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from vizcore import data, zoo
+    from vizcore.distill.engine import EngineConfig
+    from vizcore.distill.protocol import engine_student
+    from vizcore.distill.sharded import synthesize_sharded, synthetic_sha256
+    from vizcore.distill.students import StudentConfig
+    from vizcore.distill.synthesis import SynthesisConfig
+    from vizcore.metrics import predict_logits
+
+    assert dist.init() == (world > 1)
+    try:
+        entry = zoo.get_entry("zoo:digits-cnn")
+        teacher, shape = zoo.load_model(entry), tuple(entry.card.input_shape)
+        syn = SynthesisConfig(method="generator-am", n=256, max_steps=30, shard_images=64)
+        synth = synthesize_sharded(teacher, syn, input_shape=shape, class_names=list(entry.card.class_names))
+        engine = EngineConfig(steps=150, lr=5e-3, batch_size=64, mix="none", shift=0, brightness=False, checkpoints=3)
+        student, _ = engine_student(teacher, synth, StudentConfig(arch="cnn_s"), engine, input_shape=shape,
+                                    num_classes=10)
+        ds = data.load_dataset("digits")
+        acc = float((predict_logits(student.model, ds.test_x).argmax(1) == ds.test_y).float().mean())
+        Path(f"{out}-{rank}.json").write_text(json.dumps({"sha": synthetic_sha256(synth), "n": len(synth),
+                                                          "accuracy": acc, "world": dist.world_size()}))
+    finally:
+        dist.teardown()
+
+
+def _spawn(world: int, out: Path) -> list[dict]:
+    mp.spawn(_worker, args=(world, free_port(), str(out)), nprocs=world, join=True)
+    return [json.loads(Path(f"{out}-{r}.json").read_text()) for r in range(world)]
+
+
+def test_two_processes_make_the_one_process_set_and_as_good_a_student(tmp_path):
+    one = _spawn(1, tmp_path / "one")
+    two = _spawn(2, tmp_path / "two")
+    assert [r["world"] for r in one + two] == [1, 2, 2]
+    assert one[0]["n"] == two[0]["n"] == 256
+    assert one[0]["sha"] == two[0]["sha"] == two[1]["sha"]  # the union of the shards is the one-process set
+    assert two[0]["accuracy"] == two[1]["accuracy"]  # DDP keeps the ranks' students in step
+    assert one[0]["accuracy"] > 0.3 and two[0]["accuracy"] > 0.3  # well above chance (0.1)
+    assert abs(one[0]["accuracy"] - two[0]["accuracy"]) <= 0.12
+
+
+def _torchrun(home: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "VIZCORE_HOME": str(home), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "vizcore", "distill", "--teacher", "zoo:digits-cnn",
+           "--method", "uniform-noise", "--images", "300", "--shard-images", "100", "--student", "cnn_s",
+           "--budget", "200", "--no-baseline", "--json", *extra]
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _rank_pid(parent: int, rank: int) -> int:
+    """The worker of ``rank`` among the descendants of ``parent`` (read from their environment)."""
+    for _ in range(600):
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                env = (d / "environ").read_bytes().split(b"\0")
+                stat = (d / "stat").read_text().split()
+            except OSError:
+                continue
+            if int(stat[3]) == parent and f"RANK={rank}".encode() in env:
+                return int(d.name)
+        time.sleep(0.1)
+    raise AssertionError(f"no rank {rank} under {parent}")
+
+
+def test_torchrun_writes_on_rank_0_only_and_a_killed_rank_fails_cleanly_then_resumes(tmp_path):
+    from vizcore.core.jobs import get_job
+
+    home = tmp_path / "home"
+    proc = _torchrun(home)
+    state = None
+    for _ in range(3000):  # until rank 0 has written its first engine checkpoint
+        found = list((home / "jobs").glob("*/engine-state-0.pt")) if (home / "jobs").exists() else []
+        if found or proc.poll() is not None:
+            state = found[0] if found else None
+            break
+        time.sleep(0.1)
+    assert state is not None, proc.communicate()[1][-2000:]
+    os.kill(_rank_pid(proc.pid, 1), signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    jobs = list((home / "jobs").iterdir())
+    assert len(jobs) == 1  # rank 1 made no job of its own
+    run = jobs[0]
+    os.environ["VIZCORE_HOME"] = str(home)  # the fixture's home is restored after the test
+    assert get_job(run.name).state in ("failed", "interrupted")
+    assert not (run / "report.json").exists() and not list(run.glob(".*.part"))  # nothing half-written
+    assert (run / "synthetic.npz").exists()
+
+    proc = _torchrun(home, "--resume", run.name)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    assert len(lines) == 1  # one rank prints
+    res = json.loads(lines[0])
+    assert res["world_size"] == 2 and res["run_id"] != run.name
+    rep = json.loads((home / "jobs" / res["run_id"] / "report.json").read_text())
+    assert rep["synthesis"]["resumed"] and rep["synthesis"]["synthetic_sha256"] == res["synthetic_sha256"]
+    from vizcore.distill.sharded import synthetic_sha256
+    from vizcore.distill.synthesis import SyntheticSet
+
+    assert synthetic_sha256(SyntheticSet.from_npz(run / "synthetic.npz")) == res["synthetic_sha256"]
+    first_step = rep["live"][0]["points"][0][0]
+    assert first_step > 20  # training went on from the checkpoint, not from step 1 (checkpoints every 20 steps)
+    assert sorted(p.name for p in (home / "jobs" / res["run_id"]).iterdir() if not p.name.startswith(".")) == [
+        "engine-state-0.pt", "job.json", "live.json", "report.json", "student-cnn_s-engine.safetensors", "synthetic.npz"]
+
+
+@pytest.mark.parametrize("bad", [["--resume", "nope"]])
+def test_resume_of_an_unknown_run_is_a_message(capsys, bad):
+    from vizcore.cli import main
+
+    code = main(["distill", "--teacher", "zoo:digits-cnn", "--method", "uniform-noise", "--images", "20", *bad])
+    assert code == 2 and "no run 'nope' to resume" in capsys.readouterr().err
