@@ -94,6 +94,8 @@ def main() -> None:
                     button.wait_for(timeout=600_000)
                     clicks[(pids[i], q)] = time.time()
                     button.click()
+                for page in people:  # every page shows its next picture before the round after
+                    page.get_by_text(f"Picture {q + 2} of {quiz.n}" if q + 1 < quiz.n else "Done").first.wait_for()
             answering_s = time.time() - t0
             expected = args.people * quiz.n
             presenter.wait_for_function(

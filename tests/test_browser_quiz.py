@@ -30,6 +30,8 @@ def test_two_people_answer_and_the_presenter_sees_the_room(workspace):
             for q in range(n):  # Ada names every picture right, Bob says "1" each time
                 for page, answer in zip(people, (truth[q], 1)):
                     page.locator(f".st-key-quiz_ans_{q}_{answer} button").click()
+                for page in people:  # each click is a rerun: the next picture (or the end) before the next click
+                    page.get_by_text(f"Picture {q + 2} of {n}" if q + 1 < n else "Done, thank you").wait_for()
             for page in people:
                 page.get_by_text("Done, thank you").wait_for(timeout=120_000)
             screenshot(people[0], "quiz_participant")
