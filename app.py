@@ -1,7 +1,7 @@
 """vizcore's Streamlit app: the sidebar picks a dataset and a model; pages look inside it.
 
-Pages live in ``pages/``, not ``pages/``: a folder named ``pages`` switches Streamlit to its legacy automatic
-multipage mode, under which AppTest reruns a page without this script (and so without the sidebar).
+Pages live in ``pages/`` and are listed here with ``st.navigation`` (tests/conftest.py keeps AppTest on it).
+A quiz participant (``/?quiz=CODE``) gets the quiz alone.
 """
 
 import streamlit as st
@@ -19,7 +19,15 @@ PAGES = [
     st.Page("pages/perturb.py", title="Perturb", icon=":material/ads_click:"),
     st.Page("pages/knockout.py", title="Knockout", icon=":material/content_cut:"),
     st.Page("pages/student_lab.py", title="Student lab", icon=":material/school:"),
+    st.Page("pages/compression.py", title="Compression", icon=":material/compress:"),
+    st.Page("pages/quiz.py", title="Classroom quiz", icon=":material/quiz:"),
 ]
+
+if "quiz" in st.query_params:  # a participant's device: the quiz only, no sidebar, no model to choose
+    from ui.quiz import participant_page
+
+    st.navigation([st.Page(participant_page, title="Quiz", icon=":material/quiz:")], position="hidden").run()
+    st.stop()
 
 nav = st.navigation(PAGES)
 st.sidebar.title("vizcore")

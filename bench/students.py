@@ -17,6 +17,8 @@ import platform
 import sys
 import time
 
+from dataclasses import replace
+
 import torch
 
 from vizcore import zoo
@@ -28,8 +30,9 @@ from vizcore.distill.synthesis import PIXEL_HALF, SynthesisConfig
 from vizcore.train import TrainConfig
 
 
-def run(teacher_id: str, ds, synthesis: SynthesisConfig, students, baseline=True, preset="") -> dict:
-    cfg = DistillConfig(teacher_id, ds.name, synthesis, tuple(students), baseline=baseline, preset=preset)
+def run(teacher_id: str, ds, synthesis: SynthesisConfig, students, baseline=True, preset="", engine=None, sizes=()) -> dict:
+    cfg = DistillConfig(teacher_id, ds.name, synthesis, tuple(students), baseline=baseline, preset=preset, engine=engine,
+                        sizes=tuple(sizes))
     rep = run_distillation(zoo.load_model(teacher_id), cfg, class_names=ds.class_names, input_shape=ds.input_shape,
                            load_test=lambda: (ds.test_x, ds.test_y), load_train=lambda: (ds.train_x, ds.train_y))
     return {"teacher": teacher_id, "method": synthesis.method, "n": rep["synthesis"]["n"],
@@ -37,7 +40,58 @@ def run(teacher_id: str, ds, synthesis: SynthesisConfig, students, baseline=True
             "synthesis_seconds": rep["synthesis"]["seconds"], "run_seconds": rep["seconds"],
             "students": {s["name"]: {"accuracy": round(s["accuracy"], 4), "ratio": round(s["ratio"], 4),
                                      "train_seconds": s["seconds"]} for s in rep["students"]},
-            "real_baseline": {b["name"]: round(b["accuracy"], 4) for b in rep["baselines"]}}
+            "real_baseline": {b["name"]: round(b["accuracy"], 4) for b in rep["baselines"]},
+            **({"sweep": rep["sweep"]} if rep["sweep"] else {})}
+
+
+def defaults(teacher_id: str, ds, arch: str, n: int) -> dict:
+    """``python -m vizcore distill --teacher T --n N --student ARCH`` with every other option at its default."""
+    from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD, METHOD_DEFAULTS
+
+    t0 = time.perf_counter()
+    out = run(teacher_id, ds, SynthesisConfig(method=DEFAULT_METHOD, n=n, **METHOD_DEFAULTS.get(DEFAULT_METHOD, {})),
+              [StudentConfig(arch=arch)], engine=DEFAULT_ENGINE)
+    return {**out, "wall_seconds": round(time.perf_counter() - t0, 1), "engine_steps": DEFAULT_ENGINE.steps}
+
+
+def methods_table(teacher_id: str, ds, n: int, steps: int, methods: list[str]) -> list[dict]:
+    """Every image source through the same engine, budget and protocol (accuracy, ratio, seconds)."""
+    from dataclasses import replace as dc_replace
+
+    from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD, METHOD_DEFAULTS
+
+    extra = {"generator-am": dict(max_steps=60), **METHOD_DEFAULTS}
+    engine = dc_replace(DEFAULT_ENGINE, steps=steps)
+    rows = []
+    for m in methods:
+        t0 = time.perf_counter()
+        r = run(teacher_id, ds, SynthesisConfig(method=m, n=n, **extra.get(m, {})), [StudentConfig(arch="cnn")],
+                baseline=False, engine=engine)
+        s = r["students"]["cnn-engine"]  # the teacher's logits on every batch, whatever made the images
+        rows.append({"method": m + (" (default)" if m == DEFAULT_METHOD else ""), "n": r["n"], "engine_steps": steps,
+                     "accuracy": s["accuracy"], "ratio": s["ratio"], "synthesis_seconds": r["synthesis_seconds"],
+                     "seconds": round(time.perf_counter() - t0, 1)})
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    return rows
+
+
+def preset_tables(teacher_id: str, ds, n: int, tables: list[str], epochs: int) -> dict:
+    """Seed 000 Tables 1, 2, 6, 7 with the presets' settings (n lowered for this CPU), beside the seed's MNIST figures."""
+    from vizcore.distill.seed_tables import SEED_PRESETS
+
+    out = {}
+    for name in tables:
+        p = SEED_PRESETS[name]
+        arch = zoo.get_entry(teacher_id).card.arch
+        archs = tuple(dict.fromkeys((arch,) + p.students))
+        students = [StudentConfig(arch=a, labels=p.labels, epochs=epochs) for a in archs]
+        sizes = tuple(x for x in p.sizes if x < n) + (n,) if p.sizes else ()
+        t0 = time.perf_counter()
+        r = run(teacher_id, ds, replace(p.synthesis, n=n), students, sizes=sizes)
+        out[name] = {"title": p.title, "ours": r, "seed_mnist": p.seed_figures,
+                     "seconds": round(time.perf_counter() - t0, 1)}
+        print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
+    return out
 
 
 DIGITS_AM = dict(method="pixel-am", start="noise", lr=0.05, max_steps=60, threshold=0.5, threshold_max=0.99)
@@ -52,7 +106,15 @@ def main() -> None:
     p.add_argument("--digits-n", type=int, default=6000)
     p.add_argument("--epochs", type=int, default=15, help="student epochs of the Fashion-MNIST CNN runs")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--only", default="digits,linear,subset,cnn")
+    p.add_argument("--only", default="defaults,methods,presets",
+                   help="comma-separated: defaults, methods, presets (issue 15); digits, linear, subset, cnn (issue 6)")
+    p.add_argument("--table-n", type=int, default=10_000, help="images of the methods table")
+    p.add_argument("--table-teacher", default="zoo:fashion-mnist-cnn")
+    p.add_argument("--table-steps", type=int, default=None, help="engine steps of the methods table (default: the default budget)")
+    p.add_argument("--table-methods", default="pixel-am,generator-am,mixed-am,kegnet,dfad")
+    p.add_argument("--preset-n", type=int, default=4000, help="synthetic images of the preset tables (the seed: 60k+)")
+    p.add_argument("--preset-datasets", default="digits,fashion-mnist")
+    p.add_argument("--presets", default="table1,table2,table6,table7")
     p.add_argument("--methods", default="mixed-am,pixel-am,generator-am,kegnet", help="synthesis methods of the cnn runs")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -60,6 +122,25 @@ def main() -> None:
     out: dict = {"machine": f"{platform.processor() or platform.machine()}, {a.threads} torch threads, shared CPU (noisy)",
                  "fashion_n": a.n}
     digits = load_dataset("digits")
+    if "defaults" in only:
+        from vizcore.distill.methods import DEFAULT_N
+
+        out["default_digits_cnn_to_cnn"] = defaults("zoo:digits-cnn", digits, "cnn", DEFAULT_N)
+        print(json.dumps(out["default_digits_cnn_to_cnn"]), file=sys.stderr, flush=True)
+        fashion_ = load_dataset("fashion-mnist")
+        for arch in ("cnn", "cnn_s"):
+            out[f"default_fashion_cnn_to_{arch}"] = defaults("zoo:fashion-mnist-cnn", fashion_, arch, a.n)
+            print(json.dumps(out[f"default_fashion_cnn_to_{arch}"]), file=sys.stderr, flush=True)
+    if "methods" in only:
+        from vizcore.distill.methods import DEFAULT_ENGINE
+
+        name = zoo.get_entry(a.table_teacher).card.dataset
+        out[f"methods_table_{name}"] = methods_table(a.table_teacher, load_dataset(name), a.table_n,
+                                             a.table_steps or DEFAULT_ENGINE.steps, a.table_methods.split(","))
+    if "presets" in only:
+        for name in a.preset_datasets.split(","):
+            ds_ = load_dataset(name)
+            out[f"presets_{name}"] = preset_tables(f"zoo:{name}-cnn", ds_, a.preset_n, a.presets.split(","), a.epochs)
     if "digits" in only:
         t0 = time.perf_counter()
         out["digits_cnn_to_cnn"] = run("zoo:digits-cnn", digits, SynthesisConfig(n=a.digits_n, **DIGITS_AM),

@@ -1,24 +1,54 @@
-"""Prediction gradients: which feature maps push the prediction of a class, for one image or a whole class."""
+"""Prediction gradients: the whole network for one image (maps ringed by PG, edges by the PG they carry), which
+feature maps push a class, and a per-filter browser a click on the diagram opens."""
 
 import pandas as pd
 import streamlit as st
+import torch
 
 from ui import state
 from ui.pg_inputs import pick_class, pick_image
 from vizcore.explain import gradients as G
-from vizcore.models import conv_layers
+from vizcore.explain.knockout import normalize_mask
+from vizcore.explain.network import network_flow
+from vizcore.models import conv_layers, dense_layers
 from vizcore.plots import gradients as P
+from vizcore.plots.network import network_figure
 
 st.title("Prediction gradients")
 st.caption("PG(a) = ∂y_c/∂a: how much each unit pushes the prediction of class c (Lo 2016, chapter 3). "
-           "A filter's score is the norm of its PG map; brighter circles push harder.")
+           "A map's ring and an edge's thickness grow with the PG they carry.")
 
 ds, entry, model = state.require()
 layers = conv_layers(model)
-if not layers:
-    st.info(f"{entry.id} has no convolutional layers, so there are no feature maps to score. "
-            "Pick a CNN in the sidebar, or see pixel gradients on *Looks like* and *Perturb*.")
+if not layers and ds.is_tabular and len(dense_layers(model)) > 1:  # a table's MLP: PG of its dense units
+    from vizcore.plots.compression import feature_bars, feature_heatmap
+
+    hidden = dense_layers(model)[:-1]
+    c1, c2 = st.columns(2)
+    target = pick_class(ds, "pg_tab_class", "Class", container=c1)
+    output = c2.radio("y is the", G.OUTPUTS, key="pg_tab_output", format_func={"prob": "probability", "logit": "logit"}.get)
+    x = ds.test_x[ds.test_y == target]
+    if len(x) == 0:
+        st.warning(f"No test rows of class {ds.class_names[target]}.")
+        st.stop()
+    pg = G.class_average_pg(model, x, target, layers=hidden, output=output)
+    width = max(v.numel() for v in pg.values())
+    grid = torch.full((len(hidden), width), float("nan"))
+    for i, name in enumerate(hidden):
+        grid[i, :pg[name].numel()] = pg[name].flatten()
+    st.plotly_chart(feature_heatmap(grid, [str(u) for u in range(width)], hidden,
+                                    f"Mean PG of '{ds.class_names[target]}' for each dense unit (columns: units)"),
+                    key="pg_tab_units")
+    grad = G.input_gradient(model, x, target, output=output).mean(0)
+    st.plotly_chart(feature_bars(grad[None], ds.feature_names, [ds.class_names[target]],
+                                 "Mean gradient with respect to each input feature"), key="pg_tab_features")
+    st.caption(f"Averaged over the {len(x)} test rows of {ds.class_names[target]}. Knock units out on *Knockout*.")
     st.stop()
+model_key = f"{entry.id}@{entry.weights.stat().st_mtime}"
+try:  # the Knockout page's mask, when it belongs to this model
+    mask = normalize_mask(model, st.session_state.get("knockout_mask") or {})
+except ValueError:
+    mask = {}
 
 
 @st.cache_data(show_spinner="Averaging prediction gradients over the class…", max_entries=32)
@@ -26,36 +56,37 @@ def class_average(model_key: str, dataset: str, target: int, output: str, _model
     return G.class_average_pg(_model, _x, target, output=output)
 
 
-c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
-mode = c1.radio("Explain", ["One image", "Class average"], horizontal=True, key="pg_mode")
+@st.cache_data(show_spinner=False, max_entries=128)
+def flow(model_key: str, dataset: str, idx: int, target: int, output: str, norm: str, mask_key: tuple, _image):
+    return network_flow(model, _image, target, output=output, norm=norm, mask=dict(mask_key))
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def image_pg(model_key: str, dataset: str, idx: int, target: int, output: str, _image):
+    pg = {k: v[0] for k, v in G.prediction_gradients(model, _image[None], target, output=output).items()}
+    return pg, {k: v[0] for k, v in G.activations(model, _image[None]).items()}
+
+
+def open_clicked_map() -> None:
+    """A click on a conv map of the diagram opens it in the per-filter browser (once per click)."""
+    points = (st.session_state.get("pg_network") or {}).get("selection", {}).get("points", [])
+    data = points[0].get("customdata") if points else None
+    if data and data[0] in layers and data != st.session_state.get("_pg_clicked"):
+        st.session_state["_pg_clicked"] = data
+        st.session_state["pg_browse_layer"], st.session_state["pg_browse_filter"] = data[0], int(data[1])
+
+
+c1, c3, c4 = st.columns([2, 1, 1])
+modes = ["One image", "Class average"] if layers else ["One image"]
+mode = c1.radio("Explain", modes, horizontal=True, key="pg_mode")
 output = c3.radio("y is the", G.OUTPUTS, key="pg_output", format_func={"prob": "probability", "logit": "logit"}.get)
 norm = c4.selectbox("Filter score", G.NORMS, key="pg_norm", format_func={"fro": "Frobenius", "l1": "L1", "max": "max"}.get)
+if not layers:
+    st.info(f"{entry.id} has no convolutional layers: the diagram shows its dense units only. Pick a CNN in the "
+            "sidebar for feature maps, or see pixel gradients on *Looks like* and *Perturb*.")
 
-if mode == "One image":
-    idx, image, true_class = pick_image(ds, "pg_img", container=c2)
-    target = pick_class(ds, "pg_target", "Gradient of class", default=true_class)
-    pg = G.prediction_gradients(model, image[None], target, output=output)
-    pg = {k: v[0] for k, v in pg.items()}
-    acts = {k: v[0] for k, v in G.activations(model, image[None]).items()}
-    subject = f"test image #{idx} ({ds.class_names[true_class]})"
-else:
-    target = pick_class(ds, "pg_avg_class", "Class", container=c2)
-    x = ds.test_x[ds.test_y == target]
-    if len(x) == 0:
-        st.warning(f"No test images of class {ds.class_names[target]}.")
-        st.stop()
-    pg = class_average(f"{entry.id}@{entry.weights.stat().st_mtime}", ds.name, target, output, model, x)
-    subject = f"the mean over {len(x)} test images of {ds.class_names[target]}"
 
-scores = G.filter_scores(pg, norm)
-mask = st.session_state.get("knockout_mask") or {}
-left, right = st.columns([3, 2])
-with left:
-    st.plotly_chart(P.network_diagram(scores, highlight=mask,
-                                      title=f"PG of '{ds.class_names[target]}' for {subject}"), key="pg_network")
-    if any(mask.values()):
-        st.caption("Red crosses: filters knocked out on the *Knockouts* page.")
-with right:
+def ranking_table(scores, target: int) -> None:
     ranking = G.rank_filters(scores)
     k = st.slider("Filters shown at each end", 1, min(20, len(ranking)), min(5, len(ranking)), key="pg_topk")
     table = pd.DataFrame([{"end": "highest", "layer": n, "filter": i, "score": s} for n, i, s in ranking[:k]]
@@ -64,25 +95,76 @@ with right:
     st.download_button("Scores as JSON", data=pd.Series({n: s.tolist() for n, s in scores.items()}).to_json(),
                        file_name=f"pg-{ds.name}-{target}.json", key="pg_download")
 
+
+@st.fragment
+def one_image() -> None:
+    """Everything that depends on the image and class; a change reruns this fragment only."""
+    i1, i2 = st.columns([2, 1])
+    idx, image, true_class = pick_image(ds, "pg_img", container=i1)
+    target = pick_class(ds, "pg_target", "Gradient of class", default=true_class, container=i2)
+    open_clicked_map()
+    f = flow(model_key, ds.name, idx, target, output, "l1" if norm == "l1" else "fro",
+             tuple((k, tuple(v)) for k, v in mask.items()), image)
+    selected = None
+    if layers and st.session_state.get("pg_browse_layer") in layers:
+        selected = (st.session_state["pg_browse_layer"], int(st.session_state.get("pg_browse_filter", 0)))
+    verdict = "right" if f.predicted == true_class else f"wrong: {ds.class_names[f.predicted]}"
+    title = (f"PG of '{ds.class_names[target]}' for test image #{idx} ({ds.class_names[true_class]}; "
+             f"the model says {ds.class_names[f.predicted]} {float(f.probs[f.predicted]):.0%}, {verdict})")
+    st.plotly_chart(network_figure(f, ds.class_names, title=title, selected=selected), key="pg_network",
+                    on_select="rerun", selection_mode="points", config={"displayModeBar": False})
+    notes = ["Click a feature map to open it in the per-filter browser below."] if layers else []
+    if mask:
+        notes.append(f"Grey crossed maps: knocked out on the *Knockout* page ({sum(map(len, mask.values()))} "
+                     "filters); the diagram runs the network without them.")
+    st.caption(" ".join(notes) + " Edges: the strongest PG paths between layers; rings: PG score per layer max.")
+    if not layers:
+        return
+    pg, acts = image_pg(model_key, ds.name, idx, target, output, image)
+    left, right = st.columns([2, 3])
+    with left:
+        st.subheader("Ranking")
+        ranking_table(G.filter_scores(pg, norm), target)
+    with right:
+        st.subheader("Per-filter browser")
+        browser(pg, acts, image, target)
+
+
+def browser(pg, acts, image, target: int) -> None:
+    b1, b2 = st.columns([1, 2])
+    layer = b1.selectbox("Layer", layers, key="pg_browse_layer")
+    n = len(pg[layer])
+    if not 0 <= st.session_state.get("pg_browse_filter", 0) < n:
+        st.session_state["pg_browse_filter"] = int(G.filter_scores(pg, norm)[layer].argmax())
+    st.session_state.setdefault("pg_browse_filter", int(G.filter_scores(pg, norm)[layer].argmax()))
+    f = int(b1.number_input(f"Filter (0–{n - 1})", 0, n - 1, key="pg_browse_filter"))
+    heat = G.pixel_saliency(pg[layer][None, f:f + 1], "max", size=tuple(image.shape[-2:]))[0]
+    b1.plotly_chart(P.overlay(image, heat, title=f"{layer} #{f} PG on the input", diverging=True, size=260),
+                    key="pg_overlay")
+    names = [f"#{i}" for i in range(n)]
+    with b2:
+        st.plotly_chart(P.map_grid(acts[layer], names, title=f"{layer}: filter outputs", highlight=f),
+                        key="pg_acts_grid")
+        st.plotly_chart(P.map_grid(pg[layer], names, diverging=True, highlight=f,
+                                   title=f"{layer}: PG maps (red pushes '{ds.class_names[target]}' up)"),
+                        key="pg_pg_grid")
+
+
 if mode == "One image":
-    st.subheader("Per-filter browser")
-
-    @st.fragment
-    def browser():
-        b1, b2 = st.columns([1, 3])
-        layer = b1.selectbox("Layer", layers, key="pg_browse_layer")
-        n = len(pg[layer])
-        f = b1.number_input(f"Filter (0–{n - 1})", 0, n - 1, int(scores[layer].argmax()), key="pg_browse_filter")
-        names = [f"#{i}" for i in range(n)]
-        with b2:
-            st.plotly_chart(P.map_grid(acts[layer], names, title=f"{layer}: filter outputs", highlight=int(f)),
-                            key="pg_acts_grid")
-            st.plotly_chart(P.map_grid(pg[layer], names, diverging=True, highlight=int(f),
-                                       title=f"{layer}: PG maps (red pushes '{ds.class_names[target]}' up)"),
-                            key="pg_pg_grid")
-        heat = G.pixel_saliency(pg[layer][None, int(f):int(f) + 1], "max", size=tuple(image.shape[-2:]))[0]
-        with b1:
-            st.plotly_chart(P.overlay(image, heat, title=f"{layer} #{int(f)} PG on the input", diverging=True,
-                                      size=260), key="pg_overlay")
-
-    browser()
+    one_image()
+else:
+    target = pick_class(ds, "pg_avg_class", "Class")
+    x = ds.test_x[ds.test_y == target]
+    if len(x) == 0:
+        st.warning(f"No test images of class {ds.class_names[target]}.")
+        st.stop()
+    pg = class_average(model_key, ds.name, target, output, model, x)
+    scores = G.filter_scores(pg, norm)
+    left, right = st.columns([3, 2])
+    left.plotly_chart(P.network_diagram(scores, highlight=mask, title=f"PG of '{ds.class_names[target]}' for the "
+                                        f"mean over {len(x)} test images of {ds.class_names[target]}"),
+                      key="pg_scores_diagram")
+    if mask:
+        left.caption("Red crosses: filters knocked out on the *Knockout* page.")
+    with right:
+        ranking_table(scores, target)

@@ -31,12 +31,19 @@ with left:
 with right:
     st.plotly_chart(confusion_heatmap(report["confusion"], ds.class_names), key="confusion")
 
-st.subheader("Test images")
+st.subheader("Test rows" if ds.is_tabular else "Test images")
 only_wrong = st.toggle("Only misclassified", key="overview_only_wrong")
 n_show = st.slider("How many", 10, 60, 20, step=10, key="overview_n")
 pred, names = report["pred"], ds.class_names
 idx = [i for i in range(report["n"]) if not only_wrong or pred[i] != int(ds.test_y[i])][:n_show]
-if idx:
+if idx and ds.is_tabular:  # a table: its rows, in standard deviations from the training mean
+    rows = pd.DataFrame(ds.test_x[idx].numpy().round(2), columns=ds.feature_names)
+    rows.insert(0, "predicted", [names[pred[i]] for i in idx])
+    rows.insert(0, "true", [names[int(ds.test_y[i])] for i in idx])
+    st.dataframe(rows, hide_index=True)
+    st.caption("Features are standardized with the training split's mean and standard deviation, which the model "
+               "card keeps, so raw rows can be prepared the same way (`vizcore.zoo.prepare_rows`).")
+elif idx:
     wrong = [pred[i] != int(ds.test_y[i]) for i in idx]
     titles = [f"{names[int(ds.test_y[i])][:10]}→{names[pred[i]][:10]}" if w else names[pred[i]][:14]
               for i, w in zip(idx, wrong)]
@@ -53,4 +60,6 @@ with st.expander("Model card", expanded=False):
     if card.command:
         st.code(card.command, language="bash")
         st.caption(f"Reproduce its test accuracy: `python -m vizcore evaluate --model {entry.id}`")
-    st.json({"hyperparameters": card.hyperparameters, "created": card.created, "format": card.format}, expanded=False)
+    st.json({"hyperparameters": card.hyperparameters, "created": card.created, "format": card.format,
+             **({"compression": card.compression} if card.compression else {}),
+             **({"preprocessing": card.preprocessing} if card.preprocessing else {})}, expanded=False)

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
 
 from ui import state
 from ui.jobs_panel import job_panel
-from vizcore.distill import protocol, presets
-from vizcore.plots.common import confusion_heatmap
-from vizcore.plots.students import accuracy_vs_size, f1_curves, synthetic_gallery
+from vizcore.distill import presets, protocol
+from vizcore.distill.methods import (
+    DEFAULT_ENGINE,
+    DEFAULT_METHOD,
+    DEFAULT_N,
+    METHOD_DEFAULTS,
+    estimate_seconds,
+    is_online,
+)
 from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
 from vizcore.distill.synthesis import METHOD_LABELS, SynthesisConfig
+from vizcore.plots.common import confusion_heatmap
+from vizcore.plots.students import (
+    accuracy_vs_size,
+    agreement_curves,
+    f1_curves,
+    synthetic_gallery,
+)
 
 st.title("Student lab")
 st.caption("Generate images from the teacher alone, train new models (students) on them, and compare them with the "
@@ -29,18 +43,22 @@ def synthesis_options(method: str) -> dict:
     """The options of one method, read from widgets."""
     opts: dict = {}
     c1, c2, c3 = st.columns(3)
-    opts["n"] = int(c1.number_input("Synthetic images", 10, 200_000, 2000, step=500, key="sl_n"))
+    opts["n"] = int(c1.number_input("Images kept (an online method's memory bank)" if is_online(method) else
+                                    "Synthetic images", 10, 200_000, DEFAULT_N, step=500, key="sl_n"))
     opts["seed"] = int(c2.number_input("Seed", 0, 10_000, 0, key="sl_seed"))
     if method in ("mixed-am", "generator-am", "pixel-am"):
-        opts["threshold"] = c3.slider("Threshold T", 0.5, 0.999, 0.99, key="sl_T")
+        d = {"threshold": 0.99, "threshold_max": None, "max_steps": 150, "pre_steps": 30,
+             **METHOD_DEFAULTS.get(method, {})}  # the measured setting of each method
+        opts["threshold"] = c3.slider("Threshold T", 0.5, 0.999, d["threshold"], key=f"sl_T_{method}")
         if st.checkbox("Random T in [T, 0.99] per " + ("image" if method == "pixel-am" else "generator batch")
-                       + " (seed 000 appendix A)", key="sl_randT"):
+                       + " (seed 000 appendix A)", d["threshold_max"] is not None, key=f"sl_randT_{method}"):
             opts["threshold"] = min(opts["threshold"], 0.9)
             opts["threshold_max"] = 0.99
         a, b = st.columns(2)
         opts["max_steps"] = int(a.number_input("Max ascent steps" + ("" if method == "pixel-am" else " per generator"),
-                                               5, 2000, 150, key="sl_steps"))
-        opts["pre_steps"] = int(b.number_input("Max attraction-repulsion steps", 0, 500, 30, key="sl_pre"))
+                                               5, 2000, d["max_steps"], key=f"sl_steps_{method}"))
+        opts["pre_steps"] = int(b.number_input("Max attraction-repulsion steps", 0, 500, d["pre_steps"],
+                                               key=f"sl_pre_{method}"))
     if method == "mixed-am":
         st.caption("T and the steps above drive the generator half; the pixel half starts from a blank image with "
                    "T drawn per image in 0.5–0.99 (the setting measured best).")
@@ -52,14 +70,14 @@ def synthesis_options(method: str) -> dict:
         opts["loss2"] = st.checkbox("Loss_2: keep features away from real images (seed 000 4.1.2)", key="sl_loss2")
         if opts["loss2"]:
             st.warning("Loss_2 reads the real training images of each class, so this set is **not data-free**.")
-    elif method in ("kegnet", "dfad"):
-        opts["train_steps"] = int(c3.number_input("Training steps" + (" per generator" if method == "kegnet" else ""),
-                                                  10, 20_000, 300, key="sl_train_steps"))
-        if method == "kegnet":
-            a, b = st.columns(2)
-            opts["generators"] = int(a.number_input("Generators", 1, 10, 5, key="sl_gens"))
-            beta = b.number_input("Diversity weight beta (blank: paper default)", 0.0, 10.0, value=None, key="sl_beta")
-            opts["beta"] = beta
+    elif method == "dfad":
+        st.caption("DFAD trains online: a generator makes the images that the student currently gets wrong, while "
+                   "the student learns the teacher's logits on them (the budget below is the game's length).")
+    elif method == "kegnet":
+        opts["train_steps"] = int(c3.number_input("Training steps per generator", 10, 20_000, 300, key="sl_train_steps"))
+        a, b = st.columns(2)
+        opts["generators"] = int(a.number_input("Generators", 1, 10, 5, key="sl_gens"))
+        opts["beta"] = b.number_input("Diversity weight beta (blank: paper default)", 0.0, 10.0, value=None, key="sl_beta")
     elif method == "class-averages":
         st.warning("Class averages are computed from the real training images: this set is **not data-free**.")
     return opts
@@ -68,25 +86,40 @@ def synthesis_options(method: str) -> dict:
 with new_tab:
     st.markdown(f"**Teacher:** `{entry.id}` ({entry.card.arch}, test accuracy on its card "
                 f"{entry.card.metrics.get('accuracy', 0):.1%}) · **dataset:** {ds.name}")
-    method = st.selectbox("Synthesis method", list(METHOD_LABELS), format_func=METHOD_LABELS.get, key="sl_method")
+    # a table's teacher: KegNet's dense generators are the method that makes feature rows (seed 004)
+    methods = ["kegnet"] if ds.is_tabular else list(METHOD_LABELS)
+    method = st.selectbox("Synthesis method", methods, methods.index(DEFAULT_METHOD) if DEFAULT_METHOD in methods else 0,
+                          format_func=METHOD_LABELS.get, key="sl_method")
+    kinds = [k for k in STUDENT_KINDS if not ds.is_tabular or not k.startswith(("cnn", "lenet"))]
     opts = synthesis_options(method)
     st.subheader("Students")
     s1, s2, s3 = st.columns(3)
-    archs = s1.multiselect("Architectures", STUDENT_KINDS, default=[entry.card.arch] if entry.card.arch in STUDENT_KINDS else ["cnn"],
+    archs = s1.multiselect("Architectures", kinds, default=[entry.card.arch] if entry.card.arch in kinds else kinds[:1],
                            key="sl_students", help="CNN_ID = the teacher's architecture; cnn_s smaller, cnn_l larger; "
                                                    "svm and rf are scikit-learn models (hard labels)")
     labels = s2.radio("Labels", ["soft", "hard"], horizontal=True, key="sl_labels",
                       help="soft: the teacher's softmax (KL); hard: its argmax")
-    epochs = int(s3.number_input("Epochs", 1, 500, 20, key="sl_epochs"))
-    relabel = st.checkbox("Teacher in the loop: rescale each batch's brightness and let the teacher label it afresh",
+    use_engine = st.toggle("Engine: the teacher's logits on every batch (augmented, relabelled; the default)", True,
+                           key="sl_engine", disabled=is_online(method),
+                           help="off: students learn the stored labels for a number of epochs, as the seeds do")
+    use_engine = use_engine or is_online(method)
+    if use_engine:
+        steps = int(s3.number_input("Budget: engine steps per student", 10, 100_000, DEFAULT_ENGINE.steps, step=500,
+                                    key="sl_budget"))
+        engine = replace(DEFAULT_ENGINE, steps=steps)
+        epochs = 20
+    else:
+        engine = None
+        epochs = int(s3.number_input("Epochs", 1, 500, 20, key="sl_epochs"))
+    relabel = not use_engine and not ds.is_tabular and st.checkbox("Teacher in the loop: rescale each batch's brightness and let the teacher label it afresh",
                           value=method == "pixel-am", key=f"sl_relabel_{method}",
                           help="data-free (only the teacher and the synthetic images). It lifts students of the dim "
                                "pixel-AM pictures by 8-12 points on Fashion-MNIST and does not help the others. SVM "
                                "and random forest are fitted once and learn the stored labels")
     b1, b2 = st.columns(2)
     baseline = b1.checkbox("Real-data baseline of the same size", value=True, key="sl_baseline")
-    bias_only = b2.checkbox("Extreme compression: visualizations as weights, biases trained (seed 003 sec. 10)",
-                            key="sl_bias_only")
+    bias_only = not ds.is_tabular and b2.checkbox(
+        "Extreme compression: visualizations as weights, biases trained (seed 003 sec. 10)", key="sl_bias_only")
     sweep = st.text_input("Accuracy against size: also train the first student on the first N images (optional)",
                           placeholder="e.g. 200, 500, 1000", key="sl_sizes",
                           help="each size also trains the same student on that many real images (seed 000 Table 2)")
@@ -102,12 +135,18 @@ with new_tab:
             teacher=entry.id, dataset=ds.name, synthesis=SynthesisConfig(method=method, **opts),
             students=tuple(StudentConfig(arch=a, labels=labels, epochs=epochs,
                                          relabel=relabel and a not in SKLEARN_STUDENTS) for a in archs),
-            baseline=baseline, sizes=sizes, preset="bias-only" if bias_only else "")
+            baseline=baseline, sizes=sizes, preset="bias-only" if bias_only else "", engine=engine)
         problem = None if archs else "Choose at least one student architecture."
     except ValueError as e:
         cfg, problem = None, str(e)
     if problem:
         st.error(problem)
+    e1, e2 = st.columns([1, 3])
+    if e1.button("Estimate time", key="sl_estimate", disabled=bool(problem)):
+        st.session_state["sl_estimate_value"] = (cfg, estimate_seconds(cfg, model))
+    known = st.session_state.get("sl_estimate_value")
+    if known and known[0] == cfg:
+        e2.info(f"Estimated {known[1] / 60:.1f} min on this machine (a short probe of synthesis and training).")
     if st.button("Start run", type="primary", key="sl_start", disabled=bool(problem) or bool(active),
                  help="one run at a time" if active else None):
         protocol.start_run(cfg)
@@ -120,7 +159,12 @@ with new_tab:
                    + (f"; real-data baseline {r['baseline_accuracy']:.1%}" if r.get("baseline_accuracy") is not None else "")
                    + ". Compare it on *Runs and comparison*.")
 
-    job_panel(protocol.JOB_KIND, show_result, limit=3)
+    def show_live(job):
+        path = protocol.run_dir(job.id) / "live.json"
+        if path.exists():
+            st.plotly_chart(agreement_curves(json.loads(path.read_text())), key=f"sl_live_{job.id}")
+
+    job_panel(protocol.JOB_KIND, show_result, limit=3, show_active=show_live)
 
     with st.expander("Seed 003 preset (d): a class-subset teacher, and one class's visualization swapped in"):
         st.caption("Trains two-class teachers of the teacher's architecture on real images (class vs one other "
@@ -191,6 +235,8 @@ with runs_tab:
         per = pd.DataFrame(protocol.report_rows(rep))
         st.dataframe(per[per["model"] == which.removesuffix(" (teacher)")].drop(columns=["role"]), hide_index=True,
                      height=380)
+    if rep.get("live"):
+        st.plotly_chart(agreement_curves(rep["live"]), key="sl_live_done")
     if rep["sweep"]:
         st.plotly_chart(accuracy_vs_size(rep["sweep"], rep["teacher"]["accuracy"]), key="sl_sweep")
     d1, d2, d3 = st.columns(3)
@@ -203,6 +249,14 @@ with runs_tab:
     def gallery():
         per_class = st.slider("Images per class", 1, 10, 4, key="sl_gallery_n")
         synth = protocol.load_synthetic(rid)
+        if synth.images.dim() == 2:  # feature rows: each class's mean synthetic row, in standard deviations
+            from vizcore.explain.visualize import class_averages
+            from vizcore.plots.compression import feature_heatmap
+
+            means = class_averages(synth.images, synth.labels, len(synth.class_names))
+            st.plotly_chart(feature_heatmap(means, ds.feature_names or [str(i) for i in range(means.shape[1])],
+                                            synth.class_names, "Mean synthetic row per teacher label"), key="sl_gallery")
+            return
         st.plotly_chart(synthetic_gallery(synth.images, synth.probs, synth.class_names, per_class), key="sl_gallery")
         st.caption("Title: the teacher's label and its softmax probability (the soft label's top entry).")
 

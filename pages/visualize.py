@@ -1,8 +1,6 @@
 """Visualize: what the model "imagines" for each class, next to its output weights and the class average;
 what any filter or unit responds to; downloads of everything (seed 003 sections 5, 7, 9; seed 000 3.3)."""
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 import torch
@@ -14,21 +12,52 @@ from vizcore.models import conv_layers, dense_layers, layer_table, model_device
 from vizcore.plots.common import image_grid, stretch_contrast
 from vizcore.plots.visualize import (comparison_figure, grid_png, similarity_bars, softmax_bars,
                                      visualization_grid)
-from vizcore.explain.visualize import (NPZ_NAME, VisualizeConfig, Visualizations, bf16_is_fast, class_averages,
-                               filter_visualization, per_class_mean, similarities, summary, visualization_job,
-                               weight_images)
+from vizcore.explain.interpretability import difficulty, judges_for, predictions
+from vizcore.explain.visualize import (NPZ_NAME, PRESET_LABELS, PRESETS, VisualizeConfig, Visualizations,
+                                       bf16_is_fast, class_averages, filter_visualization, per_class_mean, preset,
+                                       similarities, summary, visualization_job, weight_images)
 
 JOB_KIND = "visualize"
 SHOWN_PER_CLASS = 10
 
 ds, entry, model = state.require()
 st.title("Visualize")
-st.caption("Class visualizations by gradient ascent in pixel space: each picture is pushed until the model's "
-           "softmax for its class passes a threshold T and is the largest. A red frame marks a picture that hit "
-           "the step cap first.")
+st.caption("Class visualizations by gradient ascent: each picture is pushed until the model is sure of its class. "
+           "*Recognizable* (the default) adds image priors from the feature-visualization literature (a smooth, "
+           "decorrelated image behind a sigmoid, seen through random shifts, zooms and rotations), so the pictures "
+           "look like the class to people and to other models; *What the seeds did* is the plain pixel ascent of "
+           "seeds 003 / 000. A red frame marks a picture the model does not put in its class (or that missed T).")
 names = list(entry.card.class_names)
 shape = tuple(entry.card.input_shape)
 FAST = bf16_is_fast(model_device(model))
+
+if ds.is_tabular:  # the "image" of a table row: a bar per named feature
+    from dataclasses import replace
+
+    from vizcore.explain.visualize import TABLE_VISUALIZE, class_visualizations
+    from vizcore.plots.compression import feature_bars
+
+    st.caption("For a table, a class visualization is a feature row pushed from the training mean (0 after "
+               "standardization) until the model is sure of the class; bars are in standard deviations.")
+    c1, c2 = st.columns([3, 1])
+    picked = c1.multiselect("Classes", names, default=names[:3], key="viz_tab_classes")
+    threshold = c2.slider("Threshold T", 0.5, 0.999, 0.99, key="viz_tab_T")
+
+    @st.cache_data(show_spinner="Ascending…")
+    def table_visualizations(model_id: str, mtime: float, t: float):
+        vis = class_visualizations(model, range(len(names)), 1, replace(TABLE_VISUALIZE, threshold=t), input_shape=shape)
+        return vis.images, vis.probs
+
+    rows, probs = table_visualizations(entry.id, entry.weights.stat().st_mtime, threshold)
+    idx = [names.index(p) for p in picked]
+    if idx:
+        st.plotly_chart(feature_bars(rows[idx], ds.feature_names, [f"{names[i]} ({probs[i, i]:.0%})" for i in idx],
+                                     "Class visualizations"), key="viz_tab_bars")
+        means = class_averages(ds.train_x, ds.train_y, ds.num_classes)
+        st.plotly_chart(feature_bars(means[idx], ds.feature_names, [names[i] for i in idx],
+                                     "Class averages of the training rows"), key="viz_tab_means")
+    st.info("Filter visualizations and weight images need images; this model reads feature rows.")
+    st.stop()
 
 
 @st.cache_data(show_spinner=False)
@@ -53,35 +82,64 @@ def latest_done() -> jobs.JobInfo | None:
     return done[0] if done else None
 
 
+# widget key -> VisualizeConfig field, for the presets
+FIELDS = {"viz_start": "start", "viz_objective": "objective", "viz_steps": "steps", "viz_lr": "lr", "viz_l2": "l2",
+          "viz_tv": "tv", "viz_pixel": "pixel", "viz_param": "param", "viz_jitter": "jitter", "viz_scale": "scale",
+          "viz_rotate": "rotate", "viz_blur": "blur", "viz_ar": "attract_repel", "viz_optimizer": "optimizer"}
+
+
+def apply_preset() -> None:
+    """Fill the form with the chosen preset (the widgets keep any later edit)."""
+    cfg = preset(st.session_state.get("viz_preset", PRESETS[0]), shape)
+    for key, name in FIELDS.items():
+        st.session_state[key] = getattr(cfg, name)
+    st.session_state["viz_tmode"] = "fixed" if cfg.threshold is not None else "none"
+    st.session_state["viz_per_class"] = 10 if st.session_state.get("viz_preset") == "recognizable" else 1
+
+
 def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
+    if "viz_start" not in st.session_state:
+        apply_preset()
+    st.radio("Preset", PRESETS, format_func=PRESET_LABELS.get, key="viz_preset", horizontal=True,
+             on_change=apply_preset, help="Sets every option below; change any of them afterwards.")
     with st.form("viz_options", border=True):
         c = st.columns(4)
         picked = c[0].multiselect("Classes", names, default=names, key="viz_classes")
-        per_class = c[1].number_input("Samples per class", 1, 200, 1, key="viz_per_class")
-        start = c[2].selectbox("Start", ["blank", "grey", "noise", "mean"], key="viz_start",
-                               help="blank: all-zero image (seed 003); grey: 0.5 everywhere, so pixels can also "
-                                    "darken; noise: uniform; mean: the class average")
+        per_class = c[1].number_input("Samples per class", 1, 200, key="viz_per_class")
+        start = c[2].selectbox("Start", ["average", "blank", "grey", "noise", "mean"], key="viz_start",
+                               help="average: the mean training picture of all classes together (no class hint); "
+                                    "blank: all-zero image (seed 003); grey: 0.5 everywhere, so pixels can also "
+                                    "darken; noise: uniform; mean: the class's own average")
         objective = c[3].selectbox("Objective", ["logit", "logprob"], key="viz_objective",
                                    help="pre-softmax logit of the class (seed 003) or its log-probability")
         c = st.columns(4)
-        mode = c[0].radio("Threshold T", ["fixed", "random range", "none"], key="viz_tmode", horizontal=True)
+        mode = c[0].radio("Threshold T", ["fixed", "random range", "none"], key="viz_tmode", horizontal=True,
+                          help="stop each picture once its class's softmax passes T; none: run every step")
         t = c[1].slider("T (fixed)", 0.5, 0.999, 0.99, key="viz_t")
         t_range = c[2].slider("T range", 0.5, 0.999, (0.90, 0.99), key="viz_trange")
-        steps = c[3].number_input("Step cap", 1, 5000, 300, key="viz_steps")
-        with st.expander("Regularizers, diversity and speed"):
+        steps = c[3].number_input("Step cap", 1, 5000, key="viz_steps")
+        with st.expander("Image priors, regularizers, diversity and speed"):
             c = st.columns(4)
-            lr = c[0].number_input("Learning rate", 0.0001, 10.0, 0.05, format="%.4f", key="viz_lr")
-            l2w = c[1].number_input("L2 penalty", 0.0, 10.0, 0.0, format="%.4f", key="viz_l2")
-            tv = c[2].number_input("Total variation", 0.0, 10.0, 0.0, format="%.4f", key="viz_tv")
-            pixel = c[3].selectbox("Pixel range", ["clamp", "sigmoid"], key="viz_pixel")
-            c = st.columns(5)
-            jit = c[0].number_input("Jitter (pixels)", 0, 8, 0, key="viz_jitter")
-            blur = c[1].slider("Blur", 0.0, 1.0, 0.0, key="viz_blur")
+            param = c[0].selectbox("Parameterization", ["fft", "pixel"], key="viz_param",
+                                   help="fft: the picture's Fourier coefficients, scaled so coarse shapes learn as "
+                                        "fast as fine detail (lucent's decorrelated image; needs the sigmoid pixel "
+                                        "range); pixel: the pixels themselves")
+            pixel = c[1].selectbox("Pixel range", ["sigmoid", "clamp"], key="viz_pixel")
+            lr = c[2].number_input("Learning rate", 0.0001, 10.0, format="%.4f", key="viz_lr")
+            optimizer = c[3].selectbox("Optimizer", ["adam", "sgd"], key="viz_optimizer",
+                                       help="adam moves every pixel at a similar rate; sgd is plain gradient ascent")
+            c = st.columns(4)
+            jit = c[0].number_input("Jitter (pixels)", 0, 16, key="viz_jitter",
+                                    help="each step the model sees every picture shifted by up to this much")
+            scale = c[1].slider("Random zoom (±)", 0.0, 0.5, key="viz_scale")
+            rotate = c[2].slider("Random rotation (± degrees)", 0.0, 45.0, key="viz_rotate")
+            blur = c[3].slider("Blur (pixel parameterization)", 0.0, 1.0, key="viz_blur")
+            c = st.columns(4)
+            l2w = c[0].number_input("L2 penalty", 0.0, 10.0, format="%.4f", key="viz_l2")
+            tv = c[1].number_input("Total variation", 0.0, 10.0, format="%.4f", key="viz_tv")
             ar = c[2].checkbox("Attraction–repulsion pre-movement", key="viz_ar",
                                help="seed 000: move each sample toward or away from random classes first")
             seed = c[3].number_input("Seed", 0, 10**6, 0, key="viz_seed")
-            optimizer = c[4].selectbox("Optimizer", ["adam", "sgd"], key="viz_optimizer",
-                                       help="adam moves every pixel at a similar rate; sgd is plain gradient ascent")
             fast = st.checkbox("Fast arithmetic (bfloat16)", value=FAST, key="viz_bf16",
                                help="Runs the ascent in bfloat16: about twice as fast where the processor has bf16 "
                                     f"units ({'this one has' if FAST else 'this one has not'}). Whether a picture "
@@ -93,7 +151,8 @@ def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
         st.error("Choose at least one class.")
         return None
     try:
-        cfg = VisualizeConfig(start=start, objective=objective, steps=int(steps), lr=float(lr), pixel=pixel, optimizer=optimizer,
+        cfg = VisualizeConfig(start=start, objective=objective, steps=int(steps), lr=float(lr), pixel=pixel,
+                              optimizer=optimizer, param=param, scale=float(scale), rotate=float(rotate),
                               l2=float(l2w), tv=float(tv), jitter=int(jit), blur=float(blur), attract_repel=ar,
                               seed=int(seed), threshold=t if mode == "fixed" else None,
                               precision="bfloat16" if fast else "float32",
@@ -105,8 +164,9 @@ def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
 
 
 def start(classes: list[int], per_class: int, cfg: VisualizeConfig) -> None:
-    means = averages(ds.name) if cfg.start == "mean" else None
-    fn = visualization_job(model, classes, per_class, cfg, input_shape=shape, class_names=names, class_means=means)
+    means = averages(ds.name) if cfg.start in ("mean", "average") else None
+    fn = visualization_job(model, classes, per_class, cfg, input_shape=shape, class_names=names, class_means=means,
+                           judges=lambda **kw: judges_for(entry.id, ds, **kw))
     jobs.start_job(JOB_KIND, f"{entry.id}: {per_class} per class", fn,
                           {"model": entry.id, "classes": classes, "per_class": per_class, **cfg.to_json()})
 
@@ -140,12 +200,31 @@ def class_panel(vis: Visualizations) -> None:
         st.plotly_chart(softmax_bars(vis.probs[j], names, k, t), key="viz_panel_softmax")
 
 
-def results(vis: Visualizations, job_dir: Path) -> None:
+def recognizability_line(rec: dict | None) -> None:
+    """How many pictures independent judges (classifiers trained on real images) put in their class."""
+    if not rec:
+        return
+    if rec["mean"] is None:
+        st.info(f"How recognizable: {rec['judges']}.")
+        return
+    per = ", ".join(f"{k.removeprefix('zoo:')} {v:.0%}" for k, v in rec["per_judge"].items())
+    st.caption(f"**Recognizable**: independent judges label {rec['mean']:.0%} of the pictures as their class on average "
+               f"(worst judge {rec['min']:.0%}; {per}). {rec['judges'].capitalize()}; none of them helped make the "
+               "pictures.")
+
+
+def results(vis: Visualizations, job: jobs.JobInfo) -> None:
     rows = summary(vis, names)
-    c = st.columns(3)
+    rec = job.result.get("recognizability")
+    c = st.columns(4)
     c[0].metric("Visualizations", len(vis.labels))
-    c[1].metric("Reached T", f"{int(vis.reached.sum())} / {len(vis.labels)}")
+    c[1].metric("Reached T" if float(vis.thresholds.max()) > 0 else "In their class",
+                f"{int(vis.reached.sum())} / {len(vis.labels)}")
     c[2].metric("Mean target probability", f"{float(vis.probs.gather(1, vis.labels[:, None]).mean()):.3f}")
+    c[3].metric("Recognized by other models", "–" if not rec or rec["mean"] is None else f"{rec['mean']:.0%}",
+                help="share of the pictures that classifiers trained on real images (not the one visualized) "
+                     "put in the pictured class, averaged over those judges")
+    recognizability_line(rec)
     shown = torch.cat([(vis.labels == k).nonzero()[:SHOWN_PER_CLASS, 0] for k in sorted(set(vis.labels.tolist()))])
     per = max(int((vis.labels == vis.labels[0]).sum()), 1)
     st.toggle("Stretch contrast for display", value=True, key="viz_stretch",
@@ -163,7 +242,7 @@ def results(vis: Visualizations, job_dir: Path) -> None:
     c[0].download_button("Download PNG grid", grid_png(vis.images, cols=per if per > 1 else 10),
                          file_name="visualizations.png", mime="image/png", key="viz_dl_png")
     c[1].download_button("Download .npz (images, labels, logits, softmax, config)",
-                         (job_dir / NPZ_NAME).read_bytes(), file_name=NPZ_NAME, key="viz_dl_npz")
+                         (job.dir / NPZ_NAME).read_bytes(), file_name=NPZ_NAME, key="viz_dl_npz")
 
 
 def compare(vis: Visualizations | None) -> None:
@@ -220,6 +299,43 @@ def filters() -> None:
         st.caption("Title: channel and the mean activation its picture reaches.")
 
 
+@st.cache_resource(show_spinner="Loading the other models of this dataset…")
+def zoo_members(teacher_id: str, dataset: str) -> dict:
+    """The dataset's other zoo models (no quick judge here: that runs inside the Generate job)."""
+    return judges_for(teacher_id, state.get_dataset(dataset), quick=False)[0]
+
+
+@st.fragment
+def interpretability_panel(vis: Visualizations) -> None:
+    """Seed 000 section 4.2: fooling-example and hidden-message rates of these pictures and of real test images."""
+    with st.expander("Fooling examples and hidden messages (seed 000, Definitions 4.1 and 4.2)"):
+        members = zoo_members(entry.id, ds.name)
+        if not members:
+            st.info(f"No other zoo model was trained on {ds.name}, so there is no set S of other classifiers to "
+                    "compare with; `python -m vizcore interpretability` trains them.")
+            return
+        hs = st.selectbox("h_s (the classifier that should read the teacher's message)", ["none", *members],
+                          key="viz_hs", help="seed 000 uses a network of the teacher's own architecture")
+        S = {k: m for k, m in members.items() if k != hs}
+        if not S:
+            st.info("S needs at least one classifier other than h_s.")
+            return
+        real = ds.test_x[torch.randperm(len(ds.test_x), generator=torch.Generator().manual_seed(0))[:1000]]
+        rows = []
+        for label, images in (("real test images", real), ("these visualizations", vis.images)):
+            h = predictions({"h": model}, images)["h"]
+            answers = predictions(S, images)
+            r = difficulty(h, answers, predictions({hs: members[hs]}, images)[hs] if hs != "none" else None)
+            rows.append({"set": label, "images": r["n"],
+                         **{f"{k.removeprefix('zoo:')} agrees": v for k, v in r["agreement"].items()},
+                         "fooling examples": r["fooling_rate"], "hidden messages": r.get("hidden_rate")})
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="viz_interp_table")
+        st.caption("A **fooling example** is a picture on which more than half of S name a class other than the "
+                   "teacher's; a **hidden message** is a fooling example on which h_s names the teacher's class. "
+                   "`python -m vizcore interpretability --model MODEL` adds generator AM with and without Loss_2 "
+                   "(seed 000 Tables 3 and 4).")
+
+
 tab_classes, tab_compare, tab_filters = st.tabs(["Class visualizations", "Visualization · weights · average",
                                                   "Filters & units"])
 with tab_classes:
@@ -232,7 +348,8 @@ with tab_classes:
     if job is not None:
         path = job.dir / NPZ_NAME
         vis = load_visualizations(str(path), path.stat().st_mtime)
-        results(vis, job.dir)
+        results(vis, job)
+        interpretability_panel(vis)
 with tab_compare:
     compare(vis)
 with tab_filters:

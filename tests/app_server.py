@@ -1,4 +1,5 @@
-"""Start the real app (``streamlit run``) on a free port and drive it with Playwright in Debian's Chromium.
+"""Start the real app (``python -m ui.serve``: ``streamlit run app.py`` as ``./vizcore.sh app`` starts it) on a free
+port and drive it with Playwright in Debian's Chromium.
 
 Used by the browser tests; screenshots go to ``tests/screenshots/`` (ignored by git) so a person can look.
 """
@@ -10,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -37,11 +39,13 @@ def free_port() -> int:
 def running_app(home: Path, timeout: float = 120.0):
     """Yield the URL of a freshly started app using workspace ``home``; stop it afterwards."""
     port = free_port()
-    env = {**os.environ, "VIZCORE_HOME": str(home)}
+    env = {**os.environ, "VIZCORE_HOME": str(home), "PYTHONPATH": os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    log = tempfile.TemporaryFile()  # not a pipe: a long session's log would fill it and block the server
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        [sys.executable, "-m", "ui.serve", "--server.port", str(port),
          "--server.headless", "true", "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -54,7 +58,8 @@ def running_app(home: Path, timeout: float = 120.0):
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+                log.seek(0)
+                out = log.read().decode(errors="replace")
                 raise RuntimeError(f"streamlit did not start:\n{out[-3000:]}")
             time.sleep(0.3)
         yield url
@@ -64,6 +69,7 @@ def running_app(home: Path, timeout: float = 120.0):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 @contextmanager

@@ -62,15 +62,27 @@ def test_gradients_page_ranking_matches_library(model):
     assert table[table["end"] == "lowest"]["filter"].tolist() == [f for _, f, _ in G.rank_filters(scores, False)[:5]]
 
 
-def test_gradients_page_marks_knocked_out_filters():
+def _diagram(at) -> dict:
+    return json.loads(at.get("plotly_chart")[0].proto.spec)
+
+
+def test_gradients_page_diagram_greys_knocked_out_filters_and_opens_a_clicked_map():
     at = app_on_digits("pages/gradients.py")
+    fig = _diagram(at)
+    assert len(fig["layout"]["images"]) == 1 + 32 + 64  # input + every map of digits-cnn (the seed cnn): conv1, conv2
     at.session_state["knockout_mask"] = {"conv1": [0, 3], "conv2": [5]}
     at.run()
     assert not at.exception, at.exception
-    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
-    crosses = [t for t in fig["data"] if t.get("marker", {}).get("symbol") == "x-thin"]
-    assert sorted(len(t["x"]) for t in crosses) == [1, 2]
+    fig = _diagram(at)
+    assert sum(s["type"] == "line" for s in fig["layout"]["shapes"]) == 2 * 3  # each knocked map crossed out
     assert any("knocked out" in c.value for c in at.caption)
+    # a click on a map (what Plotly sends back) opens it in the per-filter browser
+    at.session_state["pg_network"] = {"selection": {"points": [{"customdata": ["conv2", 7]}]}}
+    at.run()
+    assert at.selectbox(key="pg_browse_layer").value == "conv2" and at.number_input(key="pg_browse_filter").value == 7
+    # the same (still selected) click does not override a later choice in the browser
+    at.number_input(key="pg_browse_filter").set_value(9).run()
+    assert at.number_input(key="pg_browse_filter").value == 9 and not at.exception
 
 
 def test_looks_like_page_reports_the_feature(model):
@@ -112,6 +124,8 @@ def test_pages_explain_a_model_without_conv_layers():
     at = app_on_digits("pages/gradients.py")
     at.selectbox(key="model_id").set_value("zoo:digits-linear").run()
     assert not at.exception and "no convolutional layers" in at.info[0].value
+    kinds = [t.get("name") for t in _diagram(at)["data"] if t.get("customdata")]
+    assert kinds == ["input", "fc1"]  # the dense-only diagram: image -> class probabilities
 
 
 def _choose(page, label: str, option: str) -> None:
@@ -131,9 +145,20 @@ def test_browser_network_diagram_and_yale_feature(workspace):
         page.get_by_role("link", name="Prediction gradients").click()
         wait_rendered(page, "Per-filter browser")
         page.wait_for_timeout(1500)
-        circles = page.locator(".js-plotly-plot").first.locator("path.point")
-        assert circles.count() >= 16 + 32  # every filter of digits-cnn's conv layers is a circle
+        diagram = page.locator(".js-plotly-plot").first
+        assert diagram.locator("path.point").count() >= 1 + 32 + 64 + 128 + 10  # every map and unit is a node
+        assert diagram.locator(".layer-above image").count() == 1 + 32 + 64  # the input and every feature map
         assert screenshot(page, "gradients").stat().st_size > 10_000
+        # a click on conv2's map #5 opens it in the per-filter browser
+        x, y = diagram.evaluate("""gd => {
+            const t = gd.data.find(d => d.name === 'conv2'), L = gd._fullLayout, r = gd.getBoundingClientRect();
+            return [r.left + L._size.l + L.xaxis.l2p(t.x[5]), r.top + L._size.t + L.yaxis.l2p(t.y[5])];
+        }""")
+        page.mouse.click(x, y)
+        page.get_by_label("Filter (0–63)").wait_for(timeout=90_000)
+        page.wait_for_function("() => document.querySelector('input[aria-label=\"Filter (0–63)\"]')?.value === '5'",
+                               timeout=90_000)
+        wait_rendered(page, "conv2: filter outputs")
         _choose(page, "Dataset", "yale-faces")
         wait_rendered(page, "trained on yale-faces")
         page.get_by_role("link", name="Looks like").click()

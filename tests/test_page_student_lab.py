@@ -9,6 +9,7 @@ from conftest import ROOT
 from vizcore.core import jobs
 from vizcore.distill import protocol
 from vizcore.distill.students import StudentConfig
+from vizcore.distill.methods import DEFAULT_METHOD
 from vizcore.distill.synthesis import SynthesisConfig
 from vizcore.zoo import ModelCard, save_model
 
@@ -37,10 +38,12 @@ def test_start_a_run_and_compare_it(teacher_id):
     at = open_page(teacher_id)
     assert any("No runs yet" in i.value for i in at.info)
     at.number_input(key="sl_n").set_value(20)
-    at.number_input(key="sl_steps").set_value(5)
+    at.number_input(key=f"sl_steps_{DEFAULT_METHOD}").set_value(5)
     at.multiselect(key="sl_students").set_value(["linear"])
-    at.number_input(key="sl_epochs").set_value(1)
+    at.number_input(key="sl_budget").set_value(20)
     at.checkbox(key="sl_bias_only").check().run()
+    at.button(key="sl_estimate").click().run()
+    assert any("Estimated" in i.value and "min" in i.value for i in at.info)
     at.button(key="sl_start").click().run()
     assert not at.exception
     job = jobs.list_jobs(protocol.JOB_KIND)[0]
@@ -49,23 +52,41 @@ def test_start_a_run_and_compare_it(teacher_id):
     assert not at.exception
     assert any("Best student" in s.value for s in at.success)
     rep = protocol.load_report(job.id)
-    assert [s["name"] for s in rep["students"]] == ["linear-soft", "linear-bias-only"]
-    assert rep["config"]["synthesis"]["method"] == "mixed-am"  # the strongest method is the default
+    assert [s["name"] for s in rep["students"]] == ["linear-engine", "linear-bias-only"]
+    assert rep["config"]["synthesis"]["method"] == DEFAULT_METHOD and rep["config"]["engine"]["steps"] == 20
     assert rep["config"]["teacher"] == teacher_id and rep["synthesis"]["n"] == 20
+    assert [p[0] for p in rep["live"][0]["points"]] == list(range(2, 21, 2))  # the live hold-out agreement curve
     assert at.multiselect(key="sl_compare").value == [job.id]
     shown = at.dataframe[1].value  # accuracies of every model of the compared runs
-    assert set(shown["model"]) == {teacher_id, "linear-soft", "linear-bias-only", "linear (real data)"}
-    at.selectbox(key="sl_confusion_model").set_value("linear-soft").run()
+    assert set(shown["model"]) == {teacher_id, "linear-engine", "linear-bias-only", "linear (real data)"}
+    at.selectbox(key="sl_confusion_model").set_value("linear-engine").run()
     at.slider(key="sl_gallery_n").set_value(2).run()
     assert not at.exception
 
 
-def test_pixel_am_keeps_the_teacher_in_the_loop_by_default(teacher_id):
+def test_page_and_cli_share_one_default(teacher_id):
+    from vizcore.cli import build_parser, distill_cmd
+    from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_N
+
     at = open_page(teacher_id)
-    at.selectbox(key="sl_method").set_value("pixel-am").run()
+    cli = build_parser().parse_args(["distill", "--teacher", teacher_id])
+    assert at.selectbox(key="sl_method").value == cli.method == DEFAULT_METHOD
+    assert at.number_input(key="sl_n").value == cli.n == DEFAULT_N
+    assert at.toggle(key="sl_engine").value and not cli.no_engine
+    assert at.number_input(key="sl_budget").value == DEFAULT_ENGINE.steps and cli.budget is None  # None: the default
+    syn = distill_cmd._synthesis(cli)
+    page_T = at.slider(key=f"sl_T_{DEFAULT_METHOD}").value
+    assert (page_T, at.checkbox(key=f"sl_randT_{DEFAULT_METHOD}").value) == (syn.threshold, syn.threshold_max is not None)
+    assert at.number_input(key=f"sl_steps_{DEFAULT_METHOD}").value == syn.max_steps
+
+
+def test_pixel_am_keeps_the_teacher_in_the_loop_without_the_engine(teacher_id):
+    at = open_page(teacher_id)
+    at.selectbox(key="sl_method").set_value("pixel-am")
+    at.toggle(key="sl_engine").set_value(False).run()
     assert at.checkbox(key="sl_relabel_pixel-am").value and at.radio(key="sl_start_image").value == "blank"
     at.number_input(key="sl_n").set_value(20)
-    at.number_input(key="sl_steps").set_value(5)
+    at.number_input(key="sl_steps_pixel-am").set_value(5)
     at.multiselect(key="sl_students").set_value(["linear", "rf"])
     at.number_input(key="sl_epochs").set_value(1)
     at.checkbox(key="sl_baseline").uncheck().run()

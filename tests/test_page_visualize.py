@@ -13,8 +13,10 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from vizcore.core import jobs
-from vizcore.explain.visualize import (NPZ_NAME, Visualizations, bf16_is_fast, class_averages, per_class_mean, similarities,
-                               weight_images)
+from vizcore import zoo
+from vizcore.explain.interpretability import difficulty, predictions, recognizability, zoo_judges
+from vizcore.explain.visualize import (NPZ_NAME, Visualizations, bf16_is_fast, class_averages, per_class_mean, preset,
+                                       similarities, weight_images)
 from vizcore.zoo import ModelCard, save_model
 
 PAGE = "pages/visualize.py"
@@ -55,6 +57,48 @@ def open_page(model_id: str) -> AppTest:
     return at
 
 
+def test_defaults_are_the_recognizable_preset_and_the_page_says_how_recognizable(tiny_cnn, digits, digits_cnn):
+    at = open_page(tiny_cnn.id)
+    assert at.radio(key="viz_preset").value == "recognizable"
+    assert at.selectbox(key="viz_param").value == "fft" and at.radio(key="viz_tmode").value == "none"
+    assert at.number_input(key="viz_per_class").value == 10
+    at.number_input(key="viz_per_class").set_value(3)
+    at.button(key="viz_generate").click()
+    at.run()
+    [job] = jobs.list_jobs("visualize")
+    cfg = preset("recognizable", digits.input_shape)
+    assert {k: job.config[k] for k in ("param", "pixel", "jitter", "scale", "rotate", "steps", "lr")} == \
+        {k: getattr(cfg, k) for k in ("param", "pixel", "jitter", "scale", "rotate", "steps", "lr")}
+    assert jobs.wait_job(job.id).state == "done"
+    at.run()
+    assert not at.exception
+    vis = Visualizations.from_npz(job.dir / NPZ_NAME)
+    for c in range(10):  # distinct samples per class
+        z = vis.images[vis.labels == c].flatten(1)
+        assert (torch.cdist(z, z) + torch.eye(3)).min() > 0
+    # the judges are the digits zoo models (the teacher is a workspace model): the metric is their mean
+    judges = {e.id: zoo.load_model(e) for e in zoo_judges(tiny_cnn.id, digits)}
+    expected = recognizability(vis.labels, predictions(judges, vis.images))
+    assert job.result["recognizability"]["per_judge"] == pytest.approx(expected["per_judge"])
+    assert [m.value for m in at.metric][3] == f"{expected['mean']:.0%}"
+    assert any("independent judges label" in c.value for c in at.caption)
+    # the fooling / hidden-message panel: rates of the visualizations with h_s = the zoo cnn
+    at.selectbox(key="viz_hs").set_value("zoo:digits-cnn")
+    at.run()
+    table = at.dataframe(key="viz_interp_table").value
+    S = {k: m for k, m in judges.items() if k != "zoo:digits-cnn"}
+    h = predictions({"h": digits_cnn}, vis.images)["h"]
+    want = difficulty(h, predictions(S, vis.images), predictions({"s": judges["zoo:digits-cnn"]}, vis.images)["s"])
+    row = table[table["set"] == "these visualizations"].iloc[0]
+    assert row["fooling examples"] == pytest.approx(want["fooling_rate"])
+    assert row["hidden messages"] == pytest.approx(want["hidden_rate"])
+    # one click on the other preset puts the seed's plain ascent back in the form
+    at.radio(key="viz_preset").set_value("seed")
+    at.run()
+    assert at.selectbox(key="viz_param").value == "pixel" and at.radio(key="viz_tmode").value == "fixed"
+    assert at.number_input(key="viz_per_class").value == 1
+
+
 def test_generate_switch_class_and_download(tiny_cnn, digits, digits_cnn, downloads):
     at = open_page(tiny_cnn.id)
     at.number_input(key="viz_per_class").set_value(2)
@@ -87,7 +131,7 @@ def test_generate_switch_class_and_download(tiny_cnn, digits, digits_cnn, downlo
     assert downloads["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
 
     # compare tab: similarities of the per-class mean visualization, effective weights and class averages
-    table = at.dataframe[1].value  # [0] is the per-class summary
+    table = at.dataframe(key="viz_similarity_table").value
     w = weight_images(digits_cnn, digits, at="blank").images
     expected = similarities(per_class_mean(vis.images, vis.labels, range(10)), w,
                             class_averages(digits.train_x, digits.train_y, 10))

@@ -149,7 +149,7 @@ def test_finished_run_reopens_in_a_new_process(teacher_id, workspace):
                              (StudentConfig(arch="linear", epochs=1),), baseline=False)
     job = protocol.start_run(cfg, wait=True)
     assert job.state == "done"
-    code = ("import json; from vizcore import runs; r = protocol.list_runs()[0]; rep = protocol.load_report(r['id']); "
+    code = ("import json; from vizcore.distill import protocol; r = protocol.list_runs()[0]; rep = protocol.load_report(r['id']); "
             "s = protocol.load_synthetic(r['id']); print(json.dumps([r['state'], rep['students'][0]['accuracy'], len(s)]))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          env={**os.environ, "VIZCORE_HOME": str(workspace)})
@@ -163,13 +163,17 @@ def test_finished_run_reopens_in_a_new_process(teacher_id, workspace):
 
 def test_cli_distill_prints_the_issue_figures(teacher_id, capsys):
     from vizcore.cli import main
+    from vizcore.distill.methods import DEFAULT_METHOD
 
     assert main(["distill", "--teacher", teacher_id, "--n", "20", "--steps", "5", "--student", "linear",
-                 "--epochs", "1", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+                 "--budget", "10", "--epochs", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
     assert {"teacher_accuracy", "students", "baselines", "synthesis_seconds", "seconds"} <= set(out)
+    assert out["method"] == DEFAULT_METHOD and out["students"][0]["name"] == "linear-engine"
+    assert "10 engine steps per student; estimated" in captured.err  # the budget and its estimate, before the run
     assert len(out["students"][0]["f1"]) == 10 and out["baselines"][0]["name"] == "linear (real data)"
-    assert main(["distill", "--teacher", teacher_id, "--method", "pixel-am", "--n", "20", "--steps", "5",
+    assert main(["distill", "--teacher", teacher_id, "--method", "pixel-am", "--n", "20", "--steps", "5", "--no-engine",
                  "--student", "linear,rf", "--relabel", "--no-baseline", "--epochs", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [s["name"] for s in out["students"]] == ["linear-relabel", "rf"]  # forests are fitted once
@@ -181,19 +185,44 @@ def test_cli_presets_print_seed000_tables(teacher_id, capsys):
     """Table 1: one synthetic set, the teacher's architecture and seed 000's other students, each with its
     real-data baseline; Table 2: accuracy against size with real subsets of the same sizes."""
     from vizcore.cli import main
-    from vizcore.cli.distill_cmd import TABLE1_STUDENTS
+    from vizcore.distill.seed_tables import TABLE1_STUDENTS
 
-    common = ["--teacher", teacher_id, "--method", "pixel-am", "--n", "60", "--steps", "5", "--epochs", "1", "--json"]
-    assert main(["distill-preset", "table1", *common]) == 0
-    [t1] = json.loads(capsys.readouterr().out)
-    assert t1["method"] == "pixel-am" and t1["n"] == 60
+    common = ["--teacher", teacher_id, "--method", "pixel-am", "--steps", "5", "--epochs", "1", "--json"]
+    assert main(["distill-preset", "table1", "--n", "60", *common]) == 0
+    t1 = json.loads(capsys.readouterr().out)
+    assert t1["method"] == "pixel-am" and t1["n"] == 60 and t1["seed_figures"]["rows"]["CNN_ID"] == [99.30, 95.51]
     names = [s["name"] for s in t1["students"]]
-    assert names[0] == "cnn_s-soft" and {"mlp3-soft", "rf", "svm"} <= set(names)  # the card says cnn_s
+    assert names[0] == "cnn_s-hard" and {"mlp3-hard", "rf", "svm"} <= set(names)  # the card says cnn_s; T1: hard
     assert len(names) == len(set(names)) == len(set(TABLE1_STUDENTS) | {"cnn_s"})
     assert [b["name"] for b in t1["baselines"]] == [f"{n.split('-')[0]} (real data)" for n in names]
-    assert main(["distill-preset", "table2", *common]) == 0
-    [t2] = json.loads(capsys.readouterr().out)
-    assert [r["size"] for r in t2["sweep"]] == [10, 20, 60] and all(r["real"] is not None for r in t2["sweep"])
+    assert main(["distill-preset", "table2", "--n", "450", *common]) == 0
+    t2 = json.loads(capsys.readouterr().out)
+    assert [r["size"] for r in t2["sweep"]] == [400, 450] and all(r["real"] is not None for r in t2["sweep"])
+
+
+def test_presets_default_to_the_papers_settings(teacher_id):
+    """A preset run as a user runs it uses the settings that reproduce its paper; any option overrides."""
+    from vizcore import zoo
+    from vizcore.cli import build_parser
+    from vizcore.cli.distill_cmd import preset_configs
+    from vizcore.distill.seed_tables import SEED003_SYNTHESIS
+    from vizcore.distill.students import SEED003_STUDENT
+
+    entry = zoo.get_entry(teacher_id)
+
+    def configs(*argv):
+        return preset_configs(build_parser().parse_args(["distill-preset", *argv, "--teacher", teacher_id]), entry)
+    [t7] = configs("table7")
+    assert (t7.synthesis.method, t7.synthesis.threshold, t7.synthesis.threshold_max) == ("generator-am", 0.9, 0.99)
+    assert t7.students[0].labels == "soft" and t7.engine is None and t7.sizes == (400, 4000, 12_000)
+    [t6] = configs("table6", "--n", "5000")
+    assert t6.students[0].labels == "hard" and t6.synthesis.threshold_max == 0.99 and t6.sizes == (400, 4000, 5000)
+    [t1] = configs("table1")
+    assert t1.synthesis.threshold == 0.99 and t1.synthesis.threshold_max is None and t1.students[0].labels == "hard"
+    vis, *_ = configs("seed003")
+    assert vis.synthesis == SEED003_SYNTHESIS and vis.preset == "bias-only"
+    assert vis.students[0] == SEED003_STUDENT.__class__(**{**SEED003_STUDENT.__dict__, "arch": "cnn_s"})
+    assert configs("seed003", "--lr", "0.5")[0].students[0].lr == 0.5
 
 
 def test_brightness_relabel_rescales_each_image_and_asks_the_teacher(synth, digits_cnn):

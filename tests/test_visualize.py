@@ -295,3 +295,52 @@ def test_cli_writes_the_npz_and_a_summary(digits_linear, digits, tmp_path, capsy
     assert rows[3]["mean_target_prob"] == pytest.approx(float(vis.probs[6:8, 3].mean()), abs=1e-6)
     assert rc == 0 and main(["visualize", "--model", "user:tiny-linear", "--start", "mean", "--dataset", "yale-faces",
                              "--out", str(out)]) == 2
+
+
+def test_recognizable_preset_gives_distinct_samples_in_a_visible_range(digits_cnn, digits):
+    """The page's default: every sample of a class differs from the others, pixels span a visible range,
+    and the teacher puts (nearly) every picture in its class."""
+    from vizcore.explain.visualize import preset
+
+    cfg = preset("recognizable", SHAPE)
+    assert cfg.param == "fft" and cfg.jitter == 1 and cfg.threshold is None and cfg.start == "average"
+    means = class_averages(digits.train_x, digits.train_y, 10)
+    vis = class_visualizations(digits_cnn, range(10), 4, cfg, input_shape=SHAPE, class_means=means)
+    for c in range(10):
+        z = vis.images[vis.labels == c].flatten(1)
+        d = torch.cdist(z, z) / z.shape[1] ** 0.5 + torch.eye(len(z))  # RMS per pixel
+        assert d.min() > 0.02, f"class {c}: two samples are (nearly) the same picture"
+    assert vis.images.min() >= 0 and vis.images.max() <= 1
+    assert (vis.images.amax((1, 2, 3)) - vis.images.amin((1, 2, 3))).min() > 0.5  # not a faint smudge
+    assert (vis.probs.argmax(1) == vis.labels).float().mean() >= 0.9
+    # the seed preset is today's plain ascent: identical samples per class (the contrast the page shows)
+    seed = class_visualizations(digits_cnn, [3], 3, preset("seed", SHAPE), input_shape=SHAPE)
+    assert torch.equal(seed.images[0], seed.images[1])
+    assert preset("recognizable", (3, 60, 60)).jitter == 4
+    with pytest.raises(ValueError, match="preset"):
+        preset("pretty", SHAPE)
+    # the average start is one picture for every class: the mean of the class averages, no class hint
+    start = class_visualizations(digits_cnn, [0, 5], 1, VisualizeConfig(start="average", steps=0, threshold=None),
+                                 input_shape=SHAPE, class_means=means)
+    assert torch.allclose(start.images[0], means.mean(0)) and torch.equal(start.images[0], start.images[1])
+    with pytest.raises(ValueError, match="class_means"):
+        class_visualizations(digits_cnn, [0], 1, cfg, input_shape=SHAPE)
+
+
+def test_fft_parameterization_and_random_views():
+    from vizcore.explain.objectives import fft_param, random_view
+
+    g = torch.Generator().manual_seed(0)
+    start = torch.full((5, 3, 12, 10), 0.5)
+    param, image = fft_param(start, g, sd=0.01)
+    x = image()
+    assert x.shape == start.shape and param.shape == (5, 3, 12, 6, 2)
+    assert (x - 0.5).abs().max() < 0.05  # a small random spectrum around the start
+    assert not torch.equal(x[0], x[1])
+    (x[:, 0].sum()).backward()  # gradients reach every coefficient
+    assert param.grad.abs().sum() > 0
+    assert random_view(x, g) is x  # no transform asked: the images themselves
+    moved = random_view(x.detach(), g, shift=2, scale=0.1, degrees=10)
+    assert moved.shape == x.shape and not torch.allclose(moved[0], x[0].detach())
+    with pytest.raises(ValueError, match="sigmoid"):
+        VisualizeConfig(param="fft", pixel="clamp")

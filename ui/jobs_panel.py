@@ -29,8 +29,10 @@ def progress_row(job: jobs.JobInfo) -> None:
         st.rerun(scope="fragment")
 
 
-def job_panel(kind: str, show_result: Callable[[jobs.JobInfo], None] | None = None, limit: int = 5) -> None:
-    """Show the newest ``limit`` jobs of ``kind``; ``show_result`` renders a finished job's result."""
+def job_panel(kind: str, show_result: Callable[[jobs.JobInfo], None] | None = None, limit: int = 5,
+              show_active: Callable[[jobs.JobInfo], None] | None = None) -> None:
+    """Show the newest ``limit`` jobs of ``kind``; ``show_result`` renders a finished job's result and
+    ``show_active`` what a running job has produced so far (refreshed with its progress bar)."""
 
     interval = _poll_interval(kind)  # fixed for this run of the page: compared below to see a job finish
 
@@ -45,6 +47,8 @@ def job_panel(kind: str, show_result: Callable[[jobs.JobInfo], None] | None = No
                 st.markdown(f"{ICONS.get(j.state, '')} **{j.title}** · {j.state} · started {j.created[11:19]} UTC")
                 if j.active:
                     progress_row(j)
+                    if show_active:
+                        show_active(j)
                 elif j.state == "failed":
                     st.error(j.error)
                 elif j.state in ("cancelled", "interrupted"):

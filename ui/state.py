@@ -77,15 +77,10 @@ def sidebar() -> tuple[Dataset | None, zoo.ModelEntry | None]:
 
 @st.cache_data(show_spinner="Evaluating on the test split…", max_entries=32)
 def evaluation(model_id: str, mtime: float, dataset_name: str) -> dict:
-    """The model's classification report on the dataset's test split, plus its predictions."""
-    from vizcore.metrics import classification_report, predict_logits
+    """The model's classification report on the dataset's test split, plus its predictions (cached on disk)."""
+    from vizcore.metrics import test_report
 
-    ds = get_dataset(dataset_name)
-    probs = predict_logits(get_model(model_id, mtime), ds.test_x).softmax(1)
-    report = classification_report(ds.test_y.numpy(), probs.argmax(1).numpy(), ds.class_names)
-    report["pred"] = probs.argmax(1).tolist()
-    report["confidence"] = probs.max(1).values.tolist()
-    return report
+    return test_report(get_model(model_id, mtime), zoo.get_entry(model_id).weights, get_dataset(dataset_name))
 
 
 def flash(message: str, dataset: str | None = None, model: str | None = None) -> None:

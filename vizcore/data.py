@@ -1,7 +1,10 @@
-"""Dataset registry: every source becomes one :class:`Dataset` of float tensors in [0, 1].
+"""Dataset registry: every source becomes one :class:`Dataset` of float tensors.
 
-Images are ``(N, C, H, W)`` float32, labels ``(N,)`` int64. Loaders read local files only, unless the caller
-asks for a download (``download=True``), so nothing here touches the network by surprise.
+Images are ``(N, C, H, W)`` float32 in [0, 1]; tables (the UCI sets of seed 004, ``csv:PATH``) are ``(N, F)``
+float32 standardized with the training split's mean and standard deviation, which travel with the dataset
+(``Dataset.standardize``) and with every model trained on it (its card's ``preprocessing``), so raw rows are
+standardized the same way later (:func:`standardize_rows`). Labels are ``(N,)`` int64. Loaders read local files
+only, unless the caller asks for a download (``download=True``), so nothing here touches the network by surprise.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ TORCHVISION_SETS = {
     "svhn": "SVHN",
 }
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+UCI_SETS = ("uci-shuttle", "uci-pendigits", "uci-letter")
 YALE_CONDITIONS = (
     "centerlight", "glasses", "happy", "leftlight", "noglasses", "normal",
     "rightlight", "sad", "sleepy", "surprised", "wink",
@@ -42,10 +46,12 @@ class DatasetNotFound(DatasetError):
 
 @dataclass
 class Dataset:
-    """Train/test tensors of one image classification task.
+    """Train/test tensors of one classification task: images ``(N, C, H, W)`` or feature rows ``(N, F)``.
 
     ``train_tags``/``test_tags`` hold an optional per-image tag (the lighting or expression condition of a
-    Yale face, for instance).
+    Yale face, for instance). A table carries ``feature_names``, the ``standardize`` statistics its rows were
+    scaled with (``{"mean": [...], "std": [...]}`` of the training split) and, where its source defines one, a
+    validation split (``val_x``/``val_y``) held out of ``train_x``.
     """
 
     name: str
@@ -59,11 +65,16 @@ class Dataset:
     train_tags: list[str] | None = None
     test_tags: list[str] | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    feature_names: list[str] | None = None
+    standardize: dict | None = None
+    val_x: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.train_x, self.train_y), ("test", self.test_x, self.test_y)):
-            if x.ndim != 4:
-                raise DatasetError(f"{self.name}: {split} images must be (N, C, H, W), got {tuple(x.shape)}")
+            if x.ndim not in (2, 4):
+                raise DatasetError(f"{self.name}: {split} data must be images (N, C, H, W) or rows (N, F), "
+                                   f"got {tuple(x.shape)}")
             if len(x) != len(y):
                 raise DatasetError(f"{self.name}: {len(x)} {split} images but {len(y)} labels")
         if self.train_x.shape[1:] != self.test_x.shape[1:]:
@@ -75,8 +86,19 @@ class Dataset:
             raise DatasetError(f"{self.name}: labels run 0..{top} but there are {len(self.class_names)} class names")
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
+
+    @property
+    def is_tabular(self) -> bool:
+        return self.train_x.ndim == 2
+
+    @property
+    def preprocessing(self) -> dict:
+        """What a model card keeps so a user's raw rows can be prepared like this dataset's (empty for images)."""
+        if not self.is_tabular:
+            return {}
+        return {"feature_names": list(self.feature_names or []), "standardize": self.standardize}
 
     @property
     def num_classes(self) -> int:
@@ -524,6 +546,157 @@ def load_npz(source: str | os.PathLike | bytes, name: str | None = None, test_si
     return Dataset(name=label, train_x=xtr, train_y=ytr, test_x=xt, test_y=yt, class_names=names, source=str(label))
 
 
+# ---------------------------------------------------------------------------------------------- tables
+
+
+# name -> (folder, train file, test file or None, label column, seed 004's train / validation / test sizes)
+_UCI = {
+    "uci-shuttle": ("statlog_shuttle", "shuttle.trn", "shuttle.tst", -1, (38062, 5438, 14500)),
+    "uci-pendigits": ("uci_pendigits", "pendigits.tra", "pendigits.tes", -1, (6557, 937, 3498)),
+    "uci-letter": ("uci_letter_recognition", "letter-recognition.data", None, 0, (14000, 2000, 4000)),
+}
+_UCI_FEATURES = {
+    "uci-shuttle": ["time", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9"],
+    "uci-pendigits": [f"{a}{i}" for i in range(1, 9) for a in "xy"],
+    "uci-letter": ["x-box", "y-box", "width", "high", "onpix", "x-bar", "y-bar", "x2bar", "y2bar", "xybar", "x2ybr",
+                   "xy2br", "x-ege", "xegvy", "y-ege", "yegvx"],
+}
+_UCI_CLASSES = {
+    "uci-shuttle": ["Rad Flow", "Fpv Close", "Fpv Open", "High", "Bypass", "Bpv Close", "Bpv Open"],
+    "uci-pendigits": [str(i) for i in range(10)],
+    "uci-letter": [chr(ord("A") + i) for i in range(26)],
+}
+
+
+def uci_dir(name: str, root: str | os.PathLike | None = None) -> Path:
+    """The folder holding a UCI set's files, searched as for every dataset."""
+    folder, train_file = _UCI[name][:2]
+    searched = []
+    for r in data_roots(root):
+        for cand in (r / folder, r):
+            searched.append(cand)
+            if (cand / train_file).exists():
+                return cand
+    where = "\n  ".join(str(p) for p in searched)
+    raise DatasetNotFound(f"{name}: no {train_file} found. Searched:\n  {where}\nPlace the UCI files in one of "
+                          "these folders (or pass --data-root).")
+
+
+def _read_rows(path: Path, label_col: int) -> tuple[np.ndarray, np.ndarray]:
+    """Features (float32) and raw label strings of a comma- or space-separated file without header."""
+    rows = [line.replace(",", " ").split() for line in path.read_text().splitlines() if line.strip()]
+    if len({len(r) for r in rows}) != 1:
+        raise DatasetError(f"{path}: rows have different numbers of fields")
+    arr = np.asarray(rows, dtype=object)
+    labels = arr[:, label_col].astype(str)
+    feats = np.delete(arr, label_col % arr.shape[1], axis=1).astype(np.float32)
+    return feats, labels
+
+
+def standardize_rows(raw, stats: dict) -> torch.Tensor:
+    """Raw feature rows ``(N, F)`` scaled like a table's training split: ``(x - mean) / std``."""
+    x = torch.as_tensor(np.asarray(raw, dtype=np.float32))
+    mean, std = torch.tensor(stats["mean"], dtype=torch.float32), torch.tensor(stats["std"], dtype=torch.float32)
+    if x.ndim != 2 or x.shape[1] != len(mean):
+        raise DatasetError(f"rows must have {len(mean)} features each, got shape {tuple(x.shape)}")
+    return (x - mean) / std
+
+
+def _table(name: str, x: np.ndarray, y: np.ndarray, split: tuple[np.ndarray, ...], class_names, feature_names,
+           source: str) -> Dataset:
+    """A tabular :class:`Dataset` standardized on its training rows (constant features get std 1)."""
+    tr, va, te = split
+    mean = x[tr].mean(0).astype(np.float64)
+    std = x[tr].std(0).astype(np.float64)
+    std[std < 1e-12] = 1.0
+    stats = {"mean": mean.tolist(), "std": std.tolist()}
+    t = standardize_rows(x, stats)
+    yt = torch.from_numpy(y.astype(np.int64))
+    return Dataset(
+        name=name, train_x=t[tr], train_y=yt[tr], test_x=t[te], test_y=yt[te], class_names=list(class_names),
+        source=source, value_range=(float(t[tr].min()), float(t[tr].max())), feature_names=list(feature_names),
+        standardize=stats, val_x=t[va] if len(va) else None, val_y=yt[va] if len(va) else None,
+    )
+
+
+def load_uci(name: str, root: str | os.PathLike | None = None) -> Dataset:
+    """Shuttle, PenDigits or Letter (seed 004's unstructured sets) with the seed's split sizes: the files'
+    own test split (Letter: its last 4,000 rows), and a seeded validation split held out of the training file."""
+    _, train_file, test_file, label_col, (n_tr, n_va, n_te) = _UCI[name]
+    d = uci_dir(name, root)
+    x, labels = _read_rows(d / train_file, label_col)
+    if test_file:
+        xt, lt = _read_rows(d / test_file, label_col)
+        x, labels = np.concatenate([x, xt]), np.concatenate([labels, lt])
+    classes = _UCI_CLASSES[name]
+    if name == "uci-letter":
+        y = np.asarray([ord(s) - ord("A") for s in labels])
+    else:
+        y = labels.astype(np.int64) - (1 if name == "uci-shuttle" else 0)
+    n_fit = len(x) - n_te
+    if n_fit != n_tr + n_va:
+        raise DatasetError(f"{name}: expected {n_tr + n_va + n_te} rows in {d}, found {len(x)}")
+    order = np.random.default_rng(SEED_SPLIT).permutation(n_fit)
+    split = (np.sort(order[:n_tr]), np.sort(order[n_tr:]), np.arange(n_fit, len(x)))
+    return _table(name, x, y, split, classes, _UCI_FEATURES[name], f"UCI files at {d}")
+
+
+def load_csv(spec: str, test_size: float = 0.25) -> Dataset:
+    """A user's table: ``PATH`` or ``PATH?label=COLUMN``. A header row is recognized when its fields are not all
+    numbers; the label is the named column, else the last one; labels may be names or integers. The split is
+    stratified (seed 0); features are standardized on the training part."""
+    path_text, _, query = spec.partition("?")
+    label_name = query.split("=", 1)[1] if query.startswith("label=") else None
+    path = Path(path_text).expanduser()
+    label = f"csv:{spec}"
+    if not path.is_file():
+        raise DatasetError(f"{label}: {path} is not a file")
+    import csv
+
+    with open(path, newline="") as f:
+        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    if len(rows) < 2:
+        raise DatasetError(f"{label}: needs at least two rows")
+
+    def numeric(c: str) -> bool:
+        try:
+            float(c)
+            return True
+        except ValueError:
+            return False
+
+    header = None if all(numeric(c) for c in rows[0]) else [c.strip() for c in rows[0]]
+    body = rows[1:] if header else rows
+    width = len(body[0])
+    if width < 2 or any(len(r) != width for r in body):
+        raise DatasetError(f"{label}: every row needs the same number (at least 2) of comma-separated fields")
+    names = header or [f"f{i}" for i in range(width)]
+    if label_name is not None:
+        if label_name not in names:
+            raise DatasetError(f"{label}: no column '{label_name}'; columns: {', '.join(names)}")
+        col = names.index(label_name)
+    else:
+        col = width - 1
+    raw_labels = [r[col].strip() for r in body]
+    feat_rows = [[c for i, c in enumerate(r) if i != col] for r in body]
+    try:
+        x = np.asarray(feat_rows, dtype=np.float32)
+    except ValueError as e:
+        raise DatasetError(f"{label}: every feature must be a number ({e})") from e
+    if all(v.lstrip("-").isdigit() for v in raw_labels):
+        classes = [str(v) for v in sorted({int(v) for v in raw_labels})]
+        raw_labels = [str(int(v)) for v in raw_labels]
+    else:
+        classes = sorted(set(raw_labels))
+    y = np.asarray([classes.index(v) for v in raw_labels], dtype=np.int64)
+    try:
+        tr, te = _stratified_split(x, y, test_size, SEED_SPLIT)
+    except ValueError as e:
+        raise DatasetError(f"{label}: cannot split into train and test ({e}); give more rows per class") from e
+    return _table(label, x, y, (tr, np.array([], dtype=np.int64), te), classes,
+                  [n for i, n in enumerate(names) if i != col], f"CSV file {path}")
+
+
 def uploaded_datasets_dir() -> Path:
     from vizcore.core.workspace import workspace
 
@@ -556,11 +729,12 @@ def available() -> list[str]:
     for name in TORCHVISION_SETS:
         if _find_local(name, roots)[0] is not None:
             out.append(name)
-    try:
-        yale_dir()
-        out.append("yale-faces")
-    except DatasetNotFound:
-        pass
+    for name, finder in (("yale-faces", yale_dir), *((u, lambda u=u: uci_dir(u)) for u in UCI_SETS)):
+        try:
+            finder()
+            out.append(name)
+        except DatasetNotFound:
+            pass
     return out
 
 
@@ -587,11 +761,76 @@ def dataset_label(name: str) -> str:
 
 
 def list_datasets() -> list[str]:
-    return ["digits", "fashion-mnist", "mnist", "cifar10", "svhn", "yale-faces"]
+    return ["digits", "fashion-mnist", "mnist", "cifar10", "svhn", "yale-faces", *UCI_SETS]
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = False) -> Dataset:
-    """Load a dataset by registry name, ``image-folder:PATH`` or ``npz:PATH``."""
+def _source_files(name: str) -> list[Path] | None:
+    """The files a registry dataset is decoded from (None when not on this machine or not a registry set)."""
+    import importlib.util
+
+    if name == "digits":
+        spec = importlib.util.find_spec("sklearn")
+        path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
+        return [path] if path and path.exists() else None
+    if name in TORCHVISION_SETS:  # the original files, not the copy load_torchvision stages in the workspace
+        roots = data_roots()
+        found = _find_local(name, [r for r in roots if r != workspace_data()])[0] or _find_local(name, roots)[0]
+    elif name == "yale-faces":
+        try:
+            found = yale_dir()
+        except DatasetNotFound:
+            return None
+    else:
+        return None
+    return sorted(p for p in found.iterdir() if p.is_file()) if found is not None else None
+
+
+def fingerprint(name: str) -> str | None:
+    """A digest of the files dataset ``name`` is read from (None if unknown): keys caches of results on it."""
+    from vizcore.core.diskcache import files_fingerprint
+
+    if name.startswith(("npz:", "image-folder:")):
+        path = Path(name.split(":", 1)[1])
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    else:
+        files = _source_files(name) or []
+    return files_fingerprint(files) if files else None
+
+
+def _from_cache(name: str) -> Dataset | None:
+    """A registry dataset decoded once and kept as ``.npz`` in the workspace cache (keyed by its source files'
+    names, sizes and times): later starts skip the decoder and its imports (torchvision, scikit-learn)."""
+    from vizcore.core.diskcache import cached_arrays, key_name
+
+    digest = fingerprint(name) if name in TORCHVISION_SETS or name in ("digits", "yale-faces") else None
+    if digest is None:
+        return None
+
+    def decode():
+        ds = load_dataset(name, cache=False)
+        arrays = {k: getattr(ds, k).numpy() for k in ("train_x", "train_y", "test_x", "test_y")}
+        for k in ("train_x", "test_x"):  # 8-bit images are stored as bytes: a quarter of the disk reads
+            q = np.round(arrays[k] * 255).astype(np.uint8)
+            if np.array_equal(q.astype(np.float32) / 255.0, arrays[k]):
+                arrays[k] = q
+        meta = {k: getattr(ds, k) for k in ("name", "class_names", "source", "value_range", "train_tags",
+                                           "test_tags", "notes")}
+        return arrays, meta
+
+    arrays, meta = cached_arrays("datasets", f"{name}-{key_name('v1', name, digest)}", decode)
+    meta["value_range"] = tuple(meta["value_range"])
+    arrays = {k: v.astype(np.float32) / 255.0 if v.dtype == np.uint8 else v for k, v in arrays.items()}
+    return Dataset(**{k: torch.from_numpy(v) for k, v in arrays.items()}, **meta)
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = False,
+                 cache: bool = True) -> Dataset:
+    """Load a dataset by registry name, ``image-folder:PATH`` or ``npz:PATH``.
+
+    Registry datasets found on this machine are decoded once and then read from the workspace cache
+    (``cache=False`` decodes anew)."""
+    if cache and root is None and not download and (ds := _from_cache(name)) is not None:
+        return ds
     if name == "digits":
         return load_digits()
     if name in TORCHVISION_SETS:
@@ -603,4 +842,9 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
     if name.startswith("npz:"):
         path = name.split(":", 1)[1]
         return load_npz(path, name=f"npz:{path}")
-    raise DatasetError(f"unknown dataset '{name}'; known: {', '.join(list_datasets())}, image-folder:PATH, npz:PATH")
+    if name in UCI_SETS:
+        return load_uci(name, root)
+    if name.startswith("csv:"):
+        return load_csv(name.split(":", 1)[1])
+    raise DatasetError(f"unknown dataset '{name}'; known: {', '.join(list_datasets())}, image-folder:PATH, npz:PATH, "
+                       "csv:PATH")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -44,3 +46,22 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, class_nam
     """:func:`classification_report` of ``model``'s predictions on ``(x, y)``."""
     pred = predict_logits(model, x).argmax(1)
     return classification_report(y.numpy(), pred.numpy(), class_names)
+
+
+def test_report(model: nn.Module, weights: str | Path, dataset) -> dict:
+    """:func:`classification_report` on ``dataset``'s test split plus each image's prediction and confidence,
+    kept in the workspace cache under the weights' SHA-256 and the dataset's files: the Overview page shows it
+    at once on every later start."""
+    from vizcore.core.diskcache import cached_json, file_digest, key_name
+    from vizcore.data import fingerprint
+
+    def compute() -> dict:
+        probs = predict_logits(model, dataset.test_x).softmax(1)
+        report = classification_report(dataset.test_y.numpy(), probs.argmax(1).numpy(), dataset.class_names)
+        return report | {"pred": probs.argmax(1).tolist(),
+                         "confidence": [round(c, 5) for c in probs.max(1).values.tolist()]}
+
+    digest = fingerprint(dataset.name)
+    if digest is None:
+        return compute()
+    return cached_json("evaluations", key_name("v1", file_digest(weights), dataset.name, digest), compute)

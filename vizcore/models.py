@@ -7,6 +7,7 @@ pre-softmax logits.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -20,6 +21,9 @@ class ArchitectureError(ValueError):
 
 def _conv_stack(in_shape, specs, act: Callable[[], nn.Module], pool: type[nn.Module], kernel: int) -> tuple[list, tuple]:
     """conv-act-pool blocks with 'same' padding; returns the layers and the output shape."""
+    if len(in_shape) != 3:
+        raise ArchitectureError(f"a convolutional network needs images (C, H, W), not feature rows of shape {list(in_shape)}; "
+                                "use a dense architecture (linear, mlp, mlp3, mlp10)")
     c, h, w = in_shape
     layers: list[tuple[str, nn.Module]] = []
     for i, out_c in enumerate(specs, start=1):
@@ -48,8 +52,7 @@ def _dense(in_features: int, hidden: list[int], n_classes: int, act: Callable[[]
 
 
 def _flat(shape) -> int:
-    c, h, w = shape
-    return c * h * w
+    return math.prod(shape)
 
 
 def linear(input_shape, n_classes):
@@ -65,6 +68,17 @@ def mlp(input_shape, n_classes):
 def mlp3(input_shape, n_classes):
     """Three hidden ReLU layers (seed 000 section 4.1, student (5))."""
     return [("flatten", nn.Flatten())] + _dense(_flat(input_shape), [256, 128, 64], n_classes, nn.ReLU)
+
+
+def mlp10(input_shape, n_classes):
+    """Seed 004's teacher for unstructured data: 10 hidden layers of 128 ELU units, each followed by dropout
+    (0.15, as in KegNet's published code)."""
+    layers: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
+    f = _flat(input_shape)
+    for i in range(1, 11):
+        layers += [(f"fc{i}", nn.Linear(f, 128)), (f"fc_act{i}", nn.ELU()), (f"drop{i}", nn.Dropout(0.15))]
+        f = 128
+    return layers + [("fc11", nn.Linear(f, n_classes))]
 
 
 def _cnn(channels, units, act, pool, input_shape, n_classes, kernel=3, dropout=0.5):
@@ -98,12 +112,12 @@ def lenet_faces(input_shape, n_classes):
 
 
 ARCHITECTURES: dict[str, Callable] = {
-    "linear": linear, "mlp": mlp, "mlp3": mlp3, "cnn": cnn, "cnn_s": cnn_s, "cnn_l": cnn_l,
+    "linear": linear, "mlp": mlp, "mlp3": mlp3, "mlp10": mlp10, "cnn": cnn, "cnn_s": cnn_s, "cnn_l": cnn_l,
     "cnn_tiny": cnn_tiny, "lenet_faces": lenet_faces,
 }
 
 
-def build_model(arch: str, input_shape: tuple[int, int, int], n_classes: int, seed: int | None = None) -> nn.Sequential:
+def build_model(arch: str, input_shape: tuple[int, ...], n_classes: int, seed: int | None = None) -> nn.Sequential:
     """A fresh model of a zoo architecture (in eval mode), seeded if ``seed`` is given."""
     if arch not in ARCHITECTURES:
         raise ArchitectureError(f"unknown architecture '{arch}'; known: {', '.join(ARCHITECTURES)}")
@@ -111,6 +125,44 @@ def build_model(arch: str, input_shape: tuple[int, int, int], n_classes: int, se
         torch.manual_seed(seed)
     model = nn.Sequential(OrderedDict(ARCHITECTURES[arch](tuple(input_shape), n_classes)))
     return model.eval()
+
+
+class LowRankLinear(nn.Sequential):
+    """A dense layer factorized as ``first`` (in -> rank, no bias) then ``last`` (rank -> out, with the bias):
+    W ~ U V, the two-factor form of KegNet's Tucker-decomposed dense layers (seed 004, "Tucker Decomposition")."""
+
+    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True):
+        super().__init__(OrderedDict(first=nn.Linear(in_features, rank, bias=False),
+                                     last=nn.Linear(rank, out_features, bias=bias)))
+
+
+class Tucker2Conv(nn.Sequential):
+    """A convolution factorized by Tucker-2 over its channel modes (Kim et al. 2016, used by seed 004):
+    1x1 conv to ``in_rank`` channels, the k x k core conv to ``out_rank``, 1x1 conv back out (with the bias)."""
+
+    def __init__(self, conv: nn.Conv2d, in_rank: int, out_rank: int):
+        super().__init__(OrderedDict(
+            first=nn.Conv2d(conv.in_channels, in_rank, 1, bias=False),
+            core=nn.Conv2d(in_rank, out_rank, conv.kernel_size, stride=conv.stride, padding=conv.padding,
+                           dilation=conv.dilation, bias=False),
+            last=nn.Conv2d(out_rank, conv.out_channels, 1, bias=conv.bias is not None),
+        ))
+
+
+def factorized_skeleton(model: nn.Sequential, ranks: dict[str, list[int]]) -> nn.Sequential:
+    """``model`` with the named top-level layers replaced by untrained factorized ones of the given ranks
+    (``{"fc1": [r]}`` for a dense layer, ``{"conv2": [in_rank, out_rank]}`` for a convolution). Layer names stay,
+    so a compressed model lists, hooks and knocks out like its original."""
+    children = OrderedDict(model.named_children())
+    for name, r in ranks.items():
+        layer = children.get(name)
+        if isinstance(layer, nn.Linear) and len(r) == 1:
+            children[name] = LowRankLinear(layer.in_features, layer.out_features, int(r[0]), layer.bias is not None)
+        elif isinstance(layer, nn.Conv2d) and len(r) == 2:
+            children[name] = Tucker2Conv(layer, int(r[0]), int(r[1]))
+        else:
+            raise ValueError(f"layer '{name}' is not a dense layer with one rank or a convolution with two ranks")
+    return nn.Sequential(children).train(model.training)
 
 
 def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> list[dict]:

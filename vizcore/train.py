@@ -118,6 +118,6 @@ def train_teacher(dataset: Dataset | str, arch: str, config: TrainConfig, name: 
         class_names=list(ds.class_names), hyperparameters=asdict(config), seed=config.seed,
         metrics=evaluate_model(model, ds.test_x, ds.test_y, ds.class_names), train_seconds=round(seconds, 2),
         command=command or "python -m vizcore " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), preprocessing=ds.preprocessing,
     )
     return save_model(model, card, folder, overwrite=overwrite)

@@ -27,7 +27,7 @@ from torch import nn
 from vizcore.core.archive import MAX_UPLOAD, ZipLimits, mib, zip_records
 from vizcore.core.workspace import NAME_PATTERN, atomic_write, name_lock, workspace
 from vizcore.core.workspace import check_name as _check_name
-from vizcore.models import ARCHITECTURES, ArchitectureError, build_model
+from vizcore.models import ARCHITECTURES, ArchitectureError, build_model, factorized_skeleton
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
 
@@ -53,6 +53,8 @@ class ModelCard:
     command: str = ""
     created: str = ""
     notes: str = ""
+    preprocessing: dict = field(default_factory=dict)  # tables: feature names and standardization statistics
+    compression: dict = field(default_factory=dict)  # compressed models: source, base arch, per-layer ranks, ratio
 
     @property
     def num_classes(self) -> int:
@@ -186,7 +188,7 @@ def open_model(entry: ModelEntry | str, device: str | torch.device = "cpu") -> t
 
         model = load_checked(data)
     else:
-        model = build_model(card.arch, tuple(card.input_shape), card.num_classes)
+        model = model_from_card(card)
         model.load_state_dict(st_load_bytes(data))
     model.to(device).eval()
     for p in model.parameters():
@@ -197,6 +199,28 @@ def open_model(entry: ModelEntry | str, device: str | torch.device = "cpu") -> t
 def load_model(entry: ModelEntry | str, device: str | torch.device = "cpu") -> nn.Module:
     """The model of a zoo or workspace entry, in eval mode, with gradients of its weights switched off."""
     return open_model(entry, device)[1]
+
+
+def model_from_card(card: ModelCard) -> nn.Module:
+    """An untrained model of the card's architecture; a compressed model's layers are rebuilt from the ranks in
+    ``card.compression`` (plain JSON, so no pickled module is ever needed)."""
+    model = build_model(card.arch, tuple(card.input_shape), card.num_classes)
+    if card.compression:
+        try:
+            model = factorized_skeleton(model, card.compression["ranks"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"model card '{card.name}': unreadable compression ranks ({e})") from e
+    return model
+
+
+def prepare_rows(card: ModelCard, raw) -> torch.Tensor:
+    """A user's raw feature rows prepared for a tabular model: standardized with the card's statistics."""
+    stats = (card.preprocessing or {}).get("standardize")
+    if not stats:
+        raise ModelFileError(f"model '{card.name}' has no standardization statistics (it is not a tabular model)")
+    from vizcore.data import standardize_rows
+
+    return standardize_rows(raw, stats)
 
 
 def check_name(name: str) -> str:

@@ -15,3 +15,6 @@ z --dataset fashion-mnist --arch cnn_tiny --epochs 15
 z --dataset fashion-mnist --arch cnn_s --epochs 12
 z --dataset fashion-mnist --arch cnn --epochs 12
 z --dataset fashion-mnist --arch cnn_l --epochs 8
+z --dataset uci-shuttle --arch mlp10 --epochs 10
+z --dataset uci-pendigits --arch mlp10 --epochs 40
+z --dataset uci-letter --arch mlp10 --epochs 50

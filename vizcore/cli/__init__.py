@@ -13,7 +13,7 @@ import sys
 # One module per area; each defines ``add_parser(subparsers)``.
 COMMAND_MODULES = (
     "vizcore.cli.zoo_cmd", "vizcore.cli.visualize_cmd", "vizcore.cli.gradients_cmd", "vizcore.cli.knockout_cmd",
-    "vizcore.cli.distill_cmd",
+    "vizcore.cli.distill_cmd", "vizcore.cli.compress_cmd", "vizcore.cli.interpretability_cmd",
 )
 
 

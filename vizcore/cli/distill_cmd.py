@@ -1,14 +1,30 @@
-"""``distill`` (one data-free run) and ``distill-preset`` (seed 000 Tables 1 and 2, seed 003's table)."""
+"""``distill`` (one data-free run) and ``distill-preset`` (seed 000 Tables 1 and 2, seed 003's table, seed 004's
+``kegnet-table``)."""
 
 from __future__ import annotations
 
-from vizcore.distill import protocol, presets
+import sys
+from dataclasses import replace
+
 from vizcore import zoo
 from vizcore.cli import emit
+from vizcore.distill import presets, protocol
+from vizcore.distill.engine import LOSSES, MIXES
+from vizcore.distill.methods import (
+    DEFAULT_ENGINE,
+    DEFAULT_METHOD,
+    DEFAULT_N,
+    METHOD_DEFAULTS,
+    estimate_seconds,
+)
+from vizcore.distill.seed_tables import (
+    SEED003_FIGURES,
+    SEED003_SYNTHESIS,
+    SEED_PRESETS,
+    seed003_student,
+)
 from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
 from vizcore.distill.synthesis import METHODS, SynthesisConfig
-
-TABLE1_STUDENTS = ("mlp3", "rf", "svm", "cnn_s", "cnn_l", "cnn_tiny")
 
 
 def _run(config: protocol.DistillConfig) -> dict:
@@ -52,9 +68,12 @@ def _subset_text(out: dict) -> str:
 
 
 def _synthesis(args, method: str | None = None, **kw) -> SynthesisConfig:
-    return SynthesisConfig(method=method or args.method, n=args.n, seed=args.seed, **{
-        k: v for k, v in (("max_steps", args.steps), ("train_steps", args.train_steps),
-                          ("threshold", args.threshold), ("threshold_max", args.threshold_max)) if v is not None}, **kw)
+    """The method's settings from the options; a method's measured defaults where none is given (``distill``)."""
+    method = method or args.method
+    given = {k: v for k, v in (("max_steps", args.steps), ("train_steps", args.train_steps),
+                               ("threshold", args.threshold), ("threshold_max", args.threshold_max)) if v is not None}
+    base = {} if given or args.func is not cmd_distill else METHOD_DEFAULTS.get(method, {})
+    return SynthesisConfig(method=method, n=args.n, seed=args.seed, **{**base, **given}, **kw)
 
 
 def _students(args, archs) -> tuple[StudentConfig, ...]:
@@ -63,57 +82,112 @@ def _students(args, archs) -> tuple[StudentConfig, ...]:
                  for a in archs)
 
 
+def _engine(args):
+    if args.no_engine:
+        return None
+    return replace(DEFAULT_ENGINE, seed=args.seed, **{k: v for k, v in (
+        ("steps", args.budget), ("loss", args.kd_loss), ("mix", args.mix)) if v is not None})
+
+
 def cmd_distill(args) -> None:
     entry = zoo.get_entry(args.teacher)
     archs = [a for s in args.student for a in s.split(",") if a] or [entry.card.arch]
     cfg = protocol.DistillConfig(teacher=entry.id, dataset=args.dataset or entry.card.dataset,
                              synthesis=_synthesis(args), students=_students(args, archs), baseline=not args.no_baseline,
-                             sizes=tuple(args.sizes or ()), preset="bias-only" if args.bias_only else "")
+                             sizes=tuple(args.sizes or ()), preset="bias-only" if args.bias_only else "",
+                             engine=_engine(args))
+    est = estimate_seconds(cfg)
+    print(f"budget: {cfg.synthesis.method} x{cfg.synthesis.n}"
+          + (f", {cfg.engine.steps} engine steps per student" if cfg.engine else f", {args.epochs} epochs per student")
+          + f"; estimated {est / 60:.1f} min on this machine", file=sys.stderr, flush=True)
     out = _compact(_run(cfg))
     emit(out, args.json, _text(out))
 
 
+def _preset_args(args, preset) -> object:
+    """The preset's settings where the user gave none (the settings that reproduce the paper)."""
+    from argparse import Namespace
+
+    syn = preset.synthesis
+    fill = {"method": syn.method, "n": preset.n, "labels": preset.labels, "epochs": preset.epochs, "lr": 1e-3,
+            "temperature": 1.0, "threshold": syn.threshold, "threshold_max": syn.threshold_max}
+    return Namespace(**{**vars(args), **{k: v for k, v in fill.items() if getattr(args, k) is None}})
+
+
+def _seed_text(preset, outs: list[dict]) -> str:
+    fig = preset.seed_figures
+    lines = [preset.title, f"seed 000 on MNIST (teacher {fig['teacher']} %): " + ", ".join(
+        f"{k}: " + " / ".join("-" if v is None else f"{v} %" for v in vals) for k, vals in fig["rows"].items())
+        + f"  [{' / '.join(fig['columns'])}]"]
+    return "\n".join(lines) + "\n" + "\n\n".join(_text(o) for o in outs)
+
+
+def preset_configs(args, entry) -> list[protocol.DistillConfig]:
+    """The runs of a preset: the paper's settings wherever the user gave no option."""
+    ds, arch = args.dataset or entry.card.dataset, entry.card.arch
+    if args.table == "seed003":  # visualizations / weight images / class averages; deeper student; bias-only
+        student = replace(seed003_student(arch), **{k: v for k, v in (("epochs", args.epochs), ("lr", args.lr),
+                                                                      ("seed", args.seed)) if v is not None})
+        return [
+            protocol.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, seed=args.seed),
+                                   (student, replace(student, arch="mlp")), preset="bias-only"),
+            protocol.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, method="weight-images", visualize=None),
+                                   (student,), baseline=False),
+            protocol.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, method="class-averages", visualize=None),
+                                   (student,), baseline=False),
+        ]
+    preset = SEED_PRESETS[args.table]
+    args = _preset_args(args, preset)
+    if args.table == "table1":  # one synthetic set, the teacher's architecture (CNN_ID) first, then seed 000's others
+        return [protocol.DistillConfig(entry.id, ds, _synthesis(args),
+                                       _students(args, tuple(dict.fromkeys((arch,) + preset.students))))]
+    sizes = tuple(s for s in preset.sizes if s < args.n) + (args.n,)  # each beside a real subset of its size
+    return [protocol.DistillConfig(entry.id, ds, _synthesis(args), _students(args, (arch,)), sizes=sizes)]
+
+
 def cmd_preset(args) -> None:
+    if args.table == "kegnet-table":  # seed 004: Tucker compression repaired without data
+        from vizcore.cli.compress_cmd import cmd_kegnet_table
+
+        cmd_kegnet_table(args)
+        return
+    if not args.teacher:
+        raise ValueError(f"{args.table} needs --teacher")
     entry = zoo.get_entry(args.teacher)
-    ds = args.dataset or entry.card.dataset
-    arch = entry.card.arch
     if args.table == "seed003-subset":  # seed 003 section 8: class-subset teachers, one visualization swapped
-        job = presets.start_subset_run(entry.id, ds, args.cls, args.versus, wait=True)
+        job = presets.start_subset_run(entry.id, args.dataset or entry.card.dataset, args.cls, args.versus, wait=True)
         if job.state != "done":
             raise ValueError(f"run {job.id} {job.state}: {job.error or job.message}")
         emit(job.result, args.json, _subset_text(job.result))
         return
-    if args.table == "table1":  # seed 000 Table 1: many students, one synthetic set
-        archs = tuple(dict.fromkeys((arch,) + TABLE1_STUDENTS))  # the teacher's architecture first (CNN_ID)
-        cfgs = [protocol.DistillConfig(entry.id, ds, _synthesis(args), _students(args, archs))]
-    elif args.table == "table2":  # seed 000 Table 2: accuracy against size, real subsets of the same size
-        sizes = tuple(s for s in (args.n // 30, args.n // 6, args.n // 3, args.n) if s >= 10)
-        cfgs = [protocol.DistillConfig(entry.id, ds, _synthesis(args), _students(args, (arch,)), sizes=sizes)]
-    else:  # seed 003: visualizations / weight images / class averages -> same arch; deeper student; bias-only
-        one = dict(per_class=1)
-        cfgs = [
-            protocol.DistillConfig(entry.id, ds, _synthesis(args, "pixel-am", **one), _students(args, (arch, "mlp")),
-                               preset="bias-only"),
-            protocol.DistillConfig(entry.id, ds, _synthesis(args, "weight-images", **one), _students(args, (arch,)), baseline=False),
-            protocol.DistillConfig(entry.id, ds, _synthesis(args, "class-averages", **one), _students(args, (arch,)), baseline=False),
-        ]
-    outs = [_compact(_run(c)) for c in cfgs]
-    emit(outs, args.json, "\n\n".join(_text(o) for o in outs))
+    outs = [_compact(_run(c)) for c in preset_configs(args, entry)]
+    if args.table == "seed003":
+        emit({"seed_figures": SEED003_FIGURES, "runs": outs}, args.json,
+             "seed 003 (linear teachers): " + ", ".join(f"{k} {v} %" for k, v in SEED003_FIGURES.items())
+             + "\n" + "\n\n".join(_text(o) for o in outs))
+        return
+    preset = SEED_PRESETS[args.table]
+    out = {"preset": preset.name, "title": preset.title, "seed_figures": preset.seed_figures, **outs[0]}
+    emit(out, args.json, _seed_text(preset, [out]))
 
 
 def add_parser(sub) -> None:
-    def options(p):
-        p.add_argument("--teacher", required=True, help="model id (zoo:NAME, user:NAME) or name")
+    def options(p, preset=False):
+        """``preset``: every setting defaults to the paper's (None here)."""
+        def dflt(v):
+            return None if preset else v
+        p.add_argument("--teacher", required=p.prog.endswith("distill"), help="model id (zoo:NAME, user:NAME) or name")
         p.add_argument("--dataset", help="default: the teacher's dataset (used for the baseline and the final test)")
-        p.add_argument("--method", choices=METHODS, default="generator-am")
-        p.add_argument("--n", type=int, default=2000, help="synthetic images")
-        p.add_argument("--labels", choices=("soft", "hard"), default="soft")
-        p.add_argument("--epochs", type=int, default=20)
+        p.add_argument("--method", choices=METHODS, default=dflt(DEFAULT_METHOD))
+        p.add_argument("--n", type=int, default=dflt(DEFAULT_N),
+                       help="synthetic images (an online method: the images its memory bank keeps)")
+        p.add_argument("--labels", choices=("soft", "hard"), default=dflt("soft"))
+        p.add_argument("--epochs", type=int, default=dflt(20))
         p.add_argument("--relabel", action="store_true",
                        help="keep the teacher in the loop of the torch students: every batch is rescaled in brightness "
                             "and labelled afresh by the teacher (data-free; SVM and RF are fitted once, without it)")
-        p.add_argument("--lr", type=float, default=1e-3, help="student learning rate")
-        p.add_argument("--temperature", type=float, default=1.0, help="soft-label temperature")
+        p.add_argument("--lr", type=float, default=dflt(1e-3), help="student learning rate")
+        p.add_argument("--temperature", type=float, default=dflt(1.0), help="soft-label temperature")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--steps", type=int, help="generator / pixel AM: max ascent steps")
         p.add_argument("--train-steps", type=int, help="KegNet (per generator) / DFAD training steps")
@@ -123,14 +197,24 @@ def add_parser(sub) -> None:
         return p
 
     d = options(sub.add_parser("distill", help="data-free distillation: synthetic set -> students -> one test read"))
+    d.add_argument("--budget", type=int, help=f"engine steps per torch student (default {DEFAULT_ENGINE.steps}); "
+                                              "the estimate is printed before the run starts")
+    d.add_argument("--kd-loss", choices=LOSSES, help=f"engine loss (default {DEFAULT_ENGINE.loss}: KL at temperature "
+                                                     f"{DEFAULT_ENGINE.temperature}; l1: DFAD's L1 between logits)")
+    d.add_argument("--mix", choices=MIXES, help=f"engine augmentation, relabelled by the teacher (default {DEFAULT_ENGINE.mix})")
+    d.add_argument("--no-engine", action="store_true",
+                   help="train on the stored labels for --epochs (the seeds' way) instead of the engine")
     d.add_argument("--student", action="append", default=[], help=f"architecture(s), repeat or comma-separate: {', '.join(STUDENT_KINDS)}")
     d.add_argument("--no-baseline", action="store_true", help="skip the real-data baseline")
     d.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="also train on the first S images, e.g. 400,2000")
     d.add_argument("--bias-only", action="store_true", help="add seed 003's bias-only linear student")
     d.set_defaults(func=cmd_distill)
-    p = options(sub.add_parser("distill-preset", help="seed 000 Table 1 / Table 2 (--method: generator AM as in "
-                                                      "the seed, or another), seed 003's table"))
-    p.add_argument("table", choices=("table1", "table2", "seed003", "seed003-subset"))
+    p = options(sub.add_parser("distill-preset", help="seed 000 Tables 1, 2, 6, 7 and seed 003's table with the settings "
+                                                      "that reproduce them (any option overrides), beside the seeds' figures"),
+                preset=True)
+    p.add_argument("table", choices=tuple(SEED_PRESETS) + ("seed003", "seed003-subset", "kegnet-table"))
+    p.add_argument("--ratio", type=float, help="kegnet-table: compression ratio (default: the seed's for the dataset)")
+    p.add_argument("--kegnet-steps", type=int, help="kegnet-table: training steps per KegNet generator (default 2000)")
     p.add_argument("--class", dest="cls", type=int, default=3, help="seed003-subset: the class whose visualization is swapped")
     p.add_argument("--versus", type=int, default=4, help="seed003-subset: the other class of the two-class teacher")
     p.set_defaults(func=cmd_preset)

@@ -6,7 +6,7 @@ import time
 
 from vizcore import data, zoo
 from vizcore.cli import emit
-from vizcore.explain.visualize import PIXELS, PRECISIONS, VisualizeConfig, class_averages, class_visualizations, summary
+from vizcore.explain.visualize import PIXELS, PRECISIONS, STARTS, VisualizeConfig, class_averages, class_visualizations, summary
 
 
 def cmd_visualize(args) -> None:
@@ -20,7 +20,7 @@ def cmd_visualize(args) -> None:
         threshold_range=tuple(args.threshold_range) if args.threshold_range else None,
         attract_repel=args.attract_repel, seed=args.seed, precision=args.precision)
     means = None
-    if config.start == "mean":
+    if config.start in ("mean", "average"):
         ds = data.load_dataset(args.dataset or card.dataset, root=args.data_root)
         if not zoo.fits(entry, ds):
             raise ValueError(f"{entry.id} does not take {ds.name}'s images; pass --dataset with matching images")
@@ -51,7 +51,7 @@ def add_parser(sub) -> None:
     t.add_argument("--threshold", type=float, default=d.threshold, help="stop at softmax > T (default 0.99)")
     t.add_argument("--threshold-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="draw T per sample")
     t.add_argument("--no-threshold", action="store_true", help="run every sample for --steps steps")
-    p.add_argument("--start", choices=("blank", "grey", "noise", "mean"), default=d.start)
+    p.add_argument("--start", choices=STARTS, default=d.start)
     p.add_argument("--objective", choices=("logit", "logprob"), default=d.objective)
     p.add_argument("--steps", type=int, default=d.steps, help="step cap")
     p.add_argument("--lr", type=float, default=d.lr)

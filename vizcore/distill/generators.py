@@ -7,9 +7,16 @@ so every image lies in [0, 1] like the datasets (seed 000's bound ``||G(Z)|| <= 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def label_vector(y: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """Class indices ``(N,)`` as one-hot rows; a soft label ``(N, K)`` (KegNet's latent walk) passes as it is."""
+    return y.to(dtype) if y.is_floating_point() else F.one_hot(y, n_classes).to(dtype)
 
 
 class Generator(nn.Module):
@@ -30,7 +37,7 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.n_classes:
-            z = torch.cat([z, F.one_hot(y, self.n_classes).to(z.dtype)], dim=1)
+            z = torch.cat([z, label_vector(y, self.n_classes, z.dtype)], dim=1)
         x = self.body(self.fc(z).view(len(z), self.width, self.h0, self.w0))
         c, h, w = self.input_shape
         if x.shape[-2:] != (h, w):
@@ -38,13 +45,28 @@ class Generator(nn.Module):
         return torch.sigmoid(x)
 
 
-class Decoder(nn.Module):
-    """KegNet's decoder: an MLP that recovers the noise vector from a generated image (seed 004)."""
+class TableGenerator(nn.Module):
+    """KegNet's generator for unstructured data (seed 004; the published code's dense generator): (z, one-hot y)
+    -> two dense ELU layers of 120 units with batch norm -> features, batch-normalized without affine weights so
+    the rows come out standardized like the tables' features."""
 
-    def __init__(self, input_shape: tuple[int, int, int], noise_dim: int, hidden: int = 128):
+    def __init__(self, n_features: int, noise_dim: int, n_classes: int, width: int = 120):
         super().__init__()
-        c, h, w = input_shape
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ELU(),
+        self.noise_dim, self.n_classes = noise_dim, n_classes
+        self.net = nn.Sequential(nn.Linear(noise_dim + n_classes, width), nn.ELU(), nn.BatchNorm1d(width),
+                                 nn.Linear(width, width), nn.ELU(), nn.BatchNorm1d(width),
+                                 nn.Linear(width, n_features), nn.BatchNorm1d(n_features, affine=False))
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z, label_vector(y, self.n_classes, z.dtype)], dim=1))
+
+
+class Decoder(nn.Module):
+    """KegNet's decoder: an MLP that recovers the noise vector from a generated image or row (seed 004)."""
+
+    def __init__(self, input_shape: tuple[int, ...], noise_dim: int, hidden: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), hidden), nn.ELU(),
                                  nn.Linear(hidden, hidden), nn.ELU(), nn.Linear(hidden, noise_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.distill.generators import Decoder, Generator
+from vizcore.core.progress import Cancelled, Progress, progress_span
+from vizcore.distill.generators import Decoder, Generator, TableGenerator
 from vizcore.models import model_device
-from vizcore.core.progress import Cancelled, Progress
 
 
 def diversity_loss(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -32,7 +32,9 @@ def train_kegnet_generator(teacher: nn.Module, input_shape, num_classes: int, *,
                            cancelled: Callable[[], bool] | None = None) -> Generator:
     """Train one (generator, decoder) pair against the frozen ``teacher``; returns the generator."""
     dev = model_device(teacher)
-    G = Generator(input_shape, noise_dim, n_classes=num_classes).to(dev)
+    table = len(input_shape) == 1
+    G = (TableGenerator(input_shape[0], noise_dim, num_classes) if table
+         else Generator(input_shape, noise_dim, n_classes=num_classes)).to(dev)
     D = Decoder(input_shape, noise_dim).to(dev)
     opt = torch.optim.Adam(list(G.parameters()) + list(D.parameters()), lr=lr)
     G.train()
@@ -53,33 +55,74 @@ def train_kegnet_generator(teacher: nn.Module, input_shape, num_classes: int, *,
     return G
 
 
-def kegnet_images(teacher: nn.Module, config, *, input_shape, num_classes: int, dataset: str = "", real=None,
-                  progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> tuple[torch.Tensor, dict]:
-    """Train ``config.generators`` KegNet generators and sample ``config.n`` images, classes balanced."""
+def train_kegnet_generators(teacher: nn.Module, config, *, input_shape, num_classes: int, dataset: str = "",
+                            progress: Progress | None = None,
+                            cancelled: Callable[[], bool] | None = None) -> tuple[list[nn.Module], dict]:
+    """Train ``config.generators`` (generator, decoder) pairs against the frozen ``teacher``; returns the
+    generators (in eval mode) and the settings used."""
     torch.manual_seed(config.seed)
-    dev = model_device(teacher)
     k, steps = config.generators, config.train_steps
-    beta = config.kegnet_beta(dataset)
+    # tables: no diversity term, as KegNet's code for its unstructured sets
+    beta = config.kegnet_beta(dataset) if len(input_shape) == 3 or config.beta is not None else 0.0
     gens = []
     for g in range(k):
         def tick(step, g=g):
             if progress and (step % 10 == 0 or step == steps):
-                progress((g * steps + step) / (k * steps) * 0.95, f"KegNet: generator {g + 1}/{k}, step {step}/{steps}")
+                progress((g * steps + step) / (k * steps), f"KegNet: generator {g + 1}/{k}, step {step}/{steps}")
         gens.append(train_kegnet_generator(
             teacher, input_shape, num_classes, noise_dim=config.noise(), steps=steps, batch_size=config.batch_size,
-            lr=config.learning_rate(), alpha=config.alpha, beta=beta, progress=tick, cancelled=cancelled))
+            lr=config.learning_rate(), alpha=config.alpha, beta=beta, progress=tick, cancelled=cancelled).eval())
+    return gens, {"generators": k, "beta": beta, "alpha": config.alpha, "noise_dim": config.noise()}
+
+
+def kegnet_images(teacher: nn.Module, config, *, input_shape, num_classes: int, dataset: str = "", real=None,
+                  progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> tuple[torch.Tensor, dict]:
+    """Train ``config.generators`` KegNet generators and sample ``config.n`` images, classes balanced."""
+    dev = model_device(teacher)
+    gens, stats = train_kegnet_generators(teacher, config, input_shape=input_shape, num_classes=num_classes,
+                                          dataset=dataset, progress=progress_span(progress, 0.0, 0.95),
+                                          cancelled=cancelled)
+    k = len(gens)
     out = []
     y_all = torch.arange(config.n) % num_classes
     y_all = y_all[torch.randperm(config.n)]
     share = -(-config.n // k)
     with torch.no_grad():
         for g, G in enumerate(gens):
+            G.train()  # batch statistics, as during training
             ys = y_all[g * share:(g + 1) * share]
             for i in range(0, len(ys), config.batch_size):
                 y = ys[i:i + config.batch_size].to(dev)
                 m = max(len(y), 2)
                 yy = torch.cat([y, y[:1].repeat(m - len(y))])
                 out.append(G(torch.randn(m, config.noise(), device=dev), yy)[:len(y)].cpu())
+            G.eval()
     if progress:
         progress(1.0, "KegNet: sampled")
-    return torch.cat(out), {"generators": k, "beta": beta, "alpha": config.alpha, "noise_dim": config.noise()}
+    return torch.cat(out), stats
+
+
+@torch.no_grad()
+def kegnet_pictures(generators: list[nn.Module], num_classes: int, noise_dim: int, *, samples: int = 64,
+                    walk: tuple[int, int] = (0, 5), steps: int = 9, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Seed 004's qualitative figures, per generator: each class at ``z = 0`` ("zero", G x K x input), each class
+    averaged over ``samples`` noise vectors ("mean"), and a latent walk of the label from class ``walk[0]`` to
+    ``walk[1]`` at ``z = 0`` ("walk", G x steps x input; "walk_weights" the share of the second class)."""
+    a, b = walk
+    if not (0 <= a < num_classes and 0 <= b < num_classes):
+        raise ValueError(f"the walk's classes must lie in 0..{num_classes - 1}")
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(samples, noise_dim, generator=g)
+    t = torch.linspace(0, 1, steps)
+    soft = torch.zeros(steps, num_classes)
+    soft[:, a] += 1 - t
+    soft[:, b] += t
+    zero, mean, path = [], [], []
+    for G in generators:
+        G.eval()
+        dev = next(G.parameters()).device
+        ks = torch.arange(num_classes, device=dev)
+        zero.append(G(torch.zeros(num_classes, noise_dim, device=dev), ks).cpu())
+        mean.append(torch.stack([G(z.to(dev), torch.full((samples,), k, device=dev)).mean(0) for k in range(num_classes)]).cpu())
+        path.append(G(torch.zeros(steps, noise_dim, device=dev), soft.to(dev)).cpu())
+    return {"zero": torch.stack(zero), "mean": torch.stack(mean), "walk": torch.stack(path), "walk_weights": t}

@@ -22,12 +22,27 @@ from torch import nn
 
 from vizcore.core.hooks import frozen_copy, guarded
 from vizcore.core.jobs import JobInfo, get_job, list_jobs, start_job
-from vizcore.metrics import classification_report, predict_logits
-from vizcore.distill.students import (Student, StudentConfig, bias_only_student, fit_student,
-                              holdout_split, train_student)
-from vizcore.distill.synthesis import SynthesisConfig, SyntheticSet, synthesize
 from vizcore.core.progress import Progress, progress_span
 from vizcore.core.workspace import atomic_write, read_json, write_json
+from vizcore.distill.engine import EngineConfig, distill
+from vizcore.distill.methods import engine_for, is_online
+from vizcore.distill.students import (
+    SKLEARN_STUDENTS,
+    Student,
+    StudentConfig,
+    bias_only_student,
+    fit_student,
+    holdout_split,
+    train_student,
+)
+from vizcore.distill.synthesis import (
+    SynthesisConfig,
+    SyntheticSet,
+    label_with_teacher,
+    synthesize,
+)
+from vizcore.metrics import classification_report, predict_logits
+from vizcore.models import build_model
 
 JOB_KIND = "distill"
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -39,7 +54,9 @@ class DistillConfig:
 
     ``sizes``: also train the first student on the first ``s`` synthetic images (and ``s`` real ones) for
     each size, for accuracy-against-size (seed 000 Table 2). ``preset='bias-only'`` adds seed 003's
-    extreme-compression student (section 10).
+    extreme-compression student (section 10). ``engine``: torch students are trained by the one engine
+    (:mod:`vizcore.distill.engine`, the teacher's logits on every batch) instead of on the stored labels;
+    an online method (DFAD) needs it, and its synthetic set is then the engine's memory bank.
     """
 
     teacher: str
@@ -49,6 +66,13 @@ class DistillConfig:
     baseline: bool = True
     sizes: tuple[int, ...] = ()
     preset: str = ""
+    engine: EngineConfig | None = None
+
+    def __post_init__(self):
+        if is_online(self.synthesis.method) and self.engine is None:
+            raise ValueError(f"{self.synthesis.method} makes its images while the student trains: it needs the engine")
+        if is_online(self.synthesis.method) and (self.sizes or self.preset):
+            raise ValueError("an online method has no fixed set to sweep sizes or take prototypes from")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -56,7 +80,8 @@ class DistillConfig:
     @classmethod
     def from_json(cls, d: dict) -> DistillConfig:
         return cls(**{**d, "synthesis": SynthesisConfig(**d["synthesis"]),
-                      "students": tuple(StudentConfig(**s) for s in d["students"]), "sizes": tuple(d.get("sizes", ()))})
+                      "students": tuple(StudentConfig(**s) for s in d["students"]), "sizes": tuple(d.get("sizes", ())),
+                      "engine": EngineConfig(**d["engine"]) if d.get("engine") else None})
 
 
 def real_subset(split: Split, n: int, seed: int) -> Split:
@@ -73,6 +98,23 @@ def train_baseline(config: StudentConfig, train: Split, num_classes: int, **kw) 
                           num_classes=num_classes, **kw)
     student.name = f"{config.arch} (real data)"
     return student
+
+
+def engine_student(teacher: nn.Module, synth: SyntheticSet | None, config: StudentConfig, engine: EngineConfig, *,
+                   input_shape, num_classes: int, progress: Progress | None = None,
+                   cancelled: Callable[[], bool] | None = None,
+                   on_checkpoint: Callable[[int, float], None] | None = None) -> tuple[Student, torch.Tensor | None]:
+    """A torch student trained by the engine on ``synth`` (its hold-out split selects) and/or an online
+    generator; returns the student and the engine's memory bank (the images an online method kept)."""
+    images = hold = None
+    if synth is not None:
+        tr, ho = holdout_split(len(synth), config.holdout, config.seed)
+        images, hold = synth.images[tr], synth.images[ho]
+    model = build_model(config.arch, tuple(input_shape), num_classes, seed=config.seed)
+    res = distill(teacher, model, replace(engine, seed=config.seed), input_shape=input_shape, num_classes=num_classes,
+                  images=images, holdout=hold, progress=progress, cancelled=cancelled, on_checkpoint=on_checkpoint)
+    name = f"{config.arch}-engine"
+    return Student(name, config, model=res.model.cpu().eval(), selection=res.selection, seconds=res.seconds), res.bank
 
 
 def _prototypes(synth: SyntheticSet) -> torch.Tensor:
@@ -95,17 +137,44 @@ def run_distillation(teacher: nn.Module, config: DistillConfig, *, class_names: 
     if (config.baseline or syn_cfg.needs_real_data) and real_train is None:
         raise ValueError("the real-data baseline and class averages / Loss_2 need the real training split")
     start = time.perf_counter()
-    synth = synthesize(teacher, syn_cfg, input_shape=input_shape, class_names=class_names, dataset=config.dataset,
-                       teacher_id=config.teacher, real=real_train, progress=progress_span(progress, 0, 0.5), cancelled=cancelled)
+    online = is_online(syn_cfg.method)
+    synth = None if online else synthesize(
+        teacher, syn_cfg, input_shape=input_shape, class_names=class_names, dataset=config.dataset,
+        teacher_id=config.teacher, real=real_train, progress=progress_span(progress, 0, 0.4), cancelled=cancelled)
     synth_seconds = time.perf_counter() - start
-    if out_dir:
+    if out_dir and synth is not None:
         synth.to_npz(Path(out_dir) / "synthetic.npz")
-    twin = frozen_copy(teacher) if any(sc.relabel for sc in config.students) else None
+    twin = frozen_copy(teacher) if config.engine or any(sc.relabel for sc in config.students) else None
     students: list[Student] = []
     n_jobs = len(config.students) + bool(config.preset == "bias-only")
-    for i, sc in enumerate(config.students):
-        students.append(train_student(synth, sc, teacher=twin, cancelled=cancelled,
-                                      progress=progress_span(progress, 0.5 + 0.3 * i / n_jobs, 0.5 + 0.3 * (i + 1) / n_jobs)))
+    live: list[dict] = []
+    engine = engine_for(syn_cfg.method, config.engine, syn_cfg.n) if config.engine else None
+    # torch students first: an online method's scikit-learn students learn the first engine student's bank
+    order = sorted(range(len(config.students)), key=lambda i: config.students[i].arch in SKLEARN_STUDENTS)
+    trained: dict[int, Student] = {}
+    for j, i in enumerate(order):
+        sc = config.students[i]
+        span = progress_span(progress, 0.4 + 0.4 * j / n_jobs, 0.4 + 0.4 * (j + 1) / n_jobs)
+        if engine and sc.arch not in SKLEARN_STUDENTS:
+            curve = {"student": f"{sc.arch}-engine", "points": []}
+            live.append(curve)
+
+            def checkpoint(step, score, curve=curve):
+                curve["points"].append([step, score])
+                if out_dir:
+                    write_json(Path(out_dir) / "live.json", live)
+            trained[i], bank = engine_student(twin, synth if not online else None, sc, engine, input_shape=input_shape,
+                                              num_classes=k, progress=span, cancelled=cancelled, on_checkpoint=checkpoint)
+            if synth is None:  # the online method's images: its memory bank, labelled by the teacher
+                synth = _labelled(twin, bank, syn_cfg, class_names, config)
+                synth_seconds = trained[i].seconds
+        else:
+            if synth is None:
+                raise ValueError("an online method trains scikit-learn students on its bank: list a torch student first")
+            trained[i] = train_student(synth, sc, teacher=twin, cancelled=cancelled, progress=span)
+    students = [trained[i] for i in range(len(config.students))]
+    if out_dir and online:
+        synth.to_npz(Path(out_dir) / "synthetic.npz")
     if config.preset == "bias-only":
         students.append(bias_only_student(_prototypes(synth), synth, config.students[0], cancelled=cancelled,
                                           progress=progress_span(progress, 0.8 - 0.3 / n_jobs, 0.8)))
@@ -141,7 +210,8 @@ def run_distillation(teacher: nn.Module, config: DistillConfig, *, class_names: 
         "config": config.to_json(), "class_names": list(class_names),
         "teacher": {"id": config.teacher, "accuracy": teacher_rep["accuracy"], "report": teacher_rep},
         "synthesis": {"n": len(synth), "seconds": round(synth_seconds, 2), "stats": synth.stats,
-                      "used_real_data": syn_cfg.needs_real_data},
+                      "used_real_data": syn_cfg.needs_real_data, "online": online},
+        "engine": engine.to_json() if engine else None, "live": live,
         "students": [row(s) for s in students], "baselines": [row(b) for b in baselines],
         "sweep": [{"size": s, "synthetic": report(a.predict(x_test))["accuracy"],
                    "real": report(b.predict(x_test))["accuracy"] if b else None} for s, a, b in sweep_models],
@@ -154,6 +224,13 @@ def run_distillation(teacher: nn.Module, config: DistillConfig, *, class_names: 
                              st_save_bytes({k_: v.contiguous() for k_, v in s.model.state_dict().items()}))
         write_json(Path(out_dir) / "report.json", result)
     return result
+
+
+def _labelled(teacher: nn.Module, images: torch.Tensor, syn_cfg: SynthesisConfig, class_names, config) -> SyntheticSet:
+    labels, logits, probs = label_with_teacher(teacher, images)
+    return SyntheticSet(images=images, labels=labels, logits=logits, probs=probs, class_names=list(class_names),
+                        config={**asdict(syn_cfg), "dataset": config.dataset}, teacher_id=config.teacher,
+                        stats={"class_counts": torch.bincount(labels, minlength=len(class_names)).tolist()})
 
 
 # ------------------------------------------------------------------------------------------ jobs and the store

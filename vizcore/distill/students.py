@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vizcore.distill.engine import brighten
 from vizcore.metrics import predict_logits
 from vizcore.models import ARCHITECTURES, build_model
 from vizcore.train import TrainConfig, fit
@@ -119,10 +120,7 @@ def brightness_relabel(teacher: nn.Module, temperature: float = 1.0,
     gen = torch.Generator().manual_seed(seed)
 
     def relabel(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = (len(x),) + (1,) * (x.dim() - 1)
-        peak = x.flatten(1).amax(1).clamp(min=1e-3).view(shape)
-        factor = 1 + torch.rand(shape, generator=gen).to(x.device) * (1 / peak - 1).clamp(min=0)
-        images = (x * factor).clamp(0, 1)
+        images = brighten(x, gen)
         with torch.no_grad():
             return images, (teacher(images) / temperature).softmax(1)
     return relabel

@@ -345,7 +345,7 @@ def synthesize(teacher: nn.Module, config: SynthesisConfig, *, input_shape, clas
     if config.method == "kegnet":
         kw["dataset"] = dataset
     images, stats = _MAKERS[config.method](twin, config, **kw)
-    images = images.float() if config.unbounded else images.float().clamp(0, 1)
+    images = images.float() if config.unbounded or len(input_shape) == 1 else images.float().clamp(0, 1)
     labels, logits, probs = label_with_teacher(twin, images)
     stats = {**stats, "class_counts": torch.bincount(labels, minlength=len(class_names)).tolist()}
     return SyntheticSet(images=images, labels=labels, logits=logits, probs=probs,

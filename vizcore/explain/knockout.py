@@ -147,6 +147,7 @@ class KnockoutEvaluator:
         self._logits: torch.Tensor | None = None
         self._version = None
         self._zero_out: dict[str, torch.Tensor] = {}
+        self._results: dict[tuple, KnockoutResult] = {}
         self.n_classes = n_classes or self.base_logits().shape[1]
 
     # -- cache ---------------------------------------------------------------------------------------------
@@ -253,9 +254,19 @@ class KnockoutEvaluator:
                 return torch.cat([self._tail(mask, j, slice(b, b + step)) for b in range(0, len(self.x), step)])
 
     def evaluate(self, mask: Mask) -> KnockoutResult:
-        """Accuracy, per-class accuracy and confusion matrix with ``mask`` applied, from one pass."""
+        """Accuracy, per-class accuracy and confusion matrix with ``mask`` applied, from one pass.
+
+        The last 64 results are remembered (a slider moved back and forth costs nothing the second time)."""
         norm = normalize_mask(self.model, mask)
-        return _result(norm, self.logits(norm).argmax(1), self.y, self.n_classes)
+        key = (self._weights_version(), tuple(norm.items()))
+        if (hit := self._results.get(key)) is not None:
+            return hit
+        result = _result(norm, self.logits(norm).argmax(1), self.y, self.n_classes)
+        with self._lock:
+            self._results[key] = result
+            while len(self._results) > 64:
+                self._results.pop(next(iter(self._results)))
+        return result
 
 
 # -- evaluation data ---------------------------------------------------------------------------------------

@@ -132,12 +132,61 @@ def pixel_param(start: torch.Tensor, mode: str = "clamp") -> tuple[torch.Tensor,
     raise ValueError(f"unknown pixel parameterization '{mode}'; use 'clamp', 'sigmoid' or 'free'")
 
 
-def jitter(images: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
-    """Shift the batch by a random offset of up to ``pixels`` in each direction (wrapping around)."""
-    if pixels <= 0:
+def random_view(images: torch.Tensor, generator: torch.Generator, shift: float = 0.0, scale: float = 0.0,
+                degrees: float = 0.0) -> torch.Tensor:
+    """Each image moved by its own random affine map: a shift of up to ``shift`` pixels, a zoom in
+    ``[1 - scale, 1 + scale]`` and a rotation of up to ``degrees`` (lucent's ``transform.jitter``,
+    ``random_scale`` and ``random_rotate`` in one differentiable resampling; Olah et al. 2017,
+    "transformation robustness"). Edge pixels fill the border. Identity when all three are 0."""
+    if shift <= 0 and scale <= 0 and degrees <= 0:
         return images
-    dx, dy = (torch.randint(-pixels, pixels + 1, (2,), generator=generator)).tolist()
-    return torch.roll(images, shifts=(dy, dx), dims=(-2, -1))
+    n, _, h, w = images.shape
+    r = torch.rand(n, 4, generator=generator).to(images.device) * 2 - 1
+    angle = r[:, 0] * degrees * torch.pi / 180
+    zoom = 1 + r[:, 1] * scale
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin * h / w, r[:, 2] * 2 * shift / w], 1),
+                         torch.stack([sin * w / h, cos, r[:, 3] * 2 * shift / h], 1)], 1)
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+# lucent's colour decorrelation (the square root of ImageNet's RGB covariance): an RGB image is built from
+# three decorrelated channels, so one step changes colour and brightness the way natural images vary.
+_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+_COLOR_SQRT = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
+
+
+def fft_param(start: torch.Tensor, generator: torch.Generator, sd: float = 1.0,
+              decay: float = 1.0) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
+    """A decorrelated image parameterization (Olah et al. 2017 "Feature Visualization", lucent's
+    ``param.fft_image`` + ``to_valid_rgb``): the parameters are the image's Fourier coefficients, scaled
+    by 1 / frequency^``decay`` so that every frequency learns at the same rate (plain pixel ascent is
+    dominated by high-frequency noise); RGB images are colour-decorrelated; a sigmoid keeps pixels in
+    (0, 1). Unlike lucent the scale is normalized to RMS 1, so one Adam step of rate ``lr`` moves a
+    pixel's pre-sigmoid value by about ``lr`` whatever the image size (8x8 digits and 224x224 photos alike). Each sample starts from its own
+    random spectrum (seeded by ``generator``; pre-sigmoid pixel noise of RMS about ``sd``) added to ``start``,
+    so samples climb to different pictures (lucent's sd 0.01 lets every sample of a class reach the same one).
+
+    Returns ``(param, image_fn)`` as :func:`pixel_param` does.
+    """
+    n, c, h, w = start.shape
+    fy = torch.fft.fftfreq(h)[:, None]
+    fx = torch.fft.rfftfreq(w)[None, :]
+    freqs = (fx ** 2 + fy ** 2).sqrt()
+    scale = 1.0 / freqs.clamp(min=1.0 / max(h, w)) ** decay
+    scale = (scale / scale.pow(2).mean().sqrt()).to(start.device)  # RMS 1: a step moves a pixel by ~lr at any size
+    spectrum = (torch.randn(n, c, h, w // 2 + 1, 2, generator=generator) * sd).to(start.device).requires_grad_(True)
+    base = torch.logit(start.detach().clamp(_SIGMOID_EPS, 1 - _SIGMOID_EPS))
+    color = _COLOR_SQRT.to(start.device)
+
+    def image_fn() -> torch.Tensor:
+        x = torch.fft.irfftn(torch.view_as_complex(spectrum) * scale, s=(h, w), norm="ortho")
+        if c == 3:
+            x = torch.einsum("nchw,dc->ndhw", x, color)
+        return torch.sigmoid(base + x)
+
+    return spectrum, image_fn
 
 
 def blur_(param: torch.Tensor, strength: float) -> None:

@@ -22,14 +22,15 @@ from torch import nn
 from vizcore.core.hooks import capture, frozen_copy, guarded
 from vizcore.metrics import predict_logits
 from vizcore.models import model_device
-from vizcore.explain.objectives import (AscentState, Objective, blur_, channel_mean, class_logit, class_logprob, jitter,
-                                l2, logit_mix, pixel_param, total_variation)
+from vizcore.explain.objectives import (AscentState, Objective, blur_, channel_mean, class_logit, class_logprob,
+                                        fft_param, l2, logit_mix, pixel_param, random_view, total_variation)
 from vizcore.core.progress import Cancelled, Progress, progress_span
 from vizcore.core.workspace import atomic_write
 
-STARTS = ("blank", "grey", "noise", "mean")
+STARTS = ("blank", "grey", "noise", "mean", "average")
 OBJECTIVES = ("logit", "logprob")
 PIXELS = ("clamp", "sigmoid", "free")
+PARAMS = ("pixel", "fft")
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 Stop = Callable[[torch.Tensor, torch.Tensor, int, torch.Tensor], torch.Tensor]
 CHUNK = 128  # samples per forward/backward inside one ascent step
@@ -45,9 +46,16 @@ class VisualizeConfig:
     random number of steps (1..``pre_steps``) each sample raises or lowers the logits of a random subset of
     classes before the ascent. ``precision='bfloat16'`` runs the ascent's arithmetic in bf16 (2-3x faster
     on processors with bf16 units); stopping decisions and the returned scores are still made in float32.
+
+    Image priors (Olah et al. 2017, "Feature Visualization"; lucent): ``param='fft'`` optimizes a
+    decorrelated Fourier parameterization behind a sigmoid instead of the pixels (needs ``pixel='sigmoid'``);
+    ``jitter``, ``scale`` and ``rotate`` show the model each sample through its own random shift (pixels),
+    zoom (fraction) and rotation (degrees) at every step, so only features that survive them grow.
+    :data:`PRESETS` names the two ends: what the seeds did and what a person can recognize.
     """
 
-    start: str = "blank"          # 'blank' (zeros, seed 003), 'grey' (0.5), 'noise' (uniform), 'mean' (class average)
+    start: str = "blank"          # 'blank' (zeros, seed 003), 'grey' (0.5), 'noise' (uniform), 'mean' (class average),
+                                  # 'average' (the mean of all class averages: one picture for every class)
     objective: str = "logit"      # 'logit' (pre-softmax, seed 003) or 'logprob'
     steps: int = 300              # step cap
     lr: float = 0.05
@@ -63,6 +71,9 @@ class VisualizeConfig:
     pre_steps: int = 30
     seed: int = 0
     precision: str = "float32"    # arithmetic of the ascent: 'float32' or 'bfloat16'
+    param: str = "pixel"          # 'pixel' (the pixels themselves) or 'fft' (decorrelated Fourier image)
+    scale: float = 0.0            # random zoom of up to this fraction per step
+    rotate: float = 0.0           # random rotation of up to this many degrees per step
 
     def __post_init__(self):
         if self.start not in STARTS:
@@ -73,6 +84,12 @@ class VisualizeConfig:
             raise ValueError(f"optimizer must be 'adam' or 'sgd', not '{self.optimizer}'")
         if self.pixel not in PIXELS:
             raise ValueError(f"pixel must be one of {PIXELS}, not '{self.pixel}'")
+        if self.param not in PARAMS:
+            raise ValueError(f"param must be one of {PARAMS}, not '{self.param}'")
+        if self.param == "fft" and self.pixel != "sigmoid":
+            raise ValueError("the fft parameterization keeps pixels in range with a sigmoid: use pixel='sigmoid'")
+        if not 0 <= self.scale < 1 or not 0 <= self.rotate <= 180:
+            raise ValueError("scale must lie in [0, 1) and rotate in [0, 180] degrees")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, not '{self.precision}'")
         if self.steps < 0 or self.pre_steps < 1:
@@ -97,6 +114,35 @@ class VisualizeConfig:
         if d.get("threshold_range") is not None:
             d["threshold_range"] = tuple(d["threshold_range"])
         return cls(**d)
+
+
+PRESETS = ("recognizable", "seed")
+PRESET_LABELS = {"recognizable": "Recognizable (image priors)",
+                 "seed": "What the seeds did (blank start, pixel ascent, T = 0.99)"}
+
+
+def preset(name: str, input_shape: Sequence[int], seed: int = 0) -> VisualizeConfig:
+    """A named starting point for any model whose input is ``input_shape`` (C, H, W).
+
+    ``recognizable``: lucent-style priors (Olah et al. 2017): a decorrelated Fourier parameterization
+    behind a sigmoid, every step seen through a random shift of about 1/14 of the image side, a zoom of up
+    to 10 % and a rotation of up to 10 degrees; 100 Adam steps at rate 0.3 on the class logit, no early stop
+    (stopping at T = 0.99 leaves the pictures half-formed). It starts from the average training picture
+    of all classes together (``start='average'``: dark where the data's background is dark, mid-grey where
+    objects lie, no hint of any one class; needs ``class_means``), plus each sample's own random
+    spectrum, so samples differ. ``seed``: what seeds 003 / 000 did, pixel ascent from a blank image until
+    the softmax passes T = 0.99 (every sample of a class is the same picture).
+    """
+    if name == "seed":
+        return VisualizeConfig(seed=seed)
+    if name != "recognizable":
+        raise ValueError(f"unknown preset '{name}'; choose one of {PRESETS}")
+    if len(input_shape) != 3:
+        raise ValueError("the recognizable preset makes pictures: it needs an image model (C, H, W); "
+                         "table rows have TABLE_VISUALIZE")
+    side = min(int(input_shape[-1]), int(input_shape[-2]))
+    return VisualizeConfig(start="average", objective="logit", steps=100, lr=0.3, pixel="sigmoid", param="fft",
+                           jitter=max(1, round(side / 14)), scale=0.1, rotate=10.0, threshold=None, seed=seed)
 
 
 @dataclass
@@ -156,6 +202,10 @@ class WeightImages:
 
 # --- the ascent loop ---------------------------------------------------------------------------------------
 
+# Tables: feature rows start at the training mean (zeros after standardization) and stay unbounded.
+TABLE_VISUALIZE = VisualizeConfig(start="blank", pixel="free", lr=0.05, steps=300, threshold=0.99)
+
+
 def _optimizer(param: torch.Tensor, config: VisualizeConfig) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD([param], lr=config.lr)
@@ -172,7 +222,10 @@ def _ascend(model: nn.Module, objective: Objective, start: torch.Tensor, config:
     step); finished samples leave the batch. Returns the final images and the step each sample stopped at.
     """
     n, dtype = start.shape[0], PRECISIONS[config.precision]
-    param, image_fn = pixel_param(start, config.pixel)
+    if config.param == "fft":
+        param, image_fn = fft_param(start, gen)
+    else:
+        param, image_fn = pixel_param(start, config.pixel)
     opt = _optimizer(param, config)
     final = torch.empty_like(start)
     taken = torch.full((n,), steps, dtype=torch.long)
@@ -185,7 +238,7 @@ def _ascend(model: nn.Module, objective: Objective, start: torch.Tensor, config:
             still = []
             for rows in active.split(CHUNK):  # chunks keep activations in cache; gradients add up per sample
                 images = image_fn()[rows]
-                shown = jitter(images, config.jitter, gen)
+                shown = random_view(images, gen, config.jitter, config.scale, config.rotate)
                 logits = model(_as_input(shown, dtype)).float()
                 if stop is not None:
                     check = logits if shown is images else model(_as_input(images.detach(), dtype)).float()
@@ -204,9 +257,10 @@ def _ascend(model: nn.Module, objective: Objective, start: torch.Tensor, config:
                 break
             opt.step()
             with torch.no_grad():
-                if config.pixel == "clamp":
+                if config.param == "pixel" and config.pixel == "clamp":
                     param.clamp_(0, 1)
-                blur_(param, config.blur)
+                if config.param == "pixel":
+                    blur_(param, config.blur)
             if progress:
                 progress((step + 1) / max(steps, 1), f"{what}: step {step + 1}/{steps}, {n - len(active)} of {n} stopped")
         if len(active):
@@ -253,9 +307,11 @@ def _starts(config: VisualizeConfig, labels: torch.Tensor, input_shape: Sequence
     if config.start == "noise":
         return torch.rand(shape, generator=gen)
     if class_means is None:
-        raise ValueError("start='mean' needs class_means (class_averages of the training set)")
+        raise ValueError(f"start='{config.start}' needs class_means (class_averages of the training set)")
     if tuple(class_means.shape[1:]) != tuple(input_shape):
         raise ValueError(f"class_means have shape {tuple(class_means.shape[1:])}, the model takes {tuple(input_shape)}")
+    if config.start == "average":  # no class information: the same picture starts every class
+        return class_means.float().mean(0, keepdim=True).expand(shape).clone()
     return class_means[labels].float().clone()
 
 
@@ -317,7 +373,9 @@ def class_visualizations(model: nn.Module, classes: Sequence[int], per_class: in
                            stop=lambda logits, rows, step, images: moves[rows] <= step,
                            progress=progress_span(progress, 0.0, pre), cancelled=cancelled, what="attraction-repulsion")
     target = class_logit(lab) if config.objective == "logit" else class_logprob(lab)
-    objective = target - config.l2 * l2() - config.tv * total_variation()
+    objective = target - config.l2 * l2()
+    if config.tv:  # an image penalty; feature rows (tables) have no neighbours
+        objective = objective - config.tv * total_variation()
 
     def reached(logits: torch.Tensor, rows: torch.Tensor, step: int, images: torch.Tensor) -> torch.Tensor:
         hit = _reached(logits, lab[rows], thr[rows])
@@ -347,8 +405,8 @@ def filter_visualization(model: nn.Module, layer: str, channels: Sequence[int], 
     All channels are optimized in one batch for ``config.steps`` steps; thresholds do not apply. Start
     'mean' is not available here.
     """
-    if config.start == "mean":
-        raise ValueError("filter visualizations start from 'blank', 'grey' or 'noise', not 'mean'")
+    if config.start in ("mean", "average"):
+        raise ValueError(f"filter visualizations start from 'blank', 'grey' or 'noise', not '{config.start}'")
     names = dict(model.named_modules())
     if layer not in names or layer == "":
         raise ValueError(f"unknown layer '{layer}'; the model has {[n for n in names if n]}")
@@ -482,16 +540,30 @@ def summary(vis: Visualizations, class_names: Sequence[str] | None = None) -> li
 
 def visualization_job(model: nn.Module, classes: Sequence[int], per_class: int, config: VisualizeConfig, *,
                       input_shape: Sequence[int], class_names: Sequence[str],
-                      class_means: torch.Tensor | None = None) -> Callable:
+                      class_means: torch.Tensor | None = None,
+                      judges: Callable[..., tuple[dict[str, nn.Module], str]] | None = None) -> Callable:
     """A :func:`vizcore.core.jobs.start_job` function: run :func:`class_visualizations`, write
-    ``visualizations.npz`` into the job folder and return the per-class :func:`summary`."""
+    ``visualizations.npz`` into the job folder and return the per-class :func:`summary`. With ``judges``
+    (called in the job as ``judges(progress=, cancelled=)``, returning {name: model} and a line saying
+    what they are) it also returns how recognizable the set is to them
+    (:func:`~vizcore.explain.interpretability.recognizability`)."""
+    from vizcore.explain.interpretability import predictions, recognizability
 
     def run(ctx) -> dict:
         vis = class_visualizations(model, classes, per_class, config, input_shape=input_shape,
-                                   class_means=class_means, progress=ctx.progress, cancelled=ctx.cancelled)
+                                   class_means=class_means, progress=progress_span(ctx.progress, 0, 0.8 if judges else 1),
+                                   cancelled=ctx.cancelled)
         vis.to_npz(ctx.path(NPZ_NAME))
-        return {"file": NPZ_NAME, "n": len(vis.labels), "reached": int(vis.reached.sum()),
-                "per_class": summary(vis, class_names)}
+        out = {"file": NPZ_NAME, "n": len(vis.labels), "reached": int(vis.reached.sum()),
+               "per_class": summary(vis, class_names)}
+        if judges is not None:
+            ctx.progress(0.8, "asking the independent judges")
+            models, line = judges(progress=progress_span(ctx.progress, 0.8, 1.0), cancelled=ctx.cancelled)
+            if models:
+                out["recognizability"] = {**recognizability(vis.labels, predictions(models, vis.images)), "judges": line}
+            else:
+                out["recognizability"] = {"per_judge": {}, "mean": None, "min": None, "judges": line}
+        return out
 
     return run
 

@@ -7,9 +7,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 
-from vizcore.plots.common import to_display
+from vizcore.plots.common import fast_figure, to_display
 
 
 def network_diagram(scores: Mapping[str, torch.Tensor], highlight: Mapping[str, Sequence[int]] | None = None,
@@ -46,37 +45,45 @@ def network_diagram(scores: Mapping[str, torch.Tensor], highlight: Mapping[str, 
     return fig
 
 
-def _heat(z: np.ndarray, diverging: bool, showscale: bool = False, zmax: float | None = None, name: str = "PG"):
-    zmax = zmax if zmax is not None else float(np.abs(z).max()) or 1.0
-    kw = dict(colorscale="RdBu_r", zmin=-zmax, zmax=zmax) if diverging else dict(colorscale="Viridis")
-    return go.Heatmap(z=z[::-1], showscale=showscale, **kw,
-                      hovertemplate=f"x %{{x}}, y %{{y}}: {name} %{{z:.3g}}<extra></extra>")
-
-
 def map_grid(maps: torch.Tensor, titles: Sequence[str] | None = None, diverging: bool = False, cols: int = 8,
              size: int = 110, title: str | None = None, highlight: int | None = None) -> go.Figure:
-    """A grid of (C, h, w) maps: feature maps (``diverging=False``) or PG maps on a shared red/blue scale."""
+    """A grid of (C, h, w) maps: feature maps (``diverging=False``) or PG maps on a shared red/blue scale.
+
+    The maps are tiled into one mosaic heat map (one trace, fast to build and to draw); hover names the map.
+    """
     a = maps.detach().cpu().float().numpy()
-    n = len(a)
+    n, h, w = a.shape
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles) if titles else None,
-                        horizontal_spacing=0.01, vertical_spacing=0.1 / rows)
-    zmax = float(np.abs(a).max()) or 1.0
+    gap = max(1, h // 8)
+    mosaic = np.full((rows * (h + gap), cols * (w + gap)), np.nan, dtype=np.float32)
+    which = np.full(mosaic.shape, -1, dtype=np.int32)
+    if not diverging:  # each feature map on its own scale, as separate panels would show it
+        lo = a.reshape(n, -1).min(1)[:, None, None]
+        hi = a.reshape(n, -1).max(1)[:, None, None]
+        a = (a - lo) / np.where(hi > lo, hi - lo, 1)
     for i in range(n):
-        fig.add_trace(_heat(a[i], diverging, showscale=diverging and i == 0, zmax=zmax if diverging else None,
-                            name="PG" if diverging else "output"), i // cols + 1, i % cols + 1)
-        if highlight == i:
-            ref = "" if i == 0 else str(i + 1)
-            fig.add_shape(type="rect", xref=f"x{ref} domain", yref=f"y{ref} domain", x0=0, y0=0, x1=1, y1=1,
-                          line=dict(color="orange", width=4))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    for k in range(1, n + 1):
-        fig.update_yaxes(scaleanchor=f"x{k if k > 1 else ''}", row=(k - 1) // cols + 1, col=(k - 1) % cols + 1)
-    fig.update_layout(title=title, height=rows * size + 60, margin=dict(l=5, r=5, t=50 if title else 30, b=5))
-    fig.update_annotations(font_size=10)
-    return fig
+        r, c = divmod(i, cols)
+        mosaic[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = a[i]
+        which[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = i
+    zmax = float(np.nanmax(np.abs(mosaic))) or 1.0
+    scale = dict(colorscale="RdBu_r", zmin=-zmax, zmax=zmax) if diverging else dict(colorscale="Viridis", zmin=0, zmax=1)
+    names = list(titles) if titles else [f"#{i}" for i in range(n)]
+    label = "PG" if diverging else "output / map max"
+    heat = dict(type="heatmap", z=mosaic, customdata=which, showscale=diverging, **scale, hoverongaps=False,
+                hovertemplate=f"map %{{customdata}}: {label} %{{z:.3g}}<extra></extra>")
+    shapes = []
+    if highlight is not None and 0 <= highlight < n:
+        r, c = divmod(highlight, cols)
+        shapes.append(dict(type="rect", x0=c * (w + gap) - 0.5 - gap / 3, x1=c * (w + gap) + w - 0.5 + gap / 3,
+                           y0=r * (h + gap) - 0.5 - gap / 3, y1=r * (h + gap) + h - 0.5 + gap / 3,
+                           line=dict(color="orange", width=4)))
+    annotations = [dict(x=(i % cols) * (w + gap) + (w - 1) / 2, y=(i // cols) * (h + gap) - gap / 2 - 0.5,
+                        text=names[i], showarrow=False, yanchor="bottom", font=dict(size=10)) for i in range(n)]
+    return fast_figure([heat], dict(
+        title=dict(text=title) if title else None, height=rows * size + 60, shapes=shapes, annotations=annotations,
+        margin=dict(l=5, r=5, t=50 if title else 30, b=5), plot_bgcolor="white", xaxis=dict(visible=False),
+        yaxis=dict(visible=False, autorange="reversed", scaleanchor="x")))
 
 
 def overlay(image: torch.Tensor, heat: torch.Tensor | None = None, box: tuple[int, int, int, int] | None = None,

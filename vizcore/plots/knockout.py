@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from vizcore.plots.common import fast_figure
+
 KNOCKED, KEPT = "crimson", "#8aa4c8"
 
 
@@ -15,34 +17,35 @@ def class_accuracy_bars(intact: Sequence[float], knocked: Sequence[float], class
                         target: int | None = None) -> go.Figure:
     """Per-class accuracy of the intact and the knocked-out network; the chosen class's label is bold."""
     names = [f"<b>{c}</b>" if i == target else c for i, c in enumerate(class_names)]
-    fig = go.Figure([
-        go.Bar(name="intact", x=names, y=list(intact), marker_color="#b0b0b0",
-               hovertemplate="%{x}: %{y:.1%}<extra>intact</extra>"),
-        go.Bar(name="knocked out", x=names, y=list(knocked), marker_color=KNOCKED,
-               hovertemplate="%{x}: %{y:.1%}<extra>knocked out</extra>"),
-    ])
-    fig.update_layout(barmode="group", title="Accuracy per class", yaxis_tickformat=".0%", yaxis_range=[0, 1.02],
-                      height=360, margin=dict(l=10, r=10, t=40, b=40), legend_orientation="h", legend_y=-0.15)
-    return fig
+    bars = [dict(type="bar", name="intact", x=names, y=np.asarray(intact, dtype=float), marker=dict(color="#b0b0b0"),
+                 hovertemplate="%{x}: %{y:.1%}<extra>intact</extra>"),
+            dict(type="bar", name="knocked out", x=names, y=np.asarray(knocked, dtype=float),
+                 marker=dict(color=KNOCKED), hovertemplate="%{x}: %{y:.1%}<extra>knocked out</extra>")]
+    return fast_figure(bars, dict(barmode="group", title=dict(text="Accuracy per class"),
+                                  yaxis=dict(tickformat=".0%", range=[0, 1.02]), height=360,
+                                  margin=dict(l=10, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.15)))
 
 
 def filter_score_bars(scores: Mapping[str, Sequence[float]], mask: Mapping[str, Sequence[int]],
                       title: str = "PG score of each filter (knocked-out filters in red)") -> go.Figure:
     """One bar per filter, grouped by layer, each layer scaled to its own maximum; knocked filters in red."""
-    x, y, colors, hover = [], [], [], []
+    x, y, knocked_flag, raw = [], [], [], []
     for layer, vals in scores.items():
         v = np.asarray(vals, dtype=float)
         top = v.max() if len(v) and v.max() > 0 else 1.0
         knocked = set(mask.get(layer, ()))
-        for i, s in enumerate(v):
-            x.append(f"{layer}:{i}")
-            y.append(s / top)
-            colors.append(KNOCKED if i in knocked else KEPT)
-            hover.append(f"{layer} filter {i}<br>PG score {s:.3g}{' (knocked out)' if i in knocked else ''}")
-    fig = go.Figure(go.Bar(x=x, y=y, marker_color=colors, hovertext=hover, hoverinfo="text"))
-    fig.update_layout(title=title, height=260, margin=dict(l=10, r=10, t=40, b=10), bargap=0.1,
-                      yaxis_title="score / layer max", xaxis_showticklabels=len(x) <= 60)
-    return fig
+        x += [f"{layer}:{i}" for i in range(len(v))]
+        y.append(v / top)
+        raw.append(v)
+        knocked_flag += [1.0 if i in knocked else 0.0 for i in range(len(v))]
+    y_all = np.concatenate(y) if y else np.zeros(0)
+    flag = np.asarray(knocked_flag)
+    bar = dict(type="bar", x=x, y=y_all, customdata=np.stack([np.concatenate(raw) if raw else y_all, flag], 1),
+               marker=dict(color=flag, colorscale=[[0, KEPT], [1, KNOCKED]], cmin=0, cmax=1),
+               hovertemplate="%{x}<br>PG score %{customdata[0]:.3g}<extra></extra>")
+    return fast_figure([bar], dict(title=dict(text=title), height=260, margin=dict(l=10, r=10, t=40, b=10), bargap=0.1,
+                                   yaxis=dict(title=dict(text="score / layer max")),
+                                   xaxis=dict(showticklabels=len(x) <= 60)))
 
 
 def knockout_curves(curves: Sequence[dict], which: str = "class", title: str = "") -> go.Figure:

@@ -53,3 +53,15 @@ def synthetic_gallery(images, probs, class_names: list[str], per_class: int = 4,
     pick = [i for k in range(len(class_names)) for i in np.flatnonzero(labels == k)[:per_class]]
     titles = [f"{class_names[labels[i]][:10]} {probs[i, labels[i]]:.2f}" for i in pick]
     return image_grid([images[i] for i in pick], titles, cols=max(per_class, min(10, 2 * per_class)), size=size)
+
+
+def agreement_curves(live: list[dict], title: str = "Agreement with the teacher on a synthetic hold-out") -> go.Figure:
+    """The engine's live curves: one line per student, (step, share of hold-out images where it agrees)."""
+    fig = go.Figure()
+    for curve in live:
+        pts = curve["points"]
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], name=curve["student"],
+                                 mode="lines+markers"))
+    fig.update_layout(title=title, xaxis_title="engine step", yaxis_title="agreement", yaxis_range=[0, 1.02],
+                      height=320, margin=dict(l=10, r=10, t=40, b=10))
+    return fig

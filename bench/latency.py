@@ -1,0 +1,120 @@
+"""Interaction latency in Chromium: a Knockout slider step and a Prediction-gradients image / class change, from
+the key press (or click) to the first update of the page and to the end of the rerun.
+
+    python bench/latency.py [--steps 20]
+
+Starts the app on loopback, opens it in Debian's Chromium (Playwright), selects Fashion-MNIST's ``cnn`` (the
+default) with 2,000 evaluation images, and times ``--steps`` inputs of each kind. Times come from the app's own
+websocket: the first message after the input ("numbers") and Streamlit's ``script_finished`` ("end"). Prints one
+JSON object with the median and p95 of each, and the load average (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from app_server import browser_page, running_app, wait_rendered  # noqa: E402
+
+
+class Frames:
+    """Arrival times of the app's websocket messages: any message and the end of each script run."""
+
+    def __init__(self, page):
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        self.any: list[float] = []
+        self.finished: list[float] = []
+
+        def on_frame(payload):
+            now = time.perf_counter()
+            if isinstance(payload, str):
+                return
+            msg = ForwardMsg()
+            try:
+                msg.ParseFromString(payload)
+            except Exception:  # noqa: BLE001 - a frame of another kind
+                return
+            self.any.append(now)
+            if msg.WhichOneof("type") == "script_finished":
+                self.finished.append(now)
+
+        page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+
+    def time_input(self, page, act, timeout_s: float = 60.0) -> tuple[float, float]:
+        """(seconds to the first message, seconds to script_finished) after ``act()``."""
+        page.wait_for_timeout(300)  # let any earlier run settle
+        n_any, n_fin = len(self.any), len(self.finished)
+        t0 = time.perf_counter()
+        act()
+        deadline = t0 + timeout_s
+        while len(self.finished) == n_fin and time.perf_counter() < deadline:
+            page.wait_for_timeout(2)
+        if len(self.finished) == n_fin:
+            raise TimeoutError("the rerun did not finish")
+        return self.any[n_any] - t0, self.finished[n_fin] - t0
+
+
+def stats(values: list[float]) -> dict:
+    ms = np.asarray(values) * 1000
+    return {"median_ms": round(float(np.median(ms)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
+            "n": len(ms)}
+
+
+def knockout(page, frames: Frames, url: str, steps: int) -> dict:
+    page.goto(url + "/knockout")
+    wait_rendered(page, "Overall accuracy", 600_000)
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    first, end = [], []
+    for i in range(steps):
+        key = "ArrowRight" if (i // 4) % 2 == 0 else "ArrowLeft"  # back and forth over 0..4 filters
+        a, b = frames.time_input(page, lambda: page.keyboard.press(key))
+        first.append(a)
+        end.append(b)
+    return {"numbers": stats(first), "end_of_rerun": stats(end)}
+
+
+def gradients(page, frames: Frames, url: str, steps: int) -> dict:
+    page.goto(url + "/gradients")
+    wait_rendered(page, "Per-filter browser", 600_000)
+    up = page.locator("[data-testid=stNumberInputStepUp]").first
+    down = page.locator("[data-testid=stNumberInputStepDown]").first
+    first, end = [], []
+    for i in range(steps):
+        button = up if (i // 5) % 2 == 0 else down  # images 1..6 of the class and back
+        a, b = frames.time_input(page, button.click)
+        first.append(a)
+        end.append(b)
+    return {"first_update": stats(first), "end_of_rerun": stats(end)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=20)
+    args = ap.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="vizcore-latency-"))
+    out: dict = {"model": "zoo:fashion-mnist-cnn", "knockout_eval_images": 2000}
+    with running_app(home) as url, browser_page(1400, 1400) as page:
+        frames = Frames(page)
+        page.goto(url)
+        wait_rendered(page, "Test accuracy", 600_000)  # the sidebar's default: Fashion-MNIST, its cnn
+        out["knockout_slider_step"] = knockout(page, frames, url, args.steps)
+        out["gradients_image_change"] = gradients(page, frames, url, args.steps)
+    out["load_average_1min"] = round(os.getloadavg()[0], 2)
+    out["cpu_count"] = os.cpu_count()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

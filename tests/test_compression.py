@@ -1,0 +1,100 @@
+"""Tucker / low-rank compression and data-free repair (seed 004)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vizcore import zoo
+from vizcore.data import load_dataset
+from vizcore.distill.compression import (
+    CompressionError,
+    RepairConfig,
+    compress_model,
+    compression_table,
+    noise_inputs,
+    save_compressed,
+)
+from vizcore.models import build_model, count_parameters
+
+
+def test_full_rank_tucker_reproduces_outputs():
+    model = build_model("cnn", (1, 8, 8), 10, seed=0)
+    full = {"conv1": [1, 32], "conv2": [32, 64], "fc1": [128], "fc2": [10]}
+    out, info = compress_model(model, ranks=full)
+    x = torch.rand(16, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(out(x), model(x), atol=1e-4)
+    y = torch.rand(3, 32, 4, 4)
+    with torch.no_grad():
+        assert torch.allclose(out.conv2(y), model.conv2(y), atol=1e-4)
+    assert info["params_after"] == count_parameters(out) > count_parameters(model)  # full rank costs more
+
+
+def test_truncated_rank_is_the_best_low_rank_weight():
+    model = build_model("mlp3", (1, 4, 4), 3, seed=0)
+    out, _ = compress_model(model, ranks={"fc1": [5]})
+    w = (out.fc1.last.weight @ out.fc1.first.weight).detach()
+    s = torch.linalg.svdvals(model.fc1.weight.detach())
+    assert abs(float(torch.linalg.matrix_norm(w - model.fc1.weight)) - float(s[5:].norm())) < 1e-3
+
+
+@pytest.mark.parametrize("ratio", [2.0, 4.0, 8.0])
+def test_parameter_count_matches_the_ratio(ratio):
+    model = build_model("mlp10", (16,), 10, seed=0)
+    out, info = compress_model(model, ratio=ratio)
+    assert info["params_after"] == count_parameters(out)
+    assert ratio <= info["params_before"] / info["params_after"] <= ratio * 1.05
+    assert len({r[0] for r in info["ranks"].values()}) <= 2  # one rank everywhere, a few raised by one
+
+
+def test_bad_requests_say_why():
+    model = build_model("mlp", (1, 4, 4), 3, seed=0)
+    with pytest.raises(CompressionError, match="at most"):
+        compress_model(model, ratio=1000)
+    with pytest.raises(CompressionError, match="no dense or conv layer 'fc9'"):
+        compress_model(model, ranks={"fc9": [2]})
+    with pytest.raises(CompressionError, match="must lie in"):
+        compress_model(model, ranks={"fc1": [99]})
+
+
+def test_noise_inputs_live_in_the_input_domain():
+    assert noise_inputs("uniform", 500, (3, 4, 4), 0).min() >= 0 and noise_inputs("gaussian", 500, (3, 4, 4), 0).max() <= 1
+    g = noise_inputs("gaussian", 4000, (5,), 0)
+    assert abs(float(g.std()) - 1) < 0.05 and float(noise_inputs("uniform", 100, (5,), 0).min()) < 0
+
+
+def test_compressed_model_saves_reloads_and_repairs():
+    """Compress, repair on Gaussian noise, save as a normal model; it reloads from safetensors + card alone."""
+    ds = load_dataset("digits")
+    digits_cnn_entry = zoo.get_entry("zoo:digits-cnn")
+    teacher = zoo.load_model(digits_cnn_entry)
+    calls = []
+    table = compression_table(teacher, ratio=3.0, methods=("gaussian",), config=RepairConfig(n=300, epochs=2),
+                              class_names=ds.class_names, input_shape=ds.input_shape,
+                              test=lambda: calls.append(1) or (ds.test_x, ds.test_y))
+    assert calls == [1]  # the real test split is read once
+    assert [r["approach"] for r in table["rows"]] == ["Original", "T", "T+Gaussian"]
+    assert all(r["compression"] >= 3.0 for r in table["rows"][1:])
+    entry = save_compressed(table["models"]["T+Gaussian"], digits_cnn_entry, table, "T+Gaussian", "small", ds)
+    card = zoo.get_entry("user:small").card
+    assert card.compression["from"] == digits_cnn_entry.id and card.compression["ratio"] >= 3.0
+    again = zoo.load_model(entry)
+    assert count_parameters(again) == table["params_after"]
+    x = ds.test_x[:64]
+    with torch.no_grad():
+        assert torch.equal(again(x), table["models"]["T+Gaussian"](x))
+    assert card.metrics["accuracy"] == pytest.approx(table["rows"][-1]["accuracy"])
+
+
+def test_cli_compress_prints_the_table_and_saves(capsys):
+    import json
+
+    from vizcore.cli import main
+
+    assert main(["compress", "--model", "zoo:digits-cnn", "--ratio", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["approach"] for r in out["rows"]] == ["Original", "T"] and out["saved"] == "user:digits-cnn-x2-none"
+    assert zoo.get_entry(out["saved"]).card.compression["ratio"] >= 2
+    assert main(["compress", "--model", "zoo:digits-cnn", "--ratio", "0.5"]) == 2
+    assert "error: --ratio must be above 1" in capsys.readouterr().err

@@ -1,0 +1,118 @@
+"""The one distillation engine: online generator, memory bank, augmentation, and the data-free protocol."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import assert_untouched, weights_snapshot
+
+from vizcore.core.hooks import frozen_copy
+from vizcore.distill.engine import (
+    EngineConfig,
+    MemoryBank,
+    discrepancy,
+    distill,
+    generator_step,
+    mix_images,
+    shift_images,
+)
+from vizcore.distill.generators import Generator
+from vizcore.distill.students import StudentConfig
+from vizcore.distill.synthesis import SynthesisConfig
+from vizcore.models import build_model
+
+
+def test_memory_bank_keeps_its_size_and_replays_what_it_holds():
+    bank = MemoryBank(10, seed=0)
+    for i in range(3):
+        bank.add(torch.full((4, 1, 2, 2), float(i)))
+    assert len(bank) == 10
+    # the ring buffer overwrote the two oldest images of batch 0: four of batch 2, four of 1, two of 0
+    assert sorted(bank.images.flatten(1)[:, 0].tolist()) == [0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
+    drawn = bank.sample(50)
+    assert drawn.shape == (50, 1, 2, 2) and set(drawn.flatten().tolist()) <= {0.0, 1.0, 2.0}
+
+
+def test_shift_translates_and_mix_keeps_the_unmixed_part():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.zeros(6, 1, 8, 8)
+    x[:, 0, 4, 4] = 1
+    moved = shift_images(x, 2, gen)
+    assert moved.shape == x.shape and torch.all(moved.sum((1, 2, 3)) == 1)  # one pixel, moved by at most 2
+    ys, xs = torch.nonzero(moved[:, 0], as_tuple=True)[1:]
+    assert int((ys - 4).abs().max()) <= 2 and int((xs - 4).abs().max()) <= 2
+    y = torch.rand(8, 1, 8, 8, generator=gen)
+    mixed = mix_images(y, "both", 0.5, gen)
+    assert mixed.shape == y.shape and torch.equal(mixed[:4], y[:4])
+    assert float(mixed.min()) >= 0 and float(mixed.max()) <= 1
+    assert torch.equal(mix_images(y, "none", 0.5, gen), y)
+    for mode in ("mixup", "cutmix"):
+        assert mix_images(y, mode, 0.5, gen).shape == y.shape
+    rows = torch.rand(8, 5, generator=gen)  # feature rows (a table's teacher) can be mixed up too
+    assert mix_images(rows, "mixup", 0.5, gen).shape == rows.shape
+
+
+def test_generator_step_raises_the_student_teacher_discrepancy(digits, digits_cnn):
+    torch.manual_seed(0)
+    teacher = frozen_copy(digits_cnn)
+    student = build_model("cnn_s", digits.input_shape, 10, seed=1)
+    cfg = EngineConfig(batch_size=64, one_hot=0.0, balance=0.0, generator_lr=1e-2)
+    G = Generator(digits.input_shape, cfg.noise_dim)
+    opt = torch.optim.Adam(G.parameters(), lr=cfg.generator_lr)
+    z = torch.randn(256, cfg.noise_dim)
+    before_student = weights_snapshot(student)
+
+    def gap():
+        G.eval()
+        with torch.no_grad():
+            x = G(z)
+            d = float(discrepancy(student(x), teacher(x), cfg.loss, cfg.temperature))
+        G.train()
+        return d
+    first = gap()
+    for _ in range(10):
+        generator_step(G, opt, teacher, student, cfg)
+    assert gap() > 1.5 * first
+    assert_untouched(student, before_student)  # only the generator learned
+
+
+def test_online_student_agreement_rises_and_teacher_is_untouched(digits, digits_cnn):
+    before = weights_snapshot(digits_cnn)
+    teacher = frozen_copy(digits_cnn)
+    student = build_model("cnn", digits.input_shape, 10, seed=0)
+    cfg = EngineConfig(steps=150, batch_size=64, generator=True, bank=256, checkpoints=3)
+    # the test measures agreement on real images (the protocol's own hold-out is synthetic)
+    res = distill(teacher, student, cfg, input_shape=digits.input_shape, num_classes=10, holdout=digits.test_x[:300])
+    assert_untouched(digits_cnn, before)
+    scores = [s for _, s in res.history]
+    assert len(scores) == 3 and scores[-1] > scores[0] + 0.1
+    assert res.stats["generator_steps"] == 30 and len(res.bank) == 256
+    assert res.selection["score"] == max(scores)
+
+
+def test_protocol_online_method_never_reads_real_training_data(digits, digits_cnn):
+    from vizcore.distill import protocol as runs
+
+    def forbidden():
+        raise AssertionError("the data-free protocol read the real training split")
+    reads = []
+
+    def test_split():
+        reads.append(1)
+        return digits.test_x, digits.test_y
+    cfg = runs.DistillConfig("t", "digits", SynthesisConfig(method="dfad", n=100),
+                             (StudentConfig(arch="cnn_s"), StudentConfig(arch="rf")), baseline=False,
+                             engine=EngineConfig(steps=20, batch_size=32, checkpoints=2))
+    rep = runs.run_distillation(digits_cnn, cfg, class_names=digits.class_names, input_shape=digits.input_shape,
+                                load_test=test_split, load_train=forbidden)
+    assert reads == [1]
+    assert rep["synthesis"]["online"] and rep["synthesis"]["n"] == 100  # DFAD's bank: 4 generator steps x 32, capped
+    assert [s["name"] for s in rep["students"]] == ["cnn_s-engine", "rf"]
+    assert len(rep["live"][0]["points"]) == 2 and rep["engine"]["loss"] == "l1"
+
+
+def test_online_method_without_engine_is_a_message():
+    from vizcore.distill import protocol as runs
+
+    with pytest.raises(ValueError, match="needs the engine"):
+        runs.DistillConfig("t", "digits", SynthesisConfig(method="dfad", n=10))

@@ -1,0 +1,95 @@
+"""The network diagram's numbers (PG per node, PG per edge) and its figure, on tiny seeded models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import assert_untouched, weights_snapshot
+from vizcore.explain import gradients as G
+from vizcore.explain.network import _edge_maps, _stages, network_flow
+from vizcore.models import build_model
+from vizcore.plots.network import network_figure
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_model("cnn_tiny", (1, 12, 12), 5, seed=0)
+
+
+def test_nodes_are_the_prediction_gradients(tiny):
+    x = torch.rand(1, 12, 12, generator=torch.Generator().manual_seed(1))
+    before = weights_snapshot(tiny)
+    f = network_flow(tiny, x, 2, output="logit")
+    assert_untouched(tiny, before)
+    assert all(p.grad is None for p in tiny.parameters())
+    assert [(lay.name, lay.kind, lay.width) for lay in f.layers] == [
+        ("input", "input", 1), ("conv1", "conv", 4), ("conv2", "conv", 8), ("fc1", "dense", 16), ("fc2", "output", 5)]
+    ref = G.filter_scores({k: v[0] for k, v in G.prediction_gradients(tiny, x[None], 2, output="logit",
+                                                                        layers=["conv1", "conv2", "fc1"]).items()})
+    for lay in f.layers[1:4]:
+        assert torch.allclose(lay.pg, ref[lay.name], rtol=1e-4, atol=1e-7)
+    assert torch.allclose(f.probs, tiny(x[None]).softmax(1)[0], atol=1e-6)
+    assert [tuple(e.shape) for e in f.edges] == [(4, 1), (8, 4), (16, 8), (5, 16)]
+
+
+def test_edges_split_each_nodes_gradient_by_path(tiny):
+    """Summed over the next layer's units, the path gradients (before the norm) are the node's PG map."""
+    x = torch.rand(1, 1, 12, 12, generator=torch.Generator().manual_seed(2))
+    kids = list(tiny.children())
+    (i1, f1, _), (i2, _, _) = _stages(tiny)[:2]
+    a = tiny[:f1 + 1](x).detach()
+    xa = a.clone().requires_grad_(True)
+    z = tiny[f1 + 1:i2 + 1](xa)
+    y = tiny[i2 + 1:](z).softmax(1)[0, 3]
+    g_z, g_a = torch.autograd.grad(y, [z, xa])
+    paths = _edge_maps(a, kids[f1 + 1:i2], kids[i2], g_z)
+    assert paths.shape == (8, 4, 12, 12)
+    assert torch.allclose(paths.sum(0), g_a[0], atol=1e-7)
+    f = network_flow(tiny, x[0], 3)
+    assert torch.allclose(f.edges[1], paths.abs().pow(2).sum((-2, -1)).sqrt(), rtol=1e-4, atol=1e-8)
+
+
+def test_knocked_units_pass_nothing(tiny):
+    x = torch.rand(1, 12, 12, generator=torch.Generator().manual_seed(3))
+    f = network_flow(tiny, x, 1, mask={"conv2": [0, 5], "fc1": [2]})
+    conv2 = f.layers[2]
+    assert conv2.knocked == (0, 5) and conv2.acts[[0, 5]].abs().sum() == 0 and conv2.pg[[0, 5]].sum() == 0
+    assert f.edges[2][:, [0, 5]].sum() == 0 and f.edges[3][:, 2].sum() == 0
+    from vizcore.explain.knockout import masked_logits
+
+    ref = masked_logits(tiny, x[None], {"conv2": [0, 5], "fc1": [2]}).softmax(1)[0]
+    assert torch.allclose(f.probs, ref, atol=1e-6)
+
+
+def test_dense_only_models_and_bad_input():
+    x = torch.rand(1, 8, 8)
+    for arch, kinds in (("mlp", ["input", "dense", "output"]), ("linear", ["input", "output"])):
+        f = network_flow(build_model(arch, (1, 8, 8), 10, seed=0), x, 4)
+        assert [lay.kind for lay in f.layers] == kinds
+        assert f.edges[0].shape == (f.layers[1].width, 1)
+    with pytest.raises(ValueError, match="target class"):
+        network_flow(build_model("linear", (1, 8, 8), 10, seed=0), x, 10)
+    with pytest.raises(ValueError, match="nn.Sequential"):
+        network_flow(torch.nn.Module(), x, 0)
+
+
+def test_figure_has_a_node_for_every_map_and_unit(tiny):
+    x = torch.rand(1, 12, 12, generator=torch.Generator().manual_seed(4))
+    f = network_flow(tiny, x, 0, mask={"conv1": [1]})
+    fig = network_figure(f, [f"c{i}" for i in range(5)], selected=("conv2", 3), edges_per_layer=10**4)
+    nodes = {t.name: t for t in fig.data if t.customdata is not None}
+    assert {k: len(v.x) for k, v in nodes.items()} == {"input": 1, "conv1": 4, "conv2": 8, "fc1": 16, "fc2": 5}
+    assert list(nodes["conv2"].customdata[3]) == ["conv2", 3]
+    assert len(fig.layout.images) == 1 + 4 + 8  # the input and a thumbnail per feature map
+    # the knocked-out map is greyed and crossed out; the selected one gets the cyan frame
+    assert sum(s.type == "line" for s in fig.layout.shapes) == 2
+    assert sum(s.line.color == "#00b4d8" for s in fig.layout.shapes) == 1
+    # one edge per drawn (source, target) pair; the strongest edges sit in the widest band
+    edges = [t for t in fig.data if t.mode == "lines"]
+    drawn = sum(len(t.x) // 3 for t in edges)
+    assert drawn == sum(int((w > 0.02 * w.max()).sum()) for w in f.edges)
+    assert max(t.line.width for t in edges) == pytest.approx(4.2)
+    json.loads(fig.to_json())  # serializable for the browser

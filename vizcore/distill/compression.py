@@ -1,0 +1,403 @@
+"""Model compression by Tucker decomposition, and its repair without data (seed 004, "Evaluation").
+
+A trained model is shrunk layer by layer: a convolution by Tucker-2 over its two channel modes (Kim et al. 2016,
+as KegNet does; computed with tensorly), a dense layer by its truncated SVD (the two-mode Tucker of a matrix with
+the core folded into the first factor). Ranks come from a target compression ratio (parameters before / after)
+or are given per layer. The result is a normal zoo model: its card names the model it came from, the ranks and
+the ratio, and :func:`vizcore.zoo.model_from_card` rebuilds its layers from that JSON alone.
+
+The compressed model loses accuracy; seed 004 repairs it by fine-tuning on data made without the training set:
+uniform noise (T+Uniform), Gaussian noise (T+Gaussian), KegNet's generators (T+KegNet), and here also vizcore's
+best data-free set. The student learns the teacher's soft labels and is selected on a synthetic hold-out; the
+real test set is read once, by the caller, for the report.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from vizcore.core.progress import Progress, progress_span
+from vizcore.distill.students import StudentConfig, fit_student, holdout_split
+from vizcore.models import (
+    LowRankLinear,
+    Tucker2Conv,
+    count_parameters,
+    factorized_skeleton,
+)
+
+REPAIRS = ("none", "uniform", "gaussian", "kegnet", "best")
+REPAIR_LABELS = {"none": "T", "uniform": "T+Uniform", "gaussian": "T+Gaussian", "kegnet": "T+KegNet"}
+
+
+class CompressionError(ValueError):
+    """The model cannot be compressed as asked; the message says why."""
+
+
+# ---------------------------------------------------------------------------------------------- ranks
+
+
+def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Top-level dense and conv layers, the ones that can be factorized."""
+    return [(n, m) for n, m in model.named_children() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+def _factorized_size(layer: nn.Module, ranks: list[int]) -> int:
+    bias = layer.bias.numel() if layer.bias is not None else 0
+    if isinstance(layer, nn.Linear):
+        return ranks[0] * (layer.in_features + layer.out_features) + bias
+    k = layer.weight[0, 0].numel()
+    return layer.in_channels * ranks[0] + ranks[0] * ranks[1] * k + ranks[1] * layer.out_channels + bias
+
+
+def _max_ranks(layer: nn.Module) -> list[int]:
+    if isinstance(layer, nn.Linear):
+        return [min(layer.in_features, layer.out_features)]
+    return [layer.in_channels, layer.out_channels]
+
+
+def _ranks_at(layers, cap: int) -> dict[str, list[int]]:
+    """Every rank capped at ``cap`` (as KegNet gives all layers one rank); layers whose factors would not be
+    smaller than the layer stay as they are."""
+    out = {}
+    for name, layer in layers:
+        r = [min(cap, m) for m in _max_ranks(layer)]
+        if _factorized_size(layer, r) < sum(p.numel() for p in layer.parameters()):
+            out[name] = r
+    return out
+
+
+def _size_with(model: nn.Module, layers, ranks: dict[str, list[int]]) -> int:
+    by_name = dict(layers)
+    saved = sum(sum(p.numel() for p in by_name[n].parameters()) - _factorized_size(by_name[n], r) for n, r in ranks.items())
+    return count_parameters(model) - saved
+
+
+def choose_ranks(model: nn.Module, ratio: float) -> dict[str, list[int]]:
+    """Per-layer ranks so that parameters before / after is at least ``ratio`` and as close to it as ranks allow.
+
+    The largest common rank cap that meets the ratio is found first (every layer keeps the same number of
+    components, as KegNet's compressed networks do); then single ranks are raised again, largest layer first,
+    while the ratio still holds.
+    """
+    layers = _layers(model)
+    total = count_parameters(model)
+    if ratio <= 1:
+        raise CompressionError("the compression ratio must be above 1")
+    budget = total / ratio
+    smallest = _size_with(model, layers, _ranks_at(layers, 1))
+    if smallest > budget:
+        raise CompressionError(f"this model can be compressed at most {total / smallest:.2f}x by factorizing its layers")
+    top = max(max(_max_ranks(m)) for _, m in layers)
+    cap = max(c for c in range(1, top + 1) if _size_with(model, layers, _ranks_at(layers, c)) <= budget)
+    ranks = _ranks_at(layers, cap)
+    by_size = sorted(ranks, key=lambda n: -sum(p.numel() for p in dict(layers)[n].parameters()))
+    grew = True
+    while grew:
+        grew = False
+        for name in by_size:
+            for i, most in enumerate(_max_ranks(dict(layers)[name])):
+                trial = {**ranks, name: [r + (j == i) for j, r in enumerate(ranks[name])]}
+                if trial[name][i] <= most and _size_with(model, layers, trial) <= budget:
+                    ranks, grew = trial, True
+    return ranks
+
+
+# ---------------------------------------------------------------------------------------------- decomposition
+
+
+@torch.no_grad()
+def _fill_linear(src: nn.Linear, dst: LowRankLinear) -> None:
+    """Truncated SVD: W ~ U_r (S_r V_r^T); the bias stays on the last factor."""
+    r = dst.first.out_features
+    u, s, vh = torch.linalg.svd(src.weight.double(), full_matrices=False)
+    dst.first.weight.copy_((s[:r, None] * vh[:r]).float())
+    dst.last.weight.copy_(u[:, :r].float())
+    if src.bias is not None:
+        dst.last.bias.copy_(src.bias)
+
+
+@torch.no_grad()
+def _fill_conv(src: nn.Conv2d, dst: Tucker2Conv) -> None:
+    """Tucker-2 of the kernel over its output and input channel modes (tensorly's partial_tucker, SVD start)."""
+    import tensorly as tl
+    from tensorly.decomposition import partial_tucker
+
+    in_rank, out_rank = dst.first.out_channels, dst.core.out_channels
+    w = src.weight.detach().double().cpu().numpy()
+    with tl.backend_context("numpy"):
+        (core, (u_out, u_in)), _ = partial_tucker(w, rank=[out_rank, in_rank], modes=[0, 1], init="svd")
+    dst.first.weight.copy_(torch.from_numpy(u_in.T.copy()).float()[:, :, None, None])
+    dst.core.weight.copy_(torch.from_numpy(core.copy()).float())
+    dst.last.weight.copy_(torch.from_numpy(u_out.copy()).float()[:, :, None, None])
+    if src.bias is not None:
+        dst.last.bias.copy_(src.bias)
+
+
+def compress_model(model: nn.Module, *, ratio: float | None = None,
+                   ranks: dict[str, list[int]] | None = None) -> tuple[nn.Sequential, dict]:
+    """A compressed copy of ``model`` (the original is untouched) and what was done:
+    ``{"ranks", "params_before", "params_after", "ratio"}``. Give ``ratio`` or per-layer ``ranks``."""
+    if (ratio is None) == (ranks is None):
+        raise CompressionError("give either a target ratio or per-layer ranks")
+    if not isinstance(model, nn.Sequential):
+        raise CompressionError("only models built from the zoo's architectures (nn.Sequential) can be compressed")
+    ranks = choose_ranks(model, ratio) if ranks is None else {k: [int(r) for r in v] for k, v in ranks.items()}
+    layers = dict(_layers(model))
+    for name, r in ranks.items():
+        if name not in layers:
+            raise CompressionError(f"no dense or conv layer '{name}'; layers: {', '.join(layers)}")
+        if any(x < 1 or x > top for x, top in zip(r, _max_ranks(layers[name]))):
+            raise CompressionError(f"ranks of '{name}' must lie in 1..{_max_ranks(layers[name])}, got {r}")
+    src = copy.deepcopy(model).cpu().float().eval()
+    try:
+        out = factorized_skeleton(src, ranks)
+    except ValueError as e:
+        raise CompressionError(str(e)) from e
+    for name in ranks:
+        (_fill_linear if isinstance(layers[name], nn.Linear) else _fill_conv)(getattr(src, name), getattr(out, name))
+    before, after = count_parameters(model), count_parameters(out)
+    for p in out.parameters():
+        p.requires_grad_(False)
+    return out.eval(), {"ranks": ranks, "params_before": before, "params_after": after,
+                        "ratio": round(before / after, 4)}
+
+
+# ---------------------------------------------------------------------------------------------- repair
+
+
+@dataclass(frozen=True)
+class RepairConfig:
+    """Fine-tuning a compressed student on synthetic inputs labelled by the teacher (seed 004 "Baseline
+    Approaches"). ``n``: synthetic inputs (a tenth is the selection hold-out); ``kegnet_steps``: training steps of
+    each of KegNet's ``generators``; ``best``: the synthesis method for images (tables use KegNet's generators
+    and Gaussian noise together)."""
+
+    n: int = 10000
+    epochs: int = 30
+    lr: float = 1e-4
+    batch_size: int = 64
+    seed: int = 0
+    generators: int = 5
+    kegnet_steps: int = 2000
+    best: str = "mixed-am"
+
+
+def noise_inputs(kind: str, n: int, input_shape, seed: int) -> torch.Tensor:
+    """T+Uniform / T+Gaussian inputs. Tables (standardized features): U(-1, 1) and N(0, 1) as KegNet's code;
+    images in [0, 1]: U(0, 1) and N(0.5, 0.5) clipped to [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (n, *input_shape)
+    table = len(input_shape) == 1
+    if kind == "uniform":
+        x = torch.rand(shape, generator=g)
+        return x * 2 - 1 if table else x
+    x = torch.randn(shape, generator=g)
+    return x if table else (0.5 + 0.5 * x).clamp(0, 1)
+
+
+def synthetic_inputs(method: str, teacher: nn.Module, config: RepairConfig, *, input_shape, class_names: list[str],
+                     dataset: str = "", cache: dict | None = None, progress: Progress | None = None,
+                     cancelled: Callable[[], bool] | None = None) -> tuple[torch.Tensor, dict]:
+    """The inputs of one repair method, made from the teacher alone. ``cache`` (a dict the caller keeps for one
+    teacher and config) keeps the KegNet and best sets, so a table's best repair (tables) or another ratio of the
+    same teacher reuses them instead of training the generators again."""
+    from vizcore.distill.synthesis import SynthesisConfig, synthesize
+
+    if method in ("uniform", "gaussian"):
+        return noise_inputs(method, config.n, input_shape, config.seed), {}
+    table = len(input_shape) == 1
+    cache = {} if cache is None else cache
+    if method == "kegnet" or table:
+        if "kegnet" not in cache:
+            sc = SynthesisConfig(method="kegnet", n=config.n, seed=config.seed, generators=config.generators,
+                                 train_steps=config.kegnet_steps, batch_size=256 if table else 64)
+            synth = synthesize(teacher, sc, input_shape=input_shape, class_names=class_names, dataset=dataset,
+                               progress=progress, cancelled=cancelled)
+            cache["kegnet"] = synth.images, synth.stats
+        images, stats = cache["kegnet"]
+        if method == "kegnet":
+            return images, stats
+        half = config.n // 2  # tables' best: half KegNet rows, half Gaussian rows
+        gauss = noise_inputs("gaussian", config.n - half, input_shape, config.seed + 1)
+        return torch.cat([images[:half], gauss]), {**stats, "mix": "KegNet + Gaussian"}
+    if "best" not in cache:
+        sc = SynthesisConfig(method=config.best, n=config.n, seed=config.seed)
+        synth = synthesize(teacher, sc, input_shape=input_shape, class_names=class_names, dataset=dataset,
+                           progress=progress, cancelled=cancelled)
+        cache["best"] = synth.images, synth.stats
+    return cache["best"]
+
+
+def best_label(input_shape, config: RepairConfig) -> str:
+    """The table row name of vizcore's best repair: ``T+<method>``."""
+    return "T+KegNet+Gaussian" if len(input_shape) == 1 else f"T+{config.best}"
+
+
+def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairConfig, *, input_shape,
+           class_names: list[str], dataset: str = "", cache: dict | None = None, progress: Progress | None = None,
+           cancelled: Callable[[], bool] | None = None) -> tuple[nn.Module, dict]:
+    """A fine-tuned copy of the compressed ``student`` and what it took (``seconds``, synthesis stats, selection).
+
+    The student learns the teacher's softmax on ``method``'s inputs (KL, as KegNet's code) and the checkpoint
+    kept is the one that agrees most with the teacher on a synthetic hold-out: no real data is read.
+    """
+    if method not in REPAIRS or method == "none":
+        raise ValueError(f"unknown repair '{method}'; choose one of {', '.join(REPAIRS[1:])}")
+    from vizcore.core.hooks import frozen_copy
+    from vizcore.distill.synthesis import label_with_teacher
+
+    start, cpu = time.perf_counter(), time.process_time()
+    key = None if method in ("uniform", "gaussian") else "kegnet" if method == "kegnet" or len(input_shape) == 1 else "best"
+    reused = key in (cache or {})
+    twin = frozen_copy(teacher)
+    x, stats = synthetic_inputs(method, twin, config, input_shape=input_shape, class_names=class_names,
+                                dataset=dataset, cache=cache, progress=progress_span(progress, 0.0, 0.6), cancelled=cancelled)
+    labels, _, probs = label_with_teacher(twin, x)
+    tr, ho = holdout_split(len(x), 0.1, config.seed)
+    model = copy.deepcopy(student).float().cpu()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    sc = StudentConfig(arch="linear", epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
+                       seed=config.seed, checkpoints=min(10, config.epochs), min_steps=0)
+    fitted = fit_student(sc, x[tr], labels[tr], soft=probs[tr], select=(x[ho], labels[ho], probs[ho]),
+                         num_classes=len(class_names), model=model, progress=progress_span(progress, 0.6, 1.0),
+                         cancelled=cancelled)
+    for p in fitted.model.parameters():
+        p.requires_grad_(False)
+    info = {"seconds": round(time.perf_counter() - start, 2), "cpu_seconds": round(time.process_time() - cpu, 2),
+            "synthesis_reused": reused, "synthesis": stats,
+            "selection": {k: v for k, v in fitted.selection.items() if k != "history"},
+            "config": asdict(config), "method": method}
+    return fitted.model.eval(), info
+
+
+# ---------------------------------------------------------------------------------------------- the seed's table
+
+JOB_KIND = "compression"
+SEED_RATIOS = {"uci-shuttle": 8.17, "uci-pendigits": 8.07, "uci-letter": 4.13}  # seed 004's table, about 8x, 8x, 4x
+
+
+def _report(model: nn.Module, test: tuple[torch.Tensor, torch.Tensor], class_names: list[str]) -> dict:
+    from vizcore.metrics import evaluate_model
+
+    rep = evaluate_model(model, test[0], test[1], class_names)
+    return {"accuracy": rep["accuracy"], "per_class_recall": [c["recall"] for c in rep["per_class"]]}
+
+
+def compression_table(teacher: nn.Module, *, ratio: float | None = None, ranks: dict | None = None,
+                      methods: tuple[str, ...] = ("uniform", "gaussian", "kegnet", "best"),
+                      config: RepairConfig = RepairConfig(), class_names: list[str], input_shape, dataset: str = "",
+                      test: Callable[[], tuple[torch.Tensor, torch.Tensor]], cache: dict | None = None,
+                      progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> dict:
+    """Seed 004's table for one model: Original, T (Tucker alone) and T + each repair in ``methods``.
+
+    ``test`` returns the real test split; it is called once, after every model is final. ``cache``: see
+    :func:`synthetic_inputs` (pass one dict to several ratios of one teacher). Returns
+    ``{"rows": [{"approach", "accuracy", "compression", "seconds", "cpu_seconds", "per_class_recall"}], "ranks",
+    ...}`` (a repair's ``synthesis_reused`` says its set came from ``cache``, so its seconds exclude making it) and the
+    models themselves under ``"models"`` (approach -> module) for a caller that keeps one.
+    """
+    student, info = compress_model(teacher, ratio=ratio, ranks=ranks)
+    models: dict[str, nn.Module] = {"Original": teacher, "T": student}
+    seconds = {"Original": {}, "T": {}}
+    cache = {} if cache is None else cache
+    for i, method in enumerate(methods):
+        label = best_label(input_shape, config) if method == "best" else REPAIR_LABELS[method]
+        span = progress_span(progress, i / len(methods), (i + 1) / len(methods))
+        if span:
+            span(0.0, f"{label}: synthesizing and fine-tuning")
+        models[label], rep = repair(teacher, student, method, config, input_shape=input_shape,
+                                    class_names=class_names, dataset=dataset, cache=cache, progress=span,
+                                    cancelled=cancelled)
+        seconds[label] = {k: rep[k] for k in ("seconds", "cpu_seconds", "synthesis_reused")}
+    real = test()  # read once, for the report only
+    rows = [{"approach": label, **_report(m, real, class_names),
+             "compression": 1.0 if label == "Original" else info["ratio"],
+             **({"seconds": 0.0, "cpu_seconds": 0.0} | seconds[label])}
+            for label, m in models.items()]
+    return {"rows": rows, "ranks": info["ranks"], "params_before": info["params_before"],
+            "params_after": info["params_after"], "class_names": list(class_names), "models": models}
+
+
+def start_compression_job(teacher_id: str, *, dataset: str | None = None, ratio: float | None = None,
+                          ranks: dict | None = None, methods: tuple[str, ...] = ("uniform", "gaussian", "kegnet", "best"),
+                          config: RepairConfig = RepairConfig(), save_as: str | None = None, overwrite: bool = False,
+                          wait: bool = False):
+    """:func:`compression_table` as a background job (progress, Cancel, atomic result). With ``save_as`` the
+    best-scoring repaired model (by its synthetic hold-out, never the test set: the last of ``methods``) is
+    saved to the workspace with a card naming its source, ranks and ratio."""
+    from vizcore import zoo
+    from vizcore.core.jobs import start_job
+    from vizcore.data import load_dataset
+
+    entry = zoo.get_entry(teacher_id)
+    ds_name = dataset or entry.card.dataset
+
+    def work(ctx) -> dict:
+        teacher = zoo.load_model(entry)
+        ds = load_dataset(ds_name)
+        out = compression_table(teacher, ratio=ratio, ranks=ranks, methods=methods, config=config,
+                                class_names=list(ds.class_names), input_shape=ds.input_shape, dataset=ds_name,
+                                test=lambda: (ds.test_x, ds.test_y), progress=ctx.progress, cancelled=ctx.cancelled)
+        models = out.pop("models")
+        if save_as:
+            last = out["rows"][-1]
+            saved = save_compressed(models[last["approach"]], entry, out, last["approach"], save_as, ds, overwrite)
+            out["saved"] = saved.id
+        return out
+
+    title = f"compress {entry.id} {ratio or 'ranks'}x ({', '.join(methods) or 'no repair'})"
+    return start_job(JOB_KIND, title, work, {"teacher": entry.id, "dataset": ds_name, "ratio": ratio, "ranks": ranks,
+                                               "methods": list(methods), "repair": asdict(config)}, wait=wait)
+
+
+def save_compressed(model: nn.Module, source, table: dict, approach: str, name: str, ds, overwrite: bool = False):
+    """Save a compressed (and perhaps repaired) model to the workspace as a normal model: base architecture,
+    ``compression`` (source, ranks, ratio, repair) on its card, the source's preprocessing, test metrics."""
+    from vizcore.metrics import evaluate_model
+    from vizcore.zoo import ModelCard, save_model
+
+    row = next(r for r in table["rows"] if r["approach"] == approach)
+    card = ModelCard(
+        name=name, dataset=source.card.dataset, arch=source.card.arch, input_shape=list(source.card.input_shape),
+        class_names=list(source.card.class_names), preprocessing=dict(source.card.preprocessing),
+        metrics=evaluate_model(model, ds.test_x, ds.test_y, ds.class_names),
+        compression={"from": source.id, "ranks": table["ranks"], "ratio": row["compression"],
+                     "params_before": table["params_before"], "params_after": table["params_after"],
+                     "repair": approach},
+        notes=f"{approach} of {source.id}, {row['compression']:.2f}x fewer parameters (seed 004)",
+    )
+    return save_model(model, card, overwrite=overwrite)
+
+
+def start_kegnet_pictures_job(teacher_id: str, *, walk: tuple[int, int] = (0, 5), steps: int = 400,
+                              generators: int = 5, wait: bool = False):
+    """Train KegNet's generators for a model in the background and keep seed 004's pictures as the result:
+    each class at z = 0 and averaged over z, per generator, and the latent walk from class ``walk[0]`` to
+    ``walk[1]`` (nested lists, so the result stays JSON)."""
+    from vizcore import zoo
+    from vizcore.core.hooks import frozen_copy
+    from vizcore.core.jobs import start_job
+    from vizcore.distill.kegnet import kegnet_pictures, train_kegnet_generators
+    from vizcore.distill.synthesis import SynthesisConfig
+
+    entry = zoo.get_entry(teacher_id)
+    config = SynthesisConfig(method="kegnet", generators=generators, train_steps=steps,
+                             batch_size=256 if len(entry.card.input_shape) == 1 else 64)
+
+    def work(ctx) -> dict:
+        teacher = frozen_copy(zoo.load_model(entry))
+        gens, stats = train_kegnet_generators(teacher, config, input_shape=tuple(entry.card.input_shape),
+                                              num_classes=entry.card.num_classes, dataset=entry.card.dataset,
+                                              progress=ctx.progress, cancelled=ctx.cancelled)
+        pics = kegnet_pictures(gens, entry.card.num_classes, config.noise(), walk=walk)
+        return {"stats": stats, "walk_classes": list(walk), **{k: v.tolist() for k, v in pics.items()}}
+
+    return start_job("kegnet-pictures", f"KegNet pictures of {entry.id} ({generators} generators x {steps} steps)",
+                     work, {"teacher": entry.id, "walk": list(walk), "steps": steps, "generators": generators}, wait=wait)

@@ -1,0 +1,319 @@
+"""One distillation engine: a student learns the teacher's logits on images that some source makes.
+
+Methods differ only in where the images come from:
+
+* a fixed synthetic set (seed 000 generator AM, seed 003 pixel AM, mixed AM, KegNet), sampled in batches;
+* a generator trained online against the current student (DFAD, Fang et al. 2019, section 3: the generator
+  maximizes the student-teacher discrepancy while the student minimizes it; DAFL, Chen et al. 2019, section
+  3.2: a one-hot term and an information-entropy term keep its batches confident and class-balanced);
+* a memory bank of past generated images replayed beside the fresh ones (Fast-DFKD, Fang et al. 2022;
+  CMI, Fang et al. 2021, keep such a bank so the student does not forget earlier batches).
+
+Every batch can be augmented (a random shift of a few pixels, and mixup / cutmix of two images) and is
+then labelled afresh by the teacher: the targets are always the teacher's logits on exactly the pixels the
+student sees (ZSKT, Micaelli & Storkey 2019, and DFAD train on the teacher's outputs at every step). The
+loss is the KL divergence at a temperature (Hinton et al. 2015) or DFAD's L1 between logits.
+
+Nothing here reads real data: the hold-out that selects the student and draws its live curve is synthetic.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vizcore.core.progress import Cancelled, Progress
+from vizcore.distill.generators import Generator
+from vizcore.metrics import predict_logits
+from vizcore.models import model_device
+
+LOSSES = ("kl", "l1")
+MIXES = ("none", "mixup", "cutmix", "both")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the student is trained (the budget is ``steps`` student updates of ``batch_size`` images).
+
+    ``generator``: also train a generator online (DFAD / DAFL); ``student_per_generator`` student steps follow
+    each generator step (DFAD uses 5). ``adversarial`` / ``one_hot`` / ``balance`` weight the generator's
+    losses: student-teacher discrepancy (DFAD), cross-entropy to the teacher's own argmax and the negative
+    entropy of the batch's mean prediction (DAFL's L_oh and L_ie). ``bank``: the memory bank keeps this many
+    generated images (0: none); ``replay`` is the share of each batch drawn from the bank or fixed set.
+    ``shift``: random translation in pixels (None: one pixel per 14 of the image's height, 2 for 28 x 28,
+    none for 8 x 8 digits); ``brightness``: scale each image by a random factor up to
+    1 / its brightest pixel (activation maximization's pictures are dimmer than real ones); ``mix``: mixup / cutmix between images of a batch (``mix_share``
+    of the batch), always relabelled by the teacher. ``checkpoints``: how often the hold-out agreement is
+    measured (the best checkpoint is kept).
+    """
+
+    steps: int = 3000
+    batch_size: int = 128
+    lr: float = 1e-3
+    loss: str = "kl"
+    temperature: float = 4.0
+    generator: bool = False
+    student_per_generator: int = 5
+    generator_lr: float = 1e-3
+    generator_width: int = 64
+    noise_dim: int = 64
+    adversarial: float = 1.0
+    one_hot: float = 1.0
+    balance: float = 5.0
+    bank: int = 0
+    replay: float = 0.5
+    shift: int | None = None
+    brightness: bool = True
+    mix: str = "none"
+    mix_share: float = 0.5
+    checkpoints: int = 10
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"the loss is one of {', '.join(LOSSES)}, not '{self.loss}'")
+        if self.mix not in MIXES:
+            raise ValueError(f"mix is one of {', '.join(MIXES)}, not '{self.mix}'")
+        if self.steps < 1 or self.batch_size < 2 or not 0 <= self.replay <= 1 or not 0 <= self.mix_share <= 1:
+            raise ValueError("the engine needs steps >= 1, batches of at least 2 and shares in [0, 1]")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class MemoryBank:
+    """A ring buffer of past images (Fast-DFKD / CMI): keeps at most ``size`` images and replays random ones."""
+
+    def __init__(self, size: int, seed: int = 0):
+        self.size, self.images, self.next = size, None, 0
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return 0 if self.images is None else min(self.next, self.size)
+
+    def add(self, x: torch.Tensor) -> None:
+        x = x.detach().cpu()[:self.size]
+        if self.images is None:
+            self.images = torch.empty(self.size, *x.shape[1:], dtype=x.dtype)
+        idx = (self.next + torch.arange(len(x))) % self.size
+        self.images[idx] = x
+        self.next += len(x)
+
+    def sample(self, n: int) -> torch.Tensor:
+        return self.images[torch.randint(len(self), (n,), generator=self.gen)]
+
+
+def discrepancy(s_logits: torch.Tensor, t_logits: torch.Tensor, loss: str, temperature: float) -> torch.Tensor:
+    """The distillation loss: KL(teacher || student) at ``temperature`` (scaled by T^2) or DFAD's mean L1."""
+    if loss == "l1":
+        return (s_logits - t_logits).abs().mean()
+    T = temperature
+    return F.kl_div(F.log_softmax(s_logits / T, 1), F.log_softmax(t_logits / T, 1), log_target=True,
+                    reduction="batchmean") * T * T
+
+
+def shift_images(x: torch.Tensor, pixels: int, gen: torch.Generator) -> torch.Tensor:
+    """Translate every image by up to ``pixels`` in each direction (zero padding), a label-safe augmentation."""
+    if pixels <= 0:
+        return x
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pixels,) * 4)
+    dy, dx = (torch.randint(2 * pixels + 1, (n,), generator=gen) for _ in range(2))
+    rows = (dy.view(n, 1) + torch.arange(h)).view(n, 1, h, 1).expand(n, x.shape[1], h, w + 2 * pixels)
+    out = padded.gather(2, rows.to(x.device))
+    cols = (dx.view(n, 1) + torch.arange(w)).view(n, 1, 1, w).expand(n, x.shape[1], h, w)
+    return out.gather(3, cols.to(x.device))
+
+
+def brighten(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Scale each image by a random factor between 1 and 1 / its brightest pixel (images stay in [0, 1])."""
+    shape = (len(x),) + (1,) * (x.dim() - 1)
+    peak = x.flatten(1).amax(1).clamp(min=1e-3).view(shape)
+    factor = 1 + torch.rand(shape, generator=gen).to(x.device) * (1 / peak - 1).clamp(min=0)
+    return (x * factor).clamp(0, 1)
+
+
+def mix_images(x: torch.Tensor, mode: str, share: float, gen: torch.Generator) -> torch.Tensor:
+    """Replace ``share`` of the batch with mixup (a convex blend) or cutmix (a pasted box) of two of its images.
+
+    The labels are not mixed: the teacher labels the result (its logits are the target of every image).
+    """
+    k = int(round(len(x) * share)) if mode != "none" else 0
+    if k == 0:
+        return x
+    a, b = torch.randint(len(x), (2, k), generator=gen)
+    lam = torch.rand(k, *(1,) * (x.dim() - 1), generator=gen).to(x.device)
+    mixed = []
+    if mode in ("mixup", "both"):
+        mixed.append(lam * x[a] + (1 - lam) * x[b])
+    if mode in ("cutmix", "both"):
+        _, _, h, w = x.shape
+        ch = (torch.sqrt(lam.view(k)) * h).long().clamp(1, h)
+        cw = (torch.sqrt(lam.view(k)) * w).long().clamp(1, w)
+        y0 = (torch.rand(k, generator=gen) * (h - ch + 1)).long()
+        x0 = (torch.rand(k, generator=gen) * (w - cw + 1)).long()
+        ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+        box = ((ys >= y0.view(k, 1, 1)) & (ys < (y0 + ch).view(k, 1, 1)) &
+               (xs >= x0.view(k, 1, 1)) & (xs < (x0 + cw).view(k, 1, 1))).unsqueeze(1).to(x.device)
+        mixed.append(torch.where(box, x[b], x[a]))
+    mixed = torch.cat(mixed)
+    mixed = mixed[torch.randperm(len(mixed), generator=gen)[:k]]
+    return torch.cat([x[:len(x) - k], mixed])
+
+
+def generator_step(G: nn.Module, opt: torch.optim.Optimizer, teacher: nn.Module, student: nn.Module,
+                   config: EngineConfig) -> torch.Tensor:
+    """One generator update: raise the student-teacher discrepancy on its images (DFAD eq. 3), keep the teacher
+    confident on them (DAFL's one-hot loss) and its batch predictions balanced over classes (DAFL's
+    information entropy). Only the generator's weights change; returns the batch it made (detached)."""
+    dev = next(G.parameters()).device
+    x = G(torch.randn(config.batch_size, config.noise_dim, device=dev))
+    t = teacher(x)
+    student.requires_grad_(False)  # gradients flow through the student to the images, not into its weights
+    try:
+        s = student(x)
+    finally:
+        student.requires_grad_(True)
+    loss = -config.adversarial * discrepancy(s, t, config.loss, config.temperature)
+    if config.one_hot:
+        loss = loss + config.one_hot * F.cross_entropy(t, t.argmax(1))
+    if config.balance:
+        mean = t.softmax(1).mean(0)
+        loss = loss + config.balance * (mean * mean.clamp_min(1e-8).log()).sum()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return x.detach()
+
+
+@dataclass
+class EngineResult:
+    """The trained student, its hold-out curve (step, agreement) and what the sources did."""
+
+    model: nn.Module
+    history: list[tuple[int, float]]
+    selection: dict
+    stats: dict
+    seconds: float
+    generator: nn.Module | None = None
+    bank: torch.Tensor | None = None
+
+
+def agreement(model: nn.Module, x: torch.Tensor, teacher_labels: torch.Tensor) -> float:
+    """Share of ``x`` on which ``model``'s argmax equals the teacher's."""
+    return float((predict_logits(model, x).argmax(1) == teacher_labels).float().mean())
+
+
+def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, input_shape, num_classes: int,
+            images: torch.Tensor | None = None, holdout: torch.Tensor | None = None,
+            progress: Progress | None = None, cancelled: Callable[[], bool] | None = None,
+            on_checkpoint: Callable[[int, float], None] | None = None) -> EngineResult:
+    """Train ``student`` in place to match ``teacher`` (a frozen copy, never modified) for ``config.steps`` steps.
+
+    ``images``: a fixed synthetic set to sample from (with ``config.generator`` it is replayed beside the
+    generator's images, as a warm memory bank). ``holdout``: synthetic images never trained on, on which
+    the agreement with the teacher is measured at every checkpoint; the best checkpoint is kept. Without
+    one, the agreement is measured on a fresh generator batch each time, or on the fixed set itself when
+    there is no generator (not comparable across checkpoints, so the last checkpoint is kept).
+    ``on_checkpoint(step, agreement)`` is called at every checkpoint (the live curve).
+    """
+    if images is None and not config.generator:
+        raise ValueError("the engine needs a fixed synthetic set, a generator, or both")
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    dev = model_device(teacher)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    teacher.eval()
+    student.to(dev).train()
+    opt_s = torch.optim.Adam(student.parameters(), lr=config.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt_s, config.steps)
+    G = opt_g = None
+    if config.generator:
+        G = Generator(tuple(input_shape), config.noise_dim, width=config.generator_width).to(dev).train()
+        opt_g = torch.optim.Adam(G.parameters(), lr=config.generator_lr, betas=(0.5, 0.999))
+    bank = MemoryBank(config.bank, config.seed) if config.bank else None
+    pool = images
+    if holdout is not None and not len(holdout):
+        holdout = None
+    hold_x = holdout
+    hold_t = predict_logits(teacher, holdout).argmax(1) if holdout is not None else None
+    history: list[tuple[int, float]] = []
+    best = (-1.0, None, 0)
+    stats = {"generator_steps": 0, "discrepancy": [], "images_seen": 0}
+    every = max(1, config.steps // max(1, config.checkpoints))
+    bs = config.batch_size
+    shift = config.shift if config.shift is not None else (input_shape[-2] // 14 if len(input_shape) == 3 else 0)
+
+    def fresh(n: int) -> torch.Tensor:
+        with torch.no_grad():
+            return G(torch.randn(n, config.noise_dim, device=dev))
+
+    for step in range(1, config.steps + 1):
+        if cancelled and cancelled():
+            raise Cancelled()
+        if G is not None and (step - 1) % config.student_per_generator == 0:
+            x = generator_step(G, opt_g, teacher, student, config)
+            stats["generator_steps"] += 1
+            if bank is not None:
+                bank.add(x)
+        parts = []
+        n_replay = bs if G is None else int(round(bs * config.replay)) if (bank and len(bank)) or pool is not None else 0
+        if G is not None:
+            parts.append(fresh(bs - n_replay))
+        if n_replay:
+            sources = [src for src in (pool, bank.images[:len(bank)] if bank and len(bank) else None) if src is not None]
+            picks = []
+            for i, src in enumerate(sources):
+                m = n_replay // len(sources) + (1 if i < n_replay % len(sources) else 0)
+                picks.append(src[torch.randint(len(src), (m,), generator=gen)].to(dev))
+            parts += picks
+        x = torch.cat(parts)
+        if x.dim() == 4:  # images; feature rows (tables) are only mixed
+            x = shift_images(x, shift, gen)
+            if config.brightness:
+                x = brighten(x, gen)
+        x = mix_images(x, config.mix if x.dim() == 4 else config.mix.replace("both", "mixup").replace("cutmix", "none"),
+                       config.mix_share, gen)
+        with torch.no_grad():
+            t = teacher(x)
+        loss = discrepancy(student(x), t, config.loss, config.temperature)
+        opt_s.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_s.step()
+        sched.step()
+        stats["images_seen"] += len(x)
+        if step % every == 0 or step == config.steps:
+            if holdout is None and G is not None:  # the generator's fresh images of this moment, never trained on
+                hold_x = fresh(bs).cpu()
+                hold_t = predict_logits(teacher, hold_x).argmax(1)
+            elif hold_x is None:  # a set too small to hold any out: agreement on (some of) its own images
+                hold_x = pool[:512].cpu()
+                hold_t = predict_logits(teacher, hold_x).argmax(1)
+            student.eval()
+            score = agreement(student, hold_x, hold_t)
+            student.train()
+            history.append((step, score))
+            stats["discrepancy"].append(round(float(loss.detach()), 4))
+            if holdout is None or score >= best[0]:  # without a fixed hold-out the scores are not comparable: keep the last
+                best = (score, copy.deepcopy(student.state_dict()), step)
+            if on_checkpoint:
+                on_checkpoint(step, score)
+        if progress and (step % 10 == 0 or step == config.steps):
+            progress(step / config.steps, f"step {step}/{config.steps}, loss {float(loss.detach()):.4f}"
+                     + (f", hold-out agreement {history[-1][1]:.3f}" if history else ""))
+    student.load_state_dict(best[1])
+    student.eval()
+    if bank is not None:
+        stats["bank"] = len(bank)
+    return EngineResult(model=student, history=history, generator=G, bank=bank.images[:len(bank)] if bank else None,
+                        selection={"score": best[0], "step": best[2], "history": [h[1] for h in history],
+                                   "holdout": len(hold_x)},
+                        stats=stats, seconds=time.perf_counter() - start)
