@@ -35,15 +35,19 @@ def test_hostile_uploads_get_a_one_line_message(workspace, tmp_path):
                ("Upload a model", "evil.pt", _script(WritesFile(str(victim / "created.bin"))), "Add model",
                 "uses aten::from_file")]
     with running_app(workspace) as url, browser_page() as page:
-        page.goto(url + "/models_data")
-        wait_rendered(page, "Upload a dataset")
+        page.goto(url)  # through app.py's navigation: with pages/, the page's own URL would skip the sidebar
+        page.get_by_text("Models & data").first.wait_for(timeout=180_000)
+        page.get_by_text("Models & data").first.click()
+        wait_rendered(page, "Upload a dataset", 180_000)
         for tab, file_name, payload, button, expect in uploads:
             page.get_by_role("tab", name=tab).click()
             panel = page.locator("[role=tabpanel]:visible")
-            if tab == "Upload a model":
+            if tab == "Upload a model":  # drawn once the sidebar's dataset has loaded
+                panel.get_by_text("TorchScript model").wait_for(timeout=180_000)
                 panel.get_by_text("TorchScript model").click()
             panel.locator("input[type=file]").set_input_files(
                 {"name": file_name, "mimeType": "application/octet-stream", "buffer": payload})
+            panel.get_by_text(file_name).wait_for(timeout=90_000)  # the upload reached the server
             panel.get_by_role("textbox", name="Name", exact=True).fill("hostile")
             panel.get_by_role("button", name=button).click()
             alert = panel.locator("[data-testid=stAlertContentError]").first
