@@ -90,11 +90,12 @@ FIELDS = {"viz_start": "start", "viz_objective": "objective", "viz_steps": "step
 
 def apply_preset() -> None:
     """Fill the form with the chosen preset (the widgets keep any later edit)."""
-    cfg = preset(st.session_state.get("viz_preset", PRESETS[0]), shape)
+    chosen = st.session_state.get("viz_preset", PRESETS[0])
+    cfg = preset(chosen, shape)
     for key, name in FIELDS.items():
         st.session_state[key] = getattr(cfg, name)
     st.session_state["viz_tmode"] = "fixed" if cfg.threshold is not None else "none"
-    st.session_state["viz_per_class"] = 10 if st.session_state.get("viz_preset") == "recognizable" else 1
+    st.session_state["viz_per_class"] = 10 if chosen == "recognizable" else 1
 
 
 def options_form() -> tuple[list[int], int, VisualizeConfig] | None:

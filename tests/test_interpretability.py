@@ -134,7 +134,7 @@ def test_leakage_experiment_on_toy_faces():
     from vizcore.distill.leakage import LeakageConfig, leakage_experiment
 
     x, task, person, test = _toy_faces()
-    cfg = LeakageConfig(arch="cnn_tiny", n_synthetic=20, epochs=20, seed=0)
+    cfg = LeakageConfig(arch="cnn_tiny", n_synthetic=20, epochs=150, seed=0)
     out = leakage_experiment(x, task, person, test, ["left", "right", "front"], cfg)
     teams = [set(r["people"]) for r in out["teams"]]
     assert teams[0].isdisjoint(teams[1]) and teams[0] | teams[1] == set(range(6))

@@ -69,7 +69,8 @@ def test_defaults_are_the_recognizable_preset_and_the_page_says_how_recognizable
     cfg = preset("recognizable", digits.input_shape)
     assert {k: job.config[k] for k in ("param", "pixel", "jitter", "scale", "rotate", "steps", "lr")} == \
         {k: getattr(cfg, k) for k in ("param", "pixel", "jitter", "scale", "rotate", "steps", "lr")}
-    assert jobs.wait_job(job.id).state == "done"
+    job = jobs.wait_job(job.id)  # the finished job, with its result
+    assert job.state == "done"
     at.run()
     assert not at.exception
     vis = Visualizations.from_npz(job.dir / NPZ_NAME)
@@ -85,7 +86,7 @@ def test_defaults_are_the_recognizable_preset_and_the_page_says_how_recognizable
     # the fooling / hidden-message panel: rates of the visualizations with h_s = the zoo cnn
     at.selectbox(key="viz_hs").set_value("zoo:digits-cnn")
     at.run()
-    table = at.dataframe(key="viz_interp_table").value
+    table = next(d.value for d in at.dataframe if "fooling examples" in d.value.columns)  # the rates table
     S = {k: m for k, m in judges.items() if k != "zoo:digits-cnn"}
     h = predictions({"h": digits_cnn}, vis.images)["h"]
     want = difficulty(h, predictions(S, vis.images), predictions({"s": judges["zoo:digits-cnn"]}, vis.images)["s"])
@@ -131,7 +132,7 @@ def test_generate_switch_class_and_download(tiny_cnn, digits, digits_cnn, downlo
     assert downloads["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
 
     # compare tab: similarities of the per-class mean visualization, effective weights and class averages
-    table = at.dataframe(key="viz_similarity_table").value
+    table = next(d.value for d in at.dataframe if "visualization ~ weights" in d.value.columns)  # the similarity table
     w = weight_images(digits_cnn, digits, at="blank").images
     expected = similarities(per_class_mean(vis.images, vis.labels, range(10)), w,
                             class_averages(digits.train_x, digits.train_y, 10))
