@@ -296,7 +296,7 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
     state = None
     if resume_from is not None:  # rank 0's file, sent to every rank
         here = main and Path(resume_from).exists()
-        state = torch.load(resume_from, map_location="cpu", weights_only=False) if here else None
+        state = torch.load(resume_from, map_location="cpu", weights_only=True) if here else None
         state = dist.broadcast(state) if world > 1 else state
     if state is not None:
         first = _restore(state, student, opt_s, sched, G, opt_g, bank) + 1
