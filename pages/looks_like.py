@@ -12,10 +12,7 @@ st.caption("The unit with the highest prediction gradient marks the filter and r
            "(Lo 2016, sections 4.3.1–4.3.2). Taken for another class B, it shows what makes the image look like B.")
 
 ds, entry, model = state.require()
-if ds.is_tabular:
-    st.info("“What makes A look like B” compares feature maps of images; this model reads rows of a table. Prediction gradients of its dense units are on "
-            "*Prediction gradients*, unit knockouts on *Knockout*.")
-    st.stop()
+state.require_images(ds, "“What makes A look like B” compares feature maps of images")
 
 c1, c2 = st.columns([2, 1])
 idx, image, true_class = pick_image(ds, "ll_img", container=c1)

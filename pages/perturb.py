@@ -17,10 +17,7 @@ st.caption("x′ = clip(x + ε·g/‖g‖) with g = ∂y_B/∂x moves an image t
            "The iterated variant takes several smaller steps, recomputing g each time.")
 
 ds, entry, model = state.require()
-if ds.is_tabular:
-    st.info("Targeted perturbations change an image's pixels and show them; this model reads rows of a table. Prediction gradients of its dense units are on "
-            "*Prediction gradients*, unit knockouts on *Knockout*.")
-    st.stop()
+state.require_images(ds, "Targeted perturbations change an image's pixels and show them")
 
 
 def parse_eps(text: str) -> tuple[float, ...] | None:

@@ -113,3 +113,11 @@ def current() -> tuple[Dataset | None, zoo.ModelEntry | None, torch.nn.Module | 
         st.error(f"{entry.id}: {str(e).splitlines()[0]}")
         return ds, None, None
     return ds, entry, model
+
+
+def require_images(ds, what: str) -> None:
+    """Stop a page that works on images with one line when the sidebar's dataset is a table."""
+    if ds.is_tabular:
+        st.info(f"{what}; this model reads rows of a table. Prediction gradients of its dense units are on "
+                "*Prediction gradients*, unit knockouts on *Knockout*.")
+        st.stop()
