@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vizcore import data, zoo  # noqa: E402
 from vizcore.explain.importance import StudyConfig, compare_rankings  # noqa: E402

@@ -17,14 +17,11 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vizcore import zoo  # noqa: E402
 from vizcore.data import load_dataset  # noqa: E402

@@ -1,9 +1,6 @@
 """Print the README's zoo table (Markdown) from the model cards in assets/models."""
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vizcore import zoo  # noqa: E402
 
