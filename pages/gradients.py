@@ -6,7 +6,7 @@ import streamlit as st
 from ui import state
 from ui.pg_inputs import pick_class, pick_image
 from vizcore.explain import gradients as G
-from vizcore.models import conv_layers
+from vizcore.core.layers import conv_layers
 from vizcore.plots import gradients as P
 
 st.title("Prediction gradients")

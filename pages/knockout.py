@@ -10,9 +10,9 @@ import streamlit as st
 from ui import state
 from ui.jobs_panel import progress_row
 from vizcore.core import jobs
-from vizcore.explain.importance import StudyConfig, compare_rankings, default_layers, pg_scores
-from vizcore.explain.knockout import (KnockoutEvaluator, class_images, eval_subset, format_filters, knockable_layers,
-                              parse_filters)
+from vizcore.explain.importance import StudyConfig, compare_rankings, pg_scores
+from vizcore.core.layers import default_layers, knockable_layers
+from vizcore.explain.knockout import KnockoutEvaluator, class_images, eval_subset, format_filters, parse_filters
 from vizcore.plots.common import confusion_heatmap
 from vizcore.plots.knockout import class_accuracy_bars, filter_score_bars, knockout_curves
 from vizcore.core.workspace import read_json, write_json

@@ -10,7 +10,8 @@ import torch
 from ui import state
 from ui.jobs_panel import job_panel
 from vizcore.core import jobs
-from vizcore.models import conv_layers, dense_layers, layer_table, model_device
+from vizcore.models import layer_table
+from vizcore.core.layers import conv_layers, dense_layers, model_device
 from vizcore.plots.common import image_grid, stretch_contrast
 from vizcore.plots.visualize import (comparison_figure, grid_png, similarity_bars, softmax_bars,
                                      visualization_grid)
@@ -108,7 +109,7 @@ def start(classes: list[int], per_class: int, cfg: VisualizeConfig) -> None:
     means = averages(ds.name) if cfg.start == "mean" else None
     fn = visualization_job(model, classes, per_class, cfg, input_shape=shape, class_names=names, class_means=means)
     jobs.start_job(JOB_KIND, f"{entry.id}: {per_class} per class", fn,
-                          {"model": entry.id, "classes": classes, "per_class": per_class, **cfg.to_json()})
+                          {"model": entry.id, "classes": classes, "per_class": per_class, **cfg.to_dict()})
 
 
 def display(images: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import assert_untouched, weights_snapshot
 
+from vizcore.core.layers import feature_layer
 from vizcore.explain import gradients as G
 from vizcore.models import build_model
 from vizcore.train import TrainConfig, fit
@@ -97,10 +98,10 @@ def test_rank_filters_orders_across_layers():
 
 
 def test_conv_layer_means_its_feature_map(digits_cnn):
-    assert G.feature_layer(digits_cnn, "conv1") == "act1"
-    assert G.feature_layer(digits_cnn, "fc2") == "fc2"
+    assert feature_layer(digits_cnn, "conv1") == "act1"
+    assert feature_layer(digits_cnn, "fc2") == "fc2"
     with pytest.raises(ValueError, match="no layer"):
-        G.feature_layer(digits_cnn, "conv9")
+        feature_layer(digits_cnn, "conv9")
 
 
 def test_planted_feature_box_covers_the_region(planted_cnn):

@@ -145,7 +145,7 @@ def test_seeded_runs_are_reproducible_and_seeds_differ(digits_cnn):
     cfg = VisualizeConfig(start="noise", attract_repel=True, threshold_range=(0.9, 0.99), steps=40, seed=7)
     a = class_visualizations(digits_cnn, [1, 2], 3, cfg, input_shape=SHAPE)
     b = class_visualizations(digits_cnn, [1, 2], 3, cfg, input_shape=SHAPE)
-    c = class_visualizations(digits_cnn, [1, 2], 3, VisualizeConfig(**{**cfg.to_json(), "seed": 8,
+    c = class_visualizations(digits_cnn, [1, 2], 3, VisualizeConfig(**{**cfg.to_dict(), "seed": 8,
                                                                      "threshold_range": (0.9, 0.99)}),
                              input_shape=SHAPE)
     assert torch.equal(a.images, b.images) and torch.equal(a.thresholds, b.thresholds)

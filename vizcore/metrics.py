@@ -6,19 +6,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from vizcore.models import model_device
+from vizcore.core.hooks import guarded
+from vizcore.core.layers import model_device
 
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Logits of ``model`` on ``x`` in eval mode, batched; the model's training flag is restored."""
-    was_training = model.training
-    model.eval()
+    """Logits of ``model`` on ``x`` in eval mode, batched, under the model's lock (its mode is restored)."""
     device = model_device(model)
-    try:
+    with guarded(model):
         out = [model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
-    finally:
-        model.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
 

@@ -51,11 +51,11 @@ class ModelCard:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict) -> ModelCard:
+    def from_dict(cls, d: dict) -> ModelCard:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         missing = [k for k in ("name", "dataset", "arch", "input_shape", "class_names") if k not in known]
         if missing:
@@ -92,7 +92,7 @@ def list_models(include_user: bool = True) -> list[ModelEntry]:
     for prefix, folder in sources:
         for card_path in sorted(folder.glob("*.json")):
             try:
-                card = ModelCard.from_json(json.loads(card_path.read_text()))
+                card = ModelCard.from_dict(json.loads(card_path.read_text()))
             except (ValueError, TypeError):
                 continue
             w = _weights_path(card_path, card)
@@ -142,7 +142,7 @@ def save_model(model: nn.Module, card: ModelCard, folder: Path | None = None) ->
     else:
         data = st_save_bytes({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
     weights = atomic_write(folder / f"{card.name}{'.pt' if card.format == 'torchscript' else '.safetensors'}", data)
-    write_json(folder / f"{card.name}.json", card.to_json())  # the card last: a model is listed only when complete
+    write_json(folder / f"{card.name}.json", card.to_dict())  # the card last: a model is listed only when complete
     prefix = "zoo" if folder.resolve() == ZOO_DIR.resolve() else "user"
     return ModelEntry(f"{prefix}:{card.name}", card, weights)
 
@@ -218,16 +218,16 @@ def _load_torchscript(data: bytes) -> nn.Module:
         raise ModelFileError(f"could not load TorchScript: {str(e).splitlines()[0][:300]}") from e
 
 
-def fit_message(model: nn.Module, input_shape: tuple[int, int, int], n_classes: int) -> str | None:
-    """None if ``model`` maps ``(1, *input_shape)`` to ``(1, n_classes)``; otherwise what went wrong."""
+def fit_message(model: nn.Module, input_shape: tuple[int, int, int], num_classes: int) -> str | None:
+    """None if ``model`` maps ``(1, *input_shape)`` to ``(1, num_classes)``; otherwise what went wrong."""
     try:
         with torch.no_grad():
             out = model(torch.zeros(1, *input_shape))
     except Exception as e:  # any shape error from inside the user's model
         return f"the model does not accept inputs of shape {list(input_shape)} ({str(e).splitlines()[0][:200]})"
-    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != n_classes:
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != num_classes:
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        return f"the model outputs {shape} but the dataset has {n_classes} classes (expected [1, {n_classes}])"
+        return f"the model outputs {shape} but the dataset has {num_classes} classes (expected [1, {num_classes}])"
     return None
 
 

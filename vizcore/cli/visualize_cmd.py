@@ -33,7 +33,7 @@ def cmd_visualize(args) -> None:
     vis.to_npz(args.out)
     rows = summary(vis, card.class_names)
     out = {"model": entry.id, "out": str(args.out), "n": len(vis.labels), "seconds": round(seconds, 3),
-           "reached_fraction": float(vis.reached.float().mean()), "config": config.to_json(), "per_class": rows}
+           "reached_fraction": float(vis.reached.float().mean()), "config": config.to_dict(), "per_class": rows}
     text = "\n".join([f"{entry.id}: {len(vis.labels)} visualizations in {seconds:.1f} s -> {args.out}",
                       f"{'class':>16} {'reached T':>9} {'p(target)':>9} {'diversity':>9}"]
                      + [f"{r['class'][:16]:>16} {r['reached_fraction']:9.2f} {r['mean_target_prob']:9.3f} "

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizcore.distill.generators import Generator
-from vizcore.models import build_model, model_device
+from vizcore.models import build_model
+from vizcore.core.layers import model_device
 from vizcore.core.progress import Cancelled, Progress
 
 

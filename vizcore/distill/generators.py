@@ -13,14 +13,14 @@ from torch import nn
 
 
 class Generator(nn.Module):
-    """``z`` (and a one-hot class when ``n_classes`` > 0) -> images of ``input_shape`` in [0, 1]."""
+    """``z`` (and a one-hot class when ``num_classes`` > 0) -> images of ``input_shape`` in [0, 1]."""
 
-    def __init__(self, input_shape: tuple[int, int, int], noise_dim: int, n_classes: int = 0, width: int = 64):
+    def __init__(self, input_shape: tuple[int, int, int], noise_dim: int, num_classes: int = 0, width: int = 64):
         super().__init__()
         c, h, w = input_shape
-        self.input_shape, self.noise_dim, self.n_classes = (c, h, w), noise_dim, n_classes
+        self.input_shape, self.noise_dim, self.num_classes = (c, h, w), noise_dim, num_classes
         self.h0, self.w0 = -(-h // 4), -(-w // 4)
-        self.fc = nn.Sequential(nn.Linear(noise_dim + n_classes, width * self.h0 * self.w0),
+        self.fc = nn.Sequential(nn.Linear(noise_dim + num_classes, width * self.h0 * self.w0),
                                 nn.BatchNorm1d(width * self.h0 * self.w0), nn.ReLU())
         self.body = nn.Sequential(
             nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1), nn.BatchNorm2d(width // 2), nn.ReLU(),
@@ -29,8 +29,8 @@ class Generator(nn.Module):
         self.width = width
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        if self.n_classes:
-            z = torch.cat([z, F.one_hot(y, self.n_classes).to(z.dtype)], dim=1)
+        if self.num_classes:
+            z = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)
         x = self.body(self.fc(z).view(len(z), self.width, self.h0, self.w0))
         c, h, w = self.input_shape
         if x.shape[-2:] != (h, w):

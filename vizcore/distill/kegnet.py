@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizcore.distill.generators import Decoder, Generator
-from vizcore.models import model_device
+from vizcore.core.layers import model_device
 from vizcore.core.progress import Cancelled, Progress
 
 
@@ -32,7 +32,7 @@ def train_kegnet_generator(teacher: nn.Module, input_shape, num_classes: int, *,
                            cancelled: Callable[[], bool] | None = None) -> Generator:
     """Train one (generator, decoder) pair against the frozen ``teacher``; returns the generator."""
     dev = model_device(teacher)
-    G = Generator(input_shape, noise_dim, n_classes=num_classes).to(dev)
+    G = Generator(input_shape, noise_dim, num_classes=num_classes).to(dev)
     D = Decoder(input_shape, noise_dim).to(dev)
     opt = torch.optim.Adam(list(G.parameters()) + list(D.parameters()), lr=lr)
     G.train()

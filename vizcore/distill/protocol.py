@@ -50,11 +50,11 @@ class DistillConfig:
     sizes: tuple[int, ...] = ()
     preset: str = ""
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict) -> DistillConfig:
+    def from_dict(cls, d: dict) -> DistillConfig:
         return cls(**{**d, "synthesis": SynthesisConfig(**d["synthesis"]),
                       "students": tuple(StudentConfig(**s) for s in d["students"]), "sizes": tuple(d.get("sizes", ()))})
 
@@ -138,7 +138,7 @@ def run_distillation(teacher: nn.Module, config: DistillConfig, *, class_names: 
                 "accuracy": r["accuracy"], "ratio": r["accuracy"] / max(teacher_rep["accuracy"], 1e-12), "report": r}
 
     result = {
-        "config": config.to_json(), "class_names": list(class_names),
+        "config": config.to_dict(), "class_names": list(class_names),
         "teacher": {"id": config.teacher, "accuracy": teacher_rep["accuracy"], "report": teacher_rep},
         "synthesis": {"n": len(synth), "seconds": round(synth_seconds, 2), "stats": synth.stats,
                       "used_real_data": syn_cfg.needs_real_data},
@@ -181,7 +181,7 @@ def start_run(config: DistillConfig, wait: bool = False) -> JobInfo:
         return summary(rep)
 
     title = f"{config.synthesis.method} x{config.synthesis.n} from {entry.id} -> " + ", ".join(s.name for s in config.students)
-    return start_job(JOB_KIND, title, work, config.to_json(), wait=wait)
+    return start_job(JOB_KIND, title, work, config.to_dict(), wait=wait)
 
 
 def summary(report: dict) -> dict:

@@ -13,8 +13,7 @@ activation of the zoo maps 0 to 0.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -22,26 +21,10 @@ from captum.attr import LayerGradientXActivation, Saliency
 from torch import nn
 
 from vizcore.core.hooks import capture, guarded
-from vizcore.models import conv_layers, model_device
+from vizcore.core.layers import conv_layers, feature_layer, model_device, num_classes
 
-Output = Literal["prob", "logit"]
-Norm = Literal["fro", "l1", "max"]
 OUTPUTS: tuple[str, ...] = ("prob", "logit")
 NORMS: tuple[str, ...] = ("fro", "l1", "max")
-_ACTIVATIONS = (nn.ReLU, nn.Tanh, nn.ELU, nn.Sigmoid, nn.LeakyReLU, nn.GELU, nn.SiLU)
-
-
-@dataclass(frozen=True)
-class PGConfig:
-    """What a prediction-gradient query asks: class, layers, aggregation and output (serializes to JSON)."""
-
-    target: int
-    layers: tuple[str, ...] | None = None
-    norm: str = "fro"
-    output: str = "prob"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _check(output: str, norm: str | None = None) -> None:
@@ -59,18 +42,6 @@ def forward_fn(model: nn.Module, output: str = "prob") -> Callable[[torch.Tensor
     return lambda x: torch.softmax(model(x), dim=1)
 
 
-def feature_layer(model: nn.Module, layer: str) -> str:
-    """Name of the module whose output is ``layer``'s units: its activation when one follows it directly."""
-    names = [n for n, _ in model.named_children()]
-    if layer not in dict(model.named_modules()):
-        raise ValueError(f"model has no layer '{layer}'; layers: {', '.join(names)}")
-    if layer in names:
-        i = names.index(layer)
-        if i + 1 < len(names) and isinstance(getattr(model, names[i + 1]), _ACTIVATIONS):
-            return names[i + 1]
-    return layer
-
-
 def _layers(model: nn.Module, layers: Sequence[str] | None) -> list[str]:
     layers = list(layers) if layers is not None else conv_layers(model)
     if not layers:
@@ -78,22 +49,14 @@ def _layers(model: nn.Module, layers: Sequence[str] | None) -> list[str]:
     return layers
 
 
-def _targets(target: int | torch.Tensor, n: int, n_classes: int) -> torch.Tensor:
+def _targets(target: int | torch.Tensor, n: int, num_classes: int) -> torch.Tensor:
     t = torch.as_tensor(target, dtype=torch.long)
     t = t.expand(n) if t.ndim == 0 else t
     if len(t) != n:
         raise ValueError(f"got {len(t)} targets for {n} inputs")
-    if n and (t.min() < 0 or t.max() >= n_classes):
-        raise ValueError(f"target class must be in 0..{n_classes - 1}")
+    if n and (t.min() < 0 or t.max() >= num_classes):
+        raise ValueError(f"target class must be in 0..{num_classes - 1}")
     return t
-
-
-def n_classes(model: nn.Module) -> int:
-    """Number of classes: the width of the model's last Linear layer."""
-    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not last:
-        raise ValueError("the model has no Linear output layer")
-    return last[-1].out_features
 
 
 def prediction_gradients(model: nn.Module, inputs: torch.Tensor, target: int | torch.Tensor, *,
@@ -117,7 +80,7 @@ def prediction_gradients(model: nn.Module, inputs: torch.Tensor, target: int | t
         device = model_device(model)
         if len(inputs) == 0:
             raise ValueError("no input images")
-        targets = _targets(target, len(inputs), n_classes(model))
+        targets = _targets(target, len(inputs), num_classes(model))
         mods = [model.get_submodule(feature_layer(model, name)) for name in layers]
         pg = LayerGradientXActivation(forward_fn(model, output), mods, multiply_by_inputs=False)
         for i in range(0, len(inputs), batch_size):
@@ -134,7 +97,7 @@ def input_gradient(model: nn.Module, inputs: torch.Tensor, target: int | torch.T
     with guarded(model):
         device = model_device(model)
         x = inputs.to(device).detach().requires_grad_()
-        t = _targets(target, len(x), n_classes(model)).to(device)
+        t = _targets(target, len(x), num_classes(model)).to(device)
         return Saliency(forward_fn(model, output)).attribute(x, target=t, abs=False).detach().cpu()
 
 

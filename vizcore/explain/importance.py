@@ -24,25 +24,13 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from vizcore.core.hooks import capture, guarded
-from vizcore.explain.knockout import Curve, KnockoutEvaluator, knockable_layers, knockout_curve, random_curve
+from vizcore.explain.gradients import rank_filters
+from vizcore.explain.knockout import Curve, KnockoutEvaluator, knockout_curve, random_curve
+from vizcore.core.layers import default_layers, model_device
 from vizcore.core.progress import check_cancelled
-from vizcore.models import conv_layers, model_device
 
 Scores = dict[str, torch.Tensor]  # layer -> (C,) score per filter
 RANKINGS = ("pg", "weight_l1", "taylor", "oracle")
-
-
-def default_layers(model: nn.Module) -> list[str]:
-    """The conv layers (seed 002 ranks the filters of all conv layers together); dense layers if there are none."""
-    knockable = knockable_layers(model)
-    return [n for n in conv_layers(model) if n in knockable] or list(knockable)
-
-
-def flatten_scores(scores: Scores) -> list[tuple[str, int, float]]:
-    """Every (layer, filter, score), most important first (ties keep network order)."""
-    from vizcore.explain.gradients import rank_filters
-
-    return rank_filters(scores, descending=True)
 
 
 def pg_scores(model: nn.Module, x: torch.Tensor, target: int, layers: Sequence[str], norm: str = "fro") -> Scores:
@@ -146,7 +134,7 @@ def compare_rankings(model: nn.Module, evaluator: KnockoutEvaluator, rank_x: tor
     table = []
     steps = 2 * len(RANKINGS) + 1
     for s, name in enumerate(RANKINGS):
-        order = [(n, i) for n, i, _ in flatten_scores(scores[name])]
+        order = [(n, i) for n, i, _ in rank_filters(scores[name])]
         hi = knockout_curve(evaluator, order, t, max_k, f"{name} highest-first", cancelled)
         report(0.4 + 0.6 * (2 * s + 1) / steps, f"{name}: highest-first curve")
         lo = knockout_curve(evaluator, order[::-1], t, max_k, f"{name} lowest-first", cancelled)

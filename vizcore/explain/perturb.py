@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from vizcore.explain.gradients import input_gradient, n_classes
+from vizcore.explain.gradients import input_gradient
+from vizcore.core.layers import num_classes
 from vizcore.metrics import predict_logits
 from vizcore.core.progress import Cancelled
 
@@ -144,7 +145,7 @@ def perturbation_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, confi
                        progress: Callable[[float, str], None] | None = None,
                        cancelled: Callable[[], bool] | None = None) -> SweepResult:
     """Push ``per_class`` images of every class towards every other class at each step size (seed 002 4.4)."""
-    k = n_classes(model)
+    k = num_classes(model)
     keep = sample_per_class(y, config.per_class)
     x, y = x[keep], y[keep]
     if len(x) == 0:

@@ -21,7 +21,7 @@ from torch import nn
 
 from vizcore.core.hooks import capture, frozen_copy, guarded
 from vizcore.metrics import predict_logits
-from vizcore.models import model_device
+from vizcore.core.layers import model_device
 from vizcore.explain.objectives import (AscentState, Objective, blur_, channel_mean, class_logit, class_logprob, jitter,
                                 l2, logit_mix, pixel_param, total_variation)
 from vizcore.core.progress import Cancelled, Progress, progress_span
@@ -87,11 +87,11 @@ class VisualizeConfig:
                 raise ValueError(f"threshold range must satisfy 0 < low <= high < 1, got {self.threshold_range}")
             object.__setattr__(self, "threshold_range", (float(lo), float(hi)))
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict) -> VisualizeConfig:
+    def from_dict(cls, d: dict) -> VisualizeConfig:
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         if d.get("threshold_range") is not None:
@@ -117,7 +117,7 @@ class Visualizations:
         np.savez_compressed(
             buf, images=self.images.numpy(), labels=self.labels.numpy(), logits=self.logits.numpy(),
             probs=self.probs.numpy(), reached=self.reached.numpy(), thresholds=self.thresholds.numpy(),
-            steps=self.steps.numpy(), config=np.array(json.dumps(self.config.to_json())))
+            steps=self.steps.numpy(), config=np.array(json.dumps(self.config.to_dict())))
         return buf.getvalue()
 
     def to_npz(self, path: str | Path) -> Path:
@@ -130,7 +130,7 @@ class Visualizations:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: torch.from_numpy(z[k].copy()) for k in
                       ("images", "labels", "logits", "probs", "reached", "thresholds", "steps")}
-            config = VisualizeConfig.from_json(json.loads(str(z["config"])))
+            config = VisualizeConfig.from_dict(json.loads(str(z["config"])))
         return cls(**arrays, config=config)
 
 
@@ -430,12 +430,12 @@ def weight_images(model: nn.Module, data, *, at: str = "blank", max_samples: int
     raise ValueError(f"at must be 'blank' or 'data', not '{at}'")
 
 
-def class_averages(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+def class_averages(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(K, C, H, W): the mean image of each class (seed 003 section 7, algorithm 1); zeros for a class
     without samples."""
-    sums = torch.zeros(n_classes, *x.shape[1:], dtype=torch.float64)
+    sums = torch.zeros(num_classes, *x.shape[1:], dtype=torch.float64)
     sums.index_add_(0, y.long(), x.double())
-    counts = torch.bincount(y.long(), minlength=n_classes).clamp(min=1).double()
+    counts = torch.bincount(y.long(), minlength=num_classes).clamp(min=1).double()
     return (sums / counts.view(-1, *[1] * (x.dim() - 1))).float()
 
 
