@@ -6,6 +6,7 @@ import streamlit as st
 from ui import state
 from ui.pg_inputs import pick_class, pick_image
 from vizcore.explain import gradients as G
+from vizcore.explain.knockout import class_images
 from vizcore.core.layers import conv_layers
 from vizcore.plots import gradients as P
 
@@ -22,8 +23,11 @@ if not layers:
 
 
 @st.cache_data(show_spinner="Averaging prediction gradients over the class…", max_entries=32)
-def class_average(model_key: str, dataset: str, target: int, output: str, _model, _x):
-    return G.class_average_pg(_model, _x, target, output=output)
+def class_average(model_id: str, mtime: float, dataset: str, target: int, output: str) -> tuple[int, dict]:
+    """Mean PG maps over the class's training images, as the Knockout page ranks filters (the test images judge)."""
+    d = state.get_dataset(dataset)
+    x, _ = class_images(d.train_x, d.train_y, target)
+    return len(x), G.class_average_pg(state.get_model(model_id, mtime), x, target, output=output)
 
 
 c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
@@ -40,12 +44,11 @@ if mode == "One image":
     subject = f"test image #{idx} ({ds.class_names[true_class]})"
 else:
     target = pick_class(ds, "pg_avg_class", "Class", container=c2)
-    x = ds.test_x[ds.test_y == target]
-    if len(x) == 0:
-        st.warning(f"No test images of class {ds.class_names[target]}.")
+    if not (ds.train_y == target).any():
+        st.warning(f"No training images of class {ds.class_names[target]}.")
         st.stop()
-    pg = class_average(f"{entry.id}@{entry.weights.stat().st_mtime}", ds.name, target, output, model, x)
-    subject = f"the mean over {len(x)} test images of {ds.class_names[target]}"
+    n, pg = class_average(*state.model_key(entry), ds.name, target, output)
+    subject = f"the mean over {n} training images of {ds.class_names[target]}"
 
 scores = G.filter_scores(pg, norm)
 mask = st.session_state.get("knockout_mask") or {}

@@ -45,7 +45,7 @@ def averages(dataset: str) -> torch.Tensor:
 
 @st.cache_data(show_spinner="Computing weight images…")
 def weights(model_id: str, mtime: float, dataset: str, at: str):
-    return weight_images(model, state.get_dataset(dataset), at=at)
+    return weight_images(state.get_model(model_id, mtime), state.get_dataset(dataset), at=at)
 
 
 def latest_done() -> jobs.JobInfo | None:
@@ -169,12 +169,12 @@ def results(vis: Visualizations, job_dir: Path) -> None:
 
 def compare(vis: Visualizations | None) -> None:
     at = "blank"
-    w = weights(entry.id, entry.weights.stat().st_mtime, ds.name, at)
+    w = weights(*state.model_key(entry), ds.name, at)
     if w.kind != "weights":
         at = st.radio("Effective weights", ["blank", "data"], horizontal=True, key="viz_weights_at",
                       format_func=lambda a: {"blank": "gradient at the blank image",
                                              "data": "gradient averaged over test images"}[a])
-        w = weights(entry.id, entry.weights.stat().st_mtime, ds.name, at)
+        w = weights(*state.model_key(entry), ds.name, at)
         st.info(f"**{entry.card.arch}** has hidden layers, so there is no single weight row per class: "
                 f"the middle column shows {w.label}.")
     avg = averages(ds.name)

@@ -22,6 +22,12 @@ def get_dataset(name: str) -> Dataset:
     return data.load_dataset(name)
 
 
+def model_key(entry: zoo.ModelEntry) -> tuple[str, float]:
+    """(model id, mtime of its weights file): the first arguments of every cached function that uses a model,
+    which loads it with :func:`get_model` (so a replaced file is reloaded)."""
+    return entry.id, entry.weights.stat().st_mtime
+
+
 @st.cache_resource(show_spinner="Loading model…")
 def get_model(model_id: str, mtime: float) -> torch.nn.Module:
     """The model of ``model_id``; ``mtime`` (of its weights file) keys the cache so replaced files reload."""
@@ -80,14 +86,10 @@ def sidebar() -> tuple[Dataset | None, zoo.ModelEntry | None]:
 @st.cache_data(show_spinner="Evaluating on the test split…", max_entries=32)
 def evaluation(model_id: str, mtime: float, dataset_name: str) -> dict:
     """The model's classification report on the dataset's test split, plus its predictions."""
-    from vizcore.metrics import classification_report, predict_logits
+    from vizcore.metrics import evaluate_model
 
     ds = get_dataset(dataset_name)
-    probs = predict_logits(get_model(model_id, mtime), ds.test_x).softmax(1)
-    report = classification_report(ds.test_y.numpy(), probs.argmax(1).numpy(), ds.class_names)
-    report["pred"] = probs.argmax(1).tolist()
-    report["confidence"] = probs.max(1).values.tolist()
-    return report
+    return evaluate_model(get_model(model_id, mtime), ds.test_x, ds.test_y, ds.class_names, predictions=True)
 
 
 def flash(message: str, dataset: str | None = None, model: str | None = None) -> None:

@@ -37,7 +37,13 @@ def classification_report(y_true, y_pred, class_names: list[str]) -> dict:
     }
 
 
-def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, class_names: list[str]) -> dict:
-    """:func:`classification_report` of ``model``'s predictions on ``(x, y)``."""
-    pred = predict_logits(model, x).argmax(1)
-    return classification_report(y.numpy(), pred.numpy(), class_names)
+def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, class_names: list[str], *,
+                   predictions: bool = False) -> dict:
+    """:func:`classification_report` of ``model``'s predictions on ``(x, y)``; with ``predictions`` also each
+    image's predicted class (``pred``) and softmax confidence (``confidence``)."""
+    logits = predict_logits(model, x)
+    pred = logits.argmax(1)
+    report = classification_report(y.numpy(), pred.numpy(), class_names)
+    if predictions:
+        report["pred"], report["confidence"] = pred.tolist(), logits.softmax(1).max(1).values.tolist()
+    return report

@@ -71,6 +71,10 @@ class ModelEntry:
     card: ModelCard
     weights: Path
 
+    def to_dict(self) -> dict:
+        """What a training job returns: the id, the test accuracy and the card."""
+        return {"model_id": self.id, "accuracy": self.card.metrics.get("accuracy"), "card": self.card.to_dict()}
+
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 

@@ -125,7 +125,7 @@ def add_parser(sub) -> None:
     d = options(sub.add_parser("distill", help="data-free distillation: synthetic set -> students -> one test read"))
     d.add_argument("--student", action="append", default=[], help=f"architecture(s), repeat or comma-separate: {', '.join(STUDENT_KINDS)}")
     d.add_argument("--no-baseline", action="store_true", help="skip the real-data baseline")
-    d.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="also train on the first S images, e.g. 400,2000")
+    d.add_argument("--sizes", type=protocol.parse_sizes, help="also train on the first S images, e.g. 400,2000")
     d.add_argument("--bias-only", action="store_true", help="add seed 003's bias-only linear student")
     d.set_defaults(func=cmd_distill)
     p = options(sub.add_parser("distill-preset", help="seed 000 Table 1 / Table 2 (--method: generator AM as in "

@@ -50,6 +50,10 @@ class DistillConfig:
     sizes: tuple[int, ...] = ()
     preset: str = ""
 
+    def __post_init__(self):
+        if any(v < 1 or v > self.synthesis.n for v in self.sizes):
+            raise ValueError(f"sizes must lie between 1 and the synthetic set's {self.synthesis.n} images")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -57,6 +61,14 @@ class DistillConfig:
     def from_dict(cls, d: dict) -> DistillConfig:
         return cls(**{**d, "synthesis": SynthesisConfig(**d["synthesis"]),
                       "students": tuple(StudentConfig(**s) for s in d["students"]), "sizes": tuple(d.get("sizes", ()))})
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """Sizes for accuracy-against-size from ``"200, 500, 1000"`` (commas or spaces)."""
+    parts = text.replace(",", " ").split()
+    if not all(v.isdigit() for v in parts):
+        raise ValueError("sizes must be whole numbers separated by commas, e.g. 200, 500, 1000")
+    return tuple(int(v) for v in parts)
 
 
 def real_subset(split: Split, n: int, seed: int) -> Split:
@@ -230,6 +242,24 @@ def report_rows(report: dict) -> list[dict]:
         for r in rep["per_class"]:
             rows.append({"role": role, "model": name, **r})
     return rows
+
+
+def compare_reports(reports: dict[str, dict]) -> tuple[list[tuple[str, str, list[dict]]], list[dict]]:
+    """Finished runs side by side: per-class F1 series ``(label, role, per_class)`` (each teacher once) and one
+    accuracy row per model and run."""
+    series, rows = [], []
+    for rid, rep in reports.items():
+        tag = f"{rep['config']['synthesis']['method']} x{rep['synthesis']['n']}" if len(reports) > 1 else ""
+        if not any(s[1] == "teacher" and s[0].startswith(rep["teacher"]["id"]) for s in series):
+            series.append((f"{rep['teacher']['id']} (teacher)", "teacher", rep["teacher"]["report"]["per_class"]))
+        rows.append({"run": rid, "model": rep["teacher"]["id"], "role": "teacher", "accuracy": rep["teacher"]["accuracy"]})
+        for role, key in (("student", "students"), ("baseline", "baselines")):
+            for s in rep[key]:
+                series.append((f"{s['name']} {tag}".strip(), role, s["report"]["per_class"]))
+                rows.append({"run": rid, "model": s["name"], "role": role, "accuracy": s["accuracy"],
+                             "of teacher": s["ratio"], "selection score (synthetic)": s["selection"].get("score"),
+                             "train s": s["seconds"]})
+    return series, rows
 
 
 def report_csv(report: dict) -> str:

@@ -105,9 +105,14 @@ class StudyConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> StudyConfig:
+        """The config back from :meth:`to_dict` (lists become tuples; keys that are not fields are ignored)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__})
+
 
 def compare_rankings(model: nn.Module, evaluator: KnockoutEvaluator, rank_x: torch.Tensor, rank_y: torch.Tensor,
-                     config: StudyConfig, progress: Callable[[float, str], None] | None = None,
+                     config: StudyConfig, *, progress: Callable[[float, str], None] | None = None,
                      cancelled: Callable[[], bool] | None = None) -> dict:
     """Knockout curves (highest- and lowest-first for each ranking, random baseline) and the comparison table.
 

@@ -75,6 +75,23 @@ def format_filters(mask: Mask) -> str:
     return ",".join(f"{layer}:{i}" for layer, idx in mask.items() for i in idx)
 
 
+def score_mask(scores: Mapping[str, Sequence[float]], top: Mapping[str, int], bottom: Mapping[str, int],
+               extra: Mask | None = None) -> dict[str, list[int]]:
+    """The filters chosen by score: each layer's ``top[layer]`` highest and ``bottom[layer]`` lowest scored ones
+    (ties keep filter order), united with the hand-picked ``extra``; layers in the order of ``scores``."""
+    mask: dict[str, set[int]] = {}
+    for layer, s in scores.items():
+        order = sorted(range(len(s)), key=lambda i: -s[i])
+        k_top, k_bottom = top.get(layer, 0), bottom.get(layer, 0)
+        chosen = set(order[:k_top]) | (set(order[-k_bottom:]) if k_bottom else set())
+        if chosen:
+            mask[layer] = chosen
+    for layer, idx in (extra or {}).items():
+        mask.setdefault(layer, set()).update(int(i) for i in idx)
+    order = list(scores) + [layer for layer in mask if layer not in scores]
+    return {layer: sorted(mask[layer]) for layer in order if layer in mask}
+
+
 @dataclass(frozen=True)
 class KnockoutResult:
     """What the network does on the evaluation set with a mask applied."""

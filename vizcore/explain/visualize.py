@@ -22,7 +22,7 @@ from torch import nn
 from vizcore.core.hooks import capture, frozen_copy, guarded
 from vizcore.metrics import predict_logits
 from vizcore.core.layers import model_device
-from vizcore.explain.objectives import (AscentState, Objective, blur_, channel_mean, class_logit, class_logprob, jitter,
+from vizcore.explain.objectives import (AscentState, Objective, Param, blur_, channel_mean, class_logit, class_logprob, jitter,
                                 l2, logit_mix, pixel_param, total_variation)
 from vizcore.core.progress import Cancelled, Progress, progress_span
 from vizcore.core.workspace import atomic_write
@@ -164,15 +164,19 @@ def _optimizer(param: torch.Tensor, config: VisualizeConfig) -> torch.optim.Opti
 
 def _ascend(model: nn.Module, objective: Objective, start: torch.Tensor, config: VisualizeConfig,
             gen: torch.Generator, steps: int, stop: Stop | None = None, progress: Progress | None = None,
-            cancelled: Callable[[], bool] | None = None, what: str = "ascent") -> tuple[torch.Tensor, torch.Tensor]:
+            cancelled: Callable[[], bool] | None = None, what: str = "ascent",
+            param: Param | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Maximize ``objective`` from ``start`` for at most ``steps`` steps, all samples in one batch.
 
     ``model`` is a :func:`~vizcore.core.hooks.frozen_copy` in ``config.precision``; the pixels stay float32.
     ``stop(logits, rows, step, images)`` marks samples that are finished (checked on the image before each
-    step); finished samples leave the batch. Returns the final images and the step each sample stopped at.
+    step); finished samples leave the batch. ``param(start) -> (tensor, image_fn)`` replaces the pixel
+    parameterization ``config.pixel`` (then nothing is clamped: the image function keeps its own range).
+    Returns the final images and the step each sample stopped at.
     """
     n, dtype = start.shape[0], PRECISIONS[config.precision]
-    param, image_fn = pixel_param(start, config.pixel)
+    clamp = param is None and config.pixel == "clamp"
+    param, image_fn = param(start) if param is not None else pixel_param(start, config.pixel)
     opt = _optimizer(param, config)
     final = torch.empty_like(start)
     taken = torch.full((n,), steps, dtype=torch.long)
@@ -204,7 +208,7 @@ def _ascend(model: nn.Module, objective: Objective, start: torch.Tensor, config:
                 break
             opt.step()
             with torch.no_grad():
-                if config.pixel == "clamp":
+                if clamp:
                     param.clamp_(0, 1)
                 blur_(param, config.blur)
             if progress:
