@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from vizcore.distill import protocol, presets
 from vizcore import zoo
-from vizcore.cli import emit
+from vizcore.cli import add_data_args, emit
 from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
 from vizcore.distill.synthesis import METHODS, SynthesisConfig
 
 TABLE1_STUDENTS = ("mlp3", "rf", "svm", "cnn_s", "cnn_l", "cnn_tiny")
 
 
-def _run(config: protocol.DistillConfig) -> dict:
-    job = protocol.start_run(config, wait=True)
+def _run(config: protocol.DistillConfig, data_root: str | None) -> dict:
+    job = protocol.start_run(config, wait=True, data_root=data_root)
     if job.state != "done":
         raise ValueError(f"run {job.id} {job.state}: {job.error or job.message}")
     return protocol.load_report(job.id) | {"run_id": job.id}
@@ -69,7 +69,7 @@ def cmd_distill(args) -> None:
     cfg = protocol.DistillConfig(teacher=entry.id, dataset=args.dataset or entry.card.dataset,
                              synthesis=_synthesis(args), students=_students(args, archs), baseline=not args.no_baseline,
                              sizes=tuple(args.sizes or ()), preset="bias-only" if args.bias_only else "")
-    out = _compact(_run(cfg))
+    out = _compact(_run(cfg, args.data_root))
     emit(out, args.json, _text(out))
 
 
@@ -78,7 +78,7 @@ def cmd_preset(args) -> None:
     ds = args.dataset or entry.card.dataset
     arch = entry.card.arch
     if args.table == "seed003-subset":  # seed 003 section 8: class-subset teachers, one visualization swapped
-        job = presets.start_subset_run(entry.id, ds, args.cls, args.versus, wait=True)
+        job = presets.start_subset_run(entry.id, ds, args.cls, args.versus, wait=True, data_root=args.data_root)
         if job.state != "done":
             raise ValueError(f"run {job.id} {job.state}: {job.error or job.message}")
         emit(job.result, args.json, _subset_text(job.result))
@@ -97,14 +97,14 @@ def cmd_preset(args) -> None:
             protocol.DistillConfig(entry.id, ds, _synthesis(args, "weight-images", **one), _students(args, (arch,)), baseline=False),
             protocol.DistillConfig(entry.id, ds, _synthesis(args, "class-averages", **one), _students(args, (arch,)), baseline=False),
         ]
-    outs = [_compact(_run(c)) for c in cfgs]
+    outs = [_compact(_run(c, args.data_root)) for c in cfgs]
     emit(outs, args.json, "\n\n".join(_text(o) for o in outs))
 
 
 def add_parser(sub) -> None:
     def options(p):
         p.add_argument("--teacher", required=True, help="model id (zoo:NAME, user:NAME) or name")
-        p.add_argument("--dataset", help="default: the teacher's dataset (used for the baseline and the final test)")
+        add_data_args(p, "default: the teacher's dataset (used for the baseline and the final test)")
         p.add_argument("--method", choices=METHODS, default="generator-am")
         p.add_argument("--n", type=int, default=2000, help="synthetic images")
         p.add_argument("--labels", choices=("soft", "hard"), default="soft")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from vizcore import data, zoo
-from vizcore.cli import emit
+from vizcore.cli import add_data_args, emit
 from vizcore.explain.visualize import PIXELS, PRECISIONS, VisualizeConfig, class_averages, class_visualizations, summary
 
 
@@ -66,8 +66,7 @@ def add_parser(sub) -> None:
     p.add_argument("--precision", choices=tuple(PRECISIONS), default=d.precision,
                    help="arithmetic of the ascent; bfloat16 is about 2x faster on CPUs/GPUs with bf16 units "
                         "(reaching T and the scores are still decided in float32)")
-    p.add_argument("--dataset", help="for --start mean: dataset whose class averages start the ascent")
-    p.add_argument("--data-root")
+    add_data_args(p, "for --start mean: the dataset whose class averages start the ascent")
     p.add_argument("--out", required=True, help="the .npz to write")
     p.add_argument("--json", action="store_true", help="print JSON for machines")
     p.set_defaults(func=cmd_visualize)

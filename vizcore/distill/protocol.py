@@ -171,8 +171,9 @@ def run_distillation(teacher: nn.Module, config: DistillConfig, *, class_names: 
 # ------------------------------------------------------------------------------------------ jobs and the store
 
 
-def start_run(config: DistillConfig, wait: bool = False) -> JobInfo:
-    """Run :func:`run_distillation` as a background job on a zoo / workspace teacher; artifacts in the job folder."""
+def start_run(config: DistillConfig, wait: bool = False, data_root: str | None = None) -> JobInfo:
+    """Run :func:`run_distillation` as a background job on a zoo / workspace teacher; artifacts in the job folder.
+    ``data_root``: where the dataset's files are (see :func:`vizcore.data.load_dataset`)."""
     from vizcore import zoo
     from vizcore.data import load_dataset
 
@@ -181,7 +182,7 @@ def start_run(config: DistillConfig, wait: bool = False) -> JobInfo:
 
     def dataset():
         if "ds" not in cache:
-            cache["ds"] = load_dataset(config.dataset)
+            cache["ds"] = load_dataset(config.dataset, root=data_root)
         return cache["ds"]
 
     def work(ctx) -> dict:
