@@ -51,7 +51,7 @@ with train_tab:
                                 shlex.quote(name), "--epochs", str(cfg.epochs), "--lr", str(cfg.lr), "--batch-size",
                                 str(cfg.batch_size), "--optimizer", cfg.optimizer, "--seed", str(cfg.seed)])
             work = jobs.job_call(train_teacher, train_ds, arch, cfg, name, command=command)
-            jobs.start_job("train", f"{name} ({arch} on {label})", work, {"dataset": dname, "arch": arch, **cfg.__dict__})
+            jobs.start_job("train", f"{name} ({arch} on {label})", work, {"dataset": dname, "arch": arch, **cfg.to_dict()})
             st.toast(f"Training {name} started")
 
     def show(j: jobs.JobInfo) -> None:

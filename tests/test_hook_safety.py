@@ -100,8 +100,9 @@ OPS: dict[str, Op] = {
     # explain
     "prediction_gradients": Op(lambda m, d: vizcore.prediction_gradients(m, _x(d), 1)),
     "input_gradient": Op(lambda m, d: vizcore.input_gradient(m, _x(d), 1)),
-    "class_average_pg": Op(lambda m, d: vizcore.class_average_pg(m, _x(d), 1, batch_size=3)),
-    "class_filter_scores": Op(lambda m, d: vizcore.class_filter_scores(m, _x(d), 1, batch_size=3)),
+    "class_average_pg": Op(lambda m, d, **kw: vizcore.class_average_pg(m, _x(d), 1, batch_size=3, **kw), cancels=True),
+    "class_filter_scores": Op(lambda m, d, **kw: vizcore.class_filter_scores(m, _x(d), 1, batch_size=3, **kw),
+                              cancels=True),
     "characteristic_feature": Op(lambda m, d: vizcore.characteristic_feature(m, _x(d)[0], 1)),
     "looks_like": Op(lambda m, d: vizcore.looks_like(m, _x(d)[0], 1, 2)),
     "perturb": Op(lambda m, d: vizcore.perturb(m, _x(d), 1, 1.0, steps=2)),

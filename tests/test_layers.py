@@ -121,3 +121,23 @@ def test_compare_reports_lists_each_teacher_once():
         ("zoo:t (teacher)", "teacher"), ("cnn pixel-am x10", "student"), ("cnn kegnet x10", "student")]
     assert [(r["run"], r["role"]) for r in rows] == [("r1", "teacher"), ("r1", "student"), ("r2", "teacher"),
                                                      ("r2", "student")]
+
+
+def test_every_config_round_trips_through_json():
+    import json
+
+    from vizcore.distill.protocol import DistillConfig
+    from vizcore.distill.synthesis import SynthesisConfig
+    from vizcore.explain.importance import StudyConfig
+    from vizcore.explain.perturb import PerturbConfig
+    from vizcore.explain.visualize import VisualizeConfig
+    from vizcore.train import TrainConfig
+
+    configs = [TrainConfig(epochs=3, lr=0.01), PerturbConfig(eps=(0.0, 2.0), targets=(1, 2)),
+               StudyConfig(target=2, layers=("conv1",), random_seeds=(0, 1)),
+               VisualizeConfig(threshold=None, threshold_range=(0.9, 0.99)),
+               DistillConfig("zoo:t", "digits", SynthesisConfig(n=100), sizes=(10, 50))]
+    for c in configs:
+        again = type(c).from_dict(json.loads(json.dumps(c.to_dict())))
+        assert again == c, type(c).__name__
+    assert TrainConfig.from_dict({"epochs": 2, "unknown_key": 1}) == TrainConfig(epochs=2)

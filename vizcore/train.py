@@ -11,21 +11,22 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.core.progress import Cancelled, Progress
+from vizcore.core.config import Config
+from vizcore.core.progress import Progress, check_cancelled
 from vizcore.data import Dataset, dataset_label, load_dataset
 from vizcore.metrics import evaluate_model
 from vizcore.models import build_model
 from vizcore.zoo import ModelCard, ModelEntry, save_model
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """Hyperparameters of :func:`fit`. ``temperature`` applies to soft targets (knowledge distillation)."""
 
     epochs: int = 10
@@ -78,7 +79,7 @@ def default_model_name(dataset: str, arch: str) -> str:
     return f"{label}-{arch}"
 
 
-def resolve_device(name: str) -> torch.device:
+def _resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -98,7 +99,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: Train
     """
     if y is None and soft_targets is None and relabel is None:
         raise ValueError("fit needs hard labels, soft targets or a relabel function")
-    device = resolve_device(config.device)
+    device = _resolve_device(config.device)
     model.to(device)
     gen = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
@@ -116,8 +117,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: Train
             order = torch.randperm(n, generator=gen)
             total = 0.0
             for step, i in enumerate(range(0, n, config.batch_size)):
-                if cancelled and cancelled():
-                    raise Cancelled()
+                check_cancelled(cancelled)
                 idx = order[i:i + config.batch_size]
                 xb = x[idx].to(device)
                 target = soft_targets[idx].to(device) if soft_targets is not None else None
@@ -154,7 +154,7 @@ def train_teacher(dataset: Dataset | str, arch: str, config: TrainConfig, name: 
     model.cpu()
     card = ModelCard(
         name=name or default_model_name(ds.name, arch), dataset=ds.name, arch=arch, input_shape=list(ds.input_shape),
-        class_names=list(ds.class_names), hyperparameters=asdict(config), seed=config.seed,
+        class_names=list(ds.class_names), hyperparameters=config.to_dict(), seed=config.seed,
         metrics=evaluate_model(model, ds.test_x, ds.test_y, ds.class_names), train_seconds=round(seconds, 2),
         command=command or "python -m vizcore " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -21,7 +21,7 @@ from pathlib import Path
 from vizcore.core.progress import Cancelled
 from vizcore.core.workspace import read_json, workspace, write_json
 
-ACTIVE = ("queued", "running")
+_ACTIVE = ("queued", "running")
 _PROCESS_TOKEN = uuid.uuid4().hex
 _EVENTS: dict[str, threading.Event] = {}
 _THREADS: dict[str, threading.Thread] = {}
@@ -45,14 +45,14 @@ class JobInfo:
 
     @property
     def active(self) -> bool:
-        return self.state in ACTIVE
+        return self.state in _ACTIVE
 
     @property
     def dir(self) -> Path:
-        return jobs_dir() / self.id
+        return _jobs_dir() / self.id
 
 
-def jobs_dir() -> Path:
+def _jobs_dir() -> Path:
     d = workspace() / "jobs"
     d.mkdir(parents=True, exist_ok=True)
     return d
@@ -79,7 +79,7 @@ def _alive(pid: int) -> bool:
 
 def get_job(job_id: str) -> JobInfo:
     """The job's current state, read from disk (``interrupted`` if its process is gone)."""
-    info = JobInfo(**read_json(jobs_dir() / job_id / "job.json"))
+    info = JobInfo(**read_json(_jobs_dir() / job_id / "job.json"))
     if info.active:
         ours = info.token == _PROCESS_TOKEN
         dead = (ours and not (_THREADS.get(job_id) and _THREADS[job_id].is_alive())) or (not ours and not _alive(info.pid)) \
@@ -92,7 +92,7 @@ def get_job(job_id: str) -> JobInfo:
 def list_jobs(kind: str | None = None) -> list[JobInfo]:
     """All jobs (of one kind), newest first; unreadable job folders are skipped."""
     out = []
-    for d in jobs_dir().iterdir():
+    for d in _jobs_dir().iterdir():
         if (d / "job.json").exists():
             try:
                 info = get_job(d.name)
@@ -185,7 +185,7 @@ def start_job(kind: str, title: str, fn: Callable[[JobContext], dict | None], co
 
 def cancel_job(job_id: str) -> None:
     """Ask a job to stop (works across processes: a flag file is left in its folder)."""
-    (jobs_dir() / job_id / "cancel").touch()
+    (_jobs_dir() / job_id / "cancel").touch()
     if job_id in _EVENTS:
         _EVENTS[job_id].set()
 

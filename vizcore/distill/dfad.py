@@ -17,7 +17,7 @@ from torch import nn
 from vizcore.distill.generators import Generator
 from vizcore.models import build_model
 from vizcore.core.layers import model_device
-from vizcore.core.progress import Cancelled, Progress
+from vizcore.core.progress import Progress, check_cancelled
 
 
 def dfad_images(teacher: nn.Module, config, *, input_shape, num_classes: int, real=None,
@@ -34,8 +34,7 @@ def dfad_images(teacher: nn.Module, config, *, input_shape, num_classes: int, re
     pool: list[torch.Tensor] = []
     disagreement = 0.0
     for step in range(steps):
-        if cancelled and cancelled():
-            raise Cancelled()
+        check_cancelled(cancelled)
         for _ in range(student_steps):
             with torch.no_grad():
                 x = G(torch.randn(bs, nd, device=dev))

@@ -16,7 +16,7 @@ from torch import nn
 
 from vizcore.distill.generators import Decoder, Generator
 from vizcore.core.layers import model_device
-from vizcore.core.progress import Cancelled, Progress
+from vizcore.core.progress import Progress, check_cancelled
 
 
 def diversity_loss(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -37,8 +37,7 @@ def train_kegnet_generator(teacher: nn.Module, input_shape, num_classes: int, *,
     opt = torch.optim.Adam(list(G.parameters()) + list(D.parameters()), lr=lr)
     G.train()
     for step in range(steps):
-        if cancelled and cancelled():
-            raise Cancelled()
+        check_cancelled(cancelled)
         y = torch.randint(num_classes, (batch_size,), device=dev)
         z = torch.randn(batch_size, noise_dim, device=dev)
         x = G(z, y)

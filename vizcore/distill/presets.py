@@ -118,7 +118,7 @@ def start_subset_run(teacher_id: str, dataset: str, cls: int = 3, versus: int = 
     k = len(entry.card.class_names)
     if not (0 <= cls < k and 0 <= versus < k and cls != versus):
         raise ValueError(f"choose two different classes in 0..{k - 1}")
-    training = TrainConfig(**{**entry.card.hyperparameters, "device": "cpu"})
+    training = TrainConfig.from_dict({**entry.card.hyperparameters, "device": "cpu"})
 
     def work(ctx) -> dict:
         ds = load_dataset(dataset, root=data_root)

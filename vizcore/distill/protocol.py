@@ -26,6 +26,7 @@ from vizcore.metrics import classification_report, predict_logits
 from vizcore.distill.students import (Student, StudentConfig, bias_only_student, fit_student,
                               holdout_split, train_student)
 from vizcore.distill.synthesis import SynthesisConfig, SyntheticSet, synthesize
+from vizcore.core.config import Config
 from vizcore.core.progress import Progress, progress_span
 from vizcore.core.workspace import atomic_write, read_json, write_json
 
@@ -34,7 +35,7 @@ Split = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
-class DistillConfig:
+class DistillConfig(Config):
     """A whole run: teacher, synthesis, students, and whether to train the real-data baseline.
 
     ``sizes``: also train the first student on the first ``s`` synthetic images (and ``s`` real ones) for
@@ -53,9 +54,6 @@ class DistillConfig:
     def __post_init__(self):
         if any(v < 1 or v > self.synthesis.n for v in self.sizes):
             raise ValueError(f"sizes must lie between 1 and the synthetic set's {self.synthesis.n} images")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> DistillConfig:

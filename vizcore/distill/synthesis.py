@@ -22,7 +22,7 @@ from vizcore.distill.generators import Generator
 from vizcore.core.hooks import capture, frozen_copy, guarded
 from vizcore.metrics import predict_logits
 from vizcore.core.layers import model_device, penultimate_layer
-from vizcore.core.progress import Cancelled, Progress, progress_span
+from vizcore.core.progress import Progress, check_cancelled, progress_span
 from vizcore.explain.visualize import VisualizeConfig
 from vizcore.core.workspace import atomic_write
 
@@ -167,8 +167,7 @@ def label_with_teacher(teacher: nn.Module, images: torch.Tensor) -> tuple[torch.
 
 
 def _check(cancelled: Callable[[], bool] | None) -> None:
-    if cancelled and cancelled():
-        raise Cancelled()
+    check_cancelled(cancelled)
 
 
 def generator_am(teacher: nn.Module, config: SynthesisConfig, *, input_shape, num_classes: int,

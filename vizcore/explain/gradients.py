@@ -21,6 +21,7 @@ from captum.attr import LayerGradientXActivation, Saliency
 from torch import nn
 
 from vizcore.core.hooks import capture, guarded
+from vizcore.core.progress import Progress, check_cancelled
 from vizcore.core.layers import conv_layers, feature_layer, model_device, num_classes
 
 OUTPUTS: tuple[str, ...] = ("prob", "logit")
@@ -34,7 +35,7 @@ def _check(output: str, norm: str | None = None) -> None:
         raise ValueError(f"norm must be one of {NORMS}, not '{norm}'")
 
 
-def forward_fn(model: nn.Module, output: str = "prob") -> Callable[[torch.Tensor], torch.Tensor]:
+def _forward_fn(model: nn.Module, output: str = "prob") -> Callable[[torch.Tensor], torch.Tensor]:
     """The function whose class-c entry is y_c: softmax probabilities or logits of ``model``."""
     _check(output)
     if output == "logit":
@@ -82,7 +83,7 @@ def prediction_gradients(model: nn.Module, inputs: torch.Tensor, target: int | t
             raise ValueError("no input images")
         targets = _targets(target, len(inputs), num_classes(model))
         mods = [model.get_submodule(feature_layer(model, name)) for name in layers]
-        pg = LayerGradientXActivation(forward_fn(model, output), mods, multiply_by_inputs=False)
+        pg = LayerGradientXActivation(_forward_fn(model, output), mods, multiply_by_inputs=False)
         for i in range(0, len(inputs), batch_size):
             grads = pg.attribute(inputs[i:i + batch_size].to(device), target=targets[i:i + batch_size].to(device))
             for name, g in zip(layers, grads):
@@ -98,7 +99,7 @@ def input_gradient(model: nn.Module, inputs: torch.Tensor, target: int | torch.T
         device = model_device(model)
         x = inputs.to(device).detach().requires_grad_()
         t = _targets(target, len(x), num_classes(model)).to(device)
-        return Saliency(forward_fn(model, output)).attribute(x, target=t, abs=False).detach().cpu()
+        return Saliency(_forward_fn(model, output)).attribute(x, target=t, abs=False).detach().cpu()
 
 
 def activations(model: nn.Module, inputs: torch.Tensor, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
@@ -111,9 +112,10 @@ def activations(model: nn.Module, inputs: torch.Tensor, layers: Sequence[str] | 
 
 
 def class_average_pg(model: nn.Module, inputs: torch.Tensor, target: int, *, layers: Sequence[str] | None = None,
-                     output: str = "prob", batch_size: int = 256,
-                     progress: Callable[[float, str], None] | None = None) -> dict[str, torch.Tensor]:
-    """Mean PG over ``inputs`` (normally every test image of class ``target``; seed 002 section 4.2.1).
+                     output: str = "prob", batch_size: int = 256, progress: Progress | None = None,
+                     cancelled: Callable[[], bool] | None = None) -> dict[str, torch.Tensor]:
+    """Mean PG over ``inputs`` (images of class ``target``, see :func:`vizcore.explain.knockout.class_images`;
+    seed 002 section 4.2.1).
 
     Returns layer name -> (*unit shape) mean of d y_target / d a. Memory stays one batch.
     """
@@ -122,6 +124,7 @@ def class_average_pg(model: nn.Module, inputs: torch.Tensor, target: int, *, lay
     if n == 0:
         raise ValueError("no images to average over: this class has no images in the chosen split")
     for i in range(0, n, batch_size):
+        check_cancelled(cancelled)
         pg = prediction_gradients(model, inputs[i:i + batch_size], target, layers=layers, output=output,
                                   batch_size=batch_size)
         for name, g in pg.items():
@@ -161,18 +164,19 @@ def pixel_saliency(pg: torch.Tensor, norm: str = "fro", size: tuple[int, int] | 
 
 def class_filter_scores(model: nn.Module, inputs: torch.Tensor, target: int, *, layers: Sequence[str] | None = None,
                         norm: str = "fro", output: str = "prob", batch_size: int = 256,
-                        progress: Callable[[float, str], None] | None = None) -> dict[str, torch.Tensor]:
+                        progress: Progress | None = None,
+                        cancelled: Callable[[], bool] | None = None) -> dict[str, torch.Tensor]:
     """Class-averaged per-filter PG score (seed 002 sections 4.2.1 and 4.2.2): the norm of the mean PG map.
 
     Args:
-        inputs: images to average over (the test images of class ``target``).
+        inputs: images to average over (the training images of class ``target``).
         layers: default every Conv2d layer.
     Returns:
         layer name -> (C,) score of each filter (units, for a dense layer).
     """
     _check(output, norm)
     mean = class_average_pg(model, inputs, target, layers=layers, output=output, batch_size=batch_size,
-                            progress=progress)
+                            progress=progress, cancelled=cancelled)
     return filter_scores(mean, norm)
 
 
@@ -242,7 +246,7 @@ def characteristic_feature(model: nn.Module, image: torch.Tensor, target: int, *
         maps = activations(model, x, [layer])[layer][0]
     if pgs.ndim != 3:
         raise ValueError(f"'{layer}' is not a conv layer: choose one of {', '.join(layer_choices(model))}")
-    c, r, k = divmod_index(int(pgs.argmax()), pgs.shape)
+    c, r, k = _divmod_index(int(pgs.argmax()), pgs.shape)
     heat = F.interpolate(pgs[c][None, None], size=tuple(image.shape[-2:]), mode="nearest")[0, 0]
     scale = image.shape[-2] / pgs.shape[-2], image.shape[-1] / pgs.shape[-1]
     peak = min(int((r + 0.5) * scale[0]), image.shape[-2] - 1), min(int((k + 0.5) * scale[1]), image.shape[-1] - 1)
@@ -251,7 +255,7 @@ def characteristic_feature(model: nn.Module, image: torch.Tensor, target: int, *
                    maps=maps, pgs=pgs)
 
 
-def divmod_index(flat: int, shape: torch.Size) -> tuple[int, int, int]:
+def _divmod_index(flat: int, shape: torch.Size) -> tuple[int, int, int]:
     """(channel, row, col) of a flat index into a (C, H, W) tensor."""
     c, rest = divmod(flat, shape[1] * shape[2])
     return c, *divmod(rest, shape[2])

@@ -15,7 +15,7 @@ knockout curves; a random order (mean and spread over seeds) is the baseline. Th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from vizcore.core.hooks import capture, guarded
 from vizcore.explain.gradients import rank_filters
 from vizcore.explain.knockout import Curve, KnockoutEvaluator, knockout_curve, random_curve
 from vizcore.core.layers import default_layers, model_device
+from vizcore.core.config import Config
 from vizcore.core.progress import check_cancelled
 
 Scores = dict[str, torch.Tensor]  # layer -> (C,) score per filter
@@ -63,7 +64,7 @@ def taylor_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, layers: Se
     return {n: totals[n] / max(len(x), 1) for n in layers}
 
 
-def oracle_scores(evaluator: KnockoutEvaluator, target: int, layers: Sequence[str],
+def oracle_scores(evaluator: KnockoutEvaluator, target: int, layers: Sequence[str], *,
                   progress: Callable[[float, str], None] | None = None,
                   cancelled: Callable[[], bool] | None = None) -> Scores:
     """Accuracy drop on class ``target`` when each filter is knocked out alone (the ground truth)."""
@@ -92,7 +93,7 @@ def spearman(a: Scores, b: Scores) -> float:
 
 
 @dataclass(frozen=True)
-class StudyConfig:
+class StudyConfig(Config):
     """One knockout study: curves for a class and the ranking comparison (serialized next to its results)."""
 
     target: int
@@ -101,14 +102,6 @@ class StudyConfig:
     random_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     n_rank_images: int = 500  # training images of the class used to compute PG and Taylor scores
     pg_norm: str = "fro"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> StudyConfig:
-        """The config back from :meth:`to_dict` (lists become tuples; keys that are not fields are ignored)."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 def compare_rankings(model: nn.Module, evaluator: KnockoutEvaluator, rank_x: torch.Tensor, rank_y: torch.Tensor,
@@ -132,7 +125,8 @@ def compare_rankings(model: nn.Module, evaluator: KnockoutEvaluator, rank_x: tor
         "weight_l1": weight_l1_scores(model, layers),
         "taylor": taylor_scores(model, rank_x, rank_y, layers),
     }
-    scores["oracle"] = oracle_scores(evaluator, t, layers, lambda f, m: report(0.05 + 0.35 * f, m), cancelled)
+    scores["oracle"] = oracle_scores(evaluator, t, layers, progress=lambda f, m: report(0.05 + 0.35 * f, m),
+                                     cancelled=cancelled)
     filters = [(n, i) for n in layers for i in range(evaluator.widths[n])]
     max_k = min(config.max_k, len(filters))
     curves: list[Curve] = []
@@ -140,15 +134,15 @@ def compare_rankings(model: nn.Module, evaluator: KnockoutEvaluator, rank_x: tor
     steps = 2 * len(RANKINGS) + 1
     for s, name in enumerate(RANKINGS):
         order = [(n, i) for n, i, _ in rank_filters(scores[name])]
-        hi = knockout_curve(evaluator, order, t, max_k, f"{name} highest-first", cancelled)
+        hi = knockout_curve(evaluator, order, t, max_k, f"{name} highest-first", cancelled=cancelled)
         report(0.4 + 0.6 * (2 * s + 1) / steps, f"{name}: highest-first curve")
-        lo = knockout_curve(evaluator, order[::-1], t, max_k, f"{name} lowest-first", cancelled)
+        lo = knockout_curve(evaluator, order[::-1], t, max_k, f"{name} lowest-first", cancelled=cancelled)
         report(0.4 + 0.6 * (2 * s + 2) / steps, f"{name}: lowest-first curve")
         curves += [hi, lo]
         table.append({"ranking": name, "spearman_vs_oracle": 1.0 if name == "oracle" else spearman(scores[name], scores["oracle"]),
                       "class_auc_highest_first": hi.class_auc, "class_auc_lowest_first": lo.class_auc,
                       "overall_auc_highest_first": hi.overall_auc, "overall_auc_lowest_first": lo.overall_auc})
-    rnd = random_curve(evaluator, filters, t, max_k, config.random_seeds, cancelled)
+    rnd = random_curve(evaluator, filters, t, max_k, config.random_seeds, cancelled=cancelled)
     curves.append(rnd)
     rand_rho = [spearman({n: torch.rand(evaluator.widths[n], generator=torch.Generator().manual_seed(1000 * s + j))
                           for j, n in enumerate(layers)}, scores["oracle"]) for s in config.random_seeds]

@@ -320,7 +320,7 @@ class Curve:
 
 
 def knockout_curve(evaluator: KnockoutEvaluator, order: Sequence[tuple[str, int]], target: int, max_k: int,
-                   label: str = "", cancelled: Callable[[], bool] | None = None) -> Curve:
+                   label: str = "", *, cancelled: Callable[[], bool] | None = None) -> Curve:
     """Knock out ``order[:k]`` cumulatively for k = 0..max_k; class error on ``target`` and overall error."""
     max_k = min(max_k, len(order))
     cls, overall = [], []
@@ -336,7 +336,7 @@ def knockout_curve(evaluator: KnockoutEvaluator, order: Sequence[tuple[str, int]
 
 
 def random_curve(evaluator: KnockoutEvaluator, filters: Sequence[tuple[str, int]], target: int, max_k: int,
-                 seeds: Sequence[int] = (0, 1, 2, 3, 4), cancelled: Callable[[], bool] | None = None) -> Curve:
+                 seeds: Sequence[int] = (0, 1, 2, 3, 4), *, cancelled: Callable[[], bool] | None = None) -> Curve:
     """Mean and standard deviation of knockout curves over random orders (the baseline seed 002 lacks)."""
     curves = []
     for s in seeds:

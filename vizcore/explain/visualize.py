@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,8 @@ from vizcore.metrics import predict_logits
 from vizcore.core.layers import model_device
 from vizcore.explain.objectives import (AscentState, Objective, Param, blur_, channel_mean, class_logit, class_logprob, jitter,
                                 l2, logit_mix, pixel_param, total_variation)
-from vizcore.core.progress import Cancelled, Progress, progress_span
+from vizcore.core.config import Config
+from vizcore.core.progress import Progress, check_cancelled, progress_span
 from vizcore.core.workspace import atomic_write
 
 STARTS = ("blank", "grey", "noise", "mean")
@@ -36,7 +37,7 @@ CHUNK = 128  # samples per forward/backward inside one ascent step
 
 
 @dataclass(frozen=True)
-class VisualizeConfig:
+class VisualizeConfig(Config):
     """Options of a class (or filter) visualization run; stored as JSON next to every result.
 
     ``threshold`` T stops a sample once its target softmax exceeds T and is the argmax (seed 000 eq. 2);
@@ -87,16 +88,6 @@ class VisualizeConfig:
                 raise ValueError(f"threshold range must satisfy 0 < low <= high < 1, got {self.threshold_range}")
             object.__setattr__(self, "threshold_range", (float(lo), float(hi)))
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> VisualizeConfig:
-        known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in known}
-        if d.get("threshold_range") is not None:
-            d["threshold_range"] = tuple(d["threshold_range"])
-        return cls(**d)
 
 
 @dataclass
@@ -183,8 +174,7 @@ def _ascend(model: nn.Module, objective: Objective, start: torch.Tensor, config:
     active = torch.arange(n, device=start.device)
     with capture(model, objective.layers) as acts:
         for step in range(steps + 1):
-            if cancelled and cancelled():
-                raise Cancelled()
+            check_cancelled(cancelled)
             opt.zero_grad(set_to_none=True)
             still = []
             for rows in active.split(CHUNK):  # chunks keep activations in cache; gradients add up per sample
