@@ -115,13 +115,18 @@ def curves_panel() -> None:
     max_k = st.slider("Knock out up to K filters", 2, sum(widths[n] for n in default_layers(model)),
                       min(20, sum(widths[n] for n in default_layers(model))), key="ko_max_k")
     cfg = study_config(max_k)
-    if st.button("Run knockout study", type="primary", key="ko_run"):
+
+    def same_study(j: jobs.JobInfo) -> bool:
+        return {k: j.config.get(k) for k in cfg} == cfg
+
+    running = any(j.active for j in jobs.list_jobs("knockout-study") if same_study(j))
+    if st.button("Run knockout study", type="primary", key="ko_run", disabled=running):
         study = StudyConfig.from_dict(cfg)
         d = state.get_dataset(cfg["dataset"])
         rx, ry = class_images(d.train_x, d.train_y, study.target, study.n_rank_images)
         jobs.start_job("knockout-study", f"Knockout study: {entry.id}, class {ds.class_names[target]}",
                        jobs.job_call(compare_rankings, model, ev, rx, ry, study), cfg)
-    latest_job("knockout-study", show_study, match=lambda j: {k: j.config.get(k) for k in cfg} == cfg,
+    latest_job("knockout-study", show_study, match=same_study,
                empty="No study for this model, class and K yet: run one (it takes seconds to a few minutes).")
 
 
