@@ -15,8 +15,8 @@ import torch
 
 from vizcore import data, zoo
 from vizcore.explain.perturb import PerturbConfig, perturbation_sweep
-from vizcore.explain.gradients import class_average_pg, feature_layer, prediction_gradients
-from vizcore.models import conv_layers
+from vizcore.explain.gradients import class_average_pg, prediction_gradients
+from vizcore.core.layers import conv_layers, feature_layer
 
 torch.set_num_threads(2)
 

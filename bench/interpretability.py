@@ -71,7 +71,7 @@ def recognizable(name: str) -> dict:
                       "min": round(r["min"], 3), "teacher_agrees": float((vis.probs.argmax(1) == vis.labels).float().mean()),
                       "identical_pairs_within_class": identical_pairs(vis.images, vis.labels),
                       "pixel_range": [round(float(vis.images.min()), 3), round(float(vis.images.max()), 3)],
-                      "seconds": round(s, 1), "config": cfg.to_json()}
+                      "seconds": round(s, 1), "config": cfg.to_dict()}
     return out
 
 

@@ -7,10 +7,10 @@ import torch
 
 from ui import state
 from ui.pg_inputs import pick_class, pick_image
+from vizcore.core.layers import conv_layers, dense_layers
 from vizcore.explain import gradients as G
-from vizcore.explain.knockout import normalize_mask
+from vizcore.explain.knockout import class_images, normalize_mask
 from vizcore.explain.network import network_flow
-from vizcore.models import conv_layers, dense_layers
 from vizcore.plots import gradients as P
 from vizcore.plots.network import network_figure
 
@@ -27,10 +27,10 @@ if not layers and ds.is_tabular and len(dense_layers(model)) > 1:  # a table's M
     c1, c2 = st.columns(2)
     target = pick_class(ds, "pg_tab_class", "Class", container=c1)
     output = c2.radio("y is the", G.OUTPUTS, key="pg_tab_output", format_func={"prob": "probability", "logit": "logit"}.get)
-    x = ds.test_x[ds.test_y == target]
-    if len(x) == 0:
-        st.warning(f"No test rows of class {ds.class_names[target]}.")
+    if not (ds.train_y == target).any():
+        st.warning(f"No training rows of class {ds.class_names[target]}.")
         st.stop()
+    x, _ = class_images(ds.train_x, ds.train_y, target)
     pg = G.class_average_pg(model, x, target, layers=hidden, output=output)
     width = max(v.numel() for v in pg.values())
     grid = torch.full((len(hidden), width), float("nan"))
@@ -42,9 +42,9 @@ if not layers and ds.is_tabular and len(dense_layers(model)) > 1:  # a table's M
     grad = G.input_gradient(model, x, target, output=output).mean(0)
     st.plotly_chart(feature_bars(grad[None], ds.feature_names, [ds.class_names[target]],
                                  "Mean gradient with respect to each input feature"), key="pg_tab_features")
-    st.caption(f"Averaged over the {len(x)} test rows of {ds.class_names[target]}. Knock units out on *Knockout*.")
+    st.caption(f"Averaged over {len(x)} training rows of {ds.class_names[target]}. Knock units out on *Knockout*.")
     st.stop()
-model_key = f"{entry.id}@{entry.weights.stat().st_mtime}"
+model_key = state.model_key(entry)
 try:  # the Knockout page's mask, when it belongs to this model
     mask = normalize_mask(model, st.session_state.get("knockout_mask") or {})
 except ValueError:
@@ -52,17 +52,20 @@ except ValueError:
 
 
 @st.cache_data(show_spinner="Averaging prediction gradients over the class…", max_entries=32)
-def class_average(model_key: str, dataset: str, target: int, output: str, _model, _x):
-    return G.class_average_pg(_model, _x, target, output=output)
+def class_average(model_id: str, mtime: float, dataset: str, target: int, output: str) -> tuple[int, dict]:
+    """Mean PG maps over the class's training images, as the Knockout page ranks filters (the test images judge)."""
+    d = state.get_dataset(dataset)
+    x, _ = class_images(d.train_x, d.train_y, target)
+    return len(x), G.class_average_pg(state.get_model(model_id, mtime), x, target, output=output)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def flow(model_key: str, dataset: str, idx: int, target: int, output: str, norm: str, mask_key: tuple, _image):
+def flow(model_key: tuple, dataset: str, idx: int, target: int, output: str, norm: str, mask_key: tuple, _image):
     return network_flow(model, _image, target, output=output, norm=norm, mask=dict(mask_key))
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def image_pg(model_key: str, dataset: str, idx: int, target: int, output: str, _image):
+def image_pg(model_key: tuple, dataset: str, idx: int, target: int, output: str, _image):
     pg = {k: v[0] for k, v in G.prediction_gradients(model, _image[None], target, output=output).items()}
     return pg, {k: v[0] for k, v in G.activations(model, _image[None]).items()}
 
@@ -154,15 +157,14 @@ if mode == "One image":
     one_image()
 else:
     target = pick_class(ds, "pg_avg_class", "Class")
-    x = ds.test_x[ds.test_y == target]
-    if len(x) == 0:
-        st.warning(f"No test images of class {ds.class_names[target]}.")
+    if not (ds.train_y == target).any():
+        st.warning(f"No training images of class {ds.class_names[target]}.")
         st.stop()
-    pg = class_average(model_key, ds.name, target, output, model, x)
+    n, pg = class_average(*model_key, ds.name, target, output)
     scores = G.filter_scores(pg, norm)
     left, right = st.columns([3, 2])
     left.plotly_chart(P.network_diagram(scores, highlight=mask, title=f"PG of '{ds.class_names[target]}' for the "
-                                        f"mean over {len(x)} test images of {ds.class_names[target]}"),
+                                        f"mean over {n} training images of {ds.class_names[target]}"),
                       key="pg_scores_diagram")
     if mask:
         left.caption("Red crosses: filters knocked out on the *Knockout* page.")

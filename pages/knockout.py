@@ -8,14 +8,14 @@ import pandas as pd
 import streamlit as st
 
 from ui import state
-from ui.jobs_panel import progress_row
+from ui.jobs_panel import latest_job
 from vizcore.core import jobs
-from vizcore.explain.importance import StudyConfig, compare_rankings, default_layers, pg_scores
-from vizcore.explain.knockout import (KnockoutEvaluator, class_images, eval_subset, format_filters, knockable_layers,
-                              parse_filters)
+from vizcore.explain.importance import StudyConfig, compare_rankings, pg_scores
+from vizcore.core.layers import default_layers, knockable_layers
+from vizcore.explain.knockout import (KnockoutEvaluator, class_images, eval_subset, format_filters, parse_filters,
+                                      score_mask)
 from vizcore.plots.common import confusion_heatmap
 from vizcore.plots.knockout import class_accuracy_bars, filter_score_bars, knockout_curves
-from vizcore.core.workspace import read_json, write_json
 
 MASK_KEY = "knockout_mask"  # {layer: [filter indices]}; the prediction-gradients page highlights these
 EVAL_SIZES = {"500 images": 500, "2,000 images": 2000, "whole test set": 0}
@@ -32,7 +32,7 @@ if not widths:
             "pick a model with hidden layers (a cnn or an mlp) in the sidebar.")
     st.stop()
 
-mtime = entry.weights.stat().st_mtime
+_, mtime = state.model_key(entry)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Caching the evaluation set's activations…")
@@ -66,16 +66,10 @@ def reset() -> None:
 
 def mask_from_widgets() -> dict[str, list[int]]:
     """Union of the per-layer top-k / bottom-k by PG and the hand-picked filters."""
-    mask: dict[str, set[int]] = {}
-    for layer in widths:
-        order = sorted(range(widths[layer]), key=lambda i: -scores[layer][i])
-        top, bottom = st.session_state.get(f"ko_top_{layer}", 0), st.session_state.get(f"ko_bottom_{layer}", 0)
-        chosen = set(order[:top]) | (set(order[-bottom:]) if bottom else set())
-        if chosen:
-            mask[layer] = chosen
-    for layer, idx in parse_filters(",".join(st.session_state.get("ko_extra", []))).items():
-        mask.setdefault(layer, set()).update(idx)
-    return {layer: sorted(mask[layer]) for layer in widths if layer in mask}
+    top = {layer: st.session_state.get(f"ko_top_{layer}", 0) for layer in widths}
+    bottom = {layer: st.session_state.get(f"ko_bottom_{layer}", 0) for layer in widths}
+    extra = parse_filters(",".join(st.session_state.get("ko_extra", [])))
+    return score_mask({layer: scores[layer] for layer in widths}, top, bottom, extra)
 
 
 @st.fragment
@@ -114,29 +108,6 @@ def study_config(max_k: int) -> dict:
     return json.loads(json.dumps(cfg | {"model": entry.id, "mtime": mtime, "dataset": ds.name, "n_eval": n_eval}))
 
 
-def run_study(cfg: dict):
-    study = StudyConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()
-                           if k in StudyConfig.__dataclass_fields__})
-    d = state.get_dataset(cfg["dataset"])
-
-    def work(ctx: jobs.JobContext) -> dict:
-        rx, ry = class_images(d.train_x, d.train_y, study.target, study.n_rank_images)
-        out = compare_rankings(model, ev, rx, ry, study, ctx.progress, ctx.cancelled)
-        write_json(ctx.path("study.json"), {"config": cfg} | out)
-        return {"file": "study.json"}
-
-    jobs.start_job("knockout-study", f"Knockout study: {entry.id}, class {ds.class_names[target]}", work, cfg)
-
-
-@st.fragment(run_every=1)
-def study_progress(job_id: str) -> None:
-    info = jobs.get_job(job_id)
-    if info.active:
-        progress_row(info)
-    else:
-        st.rerun()
-
-
 def curves_panel() -> None:
     st.markdown("Rank the filters of every conv layer for the class, then knock them out cumulatively: highest-"
                 "first vs lowest-first (seed 002 Figures 4.1, 4.2), against random orders and against other "
@@ -144,22 +115,23 @@ def curves_panel() -> None:
     max_k = st.slider("Knock out up to K filters", 2, sum(widths[n] for n in default_layers(model)),
                       min(20, sum(widths[n] for n in default_layers(model))), key="ko_max_k")
     cfg = study_config(max_k)
-    matching = [j for j in jobs.list_jobs("knockout-study")
-                if {k: j.config.get(k) for k in cfg} == cfg]
-    running = next((j for j in matching if j.active), None)
-    if running:
-        study_progress(running.id)
-        return
-    if st.button("Run knockout study", type="primary", key="ko_run"):
-        run_study(cfg)
-        st.rerun()
-    done = next((j for j in matching if j.state == "done"), None)
-    if matching and matching[0].state in ("failed", "cancelled", "interrupted"):
-        st.warning(f"The last study {matching[0].state}: {matching[0].error or matching[0].message}")
-    if done is None:
-        st.info("No study for this model, class and K yet: run one (it takes seconds to a few minutes).")
-        return
-    res = read_json(done.dir / "study.json")
+
+    def same_study(j: jobs.JobInfo) -> bool:
+        return {k: j.config.get(k) for k in cfg} == cfg
+
+    running = any(j.active for j in jobs.list_jobs("knockout-study") if same_study(j))
+    if st.button("Run knockout study", type="primary", key="ko_run", disabled=running):
+        study = StudyConfig.from_dict(cfg)
+        d = state.get_dataset(cfg["dataset"])
+        rx, ry = class_images(d.train_x, d.train_y, study.target, study.n_rank_images)
+        jobs.start_job("knockout-study", f"Knockout study: {entry.id}, class {ds.class_names[target]}",
+                       jobs.job_call(compare_rankings, model, ev, rx, ry, study), cfg)
+    latest_job("knockout-study", show_study, match=same_study,
+               empty="No study for this model, class and K yet: run one (it takes seconds to a few minutes).")
+
+
+def show_study(done: jobs.JobInfo) -> None:
+    res = done.result
     pg = [c for c in res["curves"] if c["label"].startswith("pg") or c["label"] == "random"]
     l, r = st.columns(2)
     l.plotly_chart(knockout_curves(pg, "class", f"Error on {ds.class_names[target]}"), key="ko_curve_class")

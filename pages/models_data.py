@@ -9,7 +9,7 @@ from ui.jobs_panel import job_panel
 from vizcore import data, zoo
 from vizcore.core import jobs
 from vizcore.models import ARCHITECTURES
-from vizcore.train import TrainConfig, train_teacher
+from vizcore.train import default_model_name, recipe_config, train_teacher
 
 # What a page action can meet from a file or name a user gave; shown as one line, never a traceback.
 EXPECTED = (zoo.ModelFileError, data.DatasetError, OSError, MemoryError)
@@ -34,19 +34,20 @@ with train_tab:
         dname = c[0].selectbox("Dataset", choices, index=choices.index(current) if current in choices else 0,
                                format_func=state.label, key="train_dataset")
         arch = c[1].selectbox("Architecture", list(ARCHITECTURES), index=list(ARCHITECTURES).index("cnn"), key="train_arch")
-        name = c[2].text_input("Name", value="", placeholder="DATASET-ARCH-mine", key="train_name")
+        name = c[2].text_input("Name", value="", placeholder="DATASET-ARCH", key="train_name")
         c = st.columns(5)
-        epochs = c[0].number_input("Epochs", 1, 500, 5, key="train_epochs")
-        lr = c[1].number_input("Learning rate", 1e-5, 1.0, 1e-3, format="%.4f", key="train_lr")
-        batch = c[2].number_input("Batch size", 8, 4096, 128, key="train_batch")
-        opt = c[3].selectbox("Optimizer", ["adam", "sgd"], key="train_opt")
+        recipe = "the architecture's recipe (assets/models/train_zoo.sh)"
+        epochs = c[0].number_input("Epochs", 1, 5000, None, placeholder="recipe", help=recipe, key="train_epochs")
+        lr = c[1].number_input("Learning rate", 1e-5, 1.0, None, format="%.4f", placeholder="recipe", help=recipe,
+                               key="train_lr")
+        batch = c[2].number_input("Batch size", 8, 4096, None, placeholder="recipe", help=recipe, key="train_batch")
+        opt = c[3].selectbox("Optimizer", ["adam", "sgd"], index=None, placeholder="recipe", help=recipe, key="train_opt")
         seed = c[4].number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
         replace = st.checkbox("Replace a model of mine with the same name", key="train_overwrite")
         go = st.form_submit_button("Start training", type="primary")
     if go:
         label = data.dataset_label(dname)
-        name = name.strip() or f"{label}-{arch}-mine"
-        cfg = TrainConfig(epochs=int(epochs), lr=float(lr), batch_size=int(batch), optimizer=opt, seed=int(seed))
+        name = name.strip() or default_model_name(dname, arch)
         try:
             train_ds = state.get_dataset(dname)
             zoo.check_name(name)
@@ -55,16 +56,13 @@ with train_tab:
         except EXPECTED as e:
             st.error(one_line(e))
         else:
+            cfg = recipe_config(arch, len(train_ds.train_x), epochs=epochs, lr=lr, batch_size=batch, optimizer=opt,
+                                seed=int(seed))
             command = " ".join(["python -m vizcore train", "--dataset", shlex.quote(dname), "--arch", arch, "--name",
                                 shlex.quote(name), "--epochs", str(cfg.epochs), "--lr", str(cfg.lr), "--batch-size",
                                 str(cfg.batch_size), "--optimizer", cfg.optimizer, "--seed", str(cfg.seed)])
-
-            def work(ctx, train_ds=train_ds, arch=arch, cfg=cfg, name=name, command=command, replace=replace):
-                e = train_teacher(train_ds, arch, cfg, name, command=command, progress=ctx.progress,
-                                  cancelled=ctx.cancelled, overwrite=replace)
-                return {"model_id": e.id, "accuracy": e.card.metrics["accuracy"]}
-
-            jobs.start_job("train", f"{name} ({arch} on {label})", work, {"dataset": dname, "arch": arch, **cfg.__dict__})
+            work = jobs.job_call(train_teacher, train_ds, arch, cfg, name, command=command, overwrite=replace)
+            jobs.start_job("train", f"{name} ({arch} on {label})", work, {"dataset": dname, "arch": arch, **cfg.to_dict()})
             st.toast(f"Training {name} started")
 
     def show(j: jobs.JobInfo) -> None:

@@ -12,7 +12,7 @@ ds, entry, model = state.require()
 
 card = entry.card
 st.caption(f"Model **{entry.id}** on the test split of **{ds.name}**")
-report = state.evaluation(entry.id, entry.weights.stat().st_mtime, ds.name)
+report = state.evaluation(*state.model_key(entry), ds.name)
 
 c = st.columns(4)
 c[0].metric("Test accuracy", f"{report['accuracy']:.2%}", help=f"on the {report['n']} test images of {ds.name}")

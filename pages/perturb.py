@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui import state
-from ui.jobs_panel import progress_row
+from ui.jobs_panel import latest_job
 from ui.pg_inputs import pick_class, pick_image
 from vizcore.explain import perturb as A
 from vizcore.core import jobs
@@ -51,45 +51,14 @@ per_class = s1.number_input("Test images per class", 1, 200, 10, key="pt_per_cla
 sweep_steps = s2.number_input("Iterations", 1, 20, 1, key="pt_sweep_steps")
 
 
-def run_sweep(ctx, model=model, ds=ds, cfg=A.PerturbConfig(eps=eps, steps=int(sweep_steps), per_class=int(per_class))):
-    r = A.perturbation_sweep(model, ds.test_x, ds.test_y, cfg, progress=ctx.progress, cancelled=ctx.cancelled)
-    return r.to_dict()
-
-
 config = {"model": entry.id, "dataset": ds.name, "eps": list(eps), "steps": int(sweep_steps), "per_class": int(per_class)}
 if s3.button("Run the sweep", type="primary", key="pt_run"):
-    jobs.start_job(KIND, f"{entry.id} on {ds.name}: {per_class}/class, ε {eps_text}", run_sweep, config)
+    cfg = A.PerturbConfig(eps=eps, steps=int(sweep_steps), per_class=int(per_class))
+    jobs.start_job(KIND, f"{entry.id} on {ds.name}: {per_class}/class, ε {eps_text}",
+                   jobs.job_call(A.perturbation_sweep, model, ds.test_x, ds.test_y, cfg), config)
 
 
-def mine(j: jobs.JobInfo) -> bool:
-    return j.config.get("model") == entry.id and j.config.get("dataset") == ds.name
-
-
-def poll() -> float | None:
-    return 1.0 if any(j.active and mine(j) for j in jobs.list_jobs(KIND)) else None
-
-
-INTERVAL = poll()
-
-
-@st.fragment(run_every=INTERVAL)
-def sweep_panel():
-    mine_jobs = [j for j in jobs.list_jobs(KIND) if mine(j)]
-    if not mine_jobs:
-        st.caption("No sweep for this model yet: it pushes every test image picked towards every other class.")
-        return
-    j = mine_jobs[0]
-    if j.active:
-        progress_row(j)
-    elif j.state == "failed":
-        st.error(j.error)
-    elif j.state != "done":
-        st.warning(f"The last sweep was {j.state}: {j.message}")
-    if (poll() is None) != (INTERVAL is None):  # a sweep started or ended: rerun once to switch polling
-        st.rerun()
-    done = next((d for d in mine_jobs if d.state == "done"), None)
-    if done is None:
-        return
+def show_sweep(done: jobs.JobInfo) -> None:
     r = A.SweepResult.from_dict(done.result)
     st.caption(f"{done.title} · {r.n_images} images, accuracy before pushing {r.base_accuracy:.1%}")
     e = st.select_slider("Step size shown in the matrix", r.eps, value=r.eps[-1], key="pt_matrix_eps")
@@ -99,4 +68,5 @@ def sweep_panel():
                                           [ds.class_names[t] for t in r.targets]), key="pt_curves")
 
 
-sweep_panel()
+latest_job(KIND, show_sweep, match=lambda j: j.config.get("model") == entry.id and j.config.get("dataset") == ds.name,
+           empty="No sweep for this model yet: it pushes every test image picked towards every other class.")

@@ -125,12 +125,7 @@ with new_tab:
                           help="each size also trains the same student on that many real images (seed 000 Table 2)")
     active = [j for j in protocol.list_runs() if j["state"] in ("queued", "running")]
     try:
-        parts = sweep.replace(",", " ").split()
-        if not all(v.isdigit() for v in parts):
-            raise ValueError("sizes must be whole numbers separated by commas, e.g. 200, 500, 1000")
-        sizes = tuple(int(v) for v in parts)
-        if any(v < 1 or v > opts["n"] for v in sizes):
-            raise ValueError(f"sizes must lie between 1 and the synthetic set's {opts['n']} images")
+        sizes = protocol.parse_sizes(sweep)
         cfg = protocol.DistillConfig(
             teacher=entry.id, dataset=ds.name, synthesis=SynthesisConfig(method=method, **opts),
             students=tuple(StudentConfig(arch=a, labels=labels, epochs=epochs,
@@ -206,18 +201,7 @@ with runs_tab:
         st.info("Pick at least one finished run.")
         st.stop()
     reports = {rid: protocol.load_report(rid) for rid in chosen}
-    series, acc_rows = [], []
-    for rid, rep in reports.items():
-        tag = f"{rep['config']['synthesis']['method']} x{rep['synthesis']['n']}" if len(reports) > 1 else ""
-        if not any(s[1] == "teacher" and s[0].startswith(rep["teacher"]["id"]) for s in series):
-            series.append((f"{rep['teacher']['id']} (teacher)", "teacher", rep["teacher"]["report"]["per_class"]))
-        acc_rows.append({"run": rid, "model": rep["teacher"]["id"], "role": "teacher", "accuracy": rep["teacher"]["accuracy"]})
-        for role, key in (("student", "students"), ("baseline", "baselines")):
-            for s in rep[key]:
-                series.append((f"{s['name']} {tag}".strip(), role, s["report"]["per_class"]))
-                acc_rows.append({"run": rid, "model": s["name"], "role": role, "accuracy": s["accuracy"],
-                                 "of teacher": s["ratio"], "selection score (synthetic)": s["selection"].get("score"),
-                                 "train s": s["seconds"]})
+    series, acc_rows = protocol.compare_reports(reports)
     st.plotly_chart(f1_curves(series), key="sl_f1")
     st.dataframe(pd.DataFrame(acc_rows), hide_index=True, width="stretch")
 

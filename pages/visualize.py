@@ -8,7 +8,8 @@ import torch
 from ui import state
 from ui.jobs_panel import job_panel
 from vizcore.core import jobs
-from vizcore.models import conv_layers, dense_layers, layer_table, model_device
+from vizcore.models import layer_table
+from vizcore.core.layers import conv_layers, dense_layers, model_device
 from vizcore.plots.common import image_grid, stretch_contrast
 from vizcore.plots.visualize import (comparison_figure, grid_png, similarity_bars, softmax_bars,
                                      visualization_grid)
@@ -73,7 +74,7 @@ def averages(dataset: str) -> torch.Tensor:
 
 @st.cache_data(show_spinner="Computing weight images…")
 def weights(model_id: str, mtime: float, dataset: str, at: str):
-    return weight_images(model, state.get_dataset(dataset), at=at)
+    return weight_images(state.get_model(model_id, mtime), state.get_dataset(dataset), at=at)
 
 
 def latest_done() -> jobs.JobInfo | None:
@@ -169,7 +170,7 @@ def start(classes: list[int], per_class: int, cfg: VisualizeConfig) -> None:
     fn = visualization_job(model, classes, per_class, cfg, input_shape=shape, class_names=names, class_means=means,
                            judges=lambda **kw: judges_for(entry.id, ds, **kw))
     jobs.start_job(JOB_KIND, f"{entry.id}: {per_class} per class", fn,
-                          {"model": entry.id, "classes": classes, "per_class": per_class, **cfg.to_json()})
+                          {"model": entry.id, "classes": classes, "per_class": per_class, **cfg.to_dict()})
 
 
 def display(images: torch.Tensor) -> torch.Tensor:
@@ -248,12 +249,12 @@ def results(vis: Visualizations, job: jobs.JobInfo) -> None:
 
 def compare(vis: Visualizations | None) -> None:
     at = "blank"
-    w = weights(entry.id, entry.weights.stat().st_mtime, ds.name, at)
+    w = weights(*state.model_key(entry), ds.name, at)
     if w.kind != "weights":
         at = st.radio("Effective weights", ["blank", "data"], horizontal=True, key="viz_weights_at",
                       format_func=lambda a: {"blank": "gradient at the blank image",
                                              "data": "gradient averaged over test images"}[a])
-        w = weights(entry.id, entry.weights.stat().st_mtime, ds.name, at)
+        w = weights(*state.model_key(entry), ds.name, at)
         st.info(f"**{entry.card.arch}** has hidden layers, so there is no single weight row per class: "
                 f"the middle column shows {w.label}.")
     avg = averages(ds.name)

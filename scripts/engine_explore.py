@@ -54,7 +54,7 @@ def main() -> None:
     acc = float((predict_logits(res.model, ds.test_x).argmax(1) == ds.test_y).float().mean())
     tacc = float((predict_logits(teacher, ds.test_x).argmax(1) == ds.test_y).float().mean())
     row = {"label": a.label, "teacher": a.teacher, "student": a.student, "set": a.set, "threads": a.threads,
-           "config": cfg.to_json(),
+           "config": cfg.to_dict(),
            "accuracy": round(acc, 4), "ratio": round(acc / tacc, 4), "seconds": round(seconds, 1),
            "holdout_agreement": [round(h[1], 3) for h in res.history], "selected_step": res.selection["step"]}
     LOG.parent.mkdir(exist_ok=True)

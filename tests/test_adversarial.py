@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import assert_untouched, weights_snapshot
 
+from vizcore.core.progress import Cancelled
 from vizcore.explain import perturb as A
 
 
@@ -68,7 +69,7 @@ def test_sweep_counts_and_round_trips(digits, digits_cnn):
 
 
 def test_sweep_cancel_and_bad_config(digits, digits_cnn):
-    with pytest.raises(A.Cancelled):
+    with pytest.raises(Cancelled):
         A.perturbation_sweep(digits_cnn, digits.test_x, digits.test_y, A.PerturbConfig(per_class=1),
                              cancelled=lambda: True)
     with pytest.raises(ValueError, match="step size"):

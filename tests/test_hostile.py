@@ -30,7 +30,8 @@ from hostile_corpus import (
 
 from vizcore import data, torchscript, zoo
 from vizcore.cli import main
-from vizcore.models import build_model, model_device
+from vizcore.core.layers import model_device
+from vizcore.models import build_model
 
 SMALL = torchscript.SandboxLimits(memory_bytes=2**30, cpu_seconds=3, wall_seconds=120, probe_batch=32)
 # Reach the child process end to end (each costs a Python + torch start); the other child cases are judged by the
@@ -114,7 +115,7 @@ def test_torchscript_models_are_checked_again_when_loaded(tmp_path, digits, work
     entry = zoo.save_model(torch.jit.script(NoParameters()), card)
     assert zoo.load_model(entry)(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
     entry.weights.write_bytes(_script(Prints()))
-    (entry.weights.parent / "planted.json").write_text(json.dumps(card.to_json()))  # an older-layout card beside it
+    (entry.weights.parent / "planted.json").write_text(json.dumps(card.to_dict()))  # an older-layout card beside it
     with pytest.raises(zoo.ModelFileError, match=r"prim::Print"):
         zoo.load_model("user:planted")
 
@@ -157,7 +158,7 @@ def test_old_card_and_weights_pairs_still_load(digits, digits_linear):
     (folder / "old.safetensors").write_bytes(st_save(digits_linear.state_dict()))
     (folder / "old.json").write_text(json.dumps(zoo.ModelCard(name="old", dataset="digits", arch="linear",
                                                               input_shape=[1, 8, 8],
-                                                              class_names=digits.class_names).to_json()))
+                                                              class_names=digits.class_names).to_dict()))
     model = zoo.load_model("user:old")
     assert torch.equal(model(digits.test_x[:5]), digits_linear(digits.test_x[:5]))
 

@@ -22,16 +22,9 @@ from vizcore.explain.importance import (
     taylor_scores,
     weight_l1_scores,
 )
-from vizcore.explain.knockout import (
-    KnockoutEvaluator,
-    eval_subset,
-    knockable_layers,
-    knockout_curve,
-    masked_logits,
-    normalize_mask,
-    parse_filters,
-    random_curve,
-)
+from vizcore.explain.knockout import (KnockoutEvaluator, eval_subset, knockout_curve, masked_logits, normalize_mask,
+                                      parse_filters, random_curve)
+from vizcore.core.layers import knockable_layers
 from vizcore.models import build_model
 
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from vizcore.models import ARCHITECTURES, ArchitectureError, build_model, conv_layers, count_parameters, layer_table
+from vizcore.models import ARCHITECTURES, ArchitectureError, build_model, count_parameters, layer_table
+from vizcore.core.layers import conv_layers
 
 SHAPES = [(1, 8, 8), (1, 28, 28), (1, 60, 60), (3, 32, 32)]
 

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from vizcore.explain import perturb as A
 from vizcore.explain import gradients as G
+from vizcore.explain.knockout import class_images
 from vizcore.core import jobs
 from vizcore import zoo
 from vizcore.data import load_digits
@@ -51,13 +52,13 @@ def test_gradients_page_ranking_matches_library(model):
     shown = table[table["end"] == "highest"]
     assert list(zip(shown["layer"], shown["filter"])) == [(n, f) for n, f, _ in top]
     assert shown["score"].tolist() == pytest.approx([s for *_, s in top], rel=1e-5)
-    # class average mode, logit output, L1 scores: same ranking as the CLI's function
+    # class average mode, logit output, L1 scores: same ranking as the CLI's and the Knockout page's (training images)
     at.radio(key="pg_mode").set_value("Class average").run()
     at.selectbox(key="pg_avg_class").set_value(7).run()
     at.radio(key="pg_output").set_value("logit").run()
     at.selectbox(key="pg_norm").set_value("l1").run()
     assert not at.exception, at.exception
-    scores = G.class_filter_scores(model, ds.test_x[ds.test_y == 7], 7, norm="l1", output="logit")
+    scores = G.class_filter_scores(model, class_images(ds.train_x, ds.train_y, 7)[0], 7, norm="l1", output="logit")
     table = at.dataframe[0].value
     assert table[table["end"] == "lowest"]["filter"].tolist() == [f for _, f, _ in G.rank_filters(scores, False)[:5]]
 

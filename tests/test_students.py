@@ -156,7 +156,7 @@ def test_finished_run_reopens_in_a_new_process(teacher_id, workspace):
     state, acc, n = json.loads(out.stdout)
     assert state == "done" and n == 20
     assert acc == protocol.load_report(job.id)["students"][0]["accuracy"]
-    assert protocol.DistillConfig.from_json(jobs.get_job(job.id).config) == cfg
+    assert protocol.DistillConfig.from_dict(jobs.get_job(job.id).config) == cfg
     csv = protocol.report_csv(protocol.load_report(job.id))
     assert csv.splitlines()[0] == "role,model,class,precision,recall,f1,support" and len(csv.splitlines()) == 1 + 2 * 10
 

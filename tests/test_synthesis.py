@@ -9,7 +9,8 @@ import torch
 
 from conftest import assert_untouched, weights_snapshot
 from vizcore.distill.kegnet import diversity_loss
-from vizcore.distill.synthesis import SynthesisConfig, SyntheticSet, label_with_teacher, penultimate_layer, synthesize
+from vizcore.distill.synthesis import SynthesisConfig, SyntheticSet, label_with_teacher, synthesize
+from vizcore.core.layers import penultimate_layer
 from vizcore.core.progress import Cancelled
 
 SMALL = dict(n=20, batch_size=10, images_per_generator=10, max_steps=40, pre_steps=3, train_steps=12)

@@ -1,7 +1,8 @@
-"""A panel listing the background jobs of one kind: progress bars, a Cancel button, results.
+"""Background jobs on a page: progress bars, a Cancel button, results. The one place that polls jobs.
 
-It is a fragment that reruns itself every second while a job is active, so only the panel refreshes.
-Job state lives in the workspace, so the panel shows the same thing after a page reload or an app restart.
+A panel is a fragment that reruns itself every second while one of its jobs is active, so only the panel
+refreshes. Job state lives in the workspace, so the panel shows the same thing after a page reload or an app
+restart.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from vizcore.core import jobs
 ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:", "done": ":material/check_circle:",
          "failed": ":material/error:", "cancelled": ":material/cancel:", "interrupted": ":material/warning:"}
 
-
-def _poll_interval(kind: str) -> float | None:
-    return 1.0 if any(j.active for j in jobs.list_jobs(kind)[:10]) else None
+Match = Callable[[jobs.JobInfo], bool]
+Show = Callable[[jobs.JobInfo], None]
 
 
 def progress_row(job: jobs.JobInfo) -> None:
@@ -29,19 +29,33 @@ def progress_row(job: jobs.JobInfo) -> None:
         st.rerun(scope="fragment")
 
 
-def job_panel(kind: str, show_result: Callable[[jobs.JobInfo], None] | None = None, limit: int = 5,
-              show_active: Callable[[jobs.JobInfo], None] | None = None) -> None:
-    """Show the newest ``limit`` jobs of ``kind``; ``show_result`` renders a finished job's result and
-    ``show_active`` what a running job has produced so far (refreshed with its progress bar)."""
+def _polled(kind: str, match: Match | None, limit: int, body: Callable[[list[jobs.JobInfo]], None]) -> None:
+    """Run ``body(newest jobs of kind that match)`` in a fragment that polls while one of them is active."""
 
-    interval = _poll_interval(kind)  # fixed for this run of the page: compared below to see a job finish
+    def mine() -> list[jobs.JobInfo]:
+        return [j for j in jobs.list_jobs(kind) if match is None or match(j)][:limit]
+
+    interval = 1.0 if any(j.active for j in mine()) else None  # fixed for this run: compared below
 
     @st.fragment(run_every=interval)
     def panel() -> None:
-        items = jobs.list_jobs(kind)[:limit]
+        items = mine()
+        body(items)
+        if any(j.active for j in items) != (interval is not None):  # a job started or ended: switch polling
+            st.rerun()
+
+    panel()
+
+
+def job_panel(kind: str, show_result: Show | None = None, limit: int = 5, match: Match | None = None,
+              show_active: Show | None = None) -> None:
+    """The newest ``limit`` jobs of ``kind`` (those ``match`` accepts), each in a box; ``show_result`` renders a
+    finished job's result and ``show_active`` what a running job has produced so far (refreshed with its
+    progress bar)."""
+
+    def body(items: list[jobs.JobInfo]) -> None:
         if not items:
             st.caption("No jobs yet.")
-            return
         for j in items:
             with st.container(border=True):
                 st.markdown(f"{ICONS.get(j.state, '')} **{j.title}** · {j.state} · started {j.created[11:19]} UTC")
@@ -55,7 +69,26 @@ def job_panel(kind: str, show_result: Callable[[jobs.JobInfo], None] | None = No
                     st.warning(j.message)
                 elif j.state == "done" and show_result:
                     show_result(j)
-        if any(j.active for j in items) != (interval is not None):
-            st.rerun()
 
-    panel()
+    _polled(kind, match, limit, body)
+
+
+def latest_job(kind: str, show_result: Show, match: Match | None = None, empty: str = "No results yet.") -> None:
+    """The state of the newest job of ``kind`` that ``match`` accepts, then the newest finished result."""
+
+    def body(items: list[jobs.JobInfo]) -> None:
+        if not items:
+            st.caption(empty)
+            return
+        j = items[0]
+        if j.active:
+            progress_row(j)
+        elif j.state == "failed":
+            st.error(j.error)
+        elif j.state != "done":
+            st.warning(f"The last run was {j.state}: {j.error or j.message}")
+        done = next((d for d in items if d.state == "done"), None)
+        if done is not None:
+            show_result(done)
+
+    _polled(kind, match, 20, body)

@@ -22,6 +22,12 @@ def get_dataset(name: str) -> Dataset:
     return data.load_dataset(name)
 
 
+def model_key(entry: zoo.ModelEntry) -> tuple[str, float]:
+    """(model id, mtime of its weights file): the first arguments of every cached function that uses a model,
+    which loads it with :func:`get_model` (so a replaced file is reloaded)."""
+    return entry.id, entry.weights.stat().st_mtime
+
+
 @st.cache_resource(show_spinner="Loading model…")
 def get_model(model_id: str, mtime: float) -> torch.nn.Module:
     """The model of ``model_id``; ``mtime`` (of its weights file) keys the cache so replaced files reload."""

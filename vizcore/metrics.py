@@ -8,19 +8,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from vizcore.models import model_device
+from vizcore.core.hooks import guarded
+from vizcore.core.layers import model_device
 
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Logits of ``model`` on ``x`` in eval mode, batched; the model's training flag is restored."""
-    was_training = model.training
-    model.eval()
+    """Logits of ``model`` on ``x`` in eval mode, batched, under the model's lock (its mode is restored)."""
     device = model_device(model)
-    try:
+    with guarded(model):
         out = [model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
-    finally:
-        model.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
 
@@ -42,24 +39,28 @@ def classification_report(y_true, y_pred, class_names: list[str]) -> dict:
     }
 
 
-def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, class_names: list[str]) -> dict:
-    """:func:`classification_report` of ``model``'s predictions on ``(x, y)``."""
-    pred = predict_logits(model, x).argmax(1)
-    return classification_report(y.numpy(), pred.numpy(), class_names)
+def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, class_names: list[str], *,
+                   predictions: bool = False) -> dict:
+    """:func:`classification_report` of ``model``'s predictions on ``(x, y)``; with ``predictions`` also each
+    image's predicted class (``pred``) and softmax confidence (``confidence``)."""
+    logits = predict_logits(model, x)
+    pred = logits.argmax(1)
+    report = classification_report(y.numpy(), pred.numpy(), class_names)
+    if predictions:
+        report["pred"], report["confidence"] = pred.tolist(), logits.softmax(1).max(1).values.tolist()
+    return report
 
 
 def test_report(model: nn.Module, weights: str | Path, dataset) -> dict:
-    """:func:`classification_report` on ``dataset``'s test split plus each image's prediction and confidence,
-    kept in the workspace cache under the weights' SHA-256 and the dataset's files: the Overview page shows it
-    at once on every later start."""
+    """:func:`evaluate_model` with predictions on ``dataset``'s test split (confidences to 5 digits), kept in the
+    workspace cache under the weights' SHA-256 and the dataset's files: the Overview page shows it at once on
+    every later start."""
     from vizcore.core.diskcache import cached_json, file_digest, key_name
     from vizcore.data import fingerprint
 
     def compute() -> dict:
-        probs = predict_logits(model, dataset.test_x).softmax(1)
-        report = classification_report(dataset.test_y.numpy(), probs.argmax(1).numpy(), dataset.class_names)
-        return report | {"pred": probs.argmax(1).tolist(),
-                         "confidence": [round(c, 5) for c in probs.max(1).values.tolist()]}
+        report = evaluate_model(model, dataset.test_x, dataset.test_y, dataset.class_names, predictions=True)
+        return report | {"confidence": [round(c, 5) for c in report["confidence"]]}
 
     digest = fingerprint(dataset.name)
     if digest is None:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from vizcore.core.layers import model_device
+
 
 class ArchitectureError(ValueError):
     """The architecture cannot be built for this input shape."""
@@ -38,7 +40,7 @@ def _conv_stack(in_shape, specs, act: Callable[[], nn.Module], pool: type[nn.Mod
     return layers, (c, h, w)
 
 
-def _dense(in_features: int, hidden: list[int], n_classes: int, act: Callable[[], nn.Module], first: int = 1,
+def _dense(in_features: int, hidden: list[int], num_classes: int, act: Callable[[], nn.Module], first: int = 1,
            dropout: float = 0.0) -> list[tuple[str, nn.Module]]:
     layers: list[tuple[str, nn.Module]] = []
     f = in_features
@@ -47,7 +49,7 @@ def _dense(in_features: int, hidden: list[int], n_classes: int, act: Callable[[]
         f = units
     if dropout:
         layers.append(("dropout", nn.Dropout(dropout)))
-    layers.append((f"fc{first + len(hidden)}", nn.Linear(f, n_classes)))
+    layers.append((f"fc{first + len(hidden)}", nn.Linear(f, num_classes)))
     return layers
 
 
@@ -55,22 +57,22 @@ def _flat(shape) -> int:
     return math.prod(shape)
 
 
-def linear(input_shape, n_classes):
+def linear(input_shape, num_classes):
     """No hidden layer: one weight row per class (seed 003 section 3)."""
-    return [("flatten", nn.Flatten()), ("fc1", nn.Linear(_flat(input_shape), n_classes))]
+    return [("flatten", nn.Flatten()), ("fc1", nn.Linear(_flat(input_shape), num_classes))]
 
 
-def mlp(input_shape, n_classes):
+def mlp(input_shape, num_classes):
     """One hidden layer of 30 sigmoid units (seed 003 section 3)."""
-    return [("flatten", nn.Flatten())] + _dense(_flat(input_shape), [30], n_classes, nn.Sigmoid)
+    return [("flatten", nn.Flatten())] + _dense(_flat(input_shape), [30], num_classes, nn.Sigmoid)
 
 
-def mlp3(input_shape, n_classes):
+def mlp3(input_shape, num_classes):
     """Three hidden ReLU layers (seed 000 section 4.1, student (5))."""
-    return [("flatten", nn.Flatten())] + _dense(_flat(input_shape), [256, 128, 64], n_classes, nn.ReLU)
+    return [("flatten", nn.Flatten())] + _dense(_flat(input_shape), [256, 128, 64], num_classes, nn.ReLU)
 
 
-def mlp10(input_shape, n_classes):
+def mlp10(input_shape, num_classes):
     """Seed 004's teacher for unstructured data: 10 hidden layers of 128 ELU units, each followed by dropout
     (0.15, as in KegNet's published code)."""
     layers: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
@@ -78,37 +80,37 @@ def mlp10(input_shape, n_classes):
     for i in range(1, 11):
         layers += [(f"fc{i}", nn.Linear(f, 128)), (f"fc_act{i}", nn.ELU()), (f"drop{i}", nn.Dropout(0.15))]
         f = 128
-    return layers + [("fc11", nn.Linear(f, n_classes))]
+    return layers + [("fc11", nn.Linear(f, num_classes))]
 
 
-def _cnn(channels, units, act, pool, input_shape, n_classes, kernel=3, dropout=0.5):
+def _cnn(channels, units, act, pool, input_shape, num_classes, kernel=3, dropout=0.5):
     convs, shape = _conv_stack(input_shape, channels, act, pool, kernel)
-    return convs + [("flatten", nn.Flatten())] + _dense(_flat(shape), units, n_classes, act, dropout=dropout)
+    return convs + [("flatten", nn.Flatten())] + _dense(_flat(shape), units, num_classes, act, dropout=dropout)
 
 
-def cnn(input_shape, n_classes):
+def cnn(input_shape, num_classes):
     """Seed 000's teacher h1: conv-maxpool-conv-maxpool-fc-dropout-fc (ReLU)."""
-    return _cnn([32, 64], [128], nn.ReLU, nn.MaxPool2d, input_shape, n_classes)
+    return _cnn([32, 64], [128], nn.ReLU, nn.MaxPool2d, input_shape, num_classes)
 
 
-def cnn_s(input_shape, n_classes):
+def cnn_s(input_shape, num_classes):
     """CNN_S: half the channels and units of ``cnn`` (seed 000 section 4.1)."""
-    return _cnn([16, 32], [64], nn.ReLU, nn.MaxPool2d, input_shape, n_classes)
+    return _cnn([16, 32], [64], nn.ReLU, nn.MaxPool2d, input_shape, num_classes)
 
 
-def cnn_l(input_shape, n_classes):
+def cnn_l(input_shape, num_classes):
     """CNN_L: one more conv and fc layer than ``cnn``, average pooling and ELU (seed 000 section 4.1)."""
-    return _cnn([32, 64, 128], [256, 128], nn.ELU, nn.AvgPool2d, input_shape, n_classes)
+    return _cnn([32, 64, 128], [256, 128], nn.ELU, nn.AvgPool2d, input_shape, num_classes)
 
 
-def cnn_tiny(input_shape, n_classes):
+def cnn_tiny(input_shape, num_classes):
     """Fewer weights than CNN_S (seed 000 section 4.1, student (4))."""
-    return _cnn([4, 8], [16], nn.ReLU, nn.MaxPool2d, input_shape, n_classes, dropout=0.0)
+    return _cnn([4, 8], [16], nn.ReLU, nn.MaxPool2d, input_shape, num_classes, dropout=0.0)
 
 
-def lenet_faces(input_shape, n_classes):
+def lenet_faces(input_shape, num_classes):
     """Seed 002 section 4.1: three 5x5 conv layers (5, 8, 10 maps), 2x2 max pooling, tanh, 20 hidden units."""
-    return _cnn([5, 8, 10], [20], nn.Tanh, nn.MaxPool2d, input_shape, n_classes, kernel=5, dropout=0.0)
+    return _cnn([5, 8, 10], [20], nn.Tanh, nn.MaxPool2d, input_shape, num_classes, kernel=5, dropout=0.0)
 
 
 ARCHITECTURES: dict[str, Callable] = {
@@ -117,13 +119,13 @@ ARCHITECTURES: dict[str, Callable] = {
 }
 
 
-def build_model(arch: str, input_shape: tuple[int, ...], n_classes: int, seed: int | None = None) -> nn.Sequential:
+def build_model(arch: str, input_shape: tuple[int, ...], num_classes: int, seed: int | None = None) -> nn.Sequential:
     """A fresh model of a zoo architecture (in eval mode), seeded if ``seed`` is given."""
     if arch not in ARCHITECTURES:
         raise ArchitectureError(f"unknown architecture '{arch}'; known: {', '.join(ARCHITECTURES)}")
     if seed is not None:
         torch.manual_seed(seed)
-    model = nn.Sequential(OrderedDict(ARCHITECTURES[arch](tuple(input_shape), n_classes)))
+    model = nn.Sequential(OrderedDict(ARCHITECTURES[arch](tuple(input_shape), num_classes)))
     return model.eval()
 
 
@@ -185,25 +187,6 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> list[dic
             "parameters": sum(p.numel() for p in mod.parameters(recurse=False)),
         })
     return rows
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device a model's weights live on (computations follow the model, never a global device); a model
-    without parameters is judged by its buffers, and one with neither runs on the CPU."""
-    t = next(model.parameters(), None)
-    if t is None:
-        t = next(model.buffers(), None)
-    return t.device if t is not None else torch.device("cpu")
-
-
-def conv_layers(model: nn.Module) -> list[str]:
-    """Names of the model's Conv2d layers, in order."""
-    return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-
-
-def dense_layers(model: nn.Module) -> list[str]:
-    """Names of the model's Linear layers, in order."""
-    return [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
 
 
 def count_parameters(model: nn.Module) -> int:

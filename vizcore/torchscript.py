@@ -228,12 +228,12 @@ def _child() -> None:
     sys.stdout.flush()
 
 
-def check_in_child(data: bytes, input_shape: tuple[int, ...], n_classes: int,
+def check_in_child(data: bytes, input_shape: tuple[int, ...], num_classes: int,
                    limits: SandboxLimits | None = None) -> dict:
     """Run the graph walk and the fit check in a confined child process; :class:`ModelFileError` if it refuses,
     crashes, or passes a limit; otherwise its report (``peak_bytes``: the child's peak resident memory)."""
     limits = limits or LIMITS
-    header = {"shape": list(input_shape), "classes": int(n_classes), "limits": asdict(limits)}
+    header = {"shape": list(input_shape), "classes": int(num_classes), "limits": asdict(limits)}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME")}
     env.update(PYTHONPATH=root, OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
@@ -259,12 +259,12 @@ def check_in_child(data: bytes, input_shape: tuple[int, ...], n_classes: int,
     return report
 
 
-def check_upload(data: bytes, input_shape: tuple[int, ...], n_classes: int) -> torch.jit.ScriptModule:
+def check_upload(data: bytes, input_shape: tuple[int, ...], num_classes: int) -> torch.jit.ScriptModule:
     """A TorchScript upload that passed every check, loaded in this process; :class:`ModelFileError` otherwise."""
     if len(data) > MAX_UPLOAD:
         raise ModelFileError(f"too large: {len(data) / 2**20:.0f} MiB (at most {MAX_UPLOAD // 2**20} MiB)")
     inspect_archive(data)
-    check_in_child(data, input_shape, n_classes)
+    check_in_child(data, input_shape, num_classes)
     return load_checked(data)
 
 

@@ -60,11 +60,11 @@ class ModelCard:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict) -> ModelCard:
+    def from_dict(cls, d: dict) -> ModelCard:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         missing = [k for k in ("name", "dataset", "arch", "input_shape", "class_names") if k not in known]
         if missing:
@@ -80,6 +80,10 @@ class ModelEntry:
     id: str
     card: ModelCard
     weights: Path
+
+    def to_dict(self) -> dict:
+        """What a training job returns: the id, the test accuracy and the card."""
+        return {"model_id": self.id, "accuracy": self.card.metrics.get("accuracy"), "card": self.card.to_dict()}
 
 
 CARD_KEY = "vizcore_card"  # safetensors metadata key; TorchScript extra file "vizcore_card.json"
@@ -107,12 +111,12 @@ def _card_of(path: Path, data: bytes | None = None) -> ModelCard:
         meta = json.loads(raw).get("__metadata__") or {}
         if CARD_KEY not in meta:
             raise ModelFileError(f"{path.name}: no model card inside")
-        return ModelCard.from_json(json.loads(meta[CARD_KEY]))
+        return ModelCard.from_dict(json.loads(meta[CARD_KEY]))
     with zipfile.ZipFile(io.BytesIO(data) if data is not None else path) as zf:
         card = [i for i in zf.infolist() if i.filename.endswith(f"/extra/{CARD_KEY}.json")]
         if not card or card[0].file_size > 2**20:
             raise ModelFileError(f"{path.name}: no model card inside")
-        return ModelCard.from_json(json.loads(zf.read(card[0])))
+        return ModelCard.from_dict(json.loads(zf.read(card[0])))
 
 
 def _user_file(folder: Path, name: str) -> Path | None:
@@ -134,7 +138,7 @@ def _entry(prefix: str, folder: Path, name: str, tries: int = 3) -> ModelEntry |
                 return ModelEntry(f"{prefix}:{name}", _card_of(path), path)
             except ModelFileError:
                 pass  # a card + weights pair of the older layout
-        card = ModelCard.from_json(json.loads((folder / f"{name}.json").read_text()))
+        card = ModelCard.from_dict(json.loads((folder / f"{name}.json").read_text()))
         w = folder / f"{name}{SUFFIX.get(card.format, '.safetensors')}"
         return ModelEntry(f"{prefix}:{name}", card, w) if w.exists() else None
     except FileNotFoundError:
@@ -232,7 +236,7 @@ def check_name(name: str) -> str:
 
 
 def _model_bytes(model: nn.Module, card: ModelCard) -> bytes:
-    card_json = json.dumps(card.to_json(), default=str)
+    card_json = json.dumps(card.to_dict(), default=str)
     if card.format == "torchscript":
         buf = io.BytesIO()
         torch.jit.save(model, buf, _extra_files={f"{CARD_KEY}.json": card_json})
@@ -350,9 +354,9 @@ def read_state_dict(data: bytes) -> dict[str, torch.Tensor]:
     raise ModelFileError("not a model file: expected safetensors, a torch state dict, or TorchScript")
 
 
-def fit_message(model: nn.Module, input_shape: tuple[int, ...], n_classes: int, probe_batch: int = 64,
+def fit_message(model: nn.Module, input_shape: tuple[int, ...], num_classes: int, probe_batch: int = 64,
                 n: int = 6) -> str | None:
-    """None if ``model`` maps batches of 1, ``n`` and ``probe_batch`` images to exactly ``(N, n_classes)`` finite
+    """None if ``model`` maps batches of 1, ``n`` and ``probe_batch`` images to exactly ``(N, num_classes)`` finite
     logits, each image's logits the same alone as in a batch; otherwise what is wrong."""
     x = torch.rand(n, *input_shape, generator=torch.Generator().manual_seed(0))
     probe = torch.rand(probe_batch, *input_shape, generator=torch.Generator().manual_seed(1))
@@ -366,10 +370,10 @@ def fit_message(model: nn.Module, input_shape: tuple[int, ...], n_classes: int, 
                     raise MemoryError(str(e)) from e
                 return (f"the model does not accept a batch of {len(b)} inputs of shape {list(input_shape)} "
                         f"({str(e).splitlines()[0][:200]})")
-            if not isinstance(out, torch.Tensor) or list(out.shape) != [len(b), n_classes]:
+            if not isinstance(out, torch.Tensor) or list(out.shape) != [len(b), num_classes]:
                 shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                return (f"for a batch of {len(b)} the model outputs {shape}, not [{len(b)}, {n_classes}] "
-                        f"(the dataset has {n_classes} classes)")
+                return (f"for a batch of {len(b)} the model outputs {shape}, not [{len(b)}, {num_classes}] "
+                        f"(the dataset has {num_classes} classes)")
             if not out.is_floating_point() or not bool(torch.isfinite(out).all()):
                 return f"for a batch of {len(b)} the model outputs values that are not finite numbers"
             outs.append(out.float())

@@ -25,11 +25,18 @@ def emit(obj, as_json: bool, text: str | None = None) -> None:
         print(text)
 
 
+def add_data_args(p, dataset_help: str = "default: the model card's dataset", required: bool = False) -> None:
+    """``--dataset`` and ``--data-root``, as every command that reads data takes them."""
+    p.add_argument("--dataset", required=required, help="registry name, image-folder:PATH or npz:PATH"
+                   + (f" ({dataset_help})" if dataset_help else ""))
+    p.add_argument("--data-root", help="folder holding dataset files (default: $VIZCORE_DATA, the workspace, "
+                                       "../shared/datasets, /usr/share/datasets)")
+
+
 def add_model_args(p, dataset_help: str = "default: the model card's dataset") -> None:
-    """``--model``, ``--dataset`` and ``--data-root``, as every command that explains a model takes them."""
+    """``--model`` and the data arguments, as every command that explains a model takes them."""
     p.add_argument("--model", required=True, help="model id (zoo:NAME, user:NAME) or name")
-    p.add_argument("--dataset", help=dataset_help)
-    p.add_argument("--data-root", help="folder holding dataset files")
+    add_data_args(p, dataset_help)
 
 
 def model_and_dataset(args, load: bool = True):

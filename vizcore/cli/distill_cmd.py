@@ -7,7 +7,7 @@ import sys
 from dataclasses import replace
 
 from vizcore import zoo
-from vizcore.cli import emit
+from vizcore.cli import add_data_args, emit
 from vizcore.core import distributed
 from vizcore.distill import presets, protocol
 from vizcore.distill.engine import LOSSES, MIXES
@@ -28,9 +28,9 @@ from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentCon
 from vizcore.distill.synthesis import METHODS, SynthesisConfig
 
 
-def _run(config: protocol.DistillConfig, resume: str | None = None) -> dict | None:
+def _run(config: protocol.DistillConfig, data_root: str | None, resume: str | None = None) -> dict | None:
     """The run's report on rank 0 (the only rank with a job); None on the other ranks of a torchrun job."""
-    job = protocol.start_run(config, wait=True, resume=resume)
+    job = protocol.start_run(config, wait=True, resume=resume, data_root=data_root)
     if job is None:
         return None
     if job.state != "done":
@@ -111,7 +111,7 @@ def cmd_distill(args) -> None:
               + f"; estimated {est / 60:.1f} min on this machine"
               + (f" with {distributed.world_size()} processes" if distributed.world_size() > 1 else ""),
               file=sys.stderr, flush=True)
-    rep = _run(cfg, args.resume)
+    rep = _run(cfg, args.data_root, args.resume)
     if rep is not None:
         out = _compact(rep)
         emit(out, args.json, _text(out))
@@ -128,7 +128,7 @@ def _resumed(run_id: str, cfg: protocol.DistillConfig) -> protocol.DistillConfig
         job = protocol.get_job(run_id)
         if job.state == "done":
             raise ValueError(f"run {run_id} finished; there is nothing to resume")
-        if protocol.DistillConfig.from_json(job.config) != cfg:
+        if protocol.DistillConfig.from_dict(job.config) != cfg:
             raise ValueError(f"run {run_id} had other settings: resume it with the command that started it")
     return cfg
 
@@ -184,12 +184,13 @@ def cmd_preset(args) -> None:
         raise ValueError(f"{args.table} needs --teacher")
     entry = zoo.get_entry(args.teacher)
     if args.table == "seed003-subset":  # seed 003 section 8: class-subset teachers, one visualization swapped
-        job = presets.start_subset_run(entry.id, args.dataset or entry.card.dataset, args.cls, args.versus, wait=True)
+        job = presets.start_subset_run(entry.id, args.dataset or entry.card.dataset, args.cls, args.versus, wait=True,
+                                       data_root=args.data_root)
         if job.state != "done":
             raise ValueError(f"run {job.id} {job.state}: {job.error or job.message}")
         emit(job.result, args.json, _subset_text(job.result))
         return
-    outs = [_compact(_run(c)) for c in preset_configs(args, entry)]
+    outs = [_compact(_run(c, args.data_root)) for c in preset_configs(args, entry)]
     if args.table == "seed003":
         emit({"seed_figures": SEED003_FIGURES, "runs": outs}, args.json,
              "seed 003 (linear teachers): " + ", ".join(f"{k} {v} %" for k, v in SEED003_FIGURES.items())
@@ -206,7 +207,7 @@ def add_parser(sub) -> None:
         def dflt(v):
             return None if preset else v
         p.add_argument("--teacher", required=p.prog.endswith("distill"), help="model id (zoo:NAME, user:NAME) or name")
-        p.add_argument("--dataset", help="default: the teacher's dataset (used for the baseline and the final test)")
+        add_data_args(p, "default: the teacher's dataset (used for the baseline and the final test)")
         p.add_argument("--method", choices=METHODS, default=dflt(DEFAULT_METHOD))
         p.add_argument("--images", "--n", dest="n", type=int, default=dflt(DEFAULT_N),
                        help="synthetic images (an online method: the images its memory bank keeps); under torchrun "
@@ -238,7 +239,7 @@ def add_parser(sub) -> None:
                    help="train on the stored labels for --epochs (the seeds' way) instead of the engine")
     d.add_argument("--student", action="append", default=[], help=f"architecture(s), repeat or comma-separate: {', '.join(STUDENT_KINDS)}")
     d.add_argument("--no-baseline", action="store_true", help="skip the real-data baseline")
-    d.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="also train on the first S images, e.g. 400,2000")
+    d.add_argument("--sizes", type=protocol.parse_sizes, help="also train on the first S images, e.g. 400,2000")
     d.add_argument("--bias-only", action="store_true", help="add seed 003's bias-only linear student")
     d.add_argument("--resume", metavar="RUN_ID", help="take up an interrupted run (same command): its synthetic set "
                                                       "and the engine's last checkpoint")

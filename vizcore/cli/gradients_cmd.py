@@ -5,13 +5,14 @@ from __future__ import annotations
 from vizcore.explain.perturb import PerturbConfig, perturbation_sweep
 from vizcore.cli import add_model_args, emit, model_and_dataset
 from vizcore.data import class_index
+from vizcore.explain.knockout import class_images
 from vizcore.explain.gradients import NORMS, OUTPUTS, class_filter_scores, rank_filters
 
 
 def cmd_pg(args) -> None:
     entry, ds, model = model_and_dataset(args)
     c = class_index(ds.class_names, args.cls)
-    x = ds.test_x[ds.test_y == c]
+    x, _ = class_images(ds.train_x, ds.train_y, c)  # the Knockout page's ranking images; the test set judges
     scores = class_filter_scores(model, x, c, layers=args.layer, norm=args.norm, output=args.output)
     ranking = rank_filters(scores)
     out = {"model": entry.id, "dataset": ds.name, "class": ds.class_names[c], "class_index": c, "images": len(x),
@@ -19,7 +20,7 @@ def cmd_pg(args) -> None:
            "ranking": [{"layer": n, "filter": i, "score": s} for n, i, s in ranking],
            "scores": {n: s.tolist() for n, s in scores.items()}}
     k = args.top
-    lines = [f"{entry.id} on {ds.name}: class-averaged PG for '{ds.class_names[c]}' over {len(x)} test images "
+    lines = [f"{entry.id} on {ds.name}: class-averaged PG for '{ds.class_names[c]}' over {len(x)} training images "
              f"({args.norm} norm of d {args.output} / d a)", f"{'highest':<30}{'lowest'}"]
     low = ranking[::-1]
     for hi, lo in zip(ranking[:k], low[:k]):

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from vizcore.cli import add_model_args, emit, model_and_dataset
 from vizcore.data import class_index
-from vizcore.explain.importance import (
-    StudyConfig,
-    compare_rankings,
-    default_layers,
-    flatten_scores,
-    pg_scores,
-)
+from vizcore.explain.gradients import rank_filters
+from vizcore.explain.importance import StudyConfig, compare_rankings, pg_scores
+from vizcore.core.layers import default_layers
 from vizcore.explain.knockout import (
     KnockoutEvaluator,
     class_images,
@@ -63,7 +59,7 @@ def cmd_knockout(args) -> None:
         filters = [(n, i) for n in layers for i in range(ev.widths[n])]
         curve = random_curve(ev, filters, target, args.max_k)
     else:
-        order = [(n, i) for n, i, _ in flatten_scores(pg_scores(model, rank_x, target, layers))]
+        order = [(n, i) for n, i, _ in rank_filters(pg_scores(model, rank_x, target, layers))]
         order = order if args.order == "highest" else order[::-1]
         curve = knockout_curve(ev, order, target, args.max_k, f"PG {args.order}-first")
     out = {"model": entry.id, "dataset": ds.name, "class": ds.class_names[target], "order": args.order,

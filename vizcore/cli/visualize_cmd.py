@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from vizcore import data, zoo
-from vizcore.cli import emit
+from vizcore.cli import add_data_args, emit
 from vizcore.explain.visualize import PIXELS, PRECISIONS, STARTS, VisualizeConfig, class_averages, class_visualizations, summary
 
 
@@ -33,7 +33,7 @@ def cmd_visualize(args) -> None:
     vis.to_npz(args.out)
     rows = summary(vis, card.class_names)
     out = {"model": entry.id, "out": str(args.out), "n": len(vis.labels), "seconds": round(seconds, 3),
-           "reached_fraction": float(vis.reached.float().mean()), "config": config.to_json(), "per_class": rows}
+           "reached_fraction": float(vis.reached.float().mean()), "config": config.to_dict(), "per_class": rows}
     text = "\n".join([f"{entry.id}: {len(vis.labels)} visualizations in {seconds:.1f} s -> {args.out}",
                       f"{'class':>16} {'reached T':>9} {'p(target)':>9} {'diversity':>9}"]
                      + [f"{r['class'][:16]:>16} {r['reached_fraction']:9.2f} {r['mean_target_prob']:9.3f} "
@@ -66,8 +66,7 @@ def add_parser(sub) -> None:
     p.add_argument("--precision", choices=tuple(PRECISIONS), default=d.precision,
                    help="arithmetic of the ascent; bfloat16 is about 2x faster on CPUs/GPUs with bf16 units "
                         "(reaching T and the scores are still decided in float32)")
-    p.add_argument("--dataset", help="for --start mean: dataset whose class averages start the ascent")
-    p.add_argument("--data-root")
+    add_data_args(p, "for --start mean: the dataset whose class averages start the ascent")
     p.add_argument("--out", required=True, help="the .npz to write")
     p.add_argument("--json", action="store_true", help="print JSON for machines")
     p.set_defaults(func=cmd_visualize)

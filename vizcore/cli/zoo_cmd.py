@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import fields
 
 from vizcore import data, zoo
-from vizcore.cli import add_model_args, emit, model_and_dataset
+from vizcore.cli import add_data_args, add_model_args, emit, model_and_dataset
 from vizcore.metrics import evaluate_model
-from vizcore.train import TrainConfig, train_teacher
+from vizcore.train import TrainConfig, recipe_config, train_teacher
 
 
 def _report_text(title: str, report: dict) -> str:
@@ -38,7 +38,8 @@ def cmd_zoo_list(args) -> None:
 
 
 def cmd_train(args) -> None:
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    ds = data.load_dataset(args.dataset, root=args.data_root)
+    cfg = recipe_config(args.arch, len(ds.train_x), **{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     folder = zoo.ZOO_DIR if args.zoo else None
 
     shown = [-1]
@@ -48,7 +49,6 @@ def cmd_train(args) -> None:
             shown[0] = int(frac * 20)
             print(f"{frac:6.1%} {msg}", flush=True)
 
-    ds = data.load_dataset(args.dataset, root=args.data_root)
     entry = train_teacher(ds, args.arch, cfg, args.name, folder=folder, progress=progress, overwrite=args.overwrite)
     m = entry.card.metrics
     emit({"id": entry.id, "accuracy": m["accuracy"], "train_seconds": entry.card.train_seconds, "metrics": m},
@@ -126,24 +126,24 @@ def add_parser(sub) -> None:
     common(zsub.add_parser("list", help="list models")).set_defaults(func=cmd_zoo_list)
     i = common(zsub.add_parser("import", help="check an uploaded model against a dataset and add it (as the app does)"))
     i.add_argument("file", help="TorchScript (.pt), safetensors, or a torch.save-d state dict")
-    i.add_argument("--dataset", required=True, help="the dataset it must fit (registry name, npz:PATH, ...)")
+    add_data_args(i, "the dataset it must fit", required=True)
     i.add_argument("--arch", choices=sorted(zoo.ARCHITECTURES), help="the zoo architecture of weights")
     i.add_argument("--name", help="model name (default: the file name)")
     i.add_argument("--overwrite", action="store_true", help="replace a model of the same name")
-    i.add_argument("--data-root", help="folder holding dataset files")
     i.set_defaults(func=cmd_zoo_import)
 
     t = common(sub.add_parser("train", help="train a teacher and save it with its model card"))
-    t.add_argument("--dataset", required=True, help="registry name, image-folder:PATH or npz:PATH")
+    add_data_args(t, "", required=True)
     t.add_argument("--arch", required=True, choices=sorted(zoo.ARCHITECTURES))
     t.add_argument("--name", help="model name (default DATASET-ARCH)")
-    t.add_argument("--data-root", help="folder holding dataset files")
     t.add_argument("--zoo", action="store_true", help="save into assets/models (the shipped zoo)")
     t.add_argument("--overwrite", action="store_true", help="replace a model of the same name")
     t.add_argument("-v", "--verbose", action="store_true", help="show progress")
     defaults = TrainConfig()
-    for f in fields(TrainConfig):
-        t.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)), default=getattr(defaults, f.name))
+    for f in fields(TrainConfig):  # unset: the architecture's recipe (lr, batch size, optimizer, epochs), else TrainConfig's
+        t.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)), default=None,
+                       help="default: the architecture's recipe" if f.name in ("epochs", "batch_size", "lr", "optimizer")
+                       else f"default {getattr(defaults, f.name)}")
     t.set_defaults(func=cmd_train)
 
     e = common(sub.add_parser("evaluate", help="accuracy and per-class metrics of a model on a test split"))

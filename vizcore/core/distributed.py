@@ -26,6 +26,8 @@ import torch
 import torch.distributed as td
 from torch import nn
 
+from vizcore.core.layers import model_device
+
 
 def launched() -> bool:
     """Whether this process was started by torchrun (or another launcher) as one of several."""
@@ -139,7 +141,7 @@ def wrap(model: nn.Module) -> nn.Module:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
 

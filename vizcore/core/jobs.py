@@ -21,7 +21,7 @@ from pathlib import Path
 from vizcore.core.progress import Cancelled
 from vizcore.core.workspace import read_json, workspace, write_json
 
-ACTIVE = ("queued", "running")
+_ACTIVE = ("queued", "running")
 _PROCESS_TOKEN = uuid.uuid4().hex
 _EVENTS: dict[str, threading.Event] = {}
 _THREADS: dict[str, threading.Thread] = {}
@@ -45,7 +45,7 @@ class JobInfo:
 
     @property
     def active(self) -> bool:
-        return self.state in ACTIVE
+        return self.state in _ACTIVE
 
     @property
     def dir(self) -> Path:
@@ -146,11 +146,25 @@ def _run(info: JobInfo, fn: Callable[[JobContext], dict | None], event: threadin
         _EVENTS.pop(info.id, None)
 
 
+def job_call(fn: Callable[..., object], *args, **kwargs) -> Callable[[JobContext], dict]:
+    """A job function for :func:`start_job` that runs one operation of the common call shape.
+
+    ``fn(*args, **kwargs, progress=ctx.progress, cancelled=ctx.cancelled)`` runs in the job; its result becomes the
+    job's result: ``to_dict()`` of a result object, or the dict itself.
+    """
+
+    def run(ctx: JobContext) -> dict:
+        out = fn(*args, **kwargs, progress=ctx.progress, cancelled=ctx.cancelled)
+        return out.to_dict() if hasattr(out, "to_dict") else dict(out or {})
+
+    return run
+
+
 def start_job(kind: str, title: str, fn: Callable[[JobContext], dict | None], config: dict,
               wait: bool = False) -> JobInfo:
     """Run ``fn(ctx)`` in a background thread as a new job; its return value (JSON-able) is the result.
 
-    ``fn`` should call ``ctx.progress`` and stop with :class:`vizcore.train.Cancelled` when
+    ``fn`` should call ``ctx.progress`` and stop with :class:`vizcore.core.progress.Cancelled` when
     ``ctx.cancelled()``. With ``wait=True`` it runs in the calling thread (the CLI does this).
     """
     job_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from vizcore.core.layers import model_device
 from vizcore.core.progress import Progress
 from vizcore.distill.engine import EngineConfig, distill
 from vizcore.distill.methods import engine_for
@@ -25,14 +26,14 @@ def dfad_images(teacher: nn.Module, config, *, input_shape, num_classes: int, re
     base = EngineConfig(batch_size=config.batch_size, generator_lr=config.learning_rate(), noise_dim=config.noise(),
                         seed=config.seed, checkpoints=1)
     engine = engine_for("dfad", base, config.n)
-    engine = EngineConfig(**{**engine.to_json(), "steps": config.train_steps * engine.student_per_generator})
+    engine = EngineConfig(**{**engine.to_dict(), "steps": config.train_steps * engine.student_per_generator})
     proxy = build_model(config.proxy_arch, tuple(input_shape), num_classes, seed=config.seed)
     res = distill(teacher, proxy, engine, input_shape=input_shape, num_classes=num_classes, progress=progress,
                   cancelled=cancelled)
     images = res.bank
     if len(images) < config.n:
         with torch.no_grad():  # the generator stays in training mode: batch statistics, as during the game
-            dev = next(res.generator.parameters()).device
+            dev = model_device(res.generator)
             extra = res.generator(torch.randn(max(2, config.n - len(images)), engine.noise_dim, device=dev))
         images = torch.cat([images, extra.cpu()])
     return images[:config.n].cpu(), {"rounds": config.train_steps, "final_disagreement": res.stats["discrepancy"][-1]}

@@ -34,7 +34,7 @@ from vizcore.core import distributed as dist
 from vizcore.core.progress import Cancelled, Progress
 from vizcore.distill.generators import Generator
 from vizcore.metrics import predict_logits
-from vizcore.models import model_device
+from vizcore.core.layers import model_device
 
 LOSSES = ("kl", "l1")
 MIXES = ("none", "mixup", "cutmix", "both")
@@ -86,7 +86,7 @@ class EngineConfig:
         if self.steps < 1 or self.batch_size < 2 or not 0 <= self.replay <= 1 or not 0 <= self.mix_share <= 1:
             raise ValueError("the engine needs steps >= 1, batches of at least 2 and shares in [0, 1]")
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
 

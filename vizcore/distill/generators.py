@@ -14,20 +14,20 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def label_vector(y: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:
+def label_vector(y: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
     """Class indices ``(N,)`` as one-hot rows; a soft label ``(N, K)`` (KegNet's latent walk) passes as it is."""
-    return y.to(dtype) if y.is_floating_point() else F.one_hot(y, n_classes).to(dtype)
+    return y.to(dtype) if y.is_floating_point() else F.one_hot(y, num_classes).to(dtype)
 
 
 class Generator(nn.Module):
-    """``z`` (and a one-hot class when ``n_classes`` > 0) -> images of ``input_shape`` in [0, 1]."""
+    """``z`` (and a one-hot class when ``num_classes`` > 0) -> images of ``input_shape`` in [0, 1]."""
 
-    def __init__(self, input_shape: tuple[int, int, int], noise_dim: int, n_classes: int = 0, width: int = 64):
+    def __init__(self, input_shape: tuple[int, int, int], noise_dim: int, num_classes: int = 0, width: int = 64):
         super().__init__()
         c, h, w = input_shape
-        self.input_shape, self.noise_dim, self.n_classes = (c, h, w), noise_dim, n_classes
+        self.input_shape, self.noise_dim, self.num_classes = (c, h, w), noise_dim, num_classes
         self.h0, self.w0 = -(-h // 4), -(-w // 4)
-        self.fc = nn.Sequential(nn.Linear(noise_dim + n_classes, width * self.h0 * self.w0),
+        self.fc = nn.Sequential(nn.Linear(noise_dim + num_classes, width * self.h0 * self.w0),
                                 nn.BatchNorm1d(width * self.h0 * self.w0), nn.ReLU())
         self.body = nn.Sequential(
             nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1), nn.BatchNorm2d(width // 2), nn.ReLU(),
@@ -36,8 +36,8 @@ class Generator(nn.Module):
         self.width = width
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        if self.n_classes:
-            z = torch.cat([z, label_vector(y, self.n_classes, z.dtype)], dim=1)
+        if self.num_classes:
+            z = torch.cat([z, label_vector(y, self.num_classes, z.dtype)], dim=1)
         x = self.body(self.fc(z).view(len(z), self.width, self.h0, self.w0))
         c, h, w = self.input_shape
         if x.shape[-2:] != (h, w):
@@ -50,15 +50,15 @@ class TableGenerator(nn.Module):
     -> two dense ELU layers of 120 units with batch norm -> features, batch-normalized without affine weights so
     the rows come out standardized like the tables' features."""
 
-    def __init__(self, n_features: int, noise_dim: int, n_classes: int, width: int = 120):
+    def __init__(self, n_features: int, noise_dim: int, num_classes: int, width: int = 120):
         super().__init__()
-        self.noise_dim, self.n_classes = noise_dim, n_classes
-        self.net = nn.Sequential(nn.Linear(noise_dim + n_classes, width), nn.ELU(), nn.BatchNorm1d(width),
+        self.noise_dim, self.num_classes = noise_dim, num_classes
+        self.net = nn.Sequential(nn.Linear(noise_dim + num_classes, width), nn.ELU(), nn.BatchNorm1d(width),
                                  nn.Linear(width, width), nn.ELU(), nn.BatchNorm1d(width),
                                  nn.Linear(width, n_features), nn.BatchNorm1d(n_features, affine=False))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z, label_vector(y, self.n_classes, z.dtype)], dim=1))
+        return self.net(torch.cat([z, label_vector(y, self.num_classes, z.dtype)], dim=1))
 
 
 class Decoder(nn.Module):

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.core.progress import Cancelled, Progress, progress_span
+from vizcore.core.layers import model_device
+from vizcore.core.progress import Progress, check_cancelled, progress_span
 from vizcore.distill.generators import Decoder, Generator, TableGenerator
-from vizcore.models import model_device
 
 
 def diversity_loss(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -34,13 +34,12 @@ def train_kegnet_generator(teacher: nn.Module, input_shape, num_classes: int, *,
     dev = model_device(teacher)
     table = len(input_shape) == 1
     G = (TableGenerator(input_shape[0], noise_dim, num_classes) if table
-         else Generator(input_shape, noise_dim, n_classes=num_classes)).to(dev)
+         else Generator(input_shape, noise_dim, num_classes=num_classes)).to(dev)
     D = Decoder(input_shape, noise_dim).to(dev)
     opt = torch.optim.Adam(list(G.parameters()) + list(D.parameters()), lr=lr)
     G.train()
     for step in range(steps):
-        if cancelled and cancelled():
-            raise Cancelled()
+        check_cancelled(cancelled)
         y = torch.randint(num_classes, (batch_size,), device=dev)
         z = torch.randn(batch_size, noise_dim, device=dev)
         x = G(z, y)
@@ -120,7 +119,7 @@ def kegnet_pictures(generators: list[nn.Module], num_classes: int, noise_dim: in
     zero, mean, path = [], [], []
     for G in generators:
         G.eval()
-        dev = next(G.parameters()).device
+        dev = model_device(G)
         ks = torch.arange(num_classes, device=dev)
         zero.append(G(torch.zeros(num_classes, noise_dim, device=dev), ks).cpu())
         mean.append(torch.stack([G(z.to(dev), torch.full((samples,), k, device=dev)).mean(0) for k in range(num_classes)]).cpu())

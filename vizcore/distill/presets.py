@@ -106,7 +106,8 @@ def class_subset_preset(teacher: nn.Module, arch: str, *, class_names: list[str]
 JOB_KIND = "distill-subset"
 
 
-def start_subset_run(teacher_id: str, dataset: str, cls: int = 3, versus: int = 4, wait: bool = False):
+def start_subset_run(teacher_id: str, dataset: str, cls: int = 3, versus: int = 4, wait: bool = False,
+                     data_root: str | None = None):
     """Run :func:`class_subset_preset` as a background job on a zoo / workspace teacher; the two-class
     teachers are trained like the teacher (the hyperparameters on its model card)."""
     from vizcore import zoo
@@ -117,10 +118,10 @@ def start_subset_run(teacher_id: str, dataset: str, cls: int = 3, versus: int = 
     k = len(entry.card.class_names)
     if not (0 <= cls < k and 0 <= versus < k and cls != versus):
         raise ValueError(f"choose two different classes in 0..{k - 1}")
-    training = TrainConfig(**{**entry.card.hyperparameters, "device": "cpu"})
+    training = TrainConfig.from_dict({**entry.card.hyperparameters, "device": "cpu"})
 
     def work(ctx) -> dict:
-        ds = load_dataset(dataset)
+        ds = load_dataset(dataset, root=data_root)
         return class_subset_preset(zoo.load_model(entry), entry.card.arch, class_names=list(entry.card.class_names),
                                    input_shape=tuple(entry.card.input_shape), cls=cls, versus=versus,
                                    load_train=lambda: (ds.train_x, ds.train_y), load_test=lambda: (ds.test_x, ds.test_y),

@@ -21,6 +21,7 @@ from safetensors.torch import save as st_save_bytes
 from torch import nn
 
 from vizcore.core import distributed as dist
+from vizcore.core.config import Config
 from vizcore.core.hooks import frozen_copy, guarded
 from vizcore.core.jobs import JobInfo, get_job, jobs_dir, list_jobs, start_job
 from vizcore.core.progress import Progress, progress_span
@@ -50,7 +51,7 @@ Split = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
-class DistillConfig:
+class DistillConfig(Config):
     """A whole run: teacher, synthesis, students, and whether to train the real-data baseline.
 
     ``sizes``: also train the first student on the first ``s`` synthetic images (and ``s`` real ones) for
@@ -74,15 +75,22 @@ class DistillConfig:
             raise ValueError(f"{self.synthesis.method} makes its images while the student trains: it needs the engine")
         if is_online(self.synthesis.method) and (self.sizes or self.preset):
             raise ValueError("an online method has no fixed set to sweep sizes or take prototypes from")
-
-    def to_json(self) -> dict:
-        return asdict(self)
+        if any(v < 1 or v > self.synthesis.n for v in self.sizes):
+            raise ValueError(f"sizes must lie between 1 and the synthetic set's {self.synthesis.n} images")
 
     @classmethod
-    def from_json(cls, d: dict) -> DistillConfig:
+    def from_dict(cls, d: dict) -> DistillConfig:
         return cls(**{**d, "synthesis": SynthesisConfig(**d["synthesis"]),
                       "students": tuple(StudentConfig(**s) for s in d["students"]), "sizes": tuple(d.get("sizes", ())),
                       "engine": EngineConfig(**d["engine"]) if d.get("engine") else None})
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """Sizes for accuracy-against-size from ``"200, 500, 1000"`` (commas or spaces)."""
+    parts = text.replace(",", " ").split()
+    if not all(v.isdigit() for v in parts):
+        raise ValueError("sizes must be whole numbers separated by commas, e.g. 200, 500, 1000")
+    return tuple(int(v) for v in parts)
 
 
 def real_subset(split: Split, n: int, seed: int) -> Split:
@@ -225,13 +233,13 @@ def run_distillation(teacher: nn.Module, config: DistillConfig, *, class_names: 
                 "accuracy": r["accuracy"], "ratio": r["accuracy"] / max(teacher_rep["accuracy"], 1e-12), "report": r}
 
     result = {
-        "config": config.to_json(), "class_names": list(class_names),
+        "config": config.to_dict(), "class_names": list(class_names),
         "teacher": {"id": config.teacher, "accuracy": teacher_rep["accuracy"], "report": teacher_rep},
         "synthesis": {"n": len(synth), "seconds": round(synth_seconds, 2), "stats": synth.stats,
                       "used_real_data": syn_cfg.needs_real_data, "online": online,
                       "synthetic_sha256": synthetic_sha256(synth), "resumed": bool(resume_dir)},
         "world_size": dist.world_size(),
-        "engine": engine.to_json() if engine else None, "live": live,
+        "engine": engine.to_dict() if engine else None, "live": live,
         "students": [row(s) for s in students], "baselines": [row(b) for b in baselines],
         "sweep": [{"size": s, "synthetic": report(a.predict(x_test))["accuracy"],
                    "real": report(b.predict(x_test))["accuracy"] if b else None} for s, a, b in sweep_models],
@@ -256,10 +264,12 @@ def _labelled(teacher: nn.Module, images: torch.Tensor, syn_cfg: SynthesisConfig
 # ------------------------------------------------------------------------------------------ jobs and the store
 
 
-def start_run(config: DistillConfig, wait: bool = False, resume: str | None = None) -> JobInfo | None:
+def start_run(config: DistillConfig, wait: bool = False, resume: str | None = None,
+              data_root: str | None = None) -> JobInfo | None:
     """Run :func:`run_distillation` as a background job on a zoo / workspace teacher; artifacts in the job folder.
 
     ``resume``: the id of an interrupted run of this config, taken up from its synthetic set and checkpoints.
+    ``data_root``: where the dataset's files are (see :func:`vizcore.data.load_dataset`).
     Under torchrun, rank 0 runs the job and the other ranks work beside it without one (they return None).
     """
     from vizcore import zoo
@@ -270,7 +280,7 @@ def start_run(config: DistillConfig, wait: bool = False, resume: str | None = No
 
     def dataset():
         if "ds" not in cache:
-            cache["ds"] = load_dataset(config.dataset)
+            cache["ds"] = load_dataset(config.dataset, root=data_root)
         return cache["ds"]
 
     resume_dir = jobs_dir() / resume if resume else None  # read by rank 0 only
@@ -288,7 +298,7 @@ def start_run(config: DistillConfig, wait: bool = False, resume: str | None = No
         return work(None)
     title = f"{config.synthesis.method} x{config.synthesis.n} from {entry.id} -> " + ", ".join(s.name for s in config.students)
     title += (f" on {dist.world_size()} processes" if dist.world_size() > 1 else "") + (f" (resumes {resume})" if resume else "")
-    return start_job(JOB_KIND, title, work, config.to_json(), wait=wait)
+    return start_job(JOB_KIND, title, work, config.to_dict(), wait=wait)
 
 
 def summary(report: dict) -> dict:
@@ -338,6 +348,24 @@ def report_rows(report: dict) -> list[dict]:
         for r in rep["per_class"]:
             rows.append({"role": role, "model": name, **r})
     return rows
+
+
+def compare_reports(reports: dict[str, dict]) -> tuple[list[tuple[str, str, list[dict]]], list[dict]]:
+    """Finished runs side by side: per-class F1 series ``(label, role, per_class)`` (each teacher once) and one
+    accuracy row per model and run."""
+    series, rows = [], []
+    for rid, rep in reports.items():
+        tag = f"{rep['config']['synthesis']['method']} x{rep['synthesis']['n']}" if len(reports) > 1 else ""
+        if not any(s[1] == "teacher" and s[0].startswith(rep["teacher"]["id"]) for s in series):
+            series.append((f"{rep['teacher']['id']} (teacher)", "teacher", rep["teacher"]["report"]["per_class"]))
+        rows.append({"run": rid, "model": rep["teacher"]["id"], "role": "teacher", "accuracy": rep["teacher"]["accuracy"]})
+        for role, key in (("student", "students"), ("baseline", "baselines")):
+            for s in rep[key]:
+                series.append((f"{s['name']} {tag}".strip(), role, s["report"]["per_class"]))
+                rows.append({"run": rid, "model": s["name"], "role": role, "accuracy": s["accuracy"],
+                             "of teacher": s["ratio"], "selection score (synthetic)": s["selection"].get("score"),
+                             "train s": s["seconds"]})
+    return series, rows
 
 
 def report_csv(report: dict) -> str:

@@ -20,7 +20,7 @@ from vizcore.distill.engine import brighten
 from vizcore.metrics import predict_logits
 from vizcore.models import ARCHITECTURES, build_model
 from vizcore.train import TrainConfig, fit
-from vizcore.core.progress import Cancelled, Progress
+from vizcore.core.progress import Progress, check_cancelled
 
 SKLEARN_STUDENTS = ("svm", "rf")
 STUDENT_KINDS = tuple(ARCHITECTURES) + SKLEARN_STUDENTS
@@ -168,8 +168,7 @@ def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft
     sizes = [total // chunks + (1 if i < total % chunks else 0) for i in range(chunks)]
     best, best_state, history, done = (-1.0, float("-inf")), None, [], 0
     for i, epochs in enumerate(sizes):
-        if cancelled and cancelled():
-            raise Cancelled()
+        check_cancelled(cancelled)
         tc = TrainConfig(epochs=epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed + i,
                          temperature=config.temperature, optimizer=config.optimizer, momentum=0.0)
 

@@ -21,8 +21,8 @@ from torch import nn
 from vizcore.distill.generators import Generator
 from vizcore.core.hooks import capture, frozen_copy, guarded
 from vizcore.metrics import predict_logits
-from vizcore.models import model_device
-from vizcore.core.progress import Cancelled, Progress, progress_span
+from vizcore.core.layers import model_device, penultimate_layer
+from vizcore.core.progress import Progress, check_cancelled, progress_span
 from vizcore.explain.visualize import VisualizeConfig
 from vizcore.core.workspace import atomic_write
 
@@ -90,7 +90,7 @@ class SynthesisConfig:
 
     def __post_init__(self):
         if isinstance(self.visualize, dict):  # from JSON
-            object.__setattr__(self, "visualize", VisualizeConfig.from_json(self.visualize))
+            object.__setattr__(self, "visualize", VisualizeConfig.from_dict(self.visualize))
         if self.start not in ("blank", "noise"):
             raise ValueError(f"pixel AM starts from 'blank' or 'noise', not '{self.start}'")
         if self.method not in METHODS:
@@ -170,17 +170,7 @@ def label_with_teacher(teacher: nn.Module, images: torch.Tensor) -> tuple[torch.
 
 
 def _check(cancelled: Callable[[], bool] | None) -> None:
-    if cancelled and cancelled():
-        raise Cancelled()
-
-
-def penultimate_layer(model: nn.Module) -> str:
-    """Name of the layer whose output feeds the last ``nn.Linear`` (seed 000's layer L-1)."""
-    names = [n for n, _ in model.named_children()]
-    last = max(i for i, (_, m) in enumerate(model.named_children()) if isinstance(m, nn.Linear))
-    if last == 0:
-        raise ValueError("the teacher has no layer before its output layer")
-    return names[last - 1]
+    check_cancelled(cancelled)
 
 
 def generator_am(teacher: nn.Module, config: SynthesisConfig, *, input_shape, num_classes: int,
@@ -273,7 +263,7 @@ def _pixel_am(teacher, config, *, input_shape, num_classes, real=None, progress=
         precision="bfloat16" if bf16_is_fast(model_device(teacher)) else "float32")
     vis = class_visualizations(teacher, list(range(num_classes)), per_class, vc, input_shape=tuple(input_shape),
                                progress=progress, cancelled=cancelled)
-    return vis.images, {"reached_fraction": float(vis.reached.float().mean()), "visualize_config": vc.to_json()}
+    return vis.images, {"reached_fraction": float(vis.reached.float().mean()), "visualize_config": vc.to_dict()}
 
 
 def _mixed_am(teacher, config, *, input_shape, num_classes, real=None, progress=None, cancelled=None):

@@ -13,8 +13,7 @@ activation of the zoo maps 0 to 0.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -22,26 +21,11 @@ from captum.attr import LayerGradientXActivation, Saliency
 from torch import nn
 
 from vizcore.core.hooks import capture, guarded
-from vizcore.models import conv_layers, model_device
+from vizcore.core.progress import Progress, check_cancelled
+from vizcore.core.layers import conv_layers, feature_layer, model_device, num_classes
 
-Output = Literal["prob", "logit"]
-Norm = Literal["fro", "l1", "max"]
 OUTPUTS: tuple[str, ...] = ("prob", "logit")
 NORMS: tuple[str, ...] = ("fro", "l1", "max")
-_ACTIVATIONS = (nn.ReLU, nn.Tanh, nn.ELU, nn.Sigmoid, nn.LeakyReLU, nn.GELU, nn.SiLU)
-
-
-@dataclass(frozen=True)
-class PGConfig:
-    """What a prediction-gradient query asks: class, layers, aggregation and output (serializes to JSON)."""
-
-    target: int
-    layers: tuple[str, ...] | None = None
-    norm: str = "fro"
-    output: str = "prob"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _check(output: str, norm: str | None = None) -> None:
@@ -51,24 +35,12 @@ def _check(output: str, norm: str | None = None) -> None:
         raise ValueError(f"norm must be one of {NORMS}, not '{norm}'")
 
 
-def forward_fn(model: nn.Module, output: str = "prob") -> Callable[[torch.Tensor], torch.Tensor]:
+def _forward_fn(model: nn.Module, output: str = "prob") -> Callable[[torch.Tensor], torch.Tensor]:
     """The function whose class-c entry is y_c: softmax probabilities or logits of ``model``."""
     _check(output)
     if output == "logit":
         return model
     return lambda x: torch.softmax(model(x), dim=1)
-
-
-def feature_layer(model: nn.Module, layer: str) -> str:
-    """Name of the module whose output is ``layer``'s units: its activation when one follows it directly."""
-    names = [n for n, _ in model.named_children()]
-    if layer not in dict(model.named_modules()):
-        raise ValueError(f"model has no layer '{layer}'; layers: {', '.join(names)}")
-    if layer in names:
-        i = names.index(layer)
-        if i + 1 < len(names) and isinstance(getattr(model, names[i + 1]), _ACTIVATIONS):
-            return names[i + 1]
-    return layer
 
 
 def _layers(model: nn.Module, layers: Sequence[str] | None) -> list[str]:
@@ -78,22 +50,14 @@ def _layers(model: nn.Module, layers: Sequence[str] | None) -> list[str]:
     return layers
 
 
-def _targets(target: int | torch.Tensor, n: int, n_classes: int) -> torch.Tensor:
+def _targets(target: int | torch.Tensor, n: int, num_classes: int) -> torch.Tensor:
     t = torch.as_tensor(target, dtype=torch.long)
     t = t.expand(n) if t.ndim == 0 else t
     if len(t) != n:
         raise ValueError(f"got {len(t)} targets for {n} inputs")
-    if n and (t.min() < 0 or t.max() >= n_classes):
-        raise ValueError(f"target class must be in 0..{n_classes - 1}")
+    if n and (t.min() < 0 or t.max() >= num_classes):
+        raise ValueError(f"target class must be in 0..{num_classes - 1}")
     return t
-
-
-def n_classes(model: nn.Module) -> int:
-    """Number of classes: the width of the model's last Linear layer."""
-    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not last:
-        raise ValueError("the model has no Linear output layer")
-    return last[-1].out_features
 
 
 def prediction_gradients(model: nn.Module, inputs: torch.Tensor, target: int | torch.Tensor, *,
@@ -117,9 +81,9 @@ def prediction_gradients(model: nn.Module, inputs: torch.Tensor, target: int | t
         device = model_device(model)
         if len(inputs) == 0:
             raise ValueError("no input images")
-        targets = _targets(target, len(inputs), n_classes(model))
+        targets = _targets(target, len(inputs), num_classes(model))
         mods = [model.get_submodule(feature_layer(model, name)) for name in layers]
-        pg = LayerGradientXActivation(forward_fn(model, output), mods, multiply_by_inputs=False)
+        pg = LayerGradientXActivation(_forward_fn(model, output), mods, multiply_by_inputs=False)
         for i in range(0, len(inputs), batch_size):
             grads = pg.attribute(inputs[i:i + batch_size].to(device), target=targets[i:i + batch_size].to(device))
             for name, g in zip(layers, grads):
@@ -134,8 +98,8 @@ def input_gradient(model: nn.Module, inputs: torch.Tensor, target: int | torch.T
     with guarded(model):
         device = model_device(model)
         x = inputs.to(device).detach().requires_grad_()
-        t = _targets(target, len(x), n_classes(model)).to(device)
-        return Saliency(forward_fn(model, output)).attribute(x, target=t, abs=False).detach().cpu()
+        t = _targets(target, len(x), num_classes(model)).to(device)
+        return Saliency(_forward_fn(model, output)).attribute(x, target=t, abs=False).detach().cpu()
 
 
 def activations(model: nn.Module, inputs: torch.Tensor, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
@@ -148,9 +112,10 @@ def activations(model: nn.Module, inputs: torch.Tensor, layers: Sequence[str] | 
 
 
 def class_average_pg(model: nn.Module, inputs: torch.Tensor, target: int, *, layers: Sequence[str] | None = None,
-                     output: str = "prob", batch_size: int = 256,
-                     progress: Callable[[float, str], None] | None = None) -> dict[str, torch.Tensor]:
-    """Mean PG over ``inputs`` (normally every test image of class ``target``; seed 002 section 4.2.1).
+                     output: str = "prob", batch_size: int = 256, progress: Progress | None = None,
+                     cancelled: Callable[[], bool] | None = None) -> dict[str, torch.Tensor]:
+    """Mean PG over ``inputs`` (images of class ``target``, see :func:`vizcore.explain.knockout.class_images`;
+    seed 002 section 4.2.1).
 
     Returns layer name -> (*unit shape) mean of d y_target / d a. Memory stays one batch.
     """
@@ -159,6 +124,7 @@ def class_average_pg(model: nn.Module, inputs: torch.Tensor, target: int, *, lay
     if n == 0:
         raise ValueError("no images to average over: this class has no images in the chosen split")
     for i in range(0, n, batch_size):
+        check_cancelled(cancelled)
         pg = prediction_gradients(model, inputs[i:i + batch_size], target, layers=layers, output=output,
                                   batch_size=batch_size)
         for name, g in pg.items():
@@ -198,18 +164,19 @@ def pixel_saliency(pg: torch.Tensor, norm: str = "fro", size: tuple[int, int] | 
 
 def class_filter_scores(model: nn.Module, inputs: torch.Tensor, target: int, *, layers: Sequence[str] | None = None,
                         norm: str = "fro", output: str = "prob", batch_size: int = 256,
-                        progress: Callable[[float, str], None] | None = None) -> dict[str, torch.Tensor]:
+                        progress: Progress | None = None,
+                        cancelled: Callable[[], bool] | None = None) -> dict[str, torch.Tensor]:
     """Class-averaged per-filter PG score (seed 002 sections 4.2.1 and 4.2.2): the norm of the mean PG map.
 
     Args:
-        inputs: images to average over (the test images of class ``target``).
+        inputs: images to average over (the training images of class ``target``).
         layers: default every Conv2d layer.
     Returns:
         layer name -> (C,) score of each filter (units, for a dense layer).
     """
     _check(output, norm)
     mean = class_average_pg(model, inputs, target, layers=layers, output=output, batch_size=batch_size,
-                            progress=progress)
+                            progress=progress, cancelled=cancelled)
     return filter_scores(mean, norm)
 
 
@@ -279,7 +246,7 @@ def characteristic_feature(model: nn.Module, image: torch.Tensor, target: int, *
         maps = activations(model, x, [layer])[layer][0]
     if pgs.ndim != 3:
         raise ValueError(f"'{layer}' is not a conv layer: choose one of {', '.join(layer_choices(model))}")
-    c, r, k = divmod_index(int(pgs.argmax()), pgs.shape)
+    c, r, k = _divmod_index(int(pgs.argmax()), pgs.shape)
     heat = F.interpolate(pgs[c][None, None], size=tuple(image.shape[-2:]), mode="nearest")[0, 0]
     scale = image.shape[-2] / pgs.shape[-2], image.shape[-1] / pgs.shape[-1]
     peak = min(int((r + 0.5) * scale[0]), image.shape[-2] - 1), min(int((k + 0.5) * scale[1]), image.shape[-1] - 1)
@@ -288,7 +255,7 @@ def characteristic_feature(model: nn.Module, image: torch.Tensor, target: int, *
                    maps=maps, pgs=pgs)
 
 
-def divmod_index(flat: int, shape: torch.Size) -> tuple[int, int, int]:
+def _divmod_index(flat: int, shape: torch.Size) -> tuple[int, int, int]:
     """(channel, row, col) of a flat index into a (C, H, W) tensor."""
     c, rest = divmod(flat, shape[1] * shape[2])
     return c, *divmod(rest, shape[2])

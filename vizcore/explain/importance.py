@@ -15,7 +15,7 @@ knockout curves; a random order (mean and spread over seeds) is the baseline. Th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,25 +24,14 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from vizcore.core.hooks import capture, guarded
-from vizcore.explain.knockout import Curve, KnockoutEvaluator, knockable_layers, knockout_curve, random_curve
+from vizcore.explain.gradients import rank_filters
+from vizcore.explain.knockout import Curve, KnockoutEvaluator, knockout_curve, random_curve
+from vizcore.core.layers import default_layers, model_device
+from vizcore.core.config import Config
 from vizcore.core.progress import check_cancelled
-from vizcore.models import conv_layers, model_device
 
 Scores = dict[str, torch.Tensor]  # layer -> (C,) score per filter
 RANKINGS = ("pg", "weight_l1", "taylor", "oracle")
-
-
-def default_layers(model: nn.Module) -> list[str]:
-    """The conv layers (seed 002 ranks the filters of all conv layers together); dense layers if there are none."""
-    knockable = knockable_layers(model)
-    return [n for n in conv_layers(model) if n in knockable] or list(knockable)
-
-
-def flatten_scores(scores: Scores) -> list[tuple[str, int, float]]:
-    """Every (layer, filter, score), most important first (ties keep network order)."""
-    from vizcore.explain.gradients import rank_filters
-
-    return rank_filters(scores, descending=True)
 
 
 def pg_scores(model: nn.Module, x: torch.Tensor, target: int, layers: Sequence[str], norm: str = "fro") -> Scores:
@@ -75,7 +64,7 @@ def taylor_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, layers: Se
     return {n: totals[n] / max(len(x), 1) for n in layers}
 
 
-def oracle_scores(evaluator: KnockoutEvaluator, target: int, layers: Sequence[str],
+def oracle_scores(evaluator: KnockoutEvaluator, target: int, layers: Sequence[str], *,
                   progress: Callable[[float, str], None] | None = None,
                   cancelled: Callable[[], bool] | None = None) -> Scores:
     """Accuracy drop on class ``target`` when each filter is knocked out alone (the ground truth)."""
@@ -104,7 +93,7 @@ def spearman(a: Scores, b: Scores) -> float:
 
 
 @dataclass(frozen=True)
-class StudyConfig:
+class StudyConfig(Config):
     """One knockout study: curves for a class and the ranking comparison (serialized next to its results)."""
 
     target: int
@@ -114,12 +103,9 @@ class StudyConfig:
     n_rank_images: int = 500  # training images of the class used to compute PG and Taylor scores
     pg_norm: str = "fro"
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def compare_rankings(model: nn.Module, evaluator: KnockoutEvaluator, rank_x: torch.Tensor, rank_y: torch.Tensor,
-                     config: StudyConfig, progress: Callable[[float, str], None] | None = None,
+                     config: StudyConfig, *, progress: Callable[[float, str], None] | None = None,
                      cancelled: Callable[[], bool] | None = None) -> dict:
     """Knockout curves (highest- and lowest-first for each ranking, random baseline) and the comparison table.
 
@@ -139,23 +125,24 @@ def compare_rankings(model: nn.Module, evaluator: KnockoutEvaluator, rank_x: tor
         "weight_l1": weight_l1_scores(model, layers),
         "taylor": taylor_scores(model, rank_x, rank_y, layers),
     }
-    scores["oracle"] = oracle_scores(evaluator, t, layers, lambda f, m: report(0.05 + 0.35 * f, m), cancelled)
+    scores["oracle"] = oracle_scores(evaluator, t, layers, progress=lambda f, m: report(0.05 + 0.35 * f, m),
+                                     cancelled=cancelled)
     filters = [(n, i) for n in layers for i in range(evaluator.widths[n])]
     max_k = min(config.max_k, len(filters))
     curves: list[Curve] = []
     table = []
     steps = 2 * len(RANKINGS) + 1
     for s, name in enumerate(RANKINGS):
-        order = [(n, i) for n, i, _ in flatten_scores(scores[name])]
-        hi = knockout_curve(evaluator, order, t, max_k, f"{name} highest-first", cancelled)
+        order = [(n, i) for n, i, _ in rank_filters(scores[name])]
+        hi = knockout_curve(evaluator, order, t, max_k, f"{name} highest-first", cancelled=cancelled)
         report(0.4 + 0.6 * (2 * s + 1) / steps, f"{name}: highest-first curve")
-        lo = knockout_curve(evaluator, order[::-1], t, max_k, f"{name} lowest-first", cancelled)
+        lo = knockout_curve(evaluator, order[::-1], t, max_k, f"{name} lowest-first", cancelled=cancelled)
         report(0.4 + 0.6 * (2 * s + 2) / steps, f"{name}: lowest-first curve")
         curves += [hi, lo]
         table.append({"ranking": name, "spearman_vs_oracle": 1.0 if name == "oracle" else spearman(scores[name], scores["oracle"]),
                       "class_auc_highest_first": hi.class_auc, "class_auc_lowest_first": lo.class_auc,
                       "overall_auc_highest_first": hi.overall_auc, "overall_auc_lowest_first": lo.overall_auc})
-    rnd = random_curve(evaluator, filters, t, max_k, config.random_seeds, cancelled)
+    rnd = random_curve(evaluator, filters, t, max_k, config.random_seeds, cancelled=cancelled)
     curves.append(rnd)
     rand_rho = [spearman({n: torch.rand(evaluator.widths[n], generator=torch.Generator().manual_seed(1000 * s + j))
                           for j, n in enumerate(layers)}, scores["oracle"]) for s in config.random_seeds]

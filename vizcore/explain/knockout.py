@@ -27,7 +27,7 @@ from torch import nn
 
 from vizcore.core.hooks import channel_mask, guarded
 from vizcore.core.progress import check_cancelled
-from vizcore.models import model_device
+from vizcore.core.layers import knockable_layers, model_device
 
 Mask = Mapping[str, Sequence[int]]
 # Modules that act on each channel separately, so a knocked channel stays a function of itself alone.
@@ -37,12 +37,6 @@ _CHANNELWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.LeakyReLU, nn.GELU, nn.
 
 def _weighted(m: nn.Module) -> bool:
     return isinstance(m, (nn.Conv2d, nn.Linear))
-
-
-def knockable_layers(model: nn.Module) -> dict[str, int]:
-    """Conv and linear layers whose filters / units can be knocked out, with their widths (not the output layer)."""
-    layers = [(n, m) for n, m in model.named_modules() if _weighted(m)]
-    return {n: (m.out_channels if isinstance(m, nn.Conv2d) else m.out_features) for n, m in layers[:-1]}
 
 
 def normalize_mask(model: nn.Module, mask: Mask) -> dict[str, tuple[int, ...]]:
@@ -81,6 +75,23 @@ def format_filters(mask: Mask) -> str:
     return ",".join(f"{layer}:{i}" for layer, idx in mask.items() for i in idx)
 
 
+def score_mask(scores: Mapping[str, Sequence[float]], top: Mapping[str, int], bottom: Mapping[str, int],
+               extra: Mask | None = None) -> dict[str, list[int]]:
+    """The filters chosen by score: each layer's ``top[layer]`` highest and ``bottom[layer]`` lowest scored ones
+    (ties keep filter order), united with the hand-picked ``extra``; layers in the order of ``scores``."""
+    mask: dict[str, set[int]] = {}
+    for layer, s in scores.items():
+        order = sorted(range(len(s)), key=lambda i: -s[i])
+        k_top, k_bottom = top.get(layer, 0), bottom.get(layer, 0)
+        chosen = set(order[:k_top]) | (set(order[-k_bottom:]) if k_bottom else set())
+        if chosen:
+            mask[layer] = chosen
+    for layer, idx in (extra or {}).items():
+        mask.setdefault(layer, set()).update(int(i) for i in idx)
+    order = list(scores) + [layer for layer in mask if layer not in scores]
+    return {layer: sorted(mask[layer]) for layer in order if layer in mask}
+
+
 @dataclass(frozen=True)
 class KnockoutResult:
     """What the network does on the evaluation set with a mask applied."""
@@ -103,9 +114,9 @@ class KnockoutResult:
         }
 
 
-def _result(mask, pred: torch.Tensor, y: torch.Tensor, n_classes: int) -> KnockoutResult:
+def _result(mask, pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> KnockoutResult:
     """Accuracy, per-class accuracy and confusion from one vector of predictions."""
-    conf = torch.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes).numpy()
+    conf = torch.bincount(y * num_classes + pred, minlength=num_classes * num_classes).reshape(num_classes, num_classes).numpy()
     support = conf.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_class = np.where(support > 0, np.diag(conf) / np.maximum(support, 1), np.nan)
@@ -128,13 +139,13 @@ class KnockoutEvaluator:
     Args:
         model: the (shared) classifier; never modified.
         x, y: evaluation images (N, C, H, W) and labels (N,).
-        n_classes: number of classes (default: the model's output width).
+        num_classes: number of classes (default: the model's output width).
 
     The cache is rebuilt when the model's weights change (another tensor or an in-place update); build a new
     evaluator for another dataset or subset.
     """
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_classes: int | None = None,
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int | None = None,
                  batch_size: int = 1024, tail_batch: int = 256):
         self.model, self.x, self.y = model, x, y.long().cpu()
         self.batch_size, self.tail_batch = batch_size, tail_batch
@@ -148,7 +159,7 @@ class KnockoutEvaluator:
         self._version = None
         self._zero_out: dict[str, torch.Tensor] = {}
         self._results: dict[tuple, KnockoutResult] = {}
-        self.n_classes = n_classes or self.base_logits().shape[1]
+        self.num_classes = num_classes or self.base_logits().shape[1]
 
     # -- cache ---------------------------------------------------------------------------------------------
     def _weights_version(self):
@@ -176,7 +187,7 @@ class KnockoutEvaluator:
         ins: dict[int, list] = {j: [] for j in wanted}
         outs: dict[int, list] = {j: [] for j in wanted}
         logits, zero_out = [], {}
-        device = next(self.model.parameters()).device
+        device = model_device(self.model)
         with guarded(self.model), torch.no_grad():
             for b in range(0, len(self.x), self.batch_size):
                 h = self.x[b:b + self.batch_size].to(device)
@@ -261,7 +272,7 @@ class KnockoutEvaluator:
         key = (self._weights_version(), tuple(norm.items()))
         if (hit := self._results.get(key)) is not None:
             return hit
-        result = _result(norm, self.logits(norm).argmax(1), self.y, self.n_classes)
+        result = _result(norm, self.logits(norm).argmax(1), self.y, self.num_classes)
         with self._lock:
             self._results[key] = result
             while len(self._results) > 64:
@@ -320,7 +331,7 @@ class Curve:
 
 
 def knockout_curve(evaluator: KnockoutEvaluator, order: Sequence[tuple[str, int]], target: int, max_k: int,
-                   label: str = "", cancelled: Callable[[], bool] | None = None) -> Curve:
+                   label: str = "", *, cancelled: Callable[[], bool] | None = None) -> Curve:
     """Knock out ``order[:k]`` cumulatively for k = 0..max_k; class error on ``target`` and overall error."""
     max_k = min(max_k, len(order))
     cls, overall = [], []
@@ -336,7 +347,7 @@ def knockout_curve(evaluator: KnockoutEvaluator, order: Sequence[tuple[str, int]
 
 
 def random_curve(evaluator: KnockoutEvaluator, filters: Sequence[tuple[str, int]], target: int, max_k: int,
-                 seeds: Sequence[int] = (0, 1, 2, 3, 4), cancelled: Callable[[], bool] | None = None) -> Curve:
+                 seeds: Sequence[int] = (0, 1, 2, 3, 4), *, cancelled: Callable[[], bool] | None = None) -> Curve:
     """Mean and standard deviation of knockout curves over random orders (the baseline seed 002 lacks)."""
     curves = []
     for s in seeds:

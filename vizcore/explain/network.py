@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizcore.core.hooks import guarded
+from vizcore.core.layers import model_device
 from vizcore.explain.gradients import OUTPUTS, aggregate
-from vizcore.models import model_device
 
 _ACTS = (nn.ReLU, nn.Tanh, nn.ELU, nn.Sigmoid, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Softplus)
 

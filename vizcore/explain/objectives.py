@@ -112,6 +112,9 @@ def total_variation() -> Objective:
 
 _SIGMOID_EPS = 1e-3
 
+# A parameterization: start images -> (tensor the optimizer changes, function giving the current images).
+Param = Callable[[torch.Tensor], tuple[torch.Tensor, Callable[[], torch.Tensor]]]
+
 
 def pixel_param(start: torch.Tensor, mode: str = "clamp") -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
     """Pixels kept in [0, 1]: ``clamp`` optimizes the pixels and clips them after every step (the

@@ -14,13 +14,15 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from vizcore.explain.gradients import input_gradient, n_classes
+from vizcore.explain.gradients import input_gradient
+from vizcore.core.layers import num_classes
 from vizcore.metrics import predict_logits
-from vizcore.core.progress import Cancelled
+from vizcore.core.config import Config
+from vizcore.core.progress import check_cancelled
 
 
 @dataclass(frozen=True)
-class PerturbConfig:
+class PerturbConfig(Config):
     """A perturbation sweep: step sizes, iterations per step size, output differentiated, images per class."""
 
     eps: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -37,9 +39,6 @@ class PerturbConfig:
         if self.per_class < 1:
             raise ValueError("per_class must be at least 1 image")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def _unit(g: torch.Tensor) -> torch.Tensor:
     norm = g.flatten(1).norm(dim=1).clamp_min(1e-12)
@@ -52,10 +51,10 @@ def perturb(model: nn.Module, inputs: torch.Tensor, target: int | torch.Tensor, 
 
     Returns the perturbed images, clipped to [0, 1], on the CPU.
     """
-    return perturb_steps(model, inputs, target, [eps], steps=steps, output=output)[0]
+    return _perturb_steps(model, inputs, target, [eps], steps=steps, output=output)[0]
 
 
-def perturb_steps(model: nn.Module, inputs: torch.Tensor, target: int | torch.Tensor, eps: Sequence[float], *,
+def _perturb_steps(model: nn.Module, inputs: torch.Tensor, target: int | torch.Tensor, eps: Sequence[float], *,
                   steps: int = 1, output: str = "prob") -> list[torch.Tensor]:
     """:func:`perturb` for several step sizes; one gradient serves them all when ``steps == 1``."""
     if steps < 1 or any(e < 0 for e in eps):
@@ -87,7 +86,7 @@ class Strip:
 def perturbation_strip(model: nn.Module, image: torch.Tensor, true_class: int, target: int, eps: Sequence[float], *,
                        steps: int = 1, output: str = "prob") -> Strip:
     """The image after each step size in ``eps`` (0 shows the original) with the confidence in both classes."""
-    images = torch.cat(perturb_steps(model, image[None], target, eps, steps=steps, output=output))
+    images = torch.cat(_perturb_steps(model, image[None], target, eps, steps=steps, output=output))
     p = torch.softmax(predict_logits(model, images), 1)
     return Strip(eps=[float(e) for e in eps], images=images, true_conf=p[:, true_class].tolist(),
                  target_conf=p[:, target].tolist(), predicted=p.argmax(1).tolist())
@@ -144,7 +143,7 @@ def perturbation_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, confi
                        progress: Callable[[float, str], None] | None = None,
                        cancelled: Callable[[], bool] | None = None) -> SweepResult:
     """Push ``per_class`` images of every class towards every other class at each step size (seed 002 4.4)."""
-    k = n_classes(model)
+    k = num_classes(model)
     keep = sample_per_class(y, config.per_class)
     x, y = x[keep], y[keep]
     if len(x) == 0:
@@ -156,12 +155,11 @@ def perturbation_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, confi
     pushes = torch.zeros(k, k)
     wrong = torch.zeros(len(config.eps))
     for j, b in enumerate(targets):
-        if cancelled and cancelled():
-            raise Cancelled("perturbation sweep cancelled")
+        check_cancelled(cancelled)
         src = y != b
         xs, ys = x[src], y[src]
         pushes[:, b] += torch.bincount(ys, minlength=k).float()
-        moved = perturb_steps(model, xs, b, config.eps, steps=config.steps, output=config.output)
+        moved = _perturb_steps(model, xs, b, config.eps, steps=config.steps, output=config.output)
         for e, xp in enumerate(moved):
             pred = predict_logits(model, xp).argmax(1)
             hits[e, :, b] += torch.bincount(ys[pred == b], minlength=k).float()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vizcore.core.config import Config
 from vizcore.core.hooks import capture, frozen_copy, guarded
-from vizcore.metrics import predict_logits
-from vizcore.models import model_device
-from vizcore.explain.objectives import (AscentState, Objective, blur_, channel_mean, class_logit, class_logprob,
-                                        fft_param, l2, logit_mix, pixel_param, random_view, total_variation)
-from vizcore.core.progress import Cancelled, Progress, progress_span
+from vizcore.core.layers import model_device
+from vizcore.core.progress import Progress, check_cancelled, progress_span
 from vizcore.core.workspace import atomic_write
+from vizcore.explain.objectives import (AscentState, Objective, Param, blur_, channel_mean, class_logit, class_logprob,
+                                        fft_param, l2, logit_mix, pixel_param, random_view, total_variation)
+from vizcore.metrics import predict_logits
 
 STARTS = ("blank", "grey", "noise", "mean", "average")
 OBJECTIVES = ("logit", "logprob")
@@ -37,7 +38,7 @@ CHUNK = 128  # samples per forward/backward inside one ascent step
 
 
 @dataclass(frozen=True)
-class VisualizeConfig:
+class VisualizeConfig(Config):
     """Options of a class (or filter) visualization run; stored as JSON next to every result.
 
     ``threshold`` T stops a sample once its target softmax exceeds T and is the argmax (seed 000 eq. 2);
@@ -104,17 +105,6 @@ class VisualizeConfig:
                 raise ValueError(f"threshold range must satisfy 0 < low <= high < 1, got {self.threshold_range}")
             object.__setattr__(self, "threshold_range", (float(lo), float(hi)))
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, d: dict) -> VisualizeConfig:
-        known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in known}
-        if d.get("threshold_range") is not None:
-            d["threshold_range"] = tuple(d["threshold_range"])
-        return cls(**d)
-
 
 PRESETS = ("recognizable", "seed")
 PRESET_LABELS = {"recognizable": "Recognizable (image priors)",
@@ -163,7 +153,7 @@ class Visualizations:
         np.savez_compressed(
             buf, images=self.images.numpy(), labels=self.labels.numpy(), logits=self.logits.numpy(),
             probs=self.probs.numpy(), reached=self.reached.numpy(), thresholds=self.thresholds.numpy(),
-            steps=self.steps.numpy(), config=np.array(json.dumps(self.config.to_json())))
+            steps=self.steps.numpy(), config=np.array(json.dumps(self.config.to_dict())))
         return buf.getvalue()
 
     def to_npz(self, path: str | Path) -> Path:
@@ -176,7 +166,7 @@ class Visualizations:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: torch.from_numpy(z[k].copy()) for k in
                       ("images", "labels", "logits", "probs", "reached", "thresholds", "steps")}
-            config = VisualizeConfig.from_json(json.loads(str(z["config"])))
+            config = VisualizeConfig.from_dict(json.loads(str(z["config"])))
         return cls(**arrays, config=config)
 
 
@@ -214,15 +204,22 @@ def _optimizer(param: torch.Tensor, config: VisualizeConfig) -> torch.optim.Opti
 
 def _ascend(model: nn.Module, objective: Objective, start: torch.Tensor, config: VisualizeConfig,
             gen: torch.Generator, steps: int, stop: Stop | None = None, progress: Progress | None = None,
-            cancelled: Callable[[], bool] | None = None, what: str = "ascent") -> tuple[torch.Tensor, torch.Tensor]:
+            cancelled: Callable[[], bool] | None = None, what: str = "ascent",
+            param: Param | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Maximize ``objective`` from ``start`` for at most ``steps`` steps, all samples in one batch.
 
     ``model`` is a :func:`~vizcore.core.hooks.frozen_copy` in ``config.precision``; the pixels stay float32.
     ``stop(logits, rows, step, images)`` marks samples that are finished (checked on the image before each
-    step); finished samples leave the batch. Returns the final images and the step each sample stopped at.
+    step); finished samples leave the batch. ``param(start) -> (tensor, image_fn)`` replaces the
+    parameterization ``config.param`` / ``config.pixel`` (then nothing is clamped or blurred: the image function
+    keeps its own range).
+    Returns the final images and the step each sample stopped at.
     """
     n, dtype = start.shape[0], PRECISIONS[config.precision]
-    if config.param == "fft":
+    pixels = param is None and config.param == "pixel"  # vizcore's own pixel parameterization: clamp and blur
+    if param is not None:
+        param, image_fn = param(start)
+    elif config.param == "fft":
         param, image_fn = fft_param(start, gen)
     else:
         param, image_fn = pixel_param(start, config.pixel)
@@ -232,8 +229,7 @@ def _ascend(model: nn.Module, objective: Objective, start: torch.Tensor, config:
     active = torch.arange(n, device=start.device)
     with capture(model, objective.layers) as acts:
         for step in range(steps + 1):
-            if cancelled and cancelled():
-                raise Cancelled()
+            check_cancelled(cancelled)
             opt.zero_grad(set_to_none=True)
             still = []
             for rows in active.split(CHUNK):  # chunks keep activations in cache; gradients add up per sample
@@ -257,9 +253,9 @@ def _ascend(model: nn.Module, objective: Objective, start: torch.Tensor, config:
                 break
             opt.step()
             with torch.no_grad():
-                if config.param == "pixel" and config.pixel == "clamp":
+                if pixels and config.pixel == "clamp":
                     param.clamp_(0, 1)
-                if config.param == "pixel":
+                if pixels:
                     blur_(param, config.blur)
             if progress:
                 progress((step + 1) / max(steps, 1), f"{what}: step {step + 1}/{steps}, {n - len(active)} of {n} stopped")
@@ -488,12 +484,12 @@ def weight_images(model: nn.Module, data, *, at: str = "blank", max_samples: int
     raise ValueError(f"at must be 'blank' or 'data', not '{at}'")
 
 
-def class_averages(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+def class_averages(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(K, C, H, W): the mean image of each class (seed 003 section 7, algorithm 1); zeros for a class
     without samples."""
-    sums = torch.zeros(n_classes, *x.shape[1:], dtype=torch.float64)
+    sums = torch.zeros(num_classes, *x.shape[1:], dtype=torch.float64)
     sums.index_add_(0, y.long(), x.double())
-    counts = torch.bincount(y.long(), minlength=n_classes).clamp(min=1).double()
+    counts = torch.bincount(y.long(), minlength=num_classes).clamp(min=1).double()
     return (sums / counts.view(-1, *[1] * (x.dim() - 1))).float()
 
 
