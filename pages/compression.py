@@ -29,8 +29,9 @@ shrink_tab, repair_tab, kegnet_tab = st.tabs(["Shrink", "Repair without data", "
 
 
 @st.cache_resource(show_spinner="Decomposing…", max_entries=8)
-def compressed(model_id: str, mtime: float, ratio: float):
-    """(T model, info, T's test report, original's test report) for one model and ratio; cached per process."""
+def compressed(model_id: str, mtime: float, dataset: str, ratio: float):
+    """(T model, info, T's test report, original's test report) for one model, dataset and ratio; cached per
+    process."""
     m = state.get_model(model_id, mtime)
     small, info = comp.compress_model(m, ratio=ratio)
     return small, info, evaluate_model(small, ds.test_x, ds.test_y, ds.class_names), \
@@ -40,7 +41,7 @@ def compressed(model_id: str, mtime: float, ratio: float):
 with shrink_tab:
     ratio = st.slider("Compression ratio (parameters before / after)", 1.2, 16.0, 4.0, 0.1, key="cmp_ratio")
     try:
-        small, info, t_rep, o_rep = compressed(entry.id, entry.weights.stat().st_mtime, ratio)
+        small, info, t_rep, o_rep = compressed(*state.model_key(entry), ds.name, ratio)
     except comp.CompressionError as e:
         st.error(str(e))
         st.stop()

@@ -37,7 +37,7 @@ def sources() -> dict[str, str]:
 def others() -> dict[str, object]:
     """Up to four other zoo models of this dataset: the classifiers the room is compared with."""
     picked = [e for e in zoo.list_models() if zoo.fits(e, ds) and e.card.dataset == ds.name and e.id != entry.id][:4]
-    return {e.id: state.get_model(e.id, e.weights.stat().st_mtime) for e in picked}
+    return {e.id: state.get_model(*state.model_key(e)) for e in picked}
 
 
 def pictures(kind: str):

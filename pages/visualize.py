@@ -49,7 +49,7 @@ if ds.is_tabular:  # the "image" of a table row: a bar per named feature
         vis = class_visualizations(model, range(len(names)), 1, replace(TABLE_VISUALIZE, threshold=t), input_shape=shape)
         return vis.images, vis.probs
 
-    rows, probs = table_visualizations(entry.id, entry.weights.stat().st_mtime, threshold)
+    rows, probs = table_visualizations(*state.model_key(entry), threshold)
     idx = [names.index(p) for p in picked]
     if idx:
         st.plotly_chart(feature_bars(rows[idx], ds.feature_names, [f"{names[i]} ({probs[i, i]:.0%})" for i in idx],

@@ -29,6 +29,7 @@ def test_recipes_are_the_zoos():
     assert recipe_config("lenet_faces", 60000).epochs == 1  # the same step budget on a large set
     assert recipe_config("cnn", 60000, epochs=3, lr=None).epochs == 3
     assert set(RECIPES) == set(zoo.ARCHITECTURES)
+    assert recipe_config("mlp10", 14000).epochs == 50  # uci-letter's zoo model
     for card_path in zoo.ZOO_DIR.glob("*.json"):  # every Fashion-MNIST / Yale zoo card is its arch's recipe
         card = json.loads(card_path.read_text())
         if card["dataset"] in ("fashion-mnist", "yale-faces"):
@@ -39,10 +40,13 @@ def test_recipes_are_the_zoos():
                 hp["epochs"], hp["lr"], hp["batch_size"], hp["optimizer"]), card_path.name
 
 
-@pytest.mark.parametrize(("dataset", "name"), [("digits", "digits-cnn"), ("image-folder:/a/b/my faces/", "my-faces-cnn"),
-                                               ("npz:/x/y/set.v2.npz", "set.v2-cnn"), ("image-folder:/", "data-cnn")])
-def test_default_names_are_valid_model_names(dataset, name):
-    assert default_model_name(dataset, "cnn") == name
+@pytest.mark.parametrize(("dataset", "arch", "name"), [
+    ("digits", "cnn", "digits-cnn-mine"),  # the zoo's digits-cnn keeps its name
+    ("digits", "cnn_tiny", "digits-cnn_tiny"), ("image-folder:/a/b/my faces/", "cnn", "my-faces-cnn"),
+    ("npz:/x/y/set.v2.npz", "cnn", "set.v2-cnn"), ("image-folder:/", "cnn", "data-cnn"),
+    ("image-folder:/" + "x" * 200, "cnn", "x" * 60 + "-cnn")])
+def test_default_names_are_valid_model_names(dataset, arch, name):
+    assert default_model_name(dataset, arch) == name
     zoo.check_name(name)
 
 

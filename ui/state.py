@@ -114,7 +114,7 @@ def current() -> tuple[Dataset | None, zoo.ModelEntry | None, torch.nn.Module | 
     """(dataset, model entry, model) chosen in the sidebar; the model is the shared cached instance."""
     ds, entry = st.session_state.get("_dataset"), st.session_state.get("_entry")
     try:
-        model = get_model(entry.id, entry.weights.stat().st_mtime) if entry else None
+        model = get_model(*model_key(entry)) if entry else None
     except (zoo.ModelFileError, OSError) as e:  # deleted or replaced meanwhile, or no longer passes its checks
         st.error(f"{entry.id}: {str(e).splitlines()[0]}")
         return ds, None, None

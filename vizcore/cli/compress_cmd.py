@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from vizcore import zoo
-from vizcore.cli import emit
+from vizcore.cli import add_data_args, emit, model_and_dataset
 from vizcore.distill.compression import (
     REPAIRS,
     SEED_RATIOS,
@@ -17,10 +17,10 @@ def _config(args, keys=("n", "epochs", "kegnet_steps", "seed")) -> RepairConfig:
     return RepairConfig(**{k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
 
 
-def _run(teacher: str, dataset: str | None, ratio: float, methods: tuple[str, ...], config: RepairConfig,
-         save_as: str | None = None, overwrite: bool = False) -> dict:
+def _run(teacher: str, dataset: str | None, data_root: str | None, ratio: float, methods: tuple[str, ...],
+         config: RepairConfig, save_as: str | None = None, overwrite: bool = False) -> dict:
     job = start_compression_job(teacher, dataset=dataset, ratio=ratio, methods=methods, config=config,
-                                save_as=save_as, overwrite=overwrite, wait=True)
+                                save_as=save_as, overwrite=overwrite, wait=True, data_root=data_root)
     if job.state != "done":
         raise ValueError(f"job {job.id} {job.state}: {job.error or job.message}")
     return job.result
@@ -41,13 +41,13 @@ def _public(out: dict) -> dict:
 def cmd_compress(args) -> None:
     if args.ratio <= 1:
         raise ValueError("--ratio must be above 1 (parameters before / after)")
-    entry = zoo.get_entry(args.model)
+    entry, ds, _ = model_and_dataset(args, load=False)
     methods = () if args.finetune == "none" else (args.finetune,)
     name = args.name or f"{entry.card.name}-x{args.ratio:g}-{args.finetune}"
     if not args.overwrite and any(e.id == f"user:{name}" for e in zoo.list_models()):
         raise ValueError(f"a model named '{name}' exists; choose another --name or pass --overwrite")
-    out = _run(entry.id, None, args.ratio, methods, _config(args), save_as=zoo.check_name(name),
-               overwrite=args.overwrite)
+    out = _run(entry.id, ds.name, args.data_root, args.ratio, methods, _config(args),
+               save_as=zoo.check_name(name), overwrite=args.overwrite)
     emit(_public(out), args.json, _text(out))
 
 
@@ -67,7 +67,8 @@ def cmd_kegnet_table(args) -> None:
     if not ratio:
         raise ValueError(f"no seed ratio for '{dataset}'; pass --ratio")
     # distill-preset's --n / --epochs defaults belong to seed 000's tables: the repair keeps its own
-    out = _run(teacher, dataset, ratio, ("uniform", "gaussian", "kegnet", "best"), _config(args, ("kegnet_steps", "seed")))
+    out = _run(teacher, dataset, args.data_root, ratio, ("uniform", "gaussian", "kegnet", "best"),
+               _config(args, ("kegnet_steps", "seed")))
     emit(_public(out), args.json, _text(out))
 
 
@@ -81,6 +82,7 @@ def add_options(p) -> None:
 def add_parser(sub) -> None:
     c = sub.add_parser("compress", help="Tucker-compress a model (seed 004) and repair it without data")
     c.add_argument("--model", required=True, help="model id (zoo:NAME, user:NAME) or name")
+    add_data_args(c, "default: the model card's dataset (the repair's test split; the saved card's metrics)")
     c.add_argument("--ratio", type=float, required=True, help="parameters before / after, e.g. 4")
     c.add_argument("--finetune", choices=REPAIRS, default="none")
     c.add_argument("--name", help="name of the saved model (default MODEL-xRATIO-FINETUNE)")

@@ -72,7 +72,9 @@ def _read_upload(path: str) -> bytes:
 def _default_name(path: str) -> str:
     from pathlib import Path
 
-    return Path(path).name.split(".")[0]
+    from vizcore.core.workspace import name_from
+
+    return name_from(Path(path).name.split(".")[0], "upload")
 
 
 def cmd_zoo_import(args) -> None:

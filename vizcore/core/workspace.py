@@ -68,6 +68,13 @@ def check_name(name: str, error: type[ValueError] = ValueError) -> str:
     return name
 
 
+def name_from(text: str, fallback: str = "data", limit: int = 60) -> str:
+    """A valid name made from ``text`` (a dataset label, a file name): runs of other characters become ``-``,
+    at most ``limit`` characters; ``fallback`` when nothing is left."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:limit].strip("-.")
+    return name if NAME_PATTERN.fullmatch(name) else fallback
+
+
 @contextmanager
 def name_lock(kind: str, name: str, shared: bool = False) -> Iterator[None]:
     """Hold the per-name file lock of ``kind/name`` (``fcntl.flock``; exclusive for writers, shared for readers),

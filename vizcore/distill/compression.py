@@ -328,10 +328,11 @@ def compression_table(teacher: nn.Module, *, ratio: float | None = None, ranks: 
 def start_compression_job(teacher_id: str, *, dataset: str | None = None, ratio: float | None = None,
                           ranks: dict | None = None, methods: tuple[str, ...] = ("uniform", "gaussian", "kegnet", "best"),
                           config: RepairConfig = RepairConfig(), save_as: str | None = None, overwrite: bool = False,
-                          wait: bool = False):
+                          wait: bool = False, data_root: str | None = None):
     """:func:`compression_table` as a background job (progress, Cancel, atomic result). With ``save_as`` the
     best-scoring repaired model (by its synthetic hold-out, never the test set: the last of ``methods``) is
-    saved to the workspace with a card naming its source, ranks and ratio."""
+    saved to the workspace with a card naming its source, ranks and ratio. ``data_root``: where the dataset's
+    files are (see :func:`vizcore.data.load_dataset`)."""
     from vizcore import zoo
     from vizcore.core.jobs import start_job
     from vizcore.data import load_dataset
@@ -341,7 +342,7 @@ def start_compression_job(teacher_id: str, *, dataset: str | None = None, ratio:
 
     def work(ctx) -> dict:
         teacher = zoo.load_model(entry)
-        ds = load_dataset(ds_name)
+        ds = load_dataset(ds_name, root=data_root)
         out = compression_table(teacher, ratio=ratio, ranks=ranks, methods=methods, config=config,
                                 class_names=list(ds.class_names), input_shape=ds.input_shape, dataset=ds_name,
                                 test=lambda: (ds.test_x, ds.test_y), progress=ctx.progress, cancelled=ctx.cancelled)
