@@ -16,9 +16,11 @@ from vizcore.train import RECIPES, default_model_name, recipe_config
 
 def test_every_command_that_reads_data_takes_dataset_and_data_root():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    reads_data = {"train", "evaluate", "visualize", "pg", "perturb", "knockout", "distill", "distill-preset"}
-    for name in reads_data:
-        opts = {o for a in sub.choices[name]._actions for o in a.option_strings}
+    reads_data = {"train", "evaluate", "visualize", "pg", "perturb", "knockout", "distill", "distill-preset",
+                  "compress", "interpretability", "leakage"}
+    zoo_import = next(a for a in sub.choices["zoo"]._actions if a.dest == "zoo_command").choices["import"]
+    for name, parser in [(n, sub.choices[n]) for n in reads_data] + [("zoo import", zoo_import)]:
+        opts = {o for a in parser._actions for o in a.option_strings}
         assert {"--dataset", "--data-root"} <= opts, name
 
 

@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from vizcore.cli import add_model_args, emit, model_and_dataset
+from vizcore.cli import add_data_args, add_model_args, emit, model_and_dataset
 
 
 def sets_and_members(entry, ds, model, *, per_class: int, real: int, hs: str | None, hs_epochs: int, seed: int,
@@ -75,7 +75,7 @@ def cmd_leakage(args) -> None:
     from vizcore import data
     from vizcore.distill.leakage import LeakageConfig, identity_leakage
 
-    ds = data.load_dataset(args.dataset, root=args.data_root)
+    ds = data.load_dataset(args.dataset or "yale-faces", root=args.data_root)
     cfg = LeakageConfig(arch=args.arch, n_synthetic=args.n_synthetic, epochs=args.epochs, seed=args.seed)
     t0 = time.perf_counter()
     out = identity_leakage(ds, cfg)
@@ -99,8 +99,7 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_interpretability)
 
     q = sub.add_parser("leakage", help="seed 000's identity-leakage check (Table 5) on faces")
-    q.add_argument("--dataset", default="yale-faces", help="a dataset with per-image condition tags (Yale faces)")
-    q.add_argument("--data-root")
+    add_data_args(q, "default yale-faces: a dataset with per-image condition tags")
     q.add_argument("--arch", default="lenet_faces", help="architecture of the task model, student and identifier")
     q.add_argument("--n-synthetic", type=int, default=300, help="synthetic images per team")
     q.add_argument("--epochs", type=int, default=60, help="training epochs of every model")
