@@ -105,6 +105,7 @@ OPS: dict[str, Op] = {
                               cancels=True),
     "characteristic_feature": Op(lambda m, d: vizcore.characteristic_feature(m, _x(d)[0], 1)),
     "looks_like": Op(lambda m, d: vizcore.looks_like(m, _x(d)[0], 1, 2)),
+    "network_flow": Op(lambda m, d: vizcore.network_flow(m, _x(d)[0], 1, mask={"conv1": [0]})),
     "perturb": Op(lambda m, d: vizcore.perturb(m, _x(d), 1, 1.0, steps=2)),
     "perturbation_sweep": Op(lambda m, d, **kw: vizcore.perturbation_sweep(
         m, d.test_x[:60], d.test_y[:60], PerturbConfig(eps=(0.0, 1.0), per_class=1), **kw), cancels=True),
@@ -128,6 +129,7 @@ OPS: dict[str, Op] = {
     # distill
     "synthesize": Op(_synth, cancels=True),
     "run_distillation": Op(_distill, cancels=True),
+    "compress_model": Op(lambda m, d: vizcore.compress_model(m, ratio=2.0), forwards=False),
 }
 # Public functions that take a model but are not read-only operations on a shared model, and why.
 NOT_READ_ONLY = {

@@ -32,7 +32,7 @@ _API = {
     "prediction_gradients": "vizcore.explain.gradients", "input_gradient": "vizcore.explain.gradients",
     "class_average_pg": "vizcore.explain.gradients", "class_filter_scores": "vizcore.explain.gradients",
     "rank_filters": "vizcore.explain.gradients", "characteristic_feature": "vizcore.explain.gradients",
-    "looks_like": "vizcore.explain.gradients",
+    "looks_like": "vizcore.explain.gradients", "network_flow": "vizcore.explain.network",
     "PerturbConfig": "vizcore.explain.perturb", "perturb": "vizcore.explain.perturb",
     "perturbation_sweep": "vizcore.explain.perturb",
     "KnockoutEvaluator": "vizcore.explain.knockout", "masked_logits": "vizcore.explain.knockout",
@@ -41,10 +41,11 @@ _API = {
     "VisualizeConfig": "vizcore.explain.visualize", "class_visualizations": "vizcore.explain.visualize",
     "filter_visualization": "vizcore.explain.visualize", "weight_images": "vizcore.explain.visualize",
     "render": "vizcore.explain.render", "objectives": "vizcore.explain",
-    # distill: synthetic sets, students, the data-free protocol
+    # distill: synthetic sets, students, the data-free protocol, Tucker compression
     "SynthesisConfig": "vizcore.distill.synthesis", "synthesize": "vizcore.distill.synthesis",
     "StudentConfig": "vizcore.distill.students", "train_student": "vizcore.distill.students",
     "DistillConfig": "vizcore.distill.protocol", "run_distillation": "vizcore.distill.protocol",
+    "compress_model": "vizcore.distill.compression",
 }
 _RENAMED = {"available_datasets": "available"}
 
