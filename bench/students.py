@@ -108,10 +108,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", default="defaults,methods,presets",
                    help="comma-separated: defaults, methods, presets (issue 15); digits, linear, subset, cnn (issue 6)")
+    p.add_argument("--default-datasets", default="digits,fashion-mnist", help="datasets of the defaults runs")
     p.add_argument("--table-n", type=int, default=10_000, help="images of the methods table")
     p.add_argument("--table-teacher", default="zoo:fashion-mnist-cnn")
     p.add_argument("--table-steps", type=int, default=None, help="engine steps of the methods table (default: the default budget)")
-    p.add_argument("--table-methods", default="pixel-am,generator-am,mixed-am,kegnet,dfad")
+    p.add_argument("--table-methods", default="online,pixel-am,generator-am,mixed-am,kegnet,dfad")
     p.add_argument("--preset-n", type=int, default=4000, help="synthetic images of the preset tables (the seed: 60k+)")
     p.add_argument("--preset-datasets", default="digits,fashion-mnist")
     p.add_argument("--presets", default="table1,table2,table6,table7")
@@ -125,10 +126,11 @@ def main() -> None:
     if "defaults" in only:
         from vizcore.distill.methods import DEFAULT_N
 
-        out["default_digits_cnn_to_cnn"] = defaults("zoo:digits-cnn", digits, "cnn", DEFAULT_N)
-        print(json.dumps(out["default_digits_cnn_to_cnn"]), file=sys.stderr, flush=True)
+        if "digits" in a.default_datasets:
+            out["default_digits_cnn_to_cnn"] = defaults("zoo:digits-cnn", digits, "cnn", DEFAULT_N)
+            print(json.dumps(out["default_digits_cnn_to_cnn"]), file=sys.stderr, flush=True)
         fashion_ = load_dataset("fashion-mnist")
-        for arch in ("cnn", "cnn_s"):
+        for arch in ("cnn", "cnn_s") if "fashion-mnist" in a.default_datasets else ():
             out[f"default_fashion_cnn_to_{arch}"] = defaults("zoo:fashion-mnist-cnn", fashion_, arch, a.n)
             print(json.dumps(out[f"default_fashion_cnn_to_{arch}"]), file=sys.stderr, flush=True)
     if "methods" in only:

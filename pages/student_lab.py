@@ -70,6 +70,11 @@ def synthesis_options(method: str) -> dict:
         opts["loss2"] = st.checkbox("Loss_2: keep features away from real images (seed 000 4.1.2)", key="sl_loss2")
         if opts["loss2"]:
             st.warning("Loss_2 reads the real training images of each class, so this set is **not data-free**.")
+    elif method == "online":
+        st.caption("Trains online, the teacher in the loop: a generator starting from blank pictures makes the images "
+                   "that the student currently gets wrong (DFAD), kept confident and spread over every class "
+                   "(DAFL); the student learns the teacher's logits on them and on replayed past images. The budget "
+                   "below is the whole run: there is no separate synthesis step.")
     elif method == "dfad":
         st.caption("DFAD trains online: a generator makes the images that the student currently gets wrong, while "
                    "the student learns the teacher's logits on them (the budget below is the game's length).")
@@ -118,11 +123,13 @@ with new_tab:
                                "and random forest are fitted once and learn the stored labels")
     b1, b2 = st.columns(2)
     baseline = b1.checkbox("Real-data baseline of the same size", value=True, key="sl_baseline")
-    bias_only = not ds.is_tabular and b2.checkbox(
+    fixed = not is_online(method)  # an online method keeps no fixed set to take prototypes or subsets from
+    bias_only = fixed and not ds.is_tabular and b2.checkbox(
         "Extreme compression: visualizations as weights, biases trained (seed 003 sec. 10)", key="sl_bias_only")
-    sweep = st.text_input("Accuracy against size: also train the first student on the first N images (optional)",
-                          placeholder="e.g. 200, 500, 1000", key="sl_sizes",
-                          help="each size also trains the same student on that many real images (seed 000 Table 2)")
+    sweep = "" if not fixed else st.text_input(
+        "Accuracy against size: also train the first student on the first N images (optional)",
+        placeholder="e.g. 200, 500, 1000", key="sl_sizes",
+        help="each size also trains the same student on that many real images (seed 000 Table 2)")
     active = [j for j in protocol.list_runs() if j["state"] in ("queued", "running")]
     try:
         sizes = protocol.parse_sizes(sweep)

@@ -37,8 +37,9 @@ def open_page(teacher_id: str) -> AppTest:
 def test_start_a_run_and_compare_it(teacher_id):
     at = open_page(teacher_id)
     assert any("No runs yet" in i.value for i in at.info)
+    at.selectbox(key="sl_method").set_value("mixed-am").run()  # a fixed set: the bias-only student needs its prototypes
     at.number_input(key="sl_n").set_value(20)
-    at.number_input(key=f"sl_steps_{DEFAULT_METHOD}").set_value(5)
+    at.number_input(key="sl_steps_mixed-am").set_value(5)
     at.multiselect(key="sl_students").set_value(["linear"])
     at.number_input(key="sl_budget").set_value(20)
     at.checkbox(key="sl_bias_only").check().run()
@@ -53,7 +54,7 @@ def test_start_a_run_and_compare_it(teacher_id):
     assert any("Best student" in s.value for s in at.success)
     rep = protocol.load_report(job.id)
     assert [s["name"] for s in rep["students"]] == ["linear-engine", "linear-bias-only"]
-    assert rep["config"]["synthesis"]["method"] == DEFAULT_METHOD and rep["config"]["engine"]["steps"] == 20
+    assert rep["config"]["synthesis"]["method"] == "mixed-am" and rep["config"]["engine"]["steps"] == 20
     assert rep["config"]["teacher"] == teacher_id and rep["synthesis"]["n"] == 20
     assert [p[0] for p in rep["live"][0]["points"]] == list(range(2, 21, 2))  # the live hold-out agreement curve
     assert at.multiselect(key="sl_compare").value == [job.id]
@@ -74,15 +75,12 @@ def test_page_and_cli_share_one_default(teacher_id):
     assert at.number_input(key="sl_n").value == cli.n == DEFAULT_N
     assert at.toggle(key="sl_engine").value and not cli.no_engine
     assert at.number_input(key="sl_budget").value == DEFAULT_ENGINE.steps and cli.budget is None  # None: the default
-    syn = distill_cmd._synthesis(cli)
-    page_T = at.slider(key=f"sl_T_{DEFAULT_METHOD}").value
-    assert (page_T, at.checkbox(key=f"sl_randT_{DEFAULT_METHOD}").value) == (syn.threshold, syn.threshold_max is not None)
-    assert at.number_input(key=f"sl_steps_{DEFAULT_METHOD}").value == syn.max_steps
+    assert distill_cmd._engine(cli) == DEFAULT_ENGINE  # the budget and every engine setting
 
 
 def test_pixel_am_keeps_the_teacher_in_the_loop_without_the_engine(teacher_id):
     at = open_page(teacher_id)
-    at.selectbox(key="sl_method").set_value("pixel-am")
+    at.selectbox(key="sl_method").set_value("pixel-am").run()
     at.toggle(key="sl_engine").set_value(False).run()
     assert at.checkbox(key="sl_relabel_pixel-am").value and at.radio(key="sl_start_image").value == "blank"
     at.number_input(key="sl_n").set_value(20)
@@ -104,6 +102,8 @@ def test_bad_choices_get_clear_messages(teacher_id):
     assert any("at least one student" in e.value for e in at.error)
     assert at.button(key="sl_start").disabled
     at.multiselect(key="sl_students").set_value(["linear"])
+    assert "sl_sizes" not in [w.key for w in at.text_input]  # the online default has no fixed set to subset
+    at.selectbox(key="sl_method").set_value("mixed-am").run()  # sizes and prototypes need a fixed set
     at.text_input(key="sl_sizes").input("10, many").run()
     assert any("whole numbers" in e.value for e in at.error)
     at.text_input(key="sl_sizes").input("10, 999999").run()

@@ -32,7 +32,7 @@ from torch import nn
 
 from vizcore.core import distributed as dist
 from vizcore.core.progress import Cancelled, Progress
-from vizcore.distill.generators import Generator
+from vizcore.distill.generators import Generator, TableGenerator
 from vizcore.metrics import predict_logits
 from vizcore.core.layers import model_device
 
@@ -45,7 +45,8 @@ class EngineConfig:
     """How the student is trained (the budget is ``steps`` student updates of ``batch_size`` images).
 
     ``generator``: also train a generator online (DFAD / DAFL); ``student_per_generator`` student steps follow
-    each generator step (DFAD uses 5). ``adversarial`` / ``one_hot`` / ``balance`` weight the generator's
+    each generator step (DFAD uses 5); ``generator_blank``: the generator starts from near-black images
+    (:class:`~vizcore.distill.generators.Generator`'s ``blank``; DFAD's own generator does not). ``adversarial`` / ``one_hot`` / ``balance`` weight the generator's
     losses: student-teacher discrepancy (DFAD), cross-entropy to the teacher's own argmax and the negative
     entropy of the batch's mean prediction (DAFL's L_oh and L_ie). ``bank``: the memory bank keeps this many
     generated images (0: none); ``replay`` is the share of each batch drawn from the bank or fixed set.
@@ -65,6 +66,7 @@ class EngineConfig:
     student_per_generator: int = 5
     generator_lr: float = 1e-3
     generator_width: int = 64
+    generator_blank: bool = True
     noise_dim: int = 64
     adversarial: float = 1.0
     one_hot: float = 1.0
@@ -277,7 +279,8 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt_s, config.steps)
     G = opt_g = None
     if config.generator:
-        G = Generator(tuple(input_shape), config.noise_dim, width=config.generator_width).to(dev).train()
+        G = (Generator(tuple(input_shape), config.noise_dim, width=config.generator_width, blank=config.generator_blank)
+             if len(input_shape) == 3 else TableGenerator(input_shape[0], config.noise_dim, 0)).to(dev).train()
         opt_g = torch.optim.Adam(G.parameters(), lr=config.generator_lr, betas=(0.5, 0.999))
     bank = MemoryBank(config.bank, config.seed) if config.bank else None
     pool = images

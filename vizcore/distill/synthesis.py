@@ -26,8 +26,9 @@ from vizcore.core.progress import Progress, check_cancelled, progress_span
 from vizcore.explain.visualize import VisualizeConfig
 from vizcore.core.workspace import atomic_write
 
-METHODS = ("mixed-am", "generator-am", "kegnet", "dfad", "pixel-am", "weight-images", "class-averages", "uniform-noise")
+METHODS = ("online", "mixed-am", "generator-am", "kegnet", "dfad", "pixel-am", "weight-images", "class-averages", "uniform-noise")
 METHOD_LABELS = {
+    "online": "Online generator in the loop (vizcore's default: DFAD's adversary, DAFL's priors, a blank start)",
     "mixed-am": "Generator AM + pixel AM from blank, half each (the strongest here)",
     "generator-am": "Generator AM (seed 000)",
     "kegnet": "KegNet (seed 004)",
@@ -310,13 +311,13 @@ def _kegnet(teacher, config, **kw):
     return kegnet_images(teacher, config, **kw)
 
 
-def _dfad(teacher, config, **kw):
-    from vizcore.distill.dfad import dfad_images
+def _online(teacher, config, **kw):
+    from vizcore.distill.online import online_images
 
-    return dfad_images(teacher, config, **kw)
+    return online_images(teacher, config, **kw)
 
 
-_MAKERS = {"mixed-am": _mixed_am, "generator-am": generator_am, "kegnet": _kegnet, "dfad": _dfad, "pixel-am": _pixel_am,
+_MAKERS = {"mixed-am": _mixed_am, "generator-am": generator_am, "kegnet": _kegnet, "dfad": _online, "online": _online, "pixel-am": _pixel_am,
            "weight-images": _weight_images, "class-averages": _class_averages,
            "uniform-noise": _uniform_noise}
 

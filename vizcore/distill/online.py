@@ -1,9 +1,9 @@
-"""Adversarial data-free distillation (DFAD, Fang et al. 2019) as a fixed set: the game played with a proxy student.
+"""Online methods (DFAD, Fang et al. 2019; vizcore's default) as a fixed set: the game played with a proxy student.
 
-In the protocol DFAD is an online method (:data:`vizcore.distill.methods.ONLINE_METHODS`): the student itself
-plays against the generator inside the engine. This function serves the callers that need a fixed set
-(``synthesize(method='dfad')``): the same engine plays the game with a ``proxy_arch`` student for
-``train_steps`` generator steps and the memory bank of the images it made is the set.
+In the protocol an online method (:data:`vizcore.distill.methods.ONLINE_METHODS`) trains the student itself
+against the generator inside the engine. This function serves the callers that need a fixed set
+(``synthesize(method='dfad')``, ``'online'``): the same engine plays the game with a ``proxy_arch`` student
+for ``train_steps`` generator steps and the memory bank of the images it made is the set.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from vizcore.distill.methods import engine_for
 from vizcore.models import build_model
 
 
-def dfad_images(teacher: nn.Module, config, *, input_shape, num_classes: int, real=None,
-                progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> tuple[torch.Tensor, dict]:
-    """Play DFAD's game for ``config.train_steps`` generator steps; return ``config.n`` of its images."""
+def online_images(teacher: nn.Module, config, *, input_shape, num_classes: int, real=None,
+                  progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> tuple[torch.Tensor, dict]:
+    """Play ``config.method``'s game for ``config.train_steps`` generator steps; return ``config.n`` of its images."""
     base = EngineConfig(batch_size=config.batch_size, generator_lr=config.learning_rate(), noise_dim=config.noise(),
                         seed=config.seed, checkpoints=1)
-    engine = engine_for("dfad", base, config.n)
+    engine = engine_for(config.method, base, config.n)
     engine = EngineConfig(**{**engine.to_dict(), "steps": config.train_steps * engine.student_per_generator})
     proxy = build_model(config.proxy_arch, tuple(input_shape), num_classes, seed=config.seed)
     res = distill(teacher, proxy, engine, input_shape=input_shape, num_classes=num_classes, progress=progress,
