@@ -41,7 +41,8 @@ if ds.is_tabular:  # the "image" of a table row: a bar per named feature
     st.caption("For a table, a class visualization is a feature row pushed from the training mean (0 after "
                "standardization) until the model is sure of the class; bars are in standard deviations.")
     c1, c2 = st.columns([3, 1])
-    picked = c1.multiselect("Classes", names, default=names[:3], key="viz_tab_classes")
+    picked = c1.multiselect("Classes", names, default=None if state.new_classes("viz_tab_classes", names, names[:3])
+                            else names[:3], key="viz_tab_classes")
     threshold = c2.slider("Threshold T", 0.5, 0.999, 0.99, key="viz_tab_T")
 
     @st.cache_data(show_spinner="Ascending…")
@@ -106,7 +107,8 @@ def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
              on_change=apply_preset, help="Sets every option below; change any of them afterwards.")
     with st.form("viz_options", border=True):
         c = st.columns(4)
-        picked = c[0].multiselect("Classes", names, default=names, key="viz_classes")
+        picked = c[0].multiselect("Classes", names, default=None if state.new_classes("viz_classes", names, names)
+                                  else names, key="viz_classes")
         per_class = c[1].number_input("Samples per class", 1, 200, key="viz_per_class")
         start = c[2].selectbox("Start", ["average", "blank", "grey", "noise", "mean"], key="viz_start",
                                help="average: the mean training picture of all classes together (no class hint); "
@@ -187,6 +189,7 @@ def job_line(job: jobs.JobInfo) -> None:
 def class_panel(vis: Visualizations) -> None:
     classes = sorted(set(vis.labels.tolist()))
     c = st.columns([2, 1])
+    state.new_classes("viz_panel_class", [names[i] for i in classes], classes[0])
     k = c[0].selectbox("Class", classes, format_func=lambda i: names[i], key="viz_panel_class")
     idx = (vis.labels == k).nonzero()[:, 0]
     i = c[1].number_input("Sample", 0, len(idx) - 1, 0, key="viz_panel_sample") if len(idx) > 1 else 0
