@@ -14,9 +14,10 @@ from vizcore.plots.common import image_grid, stretch_contrast
 from vizcore.plots.visualize import (comparison_figure, grid_png, similarity_bars, softmax_bars,
                                      visualization_grid)
 from vizcore.explain.interpretability import difficulty, judges_for, predictions
-from vizcore.explain.visualize import (NPZ_NAME, PRESET_LABELS, PRESETS, VisualizeConfig, Visualizations,
-                                       bf16_is_fast, class_averages, filter_visualization, per_class_mean, preset,
-                                       similarities, summary, visualization_job, weight_images)
+from vizcore.explain.visualize import (DEFAULT_PRESET, NPZ_NAME, PRESET_LABELS, PRESET_PER_CLASS, PRESETS,
+                                       VisualizeConfig, Visualizations, bf16_is_fast, class_averages,
+                                       filter_visualization, per_class_mean, preset, similarities, summary,
+                                       visualization_job, weight_images)
 
 JOB_KIND = "visualize"
 SHOWN_PER_CLASS = 10
@@ -92,18 +93,19 @@ FIELDS = {"viz_start": "start", "viz_objective": "objective", "viz_steps": "step
 
 def apply_preset() -> None:
     """Fill the form with the chosen preset (the widgets keep any later edit)."""
-    chosen = st.session_state.get("viz_preset", PRESETS[0])
+    chosen = st.session_state.get("viz_preset", DEFAULT_PRESET)
     cfg = preset(chosen, shape)
     for key, name in FIELDS.items():
         st.session_state[key] = getattr(cfg, name)
     st.session_state["viz_tmode"] = "fixed" if cfg.threshold is not None else "none"
-    st.session_state["viz_per_class"] = 10 if chosen == "recognizable" else 1
+    st.session_state["viz_per_class"] = PRESET_PER_CLASS[chosen]
 
 
 def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
     if "viz_start" not in st.session_state:
         apply_preset()
-    st.radio("Preset", PRESETS, format_func=PRESET_LABELS.get, key="viz_preset", horizontal=True,
+    st.radio("Preset", PRESETS, PRESETS.index(DEFAULT_PRESET), format_func=PRESET_LABELS.get, key="viz_preset",
+             horizontal=True,
              on_change=apply_preset, help="Sets every option below; change any of them afterwards.")
     with st.form("viz_options", border=True):
         c = st.columns(4)
