@@ -92,8 +92,10 @@ with kegnet_tab:
                "from one class to another (seed 004's qualitative figures). For a table, each row is a generated "
                "feature vector in standard deviations.")
     k1, k2, k3 = st.columns(3)
+    state.new_classes("kg_a", ds.class_names, 0)
     walk_a = k1.selectbox("Walk from class", range(ds.num_classes), format_func=lambda i: ds.class_names[i], key="kg_a")
-    walk_b = k2.selectbox("to class", range(ds.num_classes), index=min(5, ds.num_classes - 1),
+    b = min(5, ds.num_classes - 1)
+    walk_b = k2.selectbox("to class", range(ds.num_classes), index=0 if state.new_classes("kg_b", ds.class_names, b) else b,
                           format_func=lambda i: ds.class_names[i], key="kg_b")
     steps = int(k3.number_input("Steps per generator", 10, 20_000, 400, step=100, key="kg_steps"))
     if st.button("Train KegNet's generators in the background", key="kg_go"):

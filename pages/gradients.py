@@ -71,9 +71,12 @@ def image_pg(model_key: tuple, dataset: str, idx: int, target: int, output: str,
 
 
 def open_clicked_map() -> None:
-    """A click on a conv map of the diagram opens it in the per-filter browser (once per click)."""
+    """A click on a conv map of the diagram opens it in the per-filter browser (once per click). A second click on
+    the selected map deselects it in Plotly; forgetting the click then lets the next click open that map again."""
     points = (st.session_state.get("pg_network") or {}).get("selection", {}).get("points", [])
     data = points[0].get("customdata") if points else None
+    if not data:
+        st.session_state.pop("_pg_clicked", None)
     if data and data[0] in layers and data != st.session_state.get("_pg_clicked"):
         st.session_state["_pg_clicked"] = data
         st.session_state["pg_browse_layer"], st.session_state["pg_browse_filter"] = data[0], int(data[1])

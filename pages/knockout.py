@@ -50,6 +50,7 @@ def class_pg(model_id: str, mtime: float, dataset: str, target: int) -> dict[str
 
 
 c1, c2 = st.columns([2, 1])
+state.new_classes("ko_class", ds.class_names, 0)
 target = c1.selectbox("Class", range(ds.num_classes), format_func=lambda i: ds.class_names[i], key="ko_class")
 n_eval = EVAL_SIZES[c2.selectbox("Evaluate on", list(EVAL_SIZES), index=1, key="ko_n_eval",
                                  help="a fixed random subset of the test set (the CLI's --n-eval uses the same)")]

@@ -174,8 +174,11 @@ with new_tab:
                    "of the class into the teacher's 10 visualizations and trains a 10-class student on them.")
         names = list(entry.card.class_names)
         p1, p2 = st.columns(2)
-        cls = p1.selectbox("Class", range(len(names)), 3 if len(names) > 4 else 0, format_func=names.__getitem__, key="sl_sub_cls")
-        versus = p2.selectbox("Versus", range(len(names)), 4 if len(names) > 4 else 1, format_func=names.__getitem__, key="sl_sub_vs")
+        a, b = (3, 4) if len(names) > 4 else (0, 1)
+        cls = p1.selectbox("Class", range(len(names)), 0 if state.new_classes("sl_sub_cls", names, a) else a,
+                           format_func=names.__getitem__, key="sl_sub_cls")
+        versus = p2.selectbox("Versus", range(len(names)), 0 if state.new_classes("sl_sub_vs", names, b) else b,
+                              format_func=names.__getitem__, key="sl_sub_vs")
         if cls == versus:
             st.error("Choose two different classes.")
         if st.button("Start preset (d)", key="sl_sub_start", disabled=cls == versus):

@@ -14,9 +14,10 @@ from vizcore.plots.common import image_grid, stretch_contrast
 from vizcore.plots.visualize import (comparison_figure, grid_png, similarity_bars, softmax_bars,
                                      visualization_grid)
 from vizcore.explain.interpretability import difficulty, judges_for, predictions
-from vizcore.explain.visualize import (NPZ_NAME, PRESET_LABELS, PRESETS, VisualizeConfig, Visualizations,
-                                       bf16_is_fast, class_averages, filter_visualization, per_class_mean, preset,
-                                       similarities, summary, visualization_job, weight_images)
+from vizcore.explain.visualize import (DEFAULT_PRESET, NPZ_NAME, PRESET_LABELS, PRESET_PER_CLASS, PRESETS,
+                                       VisualizeConfig, Visualizations, bf16_is_fast, class_averages,
+                                       filter_visualization, per_class_mean, preset, similarities, summary,
+                                       visualization_job, weight_images)
 
 JOB_KIND = "visualize"
 SHOWN_PER_CLASS = 10
@@ -41,7 +42,8 @@ if ds.is_tabular:  # the "image" of a table row: a bar per named feature
     st.caption("For a table, a class visualization is a feature row pushed from the training mean (0 after "
                "standardization) until the model is sure of the class; bars are in standard deviations.")
     c1, c2 = st.columns([3, 1])
-    picked = c1.multiselect("Classes", names, default=names[:3], key="viz_tab_classes")
+    picked = c1.multiselect("Classes", names, default=None if state.new_classes("viz_tab_classes", names, names[:3])
+                            else names[:3], key="viz_tab_classes")
     threshold = c2.slider("Threshold T", 0.5, 0.999, 0.99, key="viz_tab_T")
 
     @st.cache_data(show_spinner="Ascending…")
@@ -91,22 +93,24 @@ FIELDS = {"viz_start": "start", "viz_objective": "objective", "viz_steps": "step
 
 def apply_preset() -> None:
     """Fill the form with the chosen preset (the widgets keep any later edit)."""
-    chosen = st.session_state.get("viz_preset", PRESETS[0])
+    chosen = st.session_state.get("viz_preset", DEFAULT_PRESET)
     cfg = preset(chosen, shape)
     for key, name in FIELDS.items():
         st.session_state[key] = getattr(cfg, name)
     st.session_state["viz_tmode"] = "fixed" if cfg.threshold is not None else "none"
-    st.session_state["viz_per_class"] = 10 if chosen == "recognizable" else 1
+    st.session_state["viz_per_class"] = PRESET_PER_CLASS[chosen]
 
 
 def options_form() -> tuple[list[int], int, VisualizeConfig] | None:
     if "viz_start" not in st.session_state:
         apply_preset()
-    st.radio("Preset", PRESETS, format_func=PRESET_LABELS.get, key="viz_preset", horizontal=True,
+    st.radio("Preset", PRESETS, PRESETS.index(DEFAULT_PRESET), format_func=PRESET_LABELS.get, key="viz_preset",
+             horizontal=True,
              on_change=apply_preset, help="Sets every option below; change any of them afterwards.")
     with st.form("viz_options", border=True):
         c = st.columns(4)
-        picked = c[0].multiselect("Classes", names, default=names, key="viz_classes")
+        picked = c[0].multiselect("Classes", names, default=None if state.new_classes("viz_classes", names, names)
+                                  else names, key="viz_classes")
         per_class = c[1].number_input("Samples per class", 1, 200, key="viz_per_class")
         start = c[2].selectbox("Start", ["average", "blank", "grey", "noise", "mean"], key="viz_start",
                                help="average: the mean training picture of all classes together (no class hint); "
@@ -187,6 +191,7 @@ def job_line(job: jobs.JobInfo) -> None:
 def class_panel(vis: Visualizations) -> None:
     classes = sorted(set(vis.labels.tolist()))
     c = st.columns([2, 1])
+    state.new_classes("viz_panel_class", [names[i] for i in classes], classes[0])
     k = c[0].selectbox("Class", classes, format_func=lambda i: names[i], key="viz_panel_class")
     idx = (vis.labels == k).nonzero()[:, 0]
     i = c[1].number_input("Sample", 0, len(idx) - 1, 0, key="viz_panel_sample") if len(idx) > 1 else 0

@@ -26,6 +26,8 @@ def test_two_people_answer_and_the_presenter_sees_the_room(workspace):
                 page.goto(f"{url}/?quiz={quiz.code}")
                 page.get_by_text(f"Picture 1 of {n}").wait_for(timeout=120_000)
                 assert page.locator("[data-testid=stSidebar]").count() == 0  # nothing to choose: just the quiz
+                page.locator("[data-testid=stHeader]").wait_for(state="attached", timeout=120_000)
+                assert page.locator("[data-testid=stAppDeployButton], [data-testid=stMainMenu]").count() == 0
             screenshot(people[0], "quiz_question")
             for q in range(n):  # Ada names every picture right, Bob says "1" each time
                 for page, answer in zip(people, (truth[q], 1)):

@@ -84,6 +84,12 @@ def test_gradients_page_diagram_greys_knocked_out_filters_and_opens_a_clicked_ma
     # the same (still selected) click does not override a later choice in the browser
     at.number_input(key="pg_browse_filter").set_value(9).run()
     assert at.number_input(key="pg_browse_filter").value == 9 and not at.exception
+    # clicking the selected map again deselects it (Plotly); the click after that opens it again
+    at.session_state["pg_network"] = {"selection": {"points": []}}
+    at.run()
+    at.session_state["pg_network"] = {"selection": {"points": [{"customdata": ["conv2", 7]}]}}
+    at.run()
+    assert at.number_input(key="pg_browse_filter").value == 7 and not at.exception
 
 
 def test_looks_like_page_reports_the_feature(model):
@@ -130,22 +136,33 @@ def test_pages_explain_a_model_without_conv_layers():
 
 
 def _choose(page, label: str, option: str) -> None:
-    page.get_by_label(label).first.click()
+    page.get_by_label(label, exact=True).first.click()
     page.get_by_role("option", name=option).first.click()
 
 
-def test_browser_network_diagram_and_yale_feature(workspace):
-    """Real Chromium: the network diagram draws one circle per filter, and a Yale face gets its feature box.
+def _shows(page, label: str, value: str) -> None:
+    """Wait until the selectbox labelled ``label`` shows ``value`` (what the person sees, not the server's state)."""
+    page.wait_for_function("""([l, v]) => [...document.querySelectorAll('[data-testid=stSelectbox]')]
+        .some(e => e.innerText.trim() === l && e.querySelector('input')?.value === v)""", arg=[label, value],
+                           timeout=180_000)
 
-    (A click on a map opening it in the browser is checked through AppTest in this file; in Chromium it did not
-    register in our runs, an open defect of issue 13.)"""
+
+def test_browser_network_diagram_and_yale_feature(workspace):
+    """Real Chromium: a class picker follows a switch from Fashion-MNIST to digits; the network diagram draws every
+    map and unit, and a click on a map opens it in the per-filter browser; a Yale face gets its feature box."""
     from app_server import browser_page, running_app, screenshot, wait_rendered
 
     with running_app(workspace) as url, browser_page() as page:
         page.goto(url)
-        wait_rendered(page, "Dataset")
+        wait_rendered(page, "trained on fashion-mnist")  # the app opens on Fashion-MNIST when it is there
+        page.get_by_role("link", name="Prediction gradients").click()
+        wait_rendered(page, "Per-filter browser")
+        _choose(page, "Class", "3: Dress")
+        _shows(page, "Class", "3: Dress")
+        wait_rendered(page, "Per-filter browser")
         _choose(page, "Dataset", "digits")
         wait_rendered(page, "trained on digits")
+        _shows(page, "Class", "0: 0")  # digits' first class, not Fashion's "3: Dress"
         page.get_by_role("link", name="Prediction gradients").click()
         wait_rendered(page, "Per-filter browser")
         page.wait_for_timeout(1500)
@@ -153,6 +170,19 @@ def test_browser_network_diagram_and_yale_feature(workspace):
         assert diagram.locator("path.point").count() >= 1 + 32 + 64 + 128 + 10  # every map and unit is a node
         assert diagram.locator(".layer-above image").count() == 1 + 32 + 64  # the input and every feature map
         assert screenshot(page, "gradients").stat().st_size > 10_000
+        # a click on conv2's map #5 opens it in the per-filter browser. The axes are square (scaleanchor) and
+        # shrunk inside the plot area (constrain='domain'): a point's pixel is its axis' _offset + l2p, not the
+        # plot margin + l2p (which lands two maps higher, on #3, and opened #3)
+        x, y = diagram.evaluate("""gd => {
+            const t = gd._fullData.find(d => d.name === 'conv2'), L = gd._fullLayout, r = gd.getBoundingClientRect();
+            return [r.left + L.xaxis._offset + L.xaxis.l2p(t.x[5]), r.top + L.yaxis._offset + L.yaxis.l2p(t.y[5])];
+        }""")
+        page.mouse.click(x, y)
+        _shows(page, "Layer", "conv2")
+        page.wait_for_function("() => document.querySelector('input[aria-label=\"Filter (0–63)\"]')?.value === '5'",
+                               timeout=180_000)
+        wait_rendered(page, "conv2: filter outputs")
+        wait_rendered(page, "conv2 #5 PG on the input")
         _choose(page, "Dataset", "yale-faces")
         wait_rendered(page, "trained on yale-faces")
         page.get_by_role("link", name="Looks like").click()

@@ -80,3 +80,18 @@ def test_presenter_and_participants():
 def test_unknown_code_gets_a_message():
     at = _participant("ZZZ9")
     assert not at.exception and "no quiz ZZZ9" in at.error[0].value
+
+
+def test_the_server_hides_deploy_and_the_menu(monkeypatch):
+    """The config the app is served with (``./vizcore.sh app`` and the browser tests start it in the repository
+    root) hides Streamlit's Deploy button and main menu from everybody, a quiz participant included."""
+    from streamlit import config
+
+    monkeypatch.chdir(Path(APP).parent)
+    config.get_config_options(force_reparse=True)
+    try:
+        assert config.get_option("client.toolbarMode") == "minimal"
+        assert config.get_option("client.showErrorDetails") in (False, "none")
+    finally:
+        monkeypatch.undo()
+        config.get_config_options(force_reparse=True)

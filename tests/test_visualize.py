@@ -251,6 +251,40 @@ def test_cli_writes_the_npz_and_a_summary(digits_linear, digits, tmp_path, capsy
                              "--out", str(out)]) == 2
 
 
+
+def test_cli_preset_is_the_pages_default_and_explicit_options_win(digits_linear, digits, tmp_path, capsys):
+    """``visualize --preset``: the page's presets by the same names, the page's default (recognizable, 10 distinct
+    samples per class) when none is given, the seeds' method one flag away; options given explicitly override."""
+    from dataclasses import replace
+
+    from vizcore.cli import build_parser, main
+    from vizcore.cli.visualize_cmd import config_from_args
+    from vizcore.explain.visualize import DEFAULT_PRESET, PRESET_PER_CLASS, PRESETS, preset
+    from vizcore.zoo import ModelCard, save_model
+
+    parse = build_parser().parse_args
+    base = ["visualize", "--model", "user:tiny-linear", "--out", str(tmp_path / "v.npz")]
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["visualize"]
+    assert next(a for a in sub._actions if a.dest == "preset").choices == PRESETS and DEFAULT_PRESET == "recognizable"
+    assert config_from_args(parse(base), SHAPE) == preset("recognizable", SHAPE)
+    assert config_from_args(parse(base + ["--preset", "seed"]), SHAPE) == VisualizeConfig()
+    assert config_from_args(parse(base + ["--steps", "7", "--threshold", "0.9"]), SHAPE) == replace(
+        preset("recognizable", SHAPE), steps=7, threshold=0.9)
+    assert config_from_args(parse(base + ["--preset", "seed", "--no-threshold"]), SHAPE).threshold is None
+
+    save_model(digits_linear, ModelCard(name="tiny-linear", dataset="digits", arch="linear", input_shape=list(SHAPE),
+                                        class_names=list(digits.class_names)))
+    assert main(base + ["--classes", "0", "1", "--steps", "3", "--json"]) == 0
+    report, vis = json.loads(capsys.readouterr().out), Visualizations.from_npz(tmp_path / "v.npz")
+    assert report["preset"] == "recognizable" and report["n"] == 2 * PRESET_PER_CLASS["recognizable"] == 20
+    assert vis.config == replace(preset("recognizable", SHAPE), steps=3)
+    assert len({tuple(x.flatten().tolist()) for x in vis.images[vis.labels == 0]}) == 10  # distinct samples
+    assert main(base + ["--preset", "seed", "--classes", "4", "--steps", "3", "--json"]) == 0
+    report, vis = json.loads(capsys.readouterr().out), Visualizations.from_npz(tmp_path / "v.npz")
+    assert report["preset"] == "seed" and report["n"] == 1 and vis.config == replace(VisualizeConfig(), steps=3)
+    assert main(base + ["--pixel", "clamp"]) == 2  # the preset's fft image needs the sigmoid: a one-line error
+    assert "error: the fft parameterization" in capsys.readouterr().err
+
 def test_recognizable_preset_gives_distinct_samples_in_a_visible_range(digits_cnn, digits):
     """The page's default: every sample of a class differs from the others, pixels span a visible range,
     and the teacher puts (nearly) every picture in its class."""

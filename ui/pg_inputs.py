@@ -5,12 +5,15 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
+from ui import state
 from vizcore.data import Dataset
 
 
 def pick_class(ds: Dataset, key: str, label: str = "Class", default: int = 0, container=st) -> int:
-    """A class selectbox showing names; returns the class index."""
-    return container.selectbox(label, range(ds.num_classes), index=min(default, ds.num_classes - 1), key=key,
+    """A class selectbox showing names; returns the class index (``default`` again after a switch of dataset)."""
+    default = min(default, ds.num_classes - 1)
+    reset = state.new_classes(key, ds.class_names, default)
+    return container.selectbox(label, range(ds.num_classes), index=0 if reset else default, key=key,
                                format_func=lambda c: f"{c}: {ds.class_names[c]}")
 
 

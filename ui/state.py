@@ -127,3 +127,18 @@ def require_images(ds, what: str) -> None:
         st.info(f"{what}; this model reads rows of a table. Prediction gradients of its dense units are on "
                 "*Prediction gradients*, unit knockouts on *Knockout*.")
         st.stop()
+
+
+def new_classes(key: str, names, value) -> bool:
+    """Call before drawing widget ``key`` whose options are the classes ``names``: when they are not the classes it
+    was last drawn with (the user switched model or dataset), set it to ``value`` and return True.
+
+    A keyed widget keeps its identity when only its options change, so the browser would go on showing the old
+    dataset's label (and the page would use its index); a value set here is sent to the browser. When this returns
+    True the caller passes no default of its own to the widget (Streamlit warns about both in one run)."""
+    seen, names = st.session_state.get(f"_classes_{key}"), list(names)
+    st.session_state[f"_classes_{key}"] = names
+    if seen is None or seen == names or key not in st.session_state:
+        return False
+    st.session_state[key] = value
+    return True

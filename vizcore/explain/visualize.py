@@ -107,6 +107,8 @@ class VisualizeConfig(Config):
 
 
 PRESETS = ("recognizable", "seed")
+DEFAULT_PRESET = "recognizable"  # where the Visualize page and ``python -m vizcore visualize`` start
+PRESET_PER_CLASS = {"recognizable": 10, "seed": 1}  # distinct samples to look at; the seeds' one picture per class
 PRESET_LABELS = {"recognizable": "Recognizable (image priors)",
                  "seed": "What the seeds did (blank start, pixel ascent, T = 0.99)"}
 
