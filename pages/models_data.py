@@ -20,6 +20,21 @@ def one_line(e: BaseException) -> str:
     return text[:400] + ("…" if len(text) > 400 else "")
 
 
+def import_upload(f, name: str, what: str, add):
+    """``add(bytes, name)`` on an uploaded file; a one-line error (never a traceback) and None when it fails."""
+    if f is None or not name.strip():
+        st.error(f"Choose a file and give the {what} a name.")
+        return None
+    try:
+        with st.spinner(f"Checking the {what}…"):
+            return add(f.getvalue(), name.strip())
+    except EXPECTED as err:
+        st.error(one_line(err))
+    except Exception as err:  # an upload is untrusted input: never a traceback, whatever it is
+        st.error(f"could not use this file ({type(err).__name__}: {one_line(err)})")
+    return None
+
+
 ds, entry, _ = state.current()
 st.title("Models & data")
 state.show_flash()
@@ -86,21 +101,11 @@ with model_tab:
             up_name = st.text_input("Name", key="up_model_name", placeholder="my-model")
             up_replace = st.checkbox("Replace a model of mine with the same name", key="up_model_overwrite")
             ok = st.form_submit_button("Add model", type="primary")
-        if ok:
-            if f is None or not up_name.strip():
-                st.error("Choose a file and give the model a name.")
-            else:
-                try:
-                    with st.spinner("Checking the model…"):
-                        e = zoo.import_model(f.getvalue(), up_name.strip(), ds,
-                                             None if kind == "TorchScript model" else up_arch, overwrite=up_replace)
-                except EXPECTED as err:
-                    st.error(one_line(err))
-                except Exception as err:  # an upload is untrusted input: never a traceback, whatever it is
-                    st.error(f"could not use this file ({type(err).__name__}: {one_line(err)})")
-                else:
-                    state.flash(f"Added `{e.id}` (test accuracy {e.card.metrics['accuracy']:.2%} on {ds.name}); "
-                                "it is now selected in the sidebar.", model=e.id)
+        e = ok and import_upload(f, up_name, "model", lambda raw, name: zoo.import_model(
+            raw, name, ds, None if kind == "TorchScript model" else up_arch, overwrite=up_replace))
+        if e:
+            state.flash(f"Added `{e.id}` (test accuracy {e.card.metrics['accuracy']:.2%} on {ds.name}); "
+                        "it is now selected in the sidebar.", model=e.id)
 
 with data_tab:
     st.write("An `.npz` with only `x` (images: N×H×W, N×H×W×C or N×C×H×W with 1 or 3 channels; uint8 or finite "
@@ -111,22 +116,15 @@ with data_tab:
         dn = st.text_input("Name", key="up_data_name", placeholder="my-data")
         dn_replace = st.checkbox("Replace a dataset with the same name", key="up_data_overwrite")
         ok = st.form_submit_button("Add dataset", type="primary")
-    if ok:
-        if f is None or not dn.strip():
-            st.error("Choose a file and give the dataset a name.")
-        else:
-            try:
-                path, new = data.import_npz(f.getvalue(), dn.strip(), overwrite=dn_replace)
-            except EXPECTED as err:
-                st.error(one_line(err))
-            except Exception as err:  # an upload is untrusted input: never a traceback, whatever it is
-                st.error(f"could not use this file ({type(err).__name__}: {one_line(err)})")
-            else:
-                state.available_datasets.clear()
-                state.get_dataset.clear()
-                state.flash(f"Added {dn.strip()}: {len(new.train_x)} train / {len(new.test_x)} test images of shape "
-                            f"{list(new.input_shape)}, {new.num_classes} classes; it is now selected in the sidebar.",
-                            dataset=f"npz:{path}")
+    added = ok and import_upload(f, dn, "dataset",
+                                 lambda raw, name: data.import_npz(raw, name, overwrite=dn_replace))
+    if added:
+        path, new = added
+        state.available_datasets.clear()
+        state.get_dataset.clear()
+        state.flash(f"Added {dn.strip()}: {len(new.train_x)} train / {len(new.test_x)} test images of shape "
+                    f"{list(new.input_shape)}, {new.num_classes} classes; it is now selected in the sidebar.",
+                    dataset=f"npz:{path}")
 
 with mine_tab:
     mine = [e for e in zoo.list_models() if e.id.startswith("user:")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from conftest import assert_untouched, weights_snapshot
@@ -159,3 +161,21 @@ def test_the_default_is_the_online_method_with_its_measured_settings(digits, dig
     assert rep["synthesis"]["online"] and rep["synthesis"]["n"] == 64  # the bank: 4 generator steps x 16 images
     assert (engine["generator"], engine["generator_blank"], engine["student_per_generator"], engine["loss"],
             engine["lr"], engine["one_hot"] > 0, engine["balance"] > 0) == (True, True, 2, "kl", 3e-3, True, True)
+
+
+def test_online_selection_keeps_the_checkpoint_that_agrees_on_every_stage(digits, digits_cnn):
+    from vizcore.distill.engine import _best_stage
+
+    teacher = frozen_copy(digits_cnn)
+    twin = {k: v.clone() for k, v in digits_cnn.state_dict().items()}  # agrees everywhere
+    torch.manual_seed(3)
+    stranger = {k: torch.randn_like(v) for k, v in twin.items()}
+    images = [torch.rand(40, *digits.input_shape), digits.test_x[:40]]
+    stages = {"images": images, "students": [(10, twin), (20, stranger)]}
+    score, weights, step = _best_stage(copy.deepcopy(digits_cnn), teacher, stages)
+    assert (score, step) == (1.0, 10) and weights is stages["students"][0][1]  # not the last one
+
+    student = build_model("cnn_s", digits.input_shape, 10, seed=0)
+    res = distill(teacher, student, EngineConfig(steps=40, batch_size=32, generator=True, checkpoints=4),
+                  input_shape=digits.input_shape, num_classes=10)
+    assert res.selection["holdout"] == 4 * 32 and res.selection["step"] in [s for s, _ in res.history]
