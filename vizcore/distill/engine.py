@@ -238,8 +238,9 @@ class EngineResult:
 
 def _best_stage(student: nn.Module, teacher: nn.Module, stages: dict) -> tuple[float, dict, int]:
     """(agreement, weights, step) of the checkpoint that agrees most with the teacher on the generator's images of
-    every checkpoint: an adversarial generator wins against the student near the end of a run, so its last
-    batch alone does not say which student is best (a Fashion-MNIST ``cnn_s`` kept at its last step: 38 %)."""
+    every checkpoint: an adversarial generator wins against the student near the end of a run (agreement on
+    its last batch falls to a few per cent while real accuracy still rises), so that batch alone cannot rank
+    the students."""
     x = torch.cat(stages["images"])
     labels = predict_logits(teacher, x).argmax(1)
     best = (-1.0, None, 0)
