@@ -109,6 +109,7 @@ def main() -> None:
     p.add_argument("--only", default="defaults,methods,presets",
                    help="comma-separated: defaults, methods, presets (issue 15); digits, linear, subset, cnn (issue 6)")
     p.add_argument("--default-datasets", default="digits,fashion-mnist", help="datasets of the defaults runs")
+    p.add_argument("--default-students", default="cnn,cnn_s", help="students of the Fashion-MNIST defaults runs")
     p.add_argument("--table-n", type=int, default=10_000, help="images of the methods table")
     p.add_argument("--table-teacher", default="zoo:fashion-mnist-cnn")
     p.add_argument("--table-steps", type=int, default=None, help="engine steps of the methods table (default: the default budget)")
@@ -130,7 +131,7 @@ def main() -> None:
             out["default_digits_cnn_to_cnn"] = defaults("zoo:digits-cnn", digits, "cnn", DEFAULT_N)
             print(json.dumps(out["default_digits_cnn_to_cnn"]), file=sys.stderr, flush=True)
         fashion_ = load_dataset("fashion-mnist")
-        for arch in ("cnn", "cnn_s") if "fashion-mnist" in a.default_datasets else ():
+        for arch in a.default_students.split(",") if "fashion-mnist" in a.default_datasets else ():
             out[f"default_fashion_cnn_to_{arch}"] = defaults("zoo:fashion-mnist-cnn", fashion_, arch, a.n)
             print(json.dumps(out[f"default_fashion_cnn_to_{arch}"]), file=sys.stderr, flush=True)
     if "methods" in only:
