@@ -104,10 +104,10 @@ with new_tab:
                                                    "svm and rf are scikit-learn models (hard labels)")
     labels = s2.radio("Labels", ["soft", "hard"], horizontal=True, key="sl_labels",
                       help="soft: the teacher's softmax (KL); hard: its argmax")
-    use_engine = st.toggle("Engine: the teacher's logits on every batch (augmented, relabelled; the default)", True,
-                           key="sl_engine", disabled=is_online(method),
-                           help="off: students learn the stored labels for a number of epochs, as the seeds do")
-    use_engine = use_engine or is_online(method)
+    # an online method makes its images inside the engine: there is nothing to switch off
+    use_engine = is_online(method) or st.toggle(
+        "Engine: the teacher's logits on every batch (augmented, relabelled; the default)", True, key="sl_engine",
+        help="off: students learn the stored labels for a number of epochs, as the seeds do")
     if use_engine:
         steps = int(s3.number_input("Budget: engine steps per student", 10, 100_000, DEFAULT_ENGINE.steps, step=500,
                                     key="sl_budget"))

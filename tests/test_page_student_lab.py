@@ -73,7 +73,7 @@ def test_page_and_cli_share_one_default(teacher_id):
     cli = build_parser().parse_args(["distill", "--teacher", teacher_id])
     assert at.selectbox(key="sl_method").value == cli.method == DEFAULT_METHOD
     assert at.number_input(key="sl_n").value == cli.n == DEFAULT_N
-    assert at.toggle(key="sl_engine").value and not cli.no_engine
+    assert "sl_engine" not in [t.key for t in at.toggle] and not cli.no_engine  # online: always the engine
     assert at.number_input(key="sl_budget").value == DEFAULT_ENGINE.steps and cli.budget is None  # None: the default
     assert distill_cmd._engine(cli) == DEFAULT_ENGINE  # the budget and every engine setting
 
