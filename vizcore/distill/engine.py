@@ -46,9 +46,10 @@ class EngineConfig:
 
     ``generator``: also train a generator online (DFAD / DAFL); ``student_per_generator`` student steps follow
     each generator step (DFAD uses 5); ``generator_blank``: the generator starts from near-black images
-    (:class:`~vizcore.distill.generators.Generator`'s ``blank``; DFAD's own generator does not). ``adversarial`` / ``one_hot`` / ``balance`` weight the generator's
-    losses: student-teacher discrepancy (DFAD), cross-entropy to the teacher's own argmax and the negative
-    entropy of the batch's mean prediction (DAFL's L_oh and L_ie). ``bank``: the memory bank keeps this many
+    (:class:`~vizcore.distill.generators.Generator`'s ``blank``; DFAD's own generator does not).
+    ``adversarial`` / ``one_hot`` / ``balance`` weight the generator's losses: student-teacher discrepancy
+    (DFAD), cross-entropy to the teacher's own argmax and the negative entropy of the batch's mean prediction
+    (DAFL's L_oh and L_ie). ``bank``: the memory bank keeps this many
     generated images (0: none); ``replay`` is the share of each batch drawn from the bank or fixed set.
     ``shift``: random translation in pixels (None: one pixel per 14 of the image's height, 2 for 28 x 28,
     none for 8 x 8 digits); ``brightness``: scale each image by a random factor up to
@@ -390,10 +391,10 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
             student.train()
             history.append((step, score))
             stats["discrepancy"].append(round(float(loss.detach()), 4))
-            if holdout is None and G is not None:
+            if holdout is None and G is not None:  # ranked at the end, on every stage's images (_best_stage)
                 stages["images"].append(hold_x)
                 stages["students"].append((step, copy.deepcopy(student.state_dict())))
-            if holdout is None or score >= best[0]:  # a fixed set without a hold-out: the scores are not comparable
+            elif holdout is None or score >= best[0]:  # a fixed set without a hold-out: the scores are not comparable
                 best = (score, copy.deepcopy(student.state_dict()), step)
             if save_to is not None and main:
                 _save(save_to, step, student, opt_s, sched, G, opt_g, sched_g, bank, history, best, stats, stages)
