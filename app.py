@@ -6,7 +6,10 @@ A quiz participant (``/?quiz=CODE``) gets the quiz alone.
 
 import streamlit as st
 
-from ui import state
+from ui import warmup
+
+warmup.wait()  # a served app's warm-up imports what the pages import; the pages wait until it is done
+from ui import state  # noqa: E402
 
 st.set_page_config(page_title="vizcore", page_icon=":material/biotech:", layout="wide")
 

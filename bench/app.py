@@ -31,16 +31,22 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def start_to_render(home: Path) -> dict:
-    t0 = time.perf_counter()
-    with running_app(home) as url, browser_page() as page:
-        up = time.perf_counter() - t0
-        page.goto(url)
-        wait_rendered(page, "Test accuracy", 600_000)
-        page.wait_for_selector("[data-testid=stPlotlyChart]", timeout=600_000)
-        rendered = time.perf_counter() - t0
-        pid = int(next(p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_server(p, home)).name)
-        return {"server_up_s": round(up, 2), "first_page_rendered_s": round(rendered, 2),
-                "server_peak_rss_mib": round(peak_rss_mib(pid), 1)}
+    """Seconds from starting the server to the Overview drawn in a browser that is already open (as a user's is)."""
+    with browser_page() as page:
+        page.goto("about:blank")
+        t0 = time.perf_counter()
+        with running_app(home) as url:
+            up = time.perf_counter() - t0
+            page.goto(url)
+            page.get_by_text("Test accuracy").first.wait_for(timeout=600_000)
+            page.wait_for_selector("[data-testid=stPlotlyChart]", timeout=600_000)
+            drawn = time.perf_counter() - t0  # what a person sees: the accuracy and the charts
+            wait_rendered(page, "Test accuracy", 600_000)
+            rendered = time.perf_counter() - t0  # the page's script has ended (every element drawn)
+            pid = int(next(p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_server(p, home)).name)
+            return {"server_up_s": round(up, 2), "first_page_drawn_s": round(drawn, 2),
+                    "first_page_rendered_s": round(rendered, 2),
+                    "server_peak_rss_mib": round(peak_rss_mib(pid), 1)}
 
 
 def _is_server(proc: Path, home: Path) -> bool:

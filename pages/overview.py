@@ -1,6 +1,5 @@
 """Overview: the chosen model's card, layers and how well it does on the chosen dataset's test split."""
 
-import pandas as pd
 import streamlit as st
 
 from ui import state
@@ -37,10 +36,9 @@ n_show = st.slider("How many", 10, 60, 20, step=10, key="overview_n")
 pred, names = report["pred"], ds.class_names
 idx = [i for i in range(report["n"]) if not only_wrong or pred[i] != int(ds.test_y[i])][:n_show]
 if idx and ds.is_tabular:  # a table: its rows, in standard deviations from the training mean
-    rows = pd.DataFrame(ds.test_x[idx].numpy().round(2), columns=ds.feature_names)
-    rows.insert(0, "predicted", [names[pred[i]] for i in idx])
-    rows.insert(0, "true", [names[int(ds.test_y[i])] for i in idx])
-    st.dataframe(rows, hide_index=True)
+    values = ds.test_x[idx].numpy().round(2).tolist()
+    st.dataframe([{"true": names[int(ds.test_y[i])], "predicted": names[pred[i]], **dict(zip(ds.feature_names, v))}
+                  for i, v in zip(idx, values)], hide_index=True)
     st.caption("Features are standardized with the training split's mean and standard deviation, which the model "
                "card keeps, so raw rows can be prepared the same way (`vizcore.zoo.prepare_rows`).")
 elif idx:
@@ -53,7 +51,7 @@ else:
     st.success("No misclassified test images.")
 
 with st.expander("Layers", expanded=False):
-    st.dataframe(pd.DataFrame(layer_table(model, ds.input_shape)), hide_index=True)
+    st.dataframe(layer_table(model, ds.input_shape), hide_index=True)  # last: st.dataframe's pandas import waits
 with st.expander("Model card", expanded=False):
     st.write(f"**{card.name}** · {card.arch} · trained on {card.dataset} · seed {card.seed} · "
              f"{card.train_seconds or '?'} s of training")

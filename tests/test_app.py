@@ -154,3 +154,26 @@ def test_an_existing_model_is_replaced_only_with_the_box_ticked(monkeypatch, dig
     at.checkbox(key="up_model_overwrite").check()
     add()
     assert not at.error and any("Added `user:twice`" in s.value for s in at.success)
+
+
+def test_the_warm_up_loads_what_a_new_session_opens_with(monkeypatch):
+    """ui.serve's warm-up (state.preload) loads the sidebar's default dataset and model into the shared caches: the
+    first page then loads neither again."""
+    from ui import state
+
+    state.get_dataset.clear()
+    state.get_model.clear()
+    loads = {"dataset": [], "model": []}
+    real_dataset, real_model = state.data.load_dataset, state.zoo.load_model
+
+    def load_dataset(name, **kw):
+        loads["dataset"] += [] if kw else [name]  # decoding into the cache calls it again with cache=False
+        return real_dataset(name, **kw)
+
+    monkeypatch.setattr(state.data, "load_dataset", load_dataset)
+    monkeypatch.setattr(state.zoo, "load_model", lambda mid: loads["model"].append(mid) or real_model(mid))
+    state.preload()
+    assert len(loads["dataset"]) == 1 and len(loads["model"]) == 1
+    at = _app()
+    values = {s.label: s.value for s in at.sidebar.selectbox}
+    assert loads == {"dataset": [values["Dataset"]], "model": [values["Model"]]}  # the page loaded nothing new

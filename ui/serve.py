@@ -1,30 +1,21 @@
-"""``python -m ui.serve [streamlit options]``: start the app (``streamlit run app.py``) while PyTorch and vizcore
-import in a background thread, so the first page does not wait for them after the server is up.
-
-The server and the browser's first load take seconds that the imports (the largest cost of the first page)
-now overlap with; ``./vizcore.sh app`` starts the app this way.
+"""``python -m ui.serve [streamlit options]``: start the app (``streamlit run app.py``) as ``./vizcore.sh app``
+does: with the file watcher off (nobody edits a served app's code) and the warm-up of :mod:`ui.warmup`, which
+imports PyTorch and vizcore and loads the default dataset and model while the browser loads the app.
 """
 
 import sys
-import threading
 
-
-def _warm() -> None:
-    import torch  # noqa: F401  (the import itself is the point)
-
-    import ui.state  # noqa: F401
-    import vizcore.metrics  # noqa: F401
-    import vizcore.plots.common  # noqa: F401
-
+from ui import warmup
 
 if __name__ == "__main__":
-    threading.Thread(target=_warm, name="vizcore-warm-imports", daemon=True).start()
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web.cli import main
+
+    warmup.start()  # after streamlit's own import, which it would otherwise see half done
 
     # app.py navigates with st.navigation. Without this, the first request of a fresh server for a page's own URL
     # (say /models_data) would run that page the legacy way because a pages/ folder exists: without app.py's sidebar.
     PagesManager.uses_pages_directory = False
 
-    sys.argv = ["streamlit", "run", "app.py", *sys.argv[1:]]
+    sys.argv = ["streamlit", "run", "app.py", "--server.fileWatcherType", "none", *sys.argv[1:]]
     sys.exit(main())

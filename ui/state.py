@@ -49,6 +49,28 @@ def label(name: str) -> str:
     return name.split("/")[-1].removesuffix(".npz") + " (uploaded)" if name.startswith("npz:") else name
 
 
+def default_dataset(choices: list[str]) -> str:
+    return next((c for c in PREFERRED if c in choices), choices[0])
+
+
+def fitting_models(ds: Dataset) -> list[zoo.ModelEntry]:
+    """The models that fit ``ds``: those trained on it first."""
+    entries = [e for e in zoo.list_models() if zoo.fits(e, ds)]
+    return [e for e in entries if e.card.dataset == ds.name] + [e for e in entries if e.card.dataset != ds.name]
+
+
+def default_model(entries: list[zoo.ModelEntry]) -> zoo.ModelEntry:
+    return next((e for e in entries if e.card.arch == "cnn"), entries[0])
+
+
+def preload() -> None:
+    """Load the dataset and model that a new session opens with into the caches every session shares, so the first
+    page does not wait for them (``ui.serve`` calls this while the server starts)."""
+    ds = get_dataset(default_dataset(dataset_choices()))
+    if entries := fitting_models(ds):
+        get_model(*model_key(default_model(entries)))
+
+
 def sidebar() -> tuple[Dataset | None, zoo.ModelEntry | None]:
     """Draw the dataset and model pickers; return the current choice (models filtered to what fits)."""
     for key, value in st.session_state.pop("_select", {}).items():
@@ -56,23 +78,21 @@ def sidebar() -> tuple[Dataset | None, zoo.ModelEntry | None]:
             st.session_state[key] = value
     choices = dataset_choices()
     if st.session_state.get(DATASET_KEY) not in choices:
-        st.session_state[DATASET_KEY] = next((c for c in PREFERRED if c in choices), choices[0])
+        st.session_state[DATASET_KEY] = default_dataset(choices)
     name = st.sidebar.selectbox("Dataset", choices, key=DATASET_KEY, format_func=label)
     try:
         ds = get_dataset(name)
     except data.DatasetError as e:
         st.sidebar.error(str(e))
         return None, None
-    entries = [e for e in zoo.list_models() if zoo.fits(e, ds)]
-    same = [e for e in entries if e.card.dataset == ds.name] + [e for e in entries if e.card.dataset != ds.name]
+    same = fitting_models(ds)
     if not same:
         st.sidebar.warning(f"No model fits {ds.name} (input {list(ds.input_shape)}, {ds.num_classes} classes). "
                            "Train or upload one on *Models & data*.")
         return ds, None
     ids = [e.id for e in same]
     if st.session_state.get(MODEL_KEY) not in ids:
-        preferred = [e.id for e in same if e.card.arch == "cnn"] or ids
-        st.session_state[MODEL_KEY] = preferred[0]
+        st.session_state[MODEL_KEY] = default_model(same).id
     by_id = {e.id: e for e in same}
     mid = st.sidebar.selectbox("Model", ids, key=MODEL_KEY,
                                format_func=lambda i: f"{i}  ·  {by_id[i].card.metrics.get('accuracy', 0):.1%}")

@@ -1,0 +1,47 @@
+"""Warm-up of a served app: once the server answers, import PyTorch, pandas and vizcore and load the default
+dataset and model in a background thread, so the first page finds them ready instead of waiting for them. pandas
+(st.dataframe's import, about 2 s) is left to the page that needs it: the first page draws its figures before it.
+
+The imports wait for the server: both hold Python's GIL, so importing while the server starts would only delay
+the moment the browser can fetch the app's static files (which it does in its own process meanwhile). A page
+waits for the warm-up to end (:func:`wait`) before it imports anything itself: two threads importing the same
+modules at once can see each other's half-initialized modules (plotly, for one, uses pandas as soon as it is in
+``sys.modules``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+_done = threading.Event()
+_done.set()  # nothing to wait for unless start() is called (tests, ``streamlit run app.py``)
+
+
+def start() -> None:
+    _done.clear()
+    threading.Thread(target=_warm, name="vizcore-warm-up", daemon=True).start()
+
+
+def wait() -> None:
+    _done.wait()
+
+
+def _warm() -> None:
+    try:
+        from streamlit.runtime import Runtime
+
+        while not (Runtime.exists() and Runtime.instance().state.name.endswith("CONNECTED")):  # the server is up
+            time.sleep(0.05)
+        import vizcore.metrics  # noqa: F401
+        import vizcore.plots.common  # noqa: F401
+        from ui import state
+
+        # cached functions called outside a page log that they have no page to draw their spinner on
+        logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
+        state.preload()
+    except Exception:  # noqa: BLE001  (the page meets the same error and shows the user its message)
+        pass
+    finally:
+        _done.set()
