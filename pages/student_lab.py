@@ -19,6 +19,7 @@ from vizcore.distill.methods import (
     estimate_seconds,
     is_online,
 )
+from vizcore.distill.seed_tables import SEED000_ARCH, SEED_PRESETS, preset_config, seed_rows
 from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
 from vizcore.distill.synthesis import METHOD_LABELS, SynthesisConfig
 from vizcore.plots.common import confusion_heatmap
@@ -192,6 +193,24 @@ with new_tab:
 
         job_panel(presets.JOB_KIND, show_subset, limit=1)
 
+    with st.expander("Seed 000's tables on this teacher: Tables 1, 2, 6 and 7 with the paper's settings"):
+        table = st.selectbox("Table", list(SEED_PRESETS), format_func=lambda k: SEED_PRESETS[k].title,
+                             key="sl_seed_table")
+        p = SEED_PRESETS[table]
+        n_seed = int(st.number_input(f"Synthetic images (the seed: {p.seed_figures.get('size', max(p.sizes or [p.n])):,}; "
+                                     "fewer run faster)", 100, 200_000, p.n, step=1000, key="sl_seed_n"))
+        seed_cfg = preset_config(table, entry.id, ds.name, entry.card.arch, n=n_seed)
+        st.caption(f"{seed_cfg.synthesis.method}, T {seed_cfg.synthesis.threshold}"
+                   + (f"–{seed_cfg.synthesis.threshold_max}" if seed_cfg.synthesis.threshold_max else "")
+                   + f", {p.labels} labels, students "
+                   + ", ".join(f"{s.arch} ({SEED000_ARCH.get(s.arch, s.arch)})" for s in seed_cfg.students)
+                   + (f", sizes {', '.join(map(str, seed_cfg.sizes))} beside real subsets" if seed_cfg.sizes else
+                      ", each beside the same student on real images")
+                   + ". The result is a run on *Runs and comparison*, next to the seed's MNIST figures.")
+        if st.button(f"Start {table}", key="sl_seed_start", disabled=bool(active), help="one run at a time" if active else None):
+            protocol.start_run(seed_cfg)
+            st.rerun()
+
 
 with runs_tab:
     rows = protocol.list_runs()
@@ -233,6 +252,10 @@ with runs_tab:
         st.plotly_chart(agreement_curves(rep["live"]), key="sl_live_done")
     if rep["sweep"]:
         st.plotly_chart(accuracy_vs_size(rep["sweep"], rep["teacher"]["accuracy"]), key="sl_sweep")
+    if (table := rep["config"].get("preset")) in SEED_PRESETS:
+        st.markdown(f"**{SEED_PRESETS[table].title}**: this run (teacher {rep['teacher']['accuracy']:.2%}) beside "
+                    f"the seed's MNIST figures (teacher {SEED_PRESETS[table].seed_figures['teacher']} %), in %")
+        st.dataframe(seed_rows(table, rep), hide_index=True, key="sl_seed_rows")
     d1, d2, d3 = st.columns(3)
     d1.download_button("Per-class table (CSV)", protocol.report_csv(rep), f"{rid}.csv", "text/csv", key="sl_csv")
     d2.download_button("Report (JSON)", json.dumps(rep, indent=1), f"{rid}.json", "application/json", key="sl_json")

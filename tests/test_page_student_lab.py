@@ -151,3 +151,28 @@ def test_preset_d_runs_from_the_page(teacher_id, monkeypatch):
     tables = [d.value for d in at.dataframe]
     assert any(list(t.get("task", [])) == ["5 vs 6"] for t in tables)
     assert any(list(t.get("training set", [])) == ["10-class visualizations"] and "f1" not in t for t in tables)
+
+
+def test_a_seed_table_runs_from_the_page_and_shows_the_seeds_figures(teacher_id, monkeypatch):
+    from dataclasses import replace
+
+    from vizcore.distill import seed_tables
+
+    p = seed_tables.SEED_PRESETS["table2"]  # the paper's settings, with fewer ascent steps and epochs for the test
+    monkeypatch.setitem(seed_tables.SEED_PRESETS, "table2",
+                        replace(p, synthesis=replace(p.synthesis, max_steps=3, pre_steps=0), epochs=2))
+    at = open_page(teacher_id)
+    at.selectbox(key="sl_seed_table").set_value("table2").run()
+    at.number_input(key="sl_seed_n").set_value(500).run()
+    at.button(key="sl_seed_start").click().run()
+    assert not at.exception
+    job = jobs.list_jobs(protocol.JOB_KIND)[0]
+    assert jobs.wait_job(job.id).state == "done", job.error
+    rep = protocol.load_report(job.id)
+    assert rep["config"]["preset"] == "table2" and rep["config"]["sizes"] == [400, 500]
+    assert rep["config"]["synthesis"]["method"] == "generator-am" and rep["config"]["students"][0]["labels"] == "hard"
+    at.run()
+    rows = next(d.value for d in at.dataframe if "seed: synthetic" in d.value)
+    assert list(rows["images"]) == [400, 500]
+    assert list(rows["seed: synthetic"])[0] == 63.0 and list(rows["seed: real"])[0] == 92.5  # the seed's 400 row
+    assert list(rows["ours: synthetic"]) == [round(100 * s["synthetic"], 2) for s in rep["sweep"]]

@@ -22,6 +22,7 @@ from vizcore.distill.seed_tables import (
     SEED003_FIGURES,
     SEED003_SYNTHESIS,
     SEED_PRESETS,
+    preset_config,
     seed003_student,
 )
 from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
@@ -165,13 +166,9 @@ def preset_configs(args, entry) -> list[protocol.DistillConfig]:
             protocol.DistillConfig(entry.id, ds, replace(SEED003_SYNTHESIS, method="class-averages", visualize=None),
                                    (student,), baseline=False),
         ]
-    preset = SEED_PRESETS[args.table]
-    args = _preset_args(args, preset)
-    if args.table == "table1":  # one synthetic set, the teacher's architecture (CNN_ID) first, then seed 000's others
-        return [protocol.DistillConfig(entry.id, ds, _synthesis(args),
-                                       _students(args, tuple(dict.fromkeys((arch,) + preset.students))))]
-    sizes = tuple(s for s in preset.sizes if s < args.n) + (args.n,)  # each beside a real subset of its size
-    return [protocol.DistillConfig(entry.id, ds, _synthesis(args), _students(args, (arch,)), sizes=sizes)]
+    args = _preset_args(args, SEED_PRESETS[args.table])
+    cfg = preset_config(args.table, entry.id, ds, arch, n=args.n)  # its students and sizes; the options override
+    return [replace(cfg, synthesis=_synthesis(args), students=_students(args, [s.arch for s in cfg.students]))]
 
 
 def cmd_preset(args) -> None:

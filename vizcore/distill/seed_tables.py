@@ -71,3 +71,32 @@ SEED003_FIGURES = {"MNIST linear teacher": 91.76, "student from its 10 visualiza
 
 def seed003_student(arch: str) -> StudentConfig:
     return replace(SEED003_STUDENT, arch=arch)
+
+
+def preset_config(name: str, teacher: str, dataset: str, arch: str, *, n: int | None = None):
+    """The run of seed 000 table ``name`` on ``teacher`` (architecture ``arch``) with the paper's settings; ``n``
+    lowers the number of synthetic images (the sizes above it are dropped)."""
+    from vizcore.distill.protocol import DistillConfig
+
+    p = SEED_PRESETS[name]
+    n = n or p.n
+    students = tuple(StudentConfig(arch=a, labels=p.labels, epochs=p.epochs)
+                     for a in dict.fromkeys((arch,) + p.students))  # the teacher's architecture (CNN_ID) first
+    sizes = tuple(s for s in p.sizes if s < n) + (n,) if p.sizes else ()
+    return DistillConfig(teacher, dataset, replace(p.synthesis, n=n), students, sizes=sizes, preset=name)
+
+
+def seed_rows(name: str, report: dict) -> list[dict]:
+    """A finished preset run's accuracies (%) beside the seed's MNIST figures, one row per student (Table 1) or per
+    size (Tables 2, 6, 7); the seed's teacher was at 99.3 %."""
+    fig = SEED_PRESETS[name].seed_figures["rows"]
+    pct = lambda a: None if a is None else round(100 * a, 2)  # noqa: E731
+    if name == "table1":
+        real = {b["config"]["arch"]: b["accuracy"] for b in report["baselines"]}
+        return [{"student": SEED000_ARCH.get(a, a), "ours: synthetic": pct(s["accuracy"]),
+                 "ours: real": pct(real.get(a)), "seed: visualizations": fig.get(SEED000_ARCH.get(a), [None, None])[1],
+                 "seed: real (BASE)": fig.get(SEED000_ARCH.get(a), [None, None])[0]}
+                for s in report["students"] for a in [s["config"]["arch"]]]
+    return [{"images": r["size"], "ours: synthetic": pct(r["synthetic"]), "ours: real": pct(r["real"]),
+             "seed: synthetic": fig.get(r["size"], [None])[0], "seed: real": (fig.get(r["size"], [None, None]) + [None])[1]}
+            for r in report["sweep"]]
