@@ -207,7 +207,12 @@ with new_tab:
                    + (f", sizes {', '.join(map(str, seed_cfg.sizes))} beside real subsets" if seed_cfg.sizes else
                       ", each beside the same student on real images")
                    + ". The result is a run on *Runs and comparison*, next to the seed's MNIST figures.")
-        if st.button(f"Start {table}", key="sl_seed_start", disabled=bool(active), help="one run at a time" if active else None):
+        t1, t2, t3 = st.columns([1, 1, 3])
+        if t1.button("Estimate time", key="sl_seed_estimate"):
+            st.session_state["sl_seed_estimate_value"] = (seed_cfg, estimate_seconds(seed_cfg, model))
+        if (known := st.session_state.get("sl_seed_estimate_value")) and known[0] == seed_cfg:
+            t3.info(f"Estimated {known[1] / 60:.1f} min on this machine.")
+        if t2.button(f"Start {table}", key="sl_seed_start", disabled=bool(active), help="one run at a time" if active else None):
             protocol.start_run(seed_cfg)
             st.rerun()
 

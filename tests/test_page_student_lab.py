@@ -164,6 +164,8 @@ def test_a_seed_table_runs_from_the_page_and_shows_the_seeds_figures(teacher_id,
     at = open_page(teacher_id)
     at.selectbox(key="sl_seed_table").set_value("table2").run()
     at.number_input(key="sl_seed_n").set_value(500).run()
+    at.button(key="sl_seed_estimate").click().run()
+    assert any("Estimated" in i.value for i in at.info)
     at.button(key="sl_seed_start").click().run()
     assert not at.exception
     job = jobs.list_jobs(protocol.JOB_KIND)[0]
