@@ -77,7 +77,10 @@ def test_loss2_needs_real_data_and_moves_features_away_from_real_ones(digits, di
 
 def test_kegnet_beta_default_follows_the_paper():
     assert SynthesisConfig(method="kegnet").kegnet_beta("digits") == 0.0
-    assert SynthesisConfig(method="kegnet").kegnet_beta("fashion-mnist") == 1.0
+    assert SynthesisConfig(method="kegnet").kegnet_beta("fashion-mnist") == 10.0
+    assert SynthesisConfig(method="kegnet").kegnet_lr("digits") == 1e-3
+    assert SynthesisConfig(method="kegnet").kegnet_lr("npz:mine.npz") == 1e-2  # a user's images: the Fashion setting
+    assert SynthesisConfig(method="kegnet", lr=0.05).kegnet_lr("digits") == 0.05
     assert SynthesisConfig(method="kegnet").noise() == 10
 
 

@@ -62,7 +62,9 @@ def train_kegnet_generators(teacher: nn.Module, config, *, input_shape, num_clas
     torch.manual_seed(config.seed)
     k, steps = config.generators, config.train_steps
     # tables: no diversity term, as KegNet's code for its unstructured sets
-    beta = config.kegnet_beta(dataset) if len(input_shape) == 3 or config.beta is not None else 0.0
+    image = len(input_shape) == 3
+    beta = config.kegnet_beta(dataset) if image or config.beta is not None else 0.0
+    lr = config.kegnet_lr(dataset) if image else config.learning_rate()
     gens = []
     for g in range(k):
         def tick(step, g=g):
@@ -70,8 +72,8 @@ def train_kegnet_generators(teacher: nn.Module, config, *, input_shape, num_clas
                 progress((g * steps + step) / (k * steps), f"KegNet: generator {g + 1}/{k}, step {step}/{steps}")
         gens.append(train_kegnet_generator(
             teacher, input_shape, num_classes, noise_dim=config.noise(), steps=steps, batch_size=config.batch_size,
-            lr=config.learning_rate(), alpha=config.alpha, beta=beta, progress=tick, cancelled=cancelled).eval())
-    return gens, {"generators": k, "beta": beta, "alpha": config.alpha, "noise_dim": config.noise()}
+            lr=lr, alpha=config.alpha, beta=beta, progress=tick, cancelled=cancelled).eval())
+    return gens, {"generators": k, "beta": beta, "lr": lr, "alpha": config.alpha, "noise_dim": config.noise()}
 
 
 def kegnet_images(teacher: nn.Module, config, *, input_shape, num_classes: int, dataset: str = "", real=None,
