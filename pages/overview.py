@@ -51,7 +51,9 @@ else:
     st.success("No misclassified test images.")
 
 with st.expander("Layers", expanded=False):
-    st.dataframe(layer_table(model, ds.input_shape), hide_index=True)  # last: st.dataframe's pandas import waits
+    # a Markdown table: st.dataframe would import pandas (3 s) on the first page, delaying the figures above
+    st.markdown("| layer | type | output shape | parameters |\n| --- | --- | --- | ---: |\n" + "\n".join(
+        f"| {r['name']} | {r['type']} | {r['output_shape']} | {r['parameters']:,} |" for r in layer_table(model, ds.input_shape)))
 with st.expander("Model card", expanded=False):
     st.write(f"**{card.name}** · {card.arch} · trained on {card.dataset} · seed {card.seed} · "
              f"{card.train_seconds or '?'} s of training")

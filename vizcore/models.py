@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from vizcore.core.hooks import capture
 from vizcore.core.layers import model_device
 
 
@@ -169,18 +170,11 @@ def factorized_skeleton(model: nn.Sequential, ranks: dict[str, list[int]]) -> nn
 
 def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> list[dict]:
     """One row per leaf layer: name, type, output shape and parameter count (from one forward pass on zeros)."""
-    rows: list[dict] = []
-    shapes: dict[str, tuple] = {}
-    hooks = []
     leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
-    for name, mod in leaves:
-        hooks.append(mod.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:]))))
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=model_device(model)))
-    finally:
-        for h in hooks:
-            h.remove()
+    with capture(model, [n for n, _ in leaves]) as out, torch.no_grad():  # under the model's lock: it may be shared
+        model(torch.zeros(1, *input_shape, device=model_device(model)))
+        shapes = {n: tuple(o.shape[1:]) for n, o in out.items()}
+    rows: list[dict] = []
     for name, mod in leaves:
         rows.append({
             "name": name, "type": type(mod).__name__, "output_shape": list(shapes.get(name, ())),
