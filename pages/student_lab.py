@@ -89,6 +89,15 @@ def synthesis_options(method: str) -> dict:
     return opts
 
 
+def estimate_time(key: str, cfg, button_at, info_at, disabled: bool = False) -> None:
+    """An *Estimate time* button for run ``cfg``; its estimate stays shown while the settings stay the same."""
+    if button_at.button("Estimate time", key=key, disabled=disabled):
+        st.session_state[f"{key}_value"] = (cfg, estimate_seconds(cfg, model))
+    known = st.session_state.get(f"{key}_value")
+    if known and known[0] == cfg:
+        info_at.info(f"Estimated {known[1] / 60:.1f} min on this machine (a short probe of synthesis and training).")
+
+
 with new_tab:
     st.markdown(f"**Teacher:** `{entry.id}` ({entry.card.arch}, test accuracy on its card "
                 f"{entry.card.metrics.get('accuracy', 0):.1%}) · **dataset:** {ds.name}")
@@ -145,11 +154,7 @@ with new_tab:
     if problem:
         st.error(problem)
     e1, e2 = st.columns([1, 3])
-    if e1.button("Estimate time", key="sl_estimate", disabled=bool(problem)):
-        st.session_state["sl_estimate_value"] = (cfg, estimate_seconds(cfg, model))
-    known = st.session_state.get("sl_estimate_value")
-    if known and known[0] == cfg:
-        e2.info(f"Estimated {known[1] / 60:.1f} min on this machine (a short probe of synthesis and training).")
+    estimate_time("sl_estimate", cfg, e1, e2, disabled=bool(problem))
     if st.button("Start run", type="primary", key="sl_start", disabled=bool(problem) or bool(active),
                  help="one run at a time" if active else None):
         protocol.start_run(cfg)
@@ -208,10 +213,7 @@ with new_tab:
                       ", each beside the same student on real images")
                    + ". The result is a run on *Runs and comparison*, next to the seed's MNIST figures.")
         t1, t2, t3 = st.columns([1, 1, 3])
-        if t1.button("Estimate time", key="sl_seed_estimate"):
-            st.session_state["sl_seed_estimate_value"] = (seed_cfg, estimate_seconds(seed_cfg, model))
-        if (known := st.session_state.get("sl_seed_estimate_value")) and known[0] == seed_cfg:
-            t3.info(f"Estimated {known[1] / 60:.1f} min on this machine.")
+        estimate_time("sl_seed_estimate", seed_cfg, t1, t3)
         if t2.button(f"Start {table}", key="sl_seed_start", disabled=bool(active), help="one run at a time" if active else None):
             protocol.start_run(seed_cfg)
             st.rerun()

@@ -65,7 +65,7 @@ def default_model(entries: list[zoo.ModelEntry]) -> zoo.ModelEntry:
 
 def preload() -> None:
     """Load the dataset and model that a new session opens with into the caches every session shares, so the first
-    page does not wait for them (``ui.serve`` calls this while the server starts)."""
+    page does not wait for them (:mod:`ui.warmup` calls this once the server answers)."""
     ds = get_dataset(default_dataset(dataset_choices()))
     if entries := fitting_models(ds):
         get_model(*model_key(default_model(entries)))

@@ -1,6 +1,6 @@
-"""Warm-up of a served app: once the server answers, import PyTorch, pandas and vizcore and load the default
-dataset and model in a background thread, so the first page finds them ready instead of waiting for them. pandas
-(st.dataframe's import, about 2 s) is left to the page that needs it: the first page draws its figures before it.
+"""Warm-up of a served app: once the server answers, import PyTorch and vizcore and load the default dataset and
+model in a background thread, so the first page finds them ready instead of waiting for them. pandas
+(st.dataframe's import, about 2 s) is left to the pages that need it; the first page does not.
 
 The imports wait for the server: both hold Python's GIL, so importing while the server starts would only delay
 the moment the browser can fetch the app's static files (which it does in its own process meanwhile). A page

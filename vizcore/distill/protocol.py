@@ -57,7 +57,8 @@ class DistillConfig(Config):
     ``sizes``: also train the first student on the first ``s`` synthetic images (and ``s`` real ones) for
     each size, for accuracy-against-size (seed 000 Table 2). ``preset='bias-only'`` adds seed 003's
     extreme-compression student (section 10); a seed table's name (``table1`` ...) only marks a run made with
-    that table's settings (:func:`vizcore.distill.seed_tables.preset_config`), shown beside the seed's figures. ``engine``: torch students are trained by the one engine
+    that table's settings (:func:`vizcore.distill.seed_tables.preset_config`), shown beside the seed's figures.
+    ``engine``: torch students are trained by the one engine
     (:mod:`vizcore.distill.engine`, the teacher's logits on every batch) instead of on the stored labels;
     an online method (DFAD) needs it, and its synthetic set is then the engine's memory bank.
     """

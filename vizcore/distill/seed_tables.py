@@ -90,13 +90,21 @@ def seed_rows(name: str, report: dict) -> list[dict]:
     """A finished preset run's accuracies (%) beside the seed's MNIST figures, one row per student (Table 1) or per
     size (Tables 2, 6, 7); the seed's teacher was at 99.3 %."""
     fig = SEED_PRESETS[name].seed_figures["rows"]
-    pct = lambda a: None if a is None else round(100 * a, 2)  # noqa: E731
+
+    def pct(a):
+        return None if a is None else round(100 * a, 2)
+
+    def seed(row) -> list:  # the seed's figures of a row, None where it has none
+        return fig.get(row, []) + [None, None]
+
     if name == "table1":
         real = {b["config"]["arch"]: b["accuracy"] for b in report["baselines"]}
-        return [{"student": SEED000_ARCH.get(a, a), "ours: synthetic": pct(s["accuracy"]),
-                 "ours: real": pct(real.get(a)), "seed: visualizations": fig.get(SEED000_ARCH.get(a), [None, None])[1],
-                 "seed: real (BASE)": fig.get(SEED000_ARCH.get(a), [None, None])[0]}
-                for s in report["students"] for a in [s["config"]["arch"]]]
+        rows = []
+        for s in report["students"]:
+            arch = s["config"]["arch"]
+            base, vis = seed(SEED000_ARCH.get(arch))[:2]
+            rows.append({"student": SEED000_ARCH.get(arch, arch), "ours: synthetic": pct(s["accuracy"]),
+                         "ours: real": pct(real.get(arch)), "seed: visualizations": vis, "seed: real (BASE)": base})
+        return rows
     return [{"images": r["size"], "ours: synthetic": pct(r["synthetic"]), "ours: real": pct(r["real"]),
-             "seed: synthetic": fig.get(r["size"], [None])[0], "seed: real": (fig.get(r["size"], [None, None]) + [None])[1]}
-            for r in report["sweep"]]
+             "seed: synthetic": seed(r["size"])[0], "seed: real": seed(r["size"])[1]} for r in report["sweep"]]
