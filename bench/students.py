@@ -113,7 +113,7 @@ def main() -> None:
     p.add_argument("--table-n", type=int, default=10_000, help="images of the methods table")
     p.add_argument("--table-teacher", default="zoo:fashion-mnist-cnn")
     p.add_argument("--table-steps", type=int, default=None, help="engine steps of the methods table (default: the default budget)")
-    p.add_argument("--table-methods", default="online,pixel-am,generator-am,mixed-am,kegnet,dfad")
+    p.add_argument("--table-methods", default="kegnet-online,online,pixel-am,generator-am,mixed-am,kegnet,dfad")
     p.add_argument("--preset-n", type=int, default=4000, help="synthetic images of the preset tables (the seed: 60k+)")
     p.add_argument("--preset-datasets", default="digits,fashion-mnist")
     p.add_argument("--presets", default="table1,table2,table6,table7")

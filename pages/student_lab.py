@@ -18,6 +18,7 @@ from vizcore.distill.methods import (
     METHOD_DEFAULTS,
     estimate_seconds,
     is_online,
+    needs_engine,
 )
 from vizcore.distill.seed_tables import SEED000_ARCH, SEED_PRESETS, preset_config, seed_rows
 from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
@@ -79,8 +80,15 @@ def synthesis_options(method: str) -> dict:
     elif method == "dfad":
         st.caption("DFAD trains online: a generator makes the images that the student currently gets wrong, while "
                    "the student learns the teacher's logits on them (the budget below is the game's length).")
-    elif method == "kegnet":
-        opts["train_steps"] = int(c3.number_input("Training steps per generator", 10, 20_000, 300, key="sl_train_steps"))
+    elif method == "kegnet-online":
+        st.caption("KegNet's generators (seed 004) first make a fixed set; then a generator in the loop, starting from "
+                   "blank pictures, makes the images the student currently gets wrong (DFAD), kept confident and "
+                   "spread over every class (DAFL). The student learns the teacher's logits on fresh, replayed and "
+                   "KegNet images; the budget below is the training.")
+    if method in ("kegnet", "kegnet-online"):
+        steps = METHOD_DEFAULTS.get(method, {}).get("train_steps", SynthesisConfig.train_steps)
+        opts["train_steps"] = int(c3.number_input("Training steps per generator", 10, 20_000, steps,
+                                                  key=f"sl_train_steps_{method}"))
         a, b = st.columns(2)
         opts["generators"] = int(a.number_input("Generators", 1, 10, 5, key="sl_gens"))
         opts["beta"] = b.number_input("Diversity weight beta (blank: paper default)", 0.0, 10.0, value=None, key="sl_beta")
@@ -114,8 +122,8 @@ with new_tab:
                                                    "svm and rf are scikit-learn models (hard labels)")
     labels = s2.radio("Labels", ["soft", "hard"], horizontal=True, key="sl_labels",
                       help="soft: the teacher's softmax (KL); hard: its argmax")
-    # an online method makes its images inside the engine: there is nothing to switch off
-    use_engine = is_online(method) or st.toggle(
+    # a generator in the loop lives inside the engine: there is nothing to switch off
+    use_engine = needs_engine(method) or st.toggle(
         "Engine: the teacher's logits on every batch (augmented, relabelled; the default)", True, key="sl_engine",
         help="off: students learn the stored labels for a number of epochs, as the seeds do")
     if use_engine:

@@ -148,19 +148,23 @@ def test_online_engine_distills_a_table_teacher_with_a_row_generator():
     assert res.bank.shape == (512, 6)
 
 
-def test_the_default_is_the_online_method_with_its_measured_settings(digits, digits_cnn):
+def test_the_default_is_kegnet_then_online_with_its_measured_settings(digits, digits_cnn):
     from vizcore.distill import protocol as runs
     from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD
 
-    cfg = runs.DistillConfig("t", "digits", SynthesisConfig(method=DEFAULT_METHOD, n=64),
+    cfg = runs.DistillConfig("t", "digits", SynthesisConfig(method=DEFAULT_METHOD, n=64, generators=2, train_steps=3),
                              (StudentConfig(arch="cnn_s"),), baseline=False,
                              engine=EngineConfig(**{**DEFAULT_ENGINE.to_dict(), "steps": 8, "batch_size": 16}))
     rep = runs.run_distillation(digits_cnn, cfg, class_names=digits.class_names, input_shape=digits.input_shape,
                                 load_test=lambda: (digits.test_x, digits.test_y))
-    engine = rep["engine"]
-    assert rep["synthesis"]["online"] and rep["synthesis"]["n"] == 64  # the bank: 4 generator steps x 16 images
+    engine, syn = rep["engine"], rep["synthesis"]
+    # KegNet's generators made the fixed set (seed 004's noise size 10); the online generator trained beside it
+    assert not syn["online"] and syn["n"] == 64 and syn["stats"]["generators"] == 2 and syn["stats"]["noise_dim"] == 10
     assert (engine["generator"], engine["generator_blank"], engine["student_per_generator"], engine["loss"],
-            engine["lr"], engine["one_hot"] > 0, engine["balance"] > 0) == (True, True, 2, "kl", 3e-3, True, True)
+            engine["lr"], engine["one_hot"] > 0, engine["balance"] > 0, engine["bank"]) == (
+                True, True, 2, "kl", 3e-3, True, True, 64)
+    with pytest.raises(ValueError, match="needs the engine"):  # the generator in the loop lives in the engine
+        runs.DistillConfig("t", "digits", SynthesisConfig(method=DEFAULT_METHOD, n=64))
 
 
 def test_online_selection_keeps_the_checkpoint_that_agrees_on_every_stage(digits, digits_cnn):

@@ -73,9 +73,11 @@ def test_page_and_cli_share_one_default(teacher_id):
     cli = build_parser().parse_args(["distill", "--teacher", teacher_id])
     assert at.selectbox(key="sl_method").value == cli.method == DEFAULT_METHOD
     assert at.number_input(key="sl_n").value == cli.n == DEFAULT_N
-    assert "sl_engine" not in [t.key for t in at.toggle] and not cli.no_engine  # online: always the engine
+    assert "sl_engine" not in [t.key for t in at.toggle] and not cli.no_engine  # a generator in the loop: always the engine
     assert at.number_input(key="sl_budget").value == DEFAULT_ENGINE.steps and cli.budget is None  # None: the default
     assert distill_cmd._engine(cli) == DEFAULT_ENGINE  # the budget and every engine setting
+    # the default's first stage: KegNet's generators, trained as long on the page as from the CLI
+    assert at.number_input(key=f"sl_train_steps_{DEFAULT_METHOD}").value == distill_cmd._synthesis(cli).train_steps
 
 
 def test_pixel_am_keeps_the_teacher_in_the_loop_without_the_engine(teacher_id):

@@ -165,7 +165,7 @@ def test_cli_distill_prints_the_issue_figures(teacher_id, capsys):
     from vizcore.cli import main
     from vizcore.distill.methods import DEFAULT_METHOD
 
-    assert main(["distill", "--teacher", teacher_id, "--n", "20", "--steps", "5", "--student", "linear",
+    assert main(["distill", "--teacher", teacher_id, "--n", "20", "--train-steps", "5", "--student", "linear",
                  "--budget", "10", "--epochs", "1", "--json"]) == 0
     captured = capsys.readouterr()
     out = json.loads(captured.out)

@@ -1,6 +1,6 @@
 """Online methods (DFAD, Fang et al. 2019; vizcore's default) as a fixed set: the game played with a proxy student.
 
-In the protocol an online method (:data:`vizcore.distill.methods.ONLINE_METHODS`) trains the student itself
+In the protocol an online method (:func:`vizcore.distill.methods.is_online`) trains the student itself
 against the generator inside the engine. This function serves the callers that need a fixed set
 (``synthesize(method='dfad')``, ``'online'``): the same engine plays the game with a ``proxy_arch`` student
 for ``train_steps`` generator steps and the memory bank of the images it made is the set.

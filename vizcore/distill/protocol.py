@@ -27,7 +27,7 @@ from vizcore.core.jobs import JobInfo, get_job, jobs_dir, list_jobs, start_job
 from vizcore.core.progress import Progress, progress_span
 from vizcore.core.workspace import atomic_write, read_json, write_json
 from vizcore.distill.engine import EngineConfig, distill
-from vizcore.distill.methods import engine_for, is_online
+from vizcore.distill.methods import engine_for, is_online, needs_engine
 from vizcore.distill.sharded import synthesize_sharded, synthetic_sha256
 from vizcore.distill.students import (
     SKLEARN_STUDENTS,
@@ -60,7 +60,8 @@ class DistillConfig(Config):
     that table's settings (:func:`vizcore.distill.seed_tables.preset_config`), shown beside the seed's figures.
     ``engine``: torch students are trained by the one engine
     (:mod:`vizcore.distill.engine`, the teacher's logits on every batch) instead of on the stored labels;
-    an online method (DFAD) needs it, and its synthetic set is then the engine's memory bank.
+    a method with a generator in the loop (DFAD, online, kegnet-online) needs it; an online method's synthetic
+    set is then the engine's memory bank.
     """
 
     teacher: str
@@ -73,8 +74,8 @@ class DistillConfig(Config):
     engine: EngineConfig | None = None
 
     def __post_init__(self):
-        if is_online(self.synthesis.method) and self.engine is None:
-            raise ValueError(f"{self.synthesis.method} makes its images while the student trains: it needs the engine")
+        if needs_engine(self.synthesis.method) and self.engine is None:
+            raise ValueError(f"{self.synthesis.method} trains a generator against the student: it needs the engine")
         if is_online(self.synthesis.method) and (self.sizes or self.preset):
             raise ValueError("an online method has no fixed set to sweep sizes or take prototypes from")
         if any(v < 1 or v > self.synthesis.n for v in self.sizes):

@@ -26,9 +26,10 @@ from vizcore.core.progress import Progress, check_cancelled, progress_span
 from vizcore.explain.visualize import VisualizeConfig
 from vizcore.core.workspace import atomic_write
 
-METHODS = ("online", "mixed-am", "generator-am", "kegnet", "dfad", "pixel-am", "weight-images", "class-averages", "uniform-noise")
+METHODS = ("kegnet-online", "online", "mixed-am", "generator-am", "kegnet", "dfad", "pixel-am", "weight-images", "class-averages", "uniform-noise")
 METHOD_LABELS = {
-    "online": "Online generator in the loop (vizcore's default: DFAD's adversary, DAFL's priors, a blank start)",
+    "kegnet-online": "KegNet set + online generator in the loop (vizcore's default)",
+    "online": "Online generator in the loop (DFAD's adversary, DAFL's priors, a blank start)",
     "mixed-am": "Generator AM + pixel AM from blank, half each (the strongest here)",
     "generator-am": "Generator AM (seed 000)",
     "kegnet": "KegNet (seed 004)",
@@ -113,8 +114,13 @@ class SynthesisConfig:
     def needs_real_data(self) -> bool:
         return self.method == "class-averages" or (self.method in ("generator-am", "mixed-am") and self.loss2)
 
+    @property
+    def uses_kegnet(self) -> bool:
+        """Whether KegNet's generators make the set (``kegnet``, and ``kegnet-online``'s starting set)."""
+        return self.method in ("kegnet", "kegnet-online")
+
     def noise(self) -> int:
-        return self.noise_dim or (10 if self.method == "kegnet" else 64)
+        return self.noise_dim or (10 if self.uses_kegnet else 64)
 
     def learning_rate(self) -> float:
         return self.lr or (0.01 if self.method.endswith("-am") else 1e-3)
@@ -323,7 +329,7 @@ def _online(teacher, config, **kw):
     return online_images(teacher, config, **kw)
 
 
-_MAKERS = {"mixed-am": _mixed_am, "generator-am": generator_am, "kegnet": _kegnet, "dfad": _online, "online": _online, "pixel-am": _pixel_am,
+_MAKERS = {"mixed-am": _mixed_am, "generator-am": generator_am, "kegnet": _kegnet, "kegnet-online": _kegnet, "dfad": _online, "online": _online, "pixel-am": _pixel_am,
            "weight-images": _weight_images, "class-averages": _class_averages,
            "uniform-noise": _uniform_noise}
 
@@ -342,7 +348,7 @@ def synthesize(teacher: nn.Module, config: SynthesisConfig, *, input_shape, clas
     twin = frozen_copy(teacher)
     kw = dict(input_shape=tuple(input_shape), num_classes=len(class_names), real=real if config.needs_real_data else None,
               progress=progress, cancelled=cancelled)
-    if config.method == "kegnet":
+    if config.uses_kegnet:
         kw["dataset"] = dataset
     images, stats = _MAKERS[config.method](twin, config, **kw)
     images = images.float() if config.unbounded or len(input_shape) == 1 else images.float().clamp(0, 1)
