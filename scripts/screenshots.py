@@ -34,6 +34,8 @@ def main(out: Path, only: list[str]) -> None:
             if only and (path or "overview") not in only:
                 continue
             page.goto(f"{url}/{path}")
+            # the marker in the page itself, not the sidebar's link of the same name
+            page.locator("[data-testid=stMain]").get_by_text(marker).first.wait_for(timeout=300_000)
             wait_rendered(page, marker)
             if path == "visualize":  # show what a teacher gets from one press of Generate with the defaults
                 page.get_by_role("button", name="Generate").click()
