@@ -109,8 +109,9 @@ def estimate_time(key: str, cfg, button_at, info_at, disabled: bool = False) -> 
 with new_tab:
     st.markdown(f"**Teacher:** `{entry.id}` ({entry.card.arch}, test accuracy on its card "
                 f"{entry.card.metrics.get('accuracy', 0):.1%}) · **dataset:** {ds.name}")
-    # a table's teacher: KegNet's dense generators are the method that makes feature rows (seed 004)
-    methods = ["kegnet"] if ds.is_tabular else list(METHOD_LABELS)
+    # a table's teacher: the methods that make feature rows (KegNet's dense generators, seed 004, and the default's
+    # row generator in the loop)
+    methods = ["kegnet-online", "kegnet"] if ds.is_tabular else list(METHOD_LABELS)
     method = st.selectbox("Synthesis method", methods, methods.index(DEFAULT_METHOD) if DEFAULT_METHOD in methods else 0,
                           format_func=METHOD_LABELS.get, key="sl_method")
     kinds = [k for k in STUDENT_KINDS if not ds.is_tabular or not k.startswith(("cnn", "lenet"))]

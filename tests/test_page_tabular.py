@@ -29,6 +29,15 @@ def test_every_page_opens_on_a_table(page, shared_datasets):
     assert not at.exception, at.exception
 
 
+def test_the_student_lab_offers_a_table_the_clis_default():
+    from vizcore.distill.methods import DEFAULT_METHOD
+    from vizcore.distill.synthesis import METHOD_LABELS
+
+    at = _page("student_lab")
+    assert at.selectbox(key="sl_method").value == DEFAULT_METHOD == "kegnet-online"  # both make feature rows
+    assert at.selectbox(key="sl_method").options == [METHOD_LABELS["kegnet-online"], METHOD_LABELS["kegnet"]]
+
+
 def test_shrink_shows_the_libraries_figures(shared_datasets):
     from vizcore import zoo
     from vizcore.data import load_dataset
