@@ -104,7 +104,8 @@ def test_bad_choices_get_clear_messages(teacher_id):
     assert any("at least one student" in e.value for e in at.error)
     assert at.button(key="sl_start").disabled
     at.multiselect(key="sl_students").set_value(["linear"])
-    assert "sl_sizes" not in [w.key for w in at.text_input]  # the online default has no fixed set to subset
+    at.selectbox(key="sl_method").set_value("online").run()
+    assert "sl_sizes" not in [w.key for w in at.text_input]  # an online method has no fixed set to subset
     at.selectbox(key="sl_method").set_value("mixed-am").run()  # sizes and prototypes need a fixed set
     at.text_input(key="sl_sizes").input("10, many").run()
     assert any("whole numbers" in e.value for e in at.error)
