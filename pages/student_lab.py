@@ -22,7 +22,7 @@ from vizcore.distill.methods import (
 )
 from vizcore.distill.seed_tables import SEED000_ARCH, SEED_PRESETS, preset_config, seed_rows
 from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
-from vizcore.distill.synthesis import METHOD_LABELS, SynthesisConfig
+from vizcore.distill.synthesis import KEGNET_METHODS, METHOD_LABELS, SynthesisConfig
 from vizcore.plots.common import confusion_heatmap
 from vizcore.plots.students import (
     accuracy_vs_size,
@@ -85,7 +85,7 @@ def synthesis_options(method: str) -> dict:
                    "blank pictures, makes the images the student currently gets wrong (DFAD), kept confident and "
                    "spread over every class (DAFL). The student learns the teacher's logits on fresh, replayed and "
                    "KegNet images; the budget below is the training.")
-    if method in ("kegnet", "kegnet-online"):
+    if method in KEGNET_METHODS:
         steps = METHOD_DEFAULTS.get(method, {}).get("train_steps", SynthesisConfig.train_steps)
         opts["train_steps"] = int(c3.number_input("Training steps per generator", 10, 20_000, steps,
                                                   key=f"sl_train_steps_{method}"))
@@ -109,9 +109,9 @@ def estimate_time(key: str, cfg, button_at, info_at, disabled: bool = False) -> 
 with new_tab:
     st.markdown(f"**Teacher:** `{entry.id}` ({entry.card.arch}, test accuracy on its card "
                 f"{entry.card.metrics.get('accuracy', 0):.1%}) · **dataset:** {ds.name}")
-    # a table's teacher: the methods that make feature rows (KegNet's dense generators, seed 004, and the default's
-    # row generator in the loop)
-    methods = ["kegnet-online", "kegnet"] if ds.is_tabular else list(METHOD_LABELS)
+    # a table's teacher: the methods that make feature rows (KegNet's dense generators, seed 004, alone or before the
+    # default's row generator in the loop)
+    methods = list(KEGNET_METHODS) if ds.is_tabular else list(METHOD_LABELS)
     method = st.selectbox("Synthesis method", methods, methods.index(DEFAULT_METHOD) if DEFAULT_METHOD in methods else 0,
                           format_func=METHOD_LABELS.get, key="sl_method")
     kinds = [k for k in STUDENT_KINDS if not ds.is_tabular or not k.startswith(("cnn", "lenet"))]

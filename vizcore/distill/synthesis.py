@@ -26,7 +26,10 @@ from vizcore.core.progress import Progress, check_cancelled, progress_span
 from vizcore.explain.visualize import VisualizeConfig
 from vizcore.core.workspace import atomic_write
 
-METHODS = ("kegnet-online", "online", "mixed-am", "generator-am", "kegnet", "dfad", "pixel-am", "weight-images", "class-averages", "uniform-noise")
+METHODS = ("kegnet-online", "online", "mixed-am", "generator-am", "kegnet", "dfad", "pixel-am", "weight-images",
+           "class-averages", "uniform-noise")
+# the methods whose images (all, or the starting set) KegNet's generators make; they also make feature rows
+KEGNET_METHODS = ("kegnet-online", "kegnet")
 METHOD_LABELS = {
     "kegnet-online": "KegNet set + online generator in the loop (vizcore's default)",
     "online": "Online generator in the loop (DFAD's adversary, DAFL's priors, a blank start)",
@@ -117,7 +120,7 @@ class SynthesisConfig:
     @property
     def uses_kegnet(self) -> bool:
         """Whether KegNet's generators make the set (``kegnet``, and ``kegnet-online``'s starting set)."""
-        return self.method in ("kegnet", "kegnet-online")
+        return self.method in KEGNET_METHODS
 
     def noise(self) -> int:
         return self.noise_dim or (10 if self.uses_kegnet else 64)
@@ -329,8 +332,8 @@ def _online(teacher, config, **kw):
     return online_images(teacher, config, **kw)
 
 
-_MAKERS = {"mixed-am": _mixed_am, "generator-am": generator_am, "kegnet": _kegnet, "kegnet-online": _kegnet, "dfad": _online, "online": _online, "pixel-am": _pixel_am,
-           "weight-images": _weight_images, "class-averages": _class_averages,
+_MAKERS = {"mixed-am": _mixed_am, "generator-am": generator_am, "kegnet": _kegnet, "kegnet-online": _kegnet,
+           "dfad": _online, "online": _online, "pixel-am": _pixel_am, "weight-images": _weight_images, "class-averages": _class_averages,
            "uniform-noise": _uniform_noise}
 
 
