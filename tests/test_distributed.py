@@ -105,13 +105,18 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         teacher, shape = zoo.load_model(entry), tuple(entry.card.input_shape)
         syn = SynthesisConfig(method="generator-am", n=256, max_steps=30, shard_images=64)
         synth = synthesize_sharded(teacher, syn, input_shape=shape, class_names=list(entry.card.class_names))
+        keg = synthesize_sharded(teacher, SynthesisConfig(method="kegnet", n=90, generators=3, train_steps=4,
+                                                          batch_size=16), input_shape=shape,
+                                 class_names=list(entry.card.class_names))
         engine = EngineConfig(steps=150, lr=5e-3, batch_size=64, mix="none", shift=0, brightness=False, checkpoints=3)
         student, _ = engine_student(teacher, synth, StudentConfig(arch="cnn_s"), engine, input_shape=shape,
                                     num_classes=10)
         ds = data.load_dataset("digits")
         acc = float((predict_logits(student.model, ds.test_x).argmax(1) == ds.test_y).float().mean())
         Path(f"{out}-{rank}.json").write_text(json.dumps({"sha": synthetic_sha256(synth), "n": len(synth),
-                                                          "accuracy": acc, "world": dist.world_size()}))
+                                                          "accuracy": acc, "world": dist.world_size(),
+                                                          "kegnet_sha": synthetic_sha256(keg),
+                                                          "kegnet_shards": keg.stats["trained_by_rank"]}))
     finally:
         dist.teardown()
 
@@ -127,6 +132,9 @@ def test_two_processes_make_the_one_process_set_and_as_good_a_student(tmp_path):
     assert [r["world"] for r in one + two] == [1, 2, 2]
     assert one[0]["n"] == two[0]["n"] == 256
     assert one[0]["sha"] == two[0]["sha"] == two[1]["sha"]  # the union of the shards is the one-process set
+    # KegNet's generators shared out (2 + 1) and gathered: the one-process set, bytes and all
+    assert [r["kegnet_shards"] for r in one + two] == [[[0, 1, 2]], [[0, 1], [2]], [[0, 1], [2]]]
+    assert one[0]["kegnet_sha"] == two[0]["kegnet_sha"] == two[1]["kegnet_sha"]
     assert two[0]["accuracy"] == two[1]["accuracy"]  # DDP keeps the ranks' students in step
     assert one[0]["accuracy"] > 0.3 and two[0]["accuracy"] > 0.3  # well above chance (0.1)
     assert abs(one[0]["accuracy"] - two[0]["accuracy"]) <= 0.12

@@ -4,6 +4,10 @@ Each generator maps a sampled class ``y`` and Gaussian noise ``z`` to an image; 
 recover ``y`` from it (classifier loss), a decoder must recover ``z`` (decoder loss, weight ``alpha``), and a
 diversity term pushes images apart when their noise vectors are apart (weight ``beta``). Several generators
 are trained and the dataset is sampled evenly from all of them.
+
+Under torchrun the generators are shared out between the ranks (:func:`vizcore.core.distributed.shard`):
+generator ``g`` starts from its own seed ``item_seed(seed, g)`` whatever rank trains it, every rank gathers the
+trained weights, and the sampling draws from one seeded stream, so N processes make the one-process set.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vizcore.core import distributed as dist
 from vizcore.core.layers import model_device
 from vizcore.core.progress import Progress, check_cancelled, progress_span
 from vizcore.distill.generators import Decoder, Generator, TableGenerator
@@ -26,15 +31,20 @@ def diversity_loss(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.exp(-(dz * dx).mean())
 
 
+def make_generator(input_shape, noise_dim: int, num_classes: int) -> nn.Module:
+    """KegNet's generator for an input of ``input_shape``: the image generator, or the table one for a vector."""
+    if len(input_shape) == 1:
+        return TableGenerator(input_shape[0], noise_dim, num_classes)
+    return Generator(input_shape, noise_dim, num_classes=num_classes)
+
+
 def train_kegnet_generator(teacher: nn.Module, input_shape, num_classes: int, *, noise_dim: int, steps: int,
                            batch_size: int, lr: float, alpha: float, beta: float,
                            progress: Callable[[int], None] | None = None,
                            cancelled: Callable[[], bool] | None = None) -> Generator:
     """Train one (generator, decoder) pair against the frozen ``teacher``; returns the generator."""
     dev = model_device(teacher)
-    table = len(input_shape) == 1
-    G = (TableGenerator(input_shape[0], noise_dim, num_classes) if table
-         else Generator(input_shape, noise_dim, num_classes=num_classes)).to(dev)
+    G = make_generator(input_shape, noise_dim, num_classes).to(dev)
     D = Decoder(input_shape, noise_dim).to(dev)
     opt = torch.optim.Adam(list(G.parameters()) + list(D.parameters()), lr=lr)
     G.train()
@@ -57,23 +67,37 @@ def train_kegnet_generator(teacher: nn.Module, input_shape, num_classes: int, *,
 def train_kegnet_generators(teacher: nn.Module, config, *, input_shape, num_classes: int, dataset: str = "",
                             progress: Progress | None = None,
                             cancelled: Callable[[], bool] | None = None) -> tuple[list[nn.Module], dict]:
-    """Train ``config.generators`` (generator, decoder) pairs against the frozen ``teacher``; returns the
-    generators (in eval mode) and the settings used."""
-    torch.manual_seed(config.seed)
+    """Train ``config.generators`` (generator, decoder) pairs against the frozen ``teacher``, this rank's share
+    of them under torchrun; returns every generator (in eval mode, on every rank) and the settings used."""
     k, steps = config.generators, config.train_steps
     # tables: no diversity term, as KegNet's code for its unstructured sets
     image = len(input_shape) == 3
     beta = config.kegnet_beta(dataset) if image or config.beta is not None else 0.0
     lr = config.kegnet_lr(dataset) if image else config.learning_rate()
-    gens = []
-    for g in range(k):
-        def tick(step, g=g):
+    mine = dist.shard(k)
+    trained = {}
+    for i, g in enumerate(mine):
+        def tick(step, i=i, g=g):
             if progress and (step % 10 == 0 or step == steps):
-                progress((g * steps + step) / (k * steps), f"KegNet: generator {g + 1}/{k}, step {step}/{steps}")
-        gens.append(train_kegnet_generator(
+                progress((i * steps + step) / (len(mine) * steps), f"KegNet: generator {g + 1}/{k}, step {step}/{steps}")
+        torch.manual_seed(dist.item_seed(config.seed, g))
+        trained[g] = train_kegnet_generator(
             teacher, input_shape, num_classes, noise_dim=config.noise(), steps=steps, batch_size=config.batch_size,
-            lr=lr, alpha=config.alpha, beta=beta, progress=tick, cancelled=cancelled).eval())
-    return gens, {"generators": k, "beta": beta, "lr": lr, "alpha": config.alpha, "noise_dim": config.noise()}
+            lr=lr, alpha=config.alpha, beta=beta, progress=tick, cancelled=cancelled).eval()
+    shards = [sorted(trained)]
+    if dist.world_size() > 1:  # every rank gets every generator's weights
+        dev = model_device(teacher)
+        parts = dist.gather({g: {n: t.cpu() for n, t in G.state_dict().items()} for g, G in trained.items()})
+        shards = [sorted(part) for part in parts]
+        for part in parts:
+            for g, state in part.items():
+                if g not in trained:
+                    G = make_generator(input_shape, config.noise(), num_classes)
+                    G.load_state_dict(state)
+                    trained[g] = G.to(dev).eval()
+    gens = [trained[g] for g in range(k)]
+    return gens, {"generators": k, "beta": beta, "lr": lr, "alpha": config.alpha, "noise_dim": config.noise(),
+                  "world_size": dist.world_size(), "trained_by_rank": shards}
 
 
 def kegnet_images(teacher: nn.Module, config, *, input_shape, num_classes: int, dataset: str = "", real=None,
@@ -84,19 +108,21 @@ def kegnet_images(teacher: nn.Module, config, *, input_shape, num_classes: int, 
                                           dataset=dataset, progress=progress_span(progress, 0.0, 0.95),
                                           cancelled=cancelled)
     k = len(gens)
+    rng = torch.Generator().manual_seed(dist.item_seed(config.seed, k))  # the sampling's own stream
     out = []
     y_all = torch.arange(config.n) % num_classes
-    y_all = y_all[torch.randperm(config.n)]
+    y_all = y_all[torch.randperm(config.n, generator=rng)]
     share = -(-config.n // k)
     with torch.no_grad():
         for g, G in enumerate(gens):
             G.train()  # batch statistics, as during training
             ys = y_all[g * share:(g + 1) * share]
             for i in range(0, len(ys), config.batch_size):
-                y = ys[i:i + config.batch_size].to(dev)
+                y = ys[i:i + config.batch_size]
                 m = max(len(y), 2)
-                yy = torch.cat([y, y[:1].repeat(m - len(y))])
-                out.append(G(torch.randn(m, config.noise(), device=dev), yy)[:len(y)].cpu())
+                yy = torch.cat([y, y[:1].repeat(m - len(y))]).to(dev)
+                z = torch.randn(m, config.noise(), generator=rng).to(dev)
+                out.append(G(z, yy)[:len(y)].cpu())
             G.eval()
     if progress:
         progress(1.0, "KegNet: sampled")
