@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from vizcore.distill.methods import DEFAULT_METHOD
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -51,7 +53,7 @@ def one(world: int, args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--teacher", default="zoo:fashion-mnist-cnn")
-    p.add_argument("--method", default="pixel-am")
+    p.add_argument("--method", default=DEFAULT_METHOD, help=f"synthesis method (default: the app's, {DEFAULT_METHOD})")
     p.add_argument("--images", type=int, default=20000)
     p.add_argument("--student", default="cnn")
     p.add_argument("--budget", type=int, help="engine steps (default: the engine's)")

@@ -140,6 +140,11 @@ with new_tab:
                           help="data-free (only the teacher and the synthetic images). It lifts students of the dim "
                                "pixel-AM pictures by 8-12 points on Fashion-MNIST and does not help the others. SVM "
                                "and random forest are fitted once and learn the stored labels")
+    most = protocol.local_processes()
+    processes = 1 if most < 2 else int(s3.number_input(
+        "Processes", 1, most, 1, key="sl_processes",
+        help="more than 1: torchrun shares the run out between local processes (one per GPU, else the CPU cores split "
+             "between them): the same synthetic set, a student as good; one job, one progress bar, one Cancel"))
     b1, b2 = st.columns(2)
     baseline = b1.checkbox("Real-data baseline of the same size", value=True, key="sl_baseline")
     fixed = not is_online(method)  # an online method keeps no fixed set to take prototypes or subsets from
@@ -166,7 +171,10 @@ with new_tab:
     estimate_time("sl_estimate", cfg, e1, e2, disabled=bool(problem))
     if st.button("Start run", type="primary", key="sl_start", disabled=bool(problem) or bool(active),
                  help="one run at a time" if active else None):
-        protocol.start_run(cfg)
+        if processes > 1:
+            protocol.start_parallel_run(cfg, processes)
+        else:
+            protocol.start_run(cfg)
         st.rerun()
 
     def show_result(job):

@@ -214,3 +214,56 @@ def test_resume_of_an_unknown_run_is_a_message(capsys, bad):
 
     code = main(["distill", "--teacher", "zoo:digits-cnn", "--method", "uniform-noise", "--images", "20", *bad])
     assert code == 2 and "no run 'nope' to resume" in capsys.readouterr().err
+
+
+def _finished(job_id: str, polls: int = 6000):
+    from vizcore.core import jobs
+
+    for _ in range(polls):
+        job = jobs.get_job(job_id)
+        if not job.active:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {job.state}: {job.message}")
+
+
+def test_a_process_job_whose_command_dies_fails_with_its_last_words():
+    from vizcore.core import jobs
+
+    job = jobs.start_process_job("distill", "doomed", {}, [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"])
+    assert jobs.get_job(job.id).pid != os.getpid()  # the command's process, not ours
+    done = _finished(job.id)
+    assert done.state == "failed" and "exit 3" in done.error and "boom" in done.error
+
+
+def test_the_app_starts_one_job_on_two_processes_and_cancels_another():
+    from vizcore.core import jobs
+    from vizcore.distill import protocol
+    from vizcore.distill.sharded import synthetic_sha256
+    from vizcore.distill.students import StudentConfig
+    from vizcore.distill.synthesis import SynthesisConfig, SyntheticSet
+    from vizcore.distill.engine import EngineConfig
+
+    def config(steps):
+        return protocol.DistillConfig(teacher="zoo:digits-cnn", dataset="digits",
+                                      synthesis=SynthesisConfig(method="uniform-noise", n=200, shard_images=50),
+                                      students=(StudentConfig(arch="cnn_s"),), baseline=False,
+                                      engine=EngineConfig(steps=steps, batch_size=64, checkpoints=2))
+
+    with pytest.raises(ValueError, match="processes"):
+        protocol.start_parallel_run(config(60), protocol.local_processes() + 1)
+    job = protocol.start_parallel_run(config(60), 2)
+    done = _finished(job.id)
+    assert done.state == "done", (done.error, (done.dir / "process.log").read_text()[-2000:])
+    assert done.result["world_size"] == 2 and "on 2 processes" in done.title
+    assert [j.id for j in jobs.list_jobs(protocol.JOB_KIND)] == [job.id]  # one job for both ranks
+    assert done.result["synthetic_sha256"] == synthetic_sha256(SyntheticSet.from_npz(done.dir / "synthetic.npz"))
+
+    slow = protocol.start_parallel_run(config(100_000), 2)
+    for _ in range(6000):  # until the ranks are in the engine (the students' share of the bar starts at 0.4)
+        if jobs.get_job(slow.id).progress > 0.4:
+            break
+        time.sleep(0.1)
+    jobs.cancel_job(slow.id)
+    assert _finished(slow.id).state == "cancelled"
+    assert not (slow.dir / "report.json").exists()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -181,3 +184,29 @@ def test_a_seed_table_runs_from_the_page_and_shows_the_seeds_figures(teacher_id,
     assert list(rows["images"]) == [400, 500]
     assert list(rows["seed: synthetic"])[0] == 63.0 and list(rows["seed: real"])[0] == 92.5  # the seed's 400 row
     assert list(rows["ours: synthetic"]) == [round(100 * s["synthetic"], 2) for s in rep["sweep"]]
+
+
+def test_a_run_on_two_processes_is_one_job_with_one_bar(teacher_id, monkeypatch):
+    monkeypatch.setattr(protocol, "local_processes", lambda: 2)  # the page offers what the machine has
+    at = open_page(teacher_id)
+    at.selectbox(key="sl_method").set_value("mixed-am").run()
+    at.number_input(key="sl_n").set_value(40)
+    at.number_input(key="sl_steps_mixed-am").set_value(5)
+    at.multiselect(key="sl_students").set_value(["linear"])
+    at.number_input(key="sl_budget").set_value(20)
+    at.checkbox(key="sl_baseline").uncheck()
+    at.number_input(key="sl_processes").set_value(2).run()
+    at.button(key="sl_start").click().run()
+    assert not at.exception
+    [job] = jobs.list_jobs(protocol.JOB_KIND)
+    assert "on 2 processes" in job.title and job.pid != os.getpid()  # torchrun runs it, not the server
+    for _ in range(6000):
+        job = jobs.get_job(job.id)
+        if not job.active:
+            break
+        time.sleep(0.1)
+    assert job.state == "done", (job.error, (job.dir / "process.log").read_text()[-2000:])
+    assert job.result["world_size"] == 2
+    at.run()
+    assert any("Best student" in s.value for s in at.success)
+    assert protocol.load_report(job.id)["config"]["teacher"] == teacher_id

@@ -29,9 +29,10 @@ from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentCon
 from vizcore.distill.synthesis import METHODS, SynthesisConfig
 
 
-def _run(config: protocol.DistillConfig, data_root: str | None, resume: str | None = None) -> dict | None:
+def _run(config: protocol.DistillConfig, data_root: str | None, resume: str | None = None,
+         job_id: str | None = None) -> dict | None:
     """The run's report on rank 0 (the only rank with a job); None on the other ranks of a torchrun job."""
-    job = protocol.start_run(config, wait=True, resume=resume, data_root=data_root)
+    job = protocol.start_run(config, wait=True, resume=resume, data_root=data_root, job_id=job_id)
     if job is None:
         return None
     if job.state != "done":
@@ -96,7 +97,27 @@ def _engine(args):
         ("steps", args.budget), ("loss", args.kd_loss), ("mix", args.mix)) if v is not None})
 
 
+def _queued(job_id: str) -> protocol.DistillConfig:
+    """The config of the queued job ``job_id`` (the app's multi-process run), read by rank 0 and sent to all."""
+    cfg = None
+    if distributed.is_main():
+        path = protocol.jobs_dir() / job_id / "job.json"
+        job = protocol.get_job(job_id) if path.exists() else None
+        if job is None or job.kind != protocol.JOB_KIND or job.state != "queued":
+            raise ValueError(f"there is no queued run '{job_id}' in {protocol.jobs_dir()}")
+        cfg = protocol.DistillConfig.from_dict(job.config)
+    return distributed.broadcast(cfg)
+
+
 def cmd_distill(args) -> None:
+    if args.job:  # every other option is the queued job's
+        rep = _run(_queued(args.job), args.data_root, job_id=args.job)
+        if rep is not None:
+            out = _compact(rep)
+            emit(out, args.json, _text(out))
+        return
+    if not args.teacher:
+        raise ValueError("distill needs --teacher")
     entry = zoo.get_entry(args.teacher)
     archs = [a for s in args.student for a in s.split(",") if a] or [entry.card.arch]
     cfg = protocol.DistillConfig(teacher=entry.id, dataset=args.dataset or entry.card.dataset,
@@ -203,7 +224,7 @@ def add_parser(sub) -> None:
         """``preset``: every setting defaults to the paper's (None here)."""
         def dflt(v):
             return None if preset else v
-        p.add_argument("--teacher", required=p.prog.endswith("distill"), help="model id (zoo:NAME, user:NAME) or name")
+        p.add_argument("--teacher", help="model id (zoo:NAME, user:NAME) or name")
         add_data_args(p, "default: the teacher's dataset (used for the baseline and the final test)")
         p.add_argument("--method", choices=METHODS, default=dflt(DEFAULT_METHOD))
         p.add_argument("--images", "--n", dest="n", type=int, default=dflt(DEFAULT_N),
@@ -240,6 +261,8 @@ def add_parser(sub) -> None:
     d.add_argument("--bias-only", action="store_true", help="add seed 003's bias-only linear student")
     d.add_argument("--resume", metavar="RUN_ID", help="take up an interrupted run (same command): its synthetic set "
                                                       "and the engine's last checkpoint")
+    d.add_argument("--job", metavar="JOB_ID", help="run the queued job JOB_ID with its settings (the app starts its "
+                                                   "multi-process runs this way)")
     d.set_defaults(func=cmd_distill)
     p = options(sub.add_parser("distill-preset", help="seed 000 Tables 1, 2, 6, 7 and seed 003's table with the settings "
                                                       "that reproduce them (any option overrides), beside the seeds' figures"),

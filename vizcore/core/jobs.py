@@ -4,11 +4,16 @@ A job is a folder ``$VIZCORE_HOME/jobs/<id>/`` holding ``job.json`` (kind, title
 result) written atomically on every change. The work runs in a thread of the current process and writes its
 artifacts through :meth:`JobContext.path` + :func:`vizcore.core.workspace.atomic_write`, so a killed job leaves no
 half-written file. A job found ``running`` whose process is gone is reported as ``interrupted``.
+
+:func:`start_process_job` runs a job in other processes instead (the app's torchrun runs): the record is made
+here, queued, and the command takes it up by id (:func:`start_job` with ``job_id``); progress, result and the
+cancel flag travel through the job's folder as for any job.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 import traceback
@@ -160,27 +165,70 @@ def job_call(fn: Callable[..., object], *args, **kwargs) -> Callable[[JobContext
     return run
 
 
-def start_job(kind: str, title: str, fn: Callable[[JobContext], dict | None], config: dict,
-              wait: bool = False) -> JobInfo:
-    """Run ``fn(ctx)`` in a background thread as a new job; its return value (JSON-able) is the result.
-
-    ``fn`` should call ``ctx.progress`` and stop with :class:`vizcore.core.progress.Cancelled` when
-    ``ctx.cancelled()``. With ``wait=True`` it runs in the calling thread (the CLI does this).
-    """
+def _new_job(kind: str, title: str, config: dict) -> JobInfo:
     job_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     info = JobInfo(id=job_id, kind=kind, title=title, config=config, created=_now(), pid=os.getpid(),
                    token=_PROCESS_TOKEN)
     info.dir.mkdir(parents=True)
     _save(info)
-    event = _EVENTS[job_id] = threading.Event()
+    return info
+
+
+def _take_up(job_id: str, kind: str, title: str) -> JobInfo:
+    """The queued job ``job_id`` (made by :func:`start_process_job`), now run by this process."""
+    path = jobs_dir() / job_id / "job.json"
+    info = JobInfo(**read_json(path)) if path.exists() else None
+    if info is None or info.kind != kind or info.state != "queued":
+        raise ValueError(f"there is no queued {kind} job '{job_id}' in {jobs_dir()}")
+    info.title, info.pid, info.token = title, os.getpid(), _PROCESS_TOKEN
+    _save(info)
+    return info
+
+
+def start_job(kind: str, title: str, fn: Callable[[JobContext], dict | None], config: dict,
+              wait: bool = False, job_id: str | None = None) -> JobInfo:
+    """Run ``fn(ctx)`` in a background thread as a new job; its return value (JSON-able) is the result.
+
+    ``fn`` should call ``ctx.progress`` and stop with :class:`vizcore.core.progress.Cancelled` when
+    ``ctx.cancelled()``. With ``wait=True`` it runs in the calling thread (the CLI does this). ``job_id``: take up
+    that queued job instead of making one (the command :func:`start_process_job` started).
+    """
+    info = _new_job(kind, title, config) if job_id is None else _take_up(job_id, kind, title)
+    event = _EVENTS[info.id] = threading.Event()
     if wait:
-        _THREADS[job_id] = threading.current_thread()
+        _THREADS[info.id] = threading.current_thread()
         _run(info, fn, event)
     else:
-        t = threading.Thread(target=_run, args=(info, fn, event), name=f"vizcore-job-{job_id}", daemon=True)
-        _THREADS[job_id] = t
+        t = threading.Thread(target=_run, args=(info, fn, event), name=f"vizcore-job-{info.id}", daemon=True)
+        _THREADS[info.id] = t
         t.start()
     return info
+
+
+def start_process_job(kind: str, title: str, config: dict, argv: list[str], env: dict | None = None) -> JobInfo:
+    """Queue a job and start ``argv + ["--job", ID]`` in its own process group to run it (it calls
+    :func:`start_job` with ``job_id=ID``). The command's output goes to ``process.log`` in the job's folder; a
+    command that ends without finishing the job fails it with the log's last lines."""
+    info = _new_job(kind, title, config)
+    info.token = ""  # not this process's thread: alive while the command's process is
+    with open(info.dir / "process.log", "wb") as log:
+        proc = subprocess.Popen([*argv, "--job", info.id], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+    info.pid = proc.pid
+    _save(info)
+    threading.Thread(target=_reap, args=(info.id, proc), name=f"vizcore-reap-{info.id}", daemon=True).start()
+    return info
+
+
+def _reap(job_id: str, proc: subprocess.Popen) -> None:
+    """Wait for a job's command; if it left the job unfinished, record it as failed."""
+    code = proc.wait()
+    info = JobInfo(**read_json(jobs_dir() / job_id / "job.json"))
+    if info.active:
+        tail = (jobs_dir() / job_id / "process.log").read_text(errors="replace").strip().splitlines()[-5:]
+        info.state, info.message = "failed", "\n".join(tail)[-2000:]
+        info.error = f"the job's process ended (exit {code}) before it finished" + (f": {tail[-1][-300:]}" if tail else "")
+        _save(info)
 
 
 def cancel_job(job_id: str) -> None:

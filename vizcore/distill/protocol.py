@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -23,7 +25,7 @@ from torch import nn
 from vizcore.core import distributed as dist
 from vizcore.core.config import Config
 from vizcore.core.hooks import frozen_copy, guarded
-from vizcore.core.jobs import JobInfo, get_job, jobs_dir, list_jobs, start_job
+from vizcore.core.jobs import JobInfo, get_job, jobs_dir, list_jobs, start_job, start_process_job
 from vizcore.core.progress import Progress, progress_span
 from vizcore.core.workspace import atomic_write, read_json, write_json
 from vizcore.distill.engine import EngineConfig, distill
@@ -268,11 +270,12 @@ def _labelled(teacher: nn.Module, images: torch.Tensor, syn_cfg: SynthesisConfig
 
 
 def start_run(config: DistillConfig, wait: bool = False, resume: str | None = None,
-              data_root: str | None = None) -> JobInfo | None:
+              data_root: str | None = None, job_id: str | None = None) -> JobInfo | None:
     """Run :func:`run_distillation` as a background job on a zoo / workspace teacher; artifacts in the job folder.
 
     ``resume``: the id of an interrupted run of this config, taken up from its synthetic set and checkpoints.
     ``data_root``: where the dataset's files are (see :func:`vizcore.data.load_dataset`).
+    ``job_id``: run as that queued job (:func:`start_parallel_run`'s) instead of a new one.
     Under torchrun, rank 0 runs the job and the other ranks work beside it without one (they return None).
     """
     from vizcore import zoo
@@ -301,7 +304,28 @@ def start_run(config: DistillConfig, wait: bool = False, resume: str | None = No
         return work(None)
     title = f"{config.synthesis.method} x{config.synthesis.n} from {entry.id} -> " + ", ".join(s.name for s in config.students)
     title += (f" on {dist.world_size()} processes" if dist.world_size() > 1 else "") + (f" (resumes {resume})" if resume else "")
-    return start_job(JOB_KIND, title, work, config.to_dict(), wait=wait)
+    return start_job(JOB_KIND, title, work, config.to_dict(), wait=wait, job_id=job_id)
+
+
+def local_processes() -> int:
+    """How many processes a run can use on this machine: one per GPU, else one per CPU core."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else os.cpu_count() or 1
+
+
+def start_parallel_run(config: DistillConfig, processes: int, data_root: str | None = None) -> JobInfo:
+    """:func:`start_run` on ``processes`` local processes: ``torchrun --standalone -m vizcore distill --job ID``
+    takes up a queued job (one job, one progress bar, the usual Cancel) and runs it sharded (issue 14)."""
+    from vizcore.core.workspace import workspace
+
+    if not 2 <= processes <= local_processes():
+        raise ValueError(f"this machine runs 2 to {local_processes()} processes, not {processes}")
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+            "-m", "vizcore", "distill"] + (["--data-root", str(data_root)] if data_root else [])
+    root = str(Path(__file__).resolve().parents[2])
+    env = {"VIZCORE_HOME": str(workspace()), "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+           "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // processes))}
+    title = f"{config.synthesis.method} x{config.synthesis.n} -> {', '.join(s.name for s in config.students)} on {processes} processes"
+    return start_process_job(JOB_KIND, title, config.to_dict(), argv, env)
 
 
 def summary(report: dict) -> dict:
