@@ -267,3 +267,72 @@ def test_the_app_starts_one_job_on_two_processes_and_cancels_another():
     jobs.cancel_job(slow.id)
     assert _finished(slow.id).state == "cancelled"
     assert not (slow.dir / "report.json").exists()
+
+
+def _train_and_compress(rank: int, world: int, port: int, out: str) -> None:
+    """One rank of ``train`` then ``compress`` (KegNet repair), as the CLI calls them under torchrun."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), VIZCORE_HOME=f"{out}-home")
+    torch.set_num_threads(1)
+    from vizcore import data
+    from vizcore.distill.compression import RepairConfig, start_compression_job
+    from vizcore.train import TrainConfig, train_teacher
+
+    assert dist.init() == (world > 1)
+    try:
+        ds = data.load_dataset("digits")
+        entry = train_teacher(ds, "mlp", TrainConfig(epochs=4, lr=0.01, batch_size=64), "t")
+        job = start_compression_job("zoo:digits-cnn", ratio=4.0, methods=("kegnet",), wait=True,
+                                    config=RepairConfig(n=200, epochs=2, kegnet_steps=3, generators=2),
+                                    save_as="small")
+        res = {"trained": entry is not None, "compressed": job is not None}
+        if entry is not None:
+            from vizcore import zoo
+
+            w = zoo.load_model(entry).state_dict()
+            res |= {"accuracy": entry.card.metrics["accuracy"], "weights": [float(t.double().sum()) for t in w.values()],
+                    "job": job.state, "rows": [r["approach"] for r in job.result["rows"]], "saved": job.result["saved"]}
+        Path(f"{out}-{rank}.json").write_text(json.dumps(res))
+    finally:
+        dist.teardown()
+
+
+def test_train_and_compress_on_two_processes_save_once_and_train_the_one_process_model(tmp_path):
+    res = {}
+    for world in (1, 2):
+        mp.spawn(_train_and_compress, args=(world, free_port(), str(tmp_path / f"w{world}")), nprocs=world, join=True)
+        res[world] = [json.loads((tmp_path / f"w{world}-{r}.json").read_text()) for r in range(world)]
+    one, (r0, r1) = res[1][0], res[2]
+    assert r1 == {"trained": False, "compressed": False}  # rank 1 worked beside rank 0 and wrote nothing
+    assert r0["job"] == one["job"] == "done" and r0["rows"] == one["rows"] == ["Original", "T", "T+KegNet"]
+    home = tmp_path / "w2-home"
+    assert len(list((home / "jobs").iterdir())) == 1  # one compression job
+    assert sorted(p.name for p in (home / "models").iterdir()) == sorted(
+        p.name for p in (tmp_path / "w1-home" / "models").iterdir())  # the teacher and the compressed model, once
+    # the same batches split between the ranks, gradients all-reduced: the one-process teacher up to float sums
+    assert abs(r0["accuracy"] - one["accuracy"]) <= 0.02
+    assert all(abs(a - b) <= 1e-4 * (1 + abs(b)) for a, b in zip(r0["weights"], one["weights"]))
+
+
+def test_a_command_that_is_not_sharded_runs_once_on_rank_0(tmp_path):
+    env = {**os.environ, "VIZCORE_HOME": str(tmp_path), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "vizcore", "zoo", "list", "--json"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = [ln for ln in done.stdout.splitlines() if ln.startswith(("[", "{"))]
+    assert len(printed) == 1 and "zoo:digits-cnn" in printed[0]  # one rank answered
+    assert done.stderr.count("'zoo' is not sharded: rank 0 runs it alone") == 1
+
+
+def test_torchrun_runs_the_default_method_past_rank_0s_estimate(tmp_path):
+    """Rank 0 times a probe of KegNet before the run: alone, so its generators' gather cannot meet rank 1's."""
+    env = {**os.environ, "VIZCORE_HOME": str(tmp_path), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "vizcore", "distill", "--teacher",
+                           "zoo:digits-cnn", "--images", "200", "--train-steps", "3", "--budget", "20", "--student",
+                           "cnn_s", "--no-baseline", "--json"], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["method"] == "kegnet-online" and out["world_size"] == 2 and len(out["synthetic_sha256"]) == 64
+    rep = json.loads((tmp_path / "jobs" / out["run_id"] / "report.json").read_text())
+    assert rep["synthesis"]["stats"]["trained_by_rank"] == [[0, 1, 2], [3, 4]]

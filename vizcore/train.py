@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vizcore.core import distributed as dist
 from vizcore.core.config import Config
 from vizcore.core.progress import Progress, check_cancelled
 from vizcore.core.workspace import name_from
@@ -92,7 +93,8 @@ def _resolve_device(name: str) -> torch.device:
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: TrainConfig, *,
         soft_targets: torch.Tensor | None = None, params=None,
         relabel: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
-        progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> list[float]:
+        progress: Progress | None = None, cancelled: Callable[[], bool] | None = None,
+        parallel: bool = False) -> list[float]:
     """Train ``model`` in place on ``x`` with hard labels ``y`` or ``soft_targets`` (N, K probabilities).
 
     With soft targets the loss is the cross-entropy to the targets at ``config.temperature`` (scaled by T^2,
@@ -100,6 +102,10 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: Train
     optimized (seed 003's bias-only training). ``relabel`` maps every batch to (new images, soft targets at
     the temperature), for a teacher kept in the loop. Returns the mean loss of each epoch; the model is left
     in eval mode.
+
+    ``parallel`` (every rank of a torchrun job calls it): the model is wrapped in DistributedDataParallel and each
+    rank takes every ``world``-th image of each batch of the one-process order, so the all-reduced gradient is the
+    one-process batch's (up to float sums) and N processes train the one-process model.
     """
     if y is None and soft_targets is None and relabel is None:
         raise ValueError("fit needs hard labels, soft targets or a relabel function")
@@ -114,6 +120,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: Train
         opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     n, T = len(x), config.temperature
     steps_per_epoch = max(1, -(-n // config.batch_size))
+    world = dist.world_size() if parallel else 1
+    net = dist.wrap(model) if world > 1 else model
     losses = []
     model.train()
     try:
@@ -123,17 +131,23 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: Train
             for step, i in enumerate(range(0, n, config.batch_size)):
                 check_cancelled(cancelled)
                 idx = order[i:i + config.batch_size]
+                share = 1.0
+                if world > 1:  # this rank's share of the batch (a last batch smaller than the world is skipped)
+                    if len(idx) < world:
+                        continue
+                    share = world * len(idx[dist.rank()::world]) / len(idx)  # DDP's mean of means = the batch mean
+                    idx = idx[dist.rank()::world]
                 xb = x[idx].to(device)
                 target = soft_targets[idx].to(device) if soft_targets is not None else None
                 if relabel is not None:
                     xb, target = relabel(xb)
-                logits = model(xb)
+                logits = net(xb)
                 if target is not None:
                     loss = -(target * F.log_softmax(logits / T, dim=1)).sum(1).mean() * T * T
                 else:
                     loss = F.cross_entropy(logits, y[idx].to(device))
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss * share).backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
                 if progress:
@@ -147,16 +161,19 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: Train
 
 def train_teacher(dataset: Dataset | str, arch: str, config: TrainConfig, name: str | None = None, *,
                   folder=None, command: str | None = None, progress: Progress | None = None,
-                  cancelled: Callable[[], bool] | None = None, overwrite: bool = False) -> ModelEntry:
+                  cancelled: Callable[[], bool] | None = None, overwrite: bool = False) -> ModelEntry | None:
     """Train a zoo architecture on a dataset's train split, evaluate it on the test split and save it with
-    its model card (to ``folder``, default the workspace). Nothing is written if training is cancelled; a model
+    its model card (to ``folder``, default the workspace); under torchrun the ranks train it together
+    (:func:`fit` ``parallel``) and rank 0 saves it (the others return None). Nothing is written if training is cancelled; a model
     of the same name is replaced only with ``overwrite``."""
     ds = load_dataset(dataset) if isinstance(dataset, str) else dataset
     model = build_model(arch, ds.input_shape, ds.num_classes, seed=config.seed)
     start = time.perf_counter()
-    fit(model, ds.train_x, ds.train_y, config, progress=progress, cancelled=cancelled)
+    fit(model, ds.train_x, ds.train_y, config, progress=progress, cancelled=cancelled, parallel=True)
     seconds = time.perf_counter() - start
     model.cpu()
+    if not dist.is_main():  # under torchrun rank 0 alone evaluates and saves
+        return None
     card = ModelCard(
         name=name or default_model_name(ds.name, arch), dataset=ds.name, arch=arch, input_shape=list(ds.input_shape),
         class_names=list(ds.class_names), hyperparameters=config.to_dict(), seed=config.seed,

@@ -59,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def rank_zero_alone(command: str) -> bool:
+    """Under torchrun, a command that is not sharded (``set_defaults(sharded=True)``: distill, distill-preset,
+    train, compress) runs on rank 0 alone, which says so; whether this rank runs it."""
+    from vizcore.core import distributed
+
+    if distributed.world_size() > 1 and distributed.is_main():
+        print(f"note: '{command}' is not sharded: rank 0 runs it alone", file=sys.stderr, flush=True)
+    return distributed.is_main()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; under torchrun every rank runs it, joined in one process group for its duration."""
     from vizcore.core import distributed
@@ -66,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     distributed.init()
     try:
+        if not getattr(args, "sharded", False) and not rank_zero_alone(args.command):
+            return 0
         return int(args.func(args) or 0)
     except (ValueError, OSError, MemoryError) as e:  # our error types derive from ValueError and carry advice
         print(f"error: {e or type(e).__name__}", file=sys.stderr)

@@ -18,9 +18,11 @@ def _config(args, keys=("n", "epochs", "kegnet_steps", "seed")) -> RepairConfig:
 
 
 def _run(teacher: str, dataset: str | None, data_root: str | None, ratio: float, methods: tuple[str, ...],
-         config: RepairConfig, save_as: str | None = None, overwrite: bool = False) -> dict:
+         config: RepairConfig, save_as: str | None = None, overwrite: bool = False) -> dict | None:
     job = start_compression_job(teacher, dataset=dataset, ratio=ratio, methods=methods, config=config,
                                 save_as=save_as, overwrite=overwrite, wait=True, data_root=data_root)
+    if job is None:  # another rank of a torchrun job: rank 0 reports
+        return None
     if job.state != "done":
         raise ValueError(f"job {job.id} {job.state}: {job.error or job.message}")
     return job.result
@@ -48,7 +50,8 @@ def cmd_compress(args) -> None:
         raise ValueError(f"a model named '{name}' exists; choose another --name or pass --overwrite")
     out = _run(entry.id, ds.name, args.data_root, args.ratio, methods, _config(args),
                save_as=zoo.check_name(name), overwrite=args.overwrite)
-    emit(_public(out), args.json, _text(out))
+    if out is not None:
+        emit(_public(out), args.json, _text(out))
 
 
 def default_teacher(dataset: str) -> str:
@@ -69,7 +72,8 @@ def cmd_kegnet_table(args) -> None:
     # distill-preset's --n / --epochs defaults belong to seed 000's tables: the repair keeps its own
     out = _run(teacher, dataset, args.data_root, ratio, ("uniform", "gaussian", "kegnet", "best"),
                _config(args, ("kegnet_steps", "seed")))
-    emit(_public(out), args.json, _text(out))
+    if out is not None:
+        emit(_public(out), args.json, _text(out))
 
 
 def add_options(p) -> None:
@@ -90,4 +94,4 @@ def add_parser(sub) -> None:
     c.add_argument("--seed", type=int)
     c.add_argument("--json", action="store_true", help="print JSON for machines")
     add_options(c)
-    c.set_defaults(func=cmd_compress)
+    c.set_defaults(func=cmd_compress, sharded=True)

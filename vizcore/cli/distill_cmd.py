@@ -7,7 +7,7 @@ import sys
 from dataclasses import replace
 
 from vizcore import zoo
-from vizcore.cli import add_data_args, emit
+from vizcore.cli import add_data_args, emit, rank_zero_alone
 from vizcore.core import distributed
 from vizcore.distill import presets, protocol
 from vizcore.distill.engine import LOSSES, MIXES
@@ -127,7 +127,9 @@ def cmd_distill(args) -> None:
     if args.resume:
         cfg = _resumed(args.resume, cfg)
     if distributed.is_main():
-        est = estimate_seconds(cfg) / distributed.world_size()
+        with distributed.alone():  # rank 0's probe: no collective in it may wait for the other ranks
+            est = estimate_seconds(cfg)
+        est /= distributed.world_size()
         print(f"budget: {cfg.synthesis.method} x{cfg.synthesis.n}"
               + (f", {cfg.engine.steps} engine steps per student" if cfg.engine else f", {args.epochs} epochs per student")
               + f"; estimated {est / 60:.1f} min on this machine"
@@ -202,6 +204,8 @@ def cmd_preset(args) -> None:
         raise ValueError(f"{args.table} needs --teacher")
     entry = zoo.get_entry(args.teacher)
     if args.table == "seed003-subset":  # seed 003 section 8: class-subset teachers, one visualization swapped
+        if not rank_zero_alone(f"distill-preset {args.table}"):
+            return
         job = presets.start_subset_run(entry.id, args.dataset or entry.card.dataset, args.cls, args.versus, wait=True,
                                        data_root=args.data_root)
         if job.state != "done":
@@ -263,7 +267,7 @@ def add_parser(sub) -> None:
                                                       "and the engine's last checkpoint")
     d.add_argument("--job", metavar="JOB_ID", help="run the queued job JOB_ID with its settings (the app starts its "
                                                    "multi-process runs this way)")
-    d.set_defaults(func=cmd_distill)
+    d.set_defaults(func=cmd_distill, sharded=True)
     p = options(sub.add_parser("distill-preset", help="seed 000 Tables 1, 2, 6, 7 and seed 003's table with the settings "
                                                       "that reproduce them (any option overrides), beside the seeds' figures"),
                 preset=True)
@@ -272,4 +276,4 @@ def add_parser(sub) -> None:
     p.add_argument("--kegnet-steps", type=int, help="kegnet-table: training steps per KegNet generator (default 2000)")
     p.add_argument("--class", dest="cls", type=int, default=3, help="seed003-subset: the class whose visualization is swapped")
     p.add_argument("--versus", type=int, default=4, help="seed003-subset: the other class of the two-class teacher")
-    p.set_defaults(func=cmd_preset)
+    p.set_defaults(func=cmd_preset, sharded=True)

@@ -6,6 +6,7 @@ from dataclasses import fields
 
 from vizcore import data, zoo
 from vizcore.cli import add_data_args, add_model_args, emit, model_and_dataset
+from vizcore.core import distributed
 from vizcore.metrics import evaluate_model
 from vizcore.train import TrainConfig, recipe_config, train_teacher
 
@@ -45,11 +46,13 @@ def cmd_train(args) -> None:
     shown = [-1]
 
     def progress(frac: float, msg: str) -> None:
-        if not args.json and args.verbose and int(frac * 20) != shown[0]:
+        if not args.json and args.verbose and distributed.is_main() and int(frac * 20) != shown[0]:
             shown[0] = int(frac * 20)
             print(f"{frac:6.1%} {msg}", flush=True)
 
     entry = train_teacher(ds, args.arch, cfg, args.name, folder=folder, progress=progress, overwrite=args.overwrite)
+    if entry is None:  # another rank of a torchrun job: rank 0 reports
+        return
     m = entry.card.metrics
     emit({"id": entry.id, "accuracy": m["accuracy"], "train_seconds": entry.card.train_seconds, "metrics": m},
          args.json, _report_text(entry.id, m) + f"\ntrained in {entry.card.train_seconds:.1f} s; saved {entry.weights}")
@@ -146,7 +149,7 @@ def add_parser(sub) -> None:
         t.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)), default=None,
                        help="default: the architecture's recipe" if f.name in ("epochs", "batch_size", "lr", "optimizer")
                        else f"default {getattr(defaults, f.name)}")
-    t.set_defaults(func=cmd_train)
+    t.set_defaults(func=cmd_train, sharded=True)
 
     e = common(sub.add_parser("evaluate", help="accuracy and per-class metrics of a model on a test split"))
     add_model_args(e)

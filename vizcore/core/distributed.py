@@ -54,8 +54,22 @@ def teardown() -> None:
         td.destroy_process_group()
 
 
+_ALONE = [0]  # depth of alone() blocks
+
+
 def active() -> bool:
-    return td.is_available() and td.is_initialized()
+    return td.is_available() and td.is_initialized() and not _ALONE[0]
+
+
+@contextlib.contextmanager
+def alone():
+    """Work one rank does by itself (rank 0's pre-run estimate): inside, every helper here answers as the one
+    process of a world of one, so nothing in it waits on a collective the other ranks never join."""
+    _ALONE[0] += 1
+    try:
+        yield
+    finally:
+        _ALONE[0] -= 1
 
 
 def rank() -> int:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from vizcore.core import distributed as dist
 from vizcore.core.progress import Progress, progress_span
 from vizcore.distill.students import StudentConfig, fit_student, holdout_split
 from vizcore.models import (
@@ -207,7 +208,8 @@ def synthetic_inputs(method: str, teacher: nn.Module, config: RepairConfig, *, i
     """The inputs of one repair method, made from the teacher alone. ``cache`` (a dict the caller keeps for one
     teacher and config) keeps the KegNet and best sets, so a table's best repair (tables) or another ratio of the
     same teacher reuses them instead of training the generators again."""
-    from vizcore.distill.synthesis import SynthesisConfig, synthesize
+    from vizcore.distill.sharded import synthesize_sharded as synthesize  # this rank's share under torchrun
+    from vizcore.distill.synthesis import SynthesisConfig
 
     if method in ("uniform", "gaussian"):
         return noise_inputs(method, config.n, input_shape, config.seed), {}
@@ -316,6 +318,8 @@ def compression_table(teacher: nn.Module, *, ratio: float | None = None, ranks: 
                                     class_names=class_names, dataset=dataset, cache=cache, progress=span,
                                     cancelled=cancelled)
         seconds[label] = {k: rep[k] for k in ("seconds", "cpu_seconds", "synthesis_reused")}
+    if not dist.is_main():  # under torchrun rank 0 alone reads the test split and reports
+        return {"models": models}
     real = test()  # read once, for the report only
     rows = [{"approach": label, **_report(m, real, class_names),
              "compression": 1.0 if label == "Original" else info["ratio"],
@@ -340,19 +344,24 @@ def start_compression_job(teacher_id: str, *, dataset: str | None = None, ratio:
     entry = zoo.get_entry(teacher_id)
     ds_name = dataset or entry.card.dataset
 
-    def work(ctx) -> dict:
+    def work(ctx) -> dict | None:
         teacher = zoo.load_model(entry)
         ds = load_dataset(ds_name, root=data_root)
         out = compression_table(teacher, ratio=ratio, ranks=ranks, methods=methods, config=config,
                                 class_names=list(ds.class_names), input_shape=ds.input_shape, dataset=ds_name,
-                                test=lambda: (ds.test_x, ds.test_y), progress=ctx.progress, cancelled=ctx.cancelled)
+                                test=lambda: (ds.test_x, ds.test_y), progress=ctx.progress if ctx else None,
+                                cancelled=ctx.cancelled if ctx else None)
         models = out.pop("models")
+        if ctx is None:  # another rank of a torchrun job
+            return None
         if save_as:
             last = out["rows"][-1]
             saved = save_compressed(models[last["approach"]], entry, out, last["approach"], save_as, ds, overwrite)
             out["saved"] = saved.id
         return out
 
+    if not dist.is_main():  # under torchrun: the synthesis shared out, rank 0 runs the job and writes
+        return work(None)
     title = f"compress {entry.id} {ratio or 'ranks'}x ({', '.join(methods) or 'no repair'})"
     return start_job(JOB_KIND, title, work, {"teacher": entry.id, "dataset": ds_name, "ratio": ratio, "ranks": ranks,
                                                "methods": list(methods), "repair": asdict(config)}, wait=wait)
