@@ -19,7 +19,7 @@ import torch
 
 from vizcore import zoo
 from vizcore.data import load_dataset
-from vizcore.distill.compression import SEED_RATIOS, RepairConfig, compression_table
+from vizcore.distill.compression import SEED_RATIOS, SELECTIONS, RepairConfig, compression_table, real_validation
 
 SEED = {  # seed 004's table: Original, T and T+KegNet accuracy
     "uci-shuttle": {"Original": 99.83, "T": 75.49, "T+KegNet": 94.21},
@@ -36,7 +36,7 @@ def one(teacher_id: str, dataset: str, ratio: float, config: RepairConfig, cache
     start = time.perf_counter()
     out = compression_table(zoo.load_model(teacher_id), ratio=ratio, config=config, class_names=ds.class_names,
                             input_shape=ds.input_shape, dataset=dataset, test=lambda: (ds.test_x, ds.test_y),
-                            cache=cache)
+                            validation=lambda: real_validation(ds, config.seed), cache=cache)
     rows = [{"approach": r["approach"], "accuracy": round(100 * r["accuracy"], 2), "compression": r["compression"],
              **{k: r[k] for k in ("seconds", "cpu_seconds", "synthesis_reused") if k in r}} for r in out["rows"]]
     return {"teacher": teacher_id, "dataset": dataset, "ratio": ratio, "ranks": out["ranks"], "rows": rows,
@@ -53,10 +53,13 @@ def main() -> None:
     ap.add_argument("--kegnet-steps", type=int, default=400)
     ap.add_argument("--image-n", type=int, default=5000, help="synthetic images per repair")
     ap.add_argument("--image-epochs", type=int, default=10)
+    ap.add_argument("--select", choices=SELECTIONS, default="synthetic",
+                    help="real: the seed's protocol (epoch picked on real validation data, the start included)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = RepairConfig(n=args.n, epochs=args.epochs, lr=args.lr, kegnet_steps=args.kegnet_steps)
-    image_cfg = RepairConfig(n=args.image_n, epochs=args.image_epochs, lr=args.lr, kegnet_steps=args.kegnet_steps)
+    cfg = RepairConfig(n=args.n, epochs=args.epochs, lr=args.lr, kegnet_steps=args.kegnet_steps, select=args.select)
+    image_cfg = RepairConfig(n=args.image_n, epochs=args.image_epochs, lr=args.lr, kegnet_steps=args.kegnet_steps,
+                             select=args.select)
     jobs = [(f"zoo:{d}-mlp10", d, r) for d, r in SEED_RATIOS.items()]
     jobs += [(t, d, r) for d, (t, ratios) in IMAGES.items() for r in ratios]
     only = set(args.only.split(",")) if args.only else None

@@ -13,6 +13,8 @@ from vizcore.distill.compression import (
     compress_model,
     compression_table,
     noise_inputs,
+    real_validation,
+    repair,
     save_compressed,
 )
 from vizcore.models import build_model, count_parameters
@@ -98,3 +100,31 @@ def test_cli_compress_prints_the_table_and_saves(capsys):
     assert zoo.get_entry(out["saved"]).card.compression["ratio"] >= 2
     assert main(["compress", "--model", "zoo:digits-cnn", "--ratio", "0.5"]) == 2
     assert "error: --ratio must be above 1" in capsys.readouterr().err
+
+
+def test_a_repair_keeps_the_compressed_start_unless_an_epoch_beats_it():
+    """Selection on real validation data (the seed's protocol): noise labels that only harm the model lose to
+    the untouched start, which is kept bit for bit; synthetic selection never reads the real split."""
+    ds = load_dataset("digits")
+    teacher = zoo.load_model(zoo.get_entry("zoo:digits-cnn"))
+    student, _ = compress_model(teacher, ratio=3.0)
+    val = real_validation(ds, 0)
+    assert len(val[0]) == round(0.1 * len(ds.train_x))
+    with pytest.raises(ValueError, match="validation split"):
+        repair(teacher, student, "uniform", RepairConfig(n=300, epochs=2, select="real"), input_shape=ds.input_shape,
+               class_names=ds.class_names)
+    with pytest.raises(ValueError, match="unknown selection"):
+        repair(teacher, student, "uniform", RepairConfig(n=300, epochs=2, select="test"), input_shape=ds.input_shape,
+               class_names=ds.class_names)
+    # a learning rate that wrecks the model in one epoch: only the start can win on real data
+    cfg = RepairConfig(n=300, epochs=2, lr=1.0, select="real")
+    fixed, info = repair(teacher, student, "uniform", cfg, input_shape=ds.input_shape, class_names=ds.class_names,
+                         validation=val)
+    assert info["selection"]["epoch"] == 0
+    assert all(torch.equal(a, b) for a, b in zip(fixed.state_dict().values(), student.state_dict().values()))
+    start_acc = float((student(val[0]).argmax(1) == val[1]).float().mean())
+    assert info["selection"]["score"] == pytest.approx(start_acc)
+    # the default (synthetic) at a sane rate: an epoch beats the start on agreement with the teacher
+    _, info = repair(teacher, student, "uniform", RepairConfig(n=300, epochs=2, lr=1e-3), input_shape=ds.input_shape,
+                     class_names=ds.class_names)
+    assert info["selection"]["epoch"] > 0 and info["config"]["select"] == "synthetic"

@@ -8,12 +8,13 @@ from vizcore.cli import add_data_args, emit, model_and_dataset
 from vizcore.distill.compression import (
     REPAIRS,
     SEED_RATIOS,
+    SELECTIONS,
     RepairConfig,
     start_compression_job,
 )
 
 
-def _config(args, keys=("n", "epochs", "kegnet_steps", "seed")) -> RepairConfig:
+def _config(args, keys=("n", "epochs", "kegnet_steps", "seed", "select")) -> RepairConfig:
     return RepairConfig(**{k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
 
 
@@ -71,7 +72,7 @@ def cmd_kegnet_table(args) -> None:
         raise ValueError(f"no seed ratio for '{dataset}'; pass --ratio")
     # distill-preset's --n / --epochs defaults belong to seed 000's tables: the repair keeps its own
     out = _run(teacher, dataset, args.data_root, ratio, ("uniform", "gaussian", "kegnet", "best"),
-               _config(args, ("kegnet_steps", "seed")))
+               _config(args, ("kegnet_steps", "seed", "select")))
     if out is not None:
         emit(_public(out), args.json, _text(out))
 
@@ -81,6 +82,9 @@ def add_options(p) -> None:
     p.add_argument("--n", type=int, help="synthetic inputs per repair (default 10000)")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs (default 30)")
     p.add_argument("--kegnet-steps", type=int, help="training steps per KegNet generator (default 2000)")
+    p.add_argument("--select", choices=SELECTIONS, help="which fine-tuning checkpoint is kept (the compressed start "
+                   "included): synthetic (default; data-free) or real (accuracy on a tenth of the real training "
+                   "split, as KegNet's code picks its epoch for the seed's tables: NOT data-free)")
 
 
 def add_parser(sub) -> None:

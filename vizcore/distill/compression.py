@@ -33,6 +33,7 @@ from vizcore.models import (
 )
 
 REPAIRS = ("none", "uniform", "gaussian", "kegnet", "best")
+SELECTIONS = ("synthetic", "real")  # RepairConfig.select
 REPAIR_LABELS = {"none": "T", "uniform": "T+Uniform", "gaussian": "T+Gaussian", "kegnet": "T+KegNet"}
 
 
@@ -177,7 +178,9 @@ class RepairConfig:
     """Fine-tuning a compressed student on synthetic inputs labelled by the teacher (seed 004 "Baseline
     Approaches"). ``n``: synthetic inputs (a tenth is the selection hold-out); ``kegnet_steps``: training steps of
     each of KegNet's ``generators``; ``best``: the synthesis method for images (tables use KegNet's generators
-    and Gaussian noise together)."""
+    and Gaussian noise together). ``select``: which checkpoint is kept, the compressed model's start included:
+    ``synthetic`` (agreement with the teacher on the synthetic hold-out; data-free) or ``real`` (accuracy on a
+    real validation split, as KegNet's code picks its epoch for the seed's tables: NOT data-free)."""
 
     n: int = 10000
     epochs: int = 30
@@ -187,6 +190,7 @@ class RepairConfig:
     generators: int = 5
     kegnet_steps: int = 2000
     best: str = "mixed-am"
+    select: str = "synthetic"
 
 
 def noise_inputs(kind: str, n: int, input_shape, seed: int) -> torch.Tensor:
@@ -243,14 +247,20 @@ def best_label(input_shape, config: RepairConfig) -> str:
 
 def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairConfig, *, input_shape,
            class_names: list[str], dataset: str = "", cache: dict | None = None, progress: Progress | None = None,
-           cancelled: Callable[[], bool] | None = None) -> tuple[nn.Module, dict]:
+           cancelled: Callable[[], bool] | None = None,
+           validation: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[nn.Module, dict]:
     """A fine-tuned copy of the compressed ``student`` and what it took (``seconds``, synthesis stats, selection).
 
     The student learns the teacher's softmax on ``method``'s inputs (KL, as KegNet's code) and the checkpoint
-    kept is the one that agrees most with the teacher on a synthetic hold-out: no real data is read.
+    kept (the start included) is the one that agrees most with the teacher on a synthetic hold-out: no real data
+    is read. With ``config.select == "real"`` it is the most accurate on ``validation`` (real images and labels).
     """
     if method not in REPAIRS or method == "none":
         raise ValueError(f"unknown repair '{method}'; choose one of {', '.join(REPAIRS[1:])}")
+    if config.select not in SELECTIONS:
+        raise ValueError(f"unknown selection '{config.select}'; choose one of {', '.join(SELECTIONS)}")
+    if config.select == "real" and validation is None:
+        raise ValueError("selection on real data needs a validation split")
     from vizcore.core.hooks import frozen_copy
     from vizcore.distill.synthesis import label_with_teacher
 
@@ -267,7 +277,8 @@ def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairCo
         p.requires_grad_(True)
     sc = StudentConfig(arch="linear", epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
                        seed=config.seed, checkpoints=min(10, config.epochs), min_steps=0)
-    fitted = fit_student(sc, x[tr], labels[tr], soft=probs[tr], select=(x[ho], labels[ho], probs[ho]),
+    select = validation if config.select == "real" else (x[ho], labels[ho], probs[ho])
+    fitted = fit_student(sc, x[tr], labels[tr], soft=probs[tr], select=select,
                          num_classes=len(class_names), model=model, progress=progress_span(progress, 0.6, 1.0),
                          cancelled=cancelled)
     for p in fitted.model.parameters():
@@ -296,10 +307,12 @@ def compression_table(teacher: nn.Module, *, ratio: float | None = None, ranks: 
                       methods: tuple[str, ...] = ("uniform", "gaussian", "kegnet", "best"),
                       config: RepairConfig = RepairConfig(), class_names: list[str], input_shape, dataset: str = "",
                       test: Callable[[], tuple[torch.Tensor, torch.Tensor]], cache: dict | None = None,
+                      validation: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None,
                       progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> dict:
     """Seed 004's table for one model: Original, T (Tucker alone) and T + each repair in ``methods``.
 
-    ``test`` returns the real test split; it is called once, after every model is final. ``cache``: see
+    ``test`` returns the real test split; it is called once, after every model is final. ``validation`` returns
+    a real validation split, read only for ``config.select == "real"`` (the seed's protocol). ``cache``: see
     :func:`synthetic_inputs` (pass one dict to several ratios of one teacher). Returns
     ``{"rows": [{"approach", "accuracy", "compression", "seconds", "cpu_seconds", "per_class_recall"}], "ranks",
     ...}`` (a repair's ``synthesis_reused`` says its set came from ``cache``, so its seconds exclude making it) and the
@@ -309,6 +322,7 @@ def compression_table(teacher: nn.Module, *, ratio: float | None = None, ranks: 
     models: dict[str, nn.Module] = {"Original": teacher, "T": student}
     seconds = {"Original": {}, "T": {}}
     cache = {} if cache is None else cache
+    val = validation() if config.select == "real" and validation is not None and methods else None
     for i, method in enumerate(methods):
         label = best_label(input_shape, config) if method == "best" else REPAIR_LABELS[method]
         span = progress_span(progress, i / len(methods), (i + 1) / len(methods))
@@ -316,7 +330,7 @@ def compression_table(teacher: nn.Module, *, ratio: float | None = None, ranks: 
             span(0.0, f"{label}: synthesizing and fine-tuning")
         models[label], rep = repair(teacher, student, method, config, input_shape=input_shape,
                                     class_names=class_names, dataset=dataset, cache=cache, progress=span,
-                                    cancelled=cancelled)
+                                    cancelled=cancelled, validation=val)
         seconds[label] = {k: rep[k] for k in ("seconds", "cpu_seconds", "synthesis_reused")}
     if not dist.is_main():  # under torchrun rank 0 alone reads the test split and reports
         return {"models": models}
@@ -327,6 +341,12 @@ def compression_table(teacher: nn.Module, *, ratio: float | None = None, ranks: 
             for label, m in models.items()]
     return {"rows": rows, "ranks": info["ranks"], "params_before": info["params_before"],
             "params_after": info["params_after"], "class_names": list(class_names), "models": models}
+
+
+def real_validation(ds, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A tenth of the real training split (seeded): the validation set of the seed's protocol (``select="real"``)."""
+    _, ho = holdout_split(len(ds.train_x), 0.1, seed)
+    return ds.train_x[ho], ds.train_y[ho]
 
 
 def start_compression_job(teacher_id: str, *, dataset: str | None = None, ratio: float | None = None,
@@ -349,7 +369,8 @@ def start_compression_job(teacher_id: str, *, dataset: str | None = None, ratio:
         ds = load_dataset(ds_name, root=data_root)
         out = compression_table(teacher, ratio=ratio, ranks=ranks, methods=methods, config=config,
                                 class_names=list(ds.class_names), input_shape=ds.input_shape, dataset=ds_name,
-                                test=lambda: (ds.test_x, ds.test_y), progress=ctx.progress if ctx else None,
+                                test=lambda: (ds.test_x, ds.test_y), validation=lambda: real_validation(ds, config.seed),
+                                progress=ctx.progress if ctx else None,
                                 cancelled=ctx.cancelled if ctx else None)
         models = out.pop("models")
         if ctx is None:  # another rank of a torchrun job

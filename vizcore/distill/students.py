@@ -136,7 +136,7 @@ def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft
     ``select`` = (images, labels[, teacher probs]) scored after every chunk of epochs by
     :func:`selection_score` (agreement with the teacher on a synthetic hold-out, or accuracy on a real
     validation split for the baseline); without it the last checkpoint is kept. ``model``/``params`` let a caller pass a prepared model and train only some of its
-    parameters (preset e). ``relabel`` (from :func:`brightness_relabel`) replaces every batch and its targets.
+    parameters (preset e, a compressed model's repair); such a model's start is scored too and kept if no epoch beats it. ``relabel`` (from :func:`brightness_relabel`) replaces every batch and its targets.
     """
     import time
 
@@ -161,12 +161,15 @@ def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft
             progress(1.0, f"{config.name}: fitted")
         student.seconds = time.perf_counter() - start
         return student
+    best, best_state, history, done = (-1.0, float("-inf")), None, [], 0
     if model is None:
         model = build_model(config.arch, tuple(x.shape[1:]), num_classes, seed=config.seed)
+    elif select is not None and len(select[0]):  # a prepared model's start is a candidate (KegNet's code scores epoch 0)
+        best, best_state, best_epoch = selection_score(model, *select), copy.deepcopy(model.state_dict()), 0
+        history.append(best[0])
     total = config.epochs_for(len(x))
     chunks = max(1, min(config.checkpoints, total))
     sizes = [total // chunks + (1 if i < total % chunks else 0) for i in range(chunks)]
-    best, best_state, history, done = (-1.0, float("-inf")), None, [], 0
     for i, epochs in enumerate(sizes):
         check_cancelled(cancelled)
         tc = TrainConfig(epochs=epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed + i,
