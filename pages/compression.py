@@ -63,11 +63,16 @@ with repair_tab:
     n = int(c1.number_input("Synthetic inputs per repair", 200, 100_000, 10_000, step=1000, key="cmp_n"))
     epochs = int(c2.number_input("Fine-tuning epochs", 1, 500, 20, key="cmp_epochs"))
     ksteps = int(c3.number_input("KegNet steps per generator", 10, 20_000, 400, step=100, key="cmp_ksteps"))
+    real_select = st.checkbox(
+        "Pick each repair's epoch on real validation data (the seed's protocol; NOT data-free)", key="cmp_real_select",
+        help="KegNet's code keeps the epoch (the compressed start included) most accurate on a real validation "
+             "split; vizcore's default keeps the one that agrees most with the teacher on synthetic inputs")
     save = st.checkbox("Save the last repaired model to the workspace", key="cmp_save")
     if st.button("Compress and repair in the background", type="primary", disabled=not methods, key="cmp_go"):
         name = f"{entry.card.name}-x{ratio:g}-{methods[-1]}" if save else None
         comp.start_compression_job(entry.id, dataset=ds.name, ratio=ratio, methods=tuple(methods),
-                                   config=comp.RepairConfig(n=n, epochs=epochs, lr=1e-3, kegnet_steps=ksteps),
+                                   config=comp.RepairConfig(n=n, epochs=epochs, lr=1e-3, kegnet_steps=ksteps,
+                                                            select="real" if real_select else "synthetic"),
                                    save_as=name)
         st.rerun()
 

@@ -113,10 +113,19 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
                                     num_classes=10)
         ds = data.load_dataset("digits")
         acc = float((predict_logits(student.model, ds.test_x).argmax(1) == ds.test_y).float().mean())
+        # the online generator: one for all ranks, data-parallel like the student
+        from vizcore.distill.engine import distill
+        from vizcore.models import build_model
+
+        online = distill(teacher, build_model("cnn_s", shape, 10, seed=0),
+                         EngineConfig(steps=8, batch_size=32, generator=True, student_per_generator=2, bank=64,
+                                      checkpoints=2), input_shape=shape, num_classes=10, parallel=True)
+        g_sha = dist.sha256_tensors(*online.generator.parameters())  # (BatchNorm statistics are per rank)
         Path(f"{out}-{rank}.json").write_text(json.dumps({"sha": synthetic_sha256(synth), "n": len(synth),
                                                           "accuracy": acc, "world": dist.world_size(),
                                                           "kegnet_sha": synthetic_sha256(keg),
-                                                          "kegnet_shards": keg.stats["trained_by_rank"]}))
+                                                          "kegnet_shards": keg.stats["trained_by_rank"],
+                                                          "generator_sha": g_sha}))
     finally:
         dist.teardown()
 
@@ -136,6 +145,7 @@ def test_two_processes_make_the_one_process_set_and_as_good_a_student(tmp_path):
     assert [r["kegnet_shards"] for r in one + two] == [[[0, 1, 2]], [[0, 1], [2]], [[0, 1], [2]]]
     assert one[0]["kegnet_sha"] == two[0]["kegnet_sha"] == two[1]["kegnet_sha"]
     assert two[0]["accuracy"] == two[1]["accuracy"]  # DDP keeps the ranks' students in step
+    assert two[0]["generator_sha"] == two[1]["generator_sha"]  # and the ranks' generator
     assert one[0]["accuracy"] > 0.3 and two[0]["accuracy"] > 0.3  # well above chance (0.1)
     assert abs(one[0]["accuracy"] - two[0]["accuracy"]) <= 0.12
 

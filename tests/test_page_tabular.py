@@ -58,10 +58,12 @@ def test_repair_and_kegnet_pictures_run_as_jobs(shared_datasets):
     at.multiselect(key="cmp_methods").set_value(["gaussian"]).run()
     at.number_input(key="cmp_n").set_value(300).run()
     at.number_input(key="cmp_epochs").set_value(1).run()
+    at.checkbox(key="cmp_real_select").check().run()  # the seed's protocol, asked for by name
     at.button(key="cmp_go").click().run()
     job = jobs.list_jobs(comp.JOB_KIND)[0]
     jobs.wait_job(job.id)
     assert jobs.get_job(job.id).state == "done"
+    assert jobs.get_job(job.id).config["repair"]["select"] == "real"
     at.number_input(key="kg_steps").set_value(10).run()
     at.button(key="kg_go").click().run()
     kjob = jobs.list_jobs("kegnet-pictures")[0]
