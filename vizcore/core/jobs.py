@@ -211,24 +211,28 @@ def start_process_job(kind: str, title: str, config: dict, argv: list[str], env:
     command that ends without finishing the job fails it with the log's last lines."""
     info = _new_job(kind, title, config)
     info.token = ""  # not this process's thread: alive while the command's process is
+    info.message = "starting its processes (each loads torch and joins the group)…"
     with open(info.dir / "process.log", "wb") as log:
         proc = subprocess.Popen([*argv, "--job", info.id], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env={**os.environ, **(env or {})}, start_new_session=True)
     info.pid = proc.pid
     _save(info)
-    threading.Thread(target=_reap, args=(info.id, proc), name=f"vizcore-reap-{info.id}", daemon=True).start()
+    threading.Thread(target=_reap, args=(info.dir, proc), name=f"vizcore-reap-{info.id}", daemon=True).start()
     return info
 
 
-def _reap(job_id: str, proc: subprocess.Popen) -> None:
-    """Wait for a job's command; if it left the job unfinished, record it as failed."""
+def _reap(folder: Path, proc: subprocess.Popen) -> None:
+    """Wait for a job's command; if it left the job (in ``folder``) unfinished, record it as failed."""
     code = proc.wait()
-    info = JobInfo(**read_json(jobs_dir() / job_id / "job.json"))
+    if not (folder / "job.json").exists():  # the job was deleted meanwhile
+        return
+    info = JobInfo(**read_json(folder / "job.json"))
     if info.active:
-        tail = (jobs_dir() / job_id / "process.log").read_text(errors="replace").strip().splitlines()[-5:]
+        tail = (folder / "process.log").read_text(errors="replace").strip().splitlines()[-5:]
         info.state, info.message = "failed", "\n".join(tail)[-2000:]
         info.error = f"the job's process ended (exit {code}) before it finished" + (f": {tail[-1][-300:]}" if tail else "")
-        _save(info)
+        info.updated = _now()
+        write_json(folder / "job.json", asdict(info))
 
 
 def cancel_job(job_id: str) -> None:
