@@ -135,8 +135,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: Train
                 if world > 1:  # this rank's share of the batch (a last batch smaller than the world is skipped)
                     if len(idx) < world:
                         continue
-                    share = world * len(idx[dist.rank()::world]) / len(idx)  # DDP's mean of means = the batch mean
-                    idx = idx[dist.rank()::world]
+                    mine = idx[dist.rank()::world]
+                    share, idx = world * len(mine) / len(idx), mine  # DDP's mean of means = the batch mean
                 xb = x[idx].to(device)
                 target = soft_targets[idx].to(device) if soft_targets is not None else None
                 if relabel is not None:

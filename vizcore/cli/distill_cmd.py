@@ -99,13 +99,11 @@ def _engine(args):
 
 def _queued(job_id: str) -> protocol.DistillConfig:
     """The config of the queued job ``job_id`` (the app's multi-process run), read by rank 0 and sent to all."""
+    from vizcore.core.jobs import queued_job
+
     cfg = None
     if distributed.is_main():
-        path = protocol.jobs_dir() / job_id / "job.json"
-        job = protocol.get_job(job_id) if path.exists() else None
-        if job is None or job.kind != protocol.JOB_KIND or job.state != "queued":
-            raise ValueError(f"there is no queued run '{job_id}' in {protocol.jobs_dir()}")
-        cfg = protocol.DistillConfig.from_dict(job.config)
+        cfg = protocol.DistillConfig.from_dict(queued_job(job_id, protocol.JOB_KIND).config)
     return distributed.broadcast(cfg)
 
 

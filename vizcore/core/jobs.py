@@ -67,9 +67,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _save(info: JobInfo) -> None:
+def _save(info: JobInfo, folder: Path | None = None) -> None:
+    """Write ``info`` to its folder (``folder``: that one, fixed when the job started, not the workspace of now)."""
     info.updated = _now()
-    write_json(info.dir / "job.json", asdict(info))
+    write_json((folder or info.dir) / "job.json", asdict(info))
 
 
 def _alive(pid: int) -> bool:
@@ -174,12 +175,18 @@ def _new_job(kind: str, title: str, config: dict) -> JobInfo:
     return info
 
 
-def _take_up(job_id: str, kind: str, title: str) -> JobInfo:
-    """The queued job ``job_id`` (made by :func:`start_process_job`), now run by this process."""
+def queued_job(job_id: str, kind: str) -> JobInfo:
+    """The queued job ``job_id`` of ``kind`` (made by :func:`start_process_job`), or a message."""
     path = jobs_dir() / job_id / "job.json"
     info = JobInfo(**read_json(path)) if path.exists() else None
     if info is None or info.kind != kind or info.state != "queued":
         raise ValueError(f"there is no queued {kind} job '{job_id}' in {jobs_dir()}")
+    return info
+
+
+def _take_up(job_id: str, kind: str, title: str) -> JobInfo:
+    """The queued job ``job_id``, now run by this process."""
+    info = queued_job(job_id, kind)
     info.title, info.pid, info.token = title, os.getpid(), _PROCESS_TOKEN
     _save(info)
     return info
@@ -231,8 +238,7 @@ def _reap(folder: Path, proc: subprocess.Popen) -> None:
         tail = (folder / "process.log").read_text(errors="replace").strip().splitlines()[-5:]
         info.state, info.message = "failed", "\n".join(tail)[-2000:]
         info.error = f"the job's process ended (exit {code}) before it finished" + (f": {tail[-1][-300:]}" if tail else "")
-        info.updated = _now()
-        write_json(folder / "job.json", asdict(info))
+        _save(info, folder)
 
 
 def cancel_job(job_id: str) -> None:

@@ -97,7 +97,7 @@ def train_kegnet_generators(teacher: nn.Module, config, *, input_shape, num_clas
                     trained[g] = G.to(dev).eval()
     gens = [trained[g] for g in range(k)]
     return gens, {"generators": k, "beta": beta, "lr": lr, "alpha": config.alpha, "noise_dim": config.noise(),
-                  "world_size": dist.world_size(), "trained_by_rank": shards}
+                  "trained_by_rank": shards}
 
 
 def kegnet_images(teacher: nn.Module, config, *, input_shape, num_classes: int, dataset: str = "", real=None,

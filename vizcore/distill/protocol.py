@@ -302,9 +302,14 @@ def start_run(config: DistillConfig, wait: bool = False, resume: str | None = No
 
     if not dist.is_main():
         return work(None)
-    title = f"{config.synthesis.method} x{config.synthesis.n} from {entry.id} -> " + ", ".join(s.name for s in config.students)
-    title += (f" on {dist.world_size()} processes" if dist.world_size() > 1 else "") + (f" (resumes {resume})" if resume else "")
+    title = _title(config, entry.id, dist.world_size()) + (f" (resumes {resume})" if resume else "")
     return start_job(JOB_KIND, title, work, config.to_dict(), wait=wait, job_id=job_id)
+
+
+def _title(config: DistillConfig, teacher_id: str, processes: int) -> str:
+    """A run's title in the jobs list."""
+    return (f"{config.synthesis.method} x{config.synthesis.n} from {teacher_id} -> "
+            + ", ".join(s.name for s in config.students) + (f" on {processes} processes" if processes > 1 else ""))
 
 
 def local_processes() -> int:
@@ -324,8 +329,7 @@ def start_parallel_run(config: DistillConfig, processes: int, data_root: str | N
     root = str(Path(__file__).resolve().parents[2])
     env = {"VIZCORE_HOME": str(workspace()), "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
            "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // processes))}
-    title = f"{config.synthesis.method} x{config.synthesis.n} -> {', '.join(s.name for s in config.students)} on {processes} processes"
-    return start_process_job(JOB_KIND, title, config.to_dict(), argv, env)
+    return start_process_job(JOB_KIND, _title(config, config.teacher, processes), config.to_dict(), argv, env)
 
 
 def summary(report: dict) -> dict:
