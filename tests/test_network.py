@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -83,7 +84,7 @@ def test_figure_has_a_node_for_every_map_and_unit(tiny):
     nodes = {t.name: t for t in fig.data if t.customdata is not None}
     assert {k: len(v.x) for k, v in nodes.items()} == {"input": 1, "conv1": 4, "conv2": 8, "fc1": 16, "fc2": 5}
     assert list(nodes["conv2"].customdata[3]) == ["conv2", 3]
-    assert len(fig.layout.images) == 1 + 4 + 8  # the input and a thumbnail per feature map
+    assert len(fig.layout.images) == 1 + 2  # the input and one sheet of thumbnails per conv layer
     # the knocked-out map is greyed and crossed out; the selected one gets the cyan frame
     assert sum(s.type == "line" for s in fig.layout.shapes) == 2
     assert sum(s.line.color == "#00b4d8" for s in fig.layout.shapes) == 1
@@ -93,3 +94,42 @@ def test_figure_has_a_node_for_every_map_and_unit(tiny):
     assert drawn == sum(int((w > 0.02 * w.max()).sum()) for w in f.edges)
     assert max(t.line.width for t in edges) == pytest.approx(4.2)
     json.loads(fig.to_json())  # serializable for the browser
+
+
+def test_a_flow_owns_its_tensors(tiny):
+    """A flow of one dataset row must not carry the whole dataset: the app caches flows by pickling them."""
+    import pickle
+
+    rows = torch.rand(2000, 1, 12, 12, generator=torch.Generator().manual_seed(5))
+    f = network_flow(tiny, rows[7], 0)
+    assert torch.equal(f.layers[0].acts, rows[7])
+    assert len(pickle.dumps(f)) < rows.numel()  # far below the 1.1 MB of the rows it came from
+
+
+def test_each_conv_layer_is_one_sheet_with_every_map_in_its_cell(tiny):
+    import base64
+    import io
+
+    from PIL import Image
+
+    x = torch.rand(1, 12, 12, generator=torch.Generator().manual_seed(4))
+    f = network_flow(tiny, x, 0, mask={"conv2": [5]})
+    fig = network_figure(f, [f"c{i}" for i in range(5)], rows=8)
+    conv2 = next(lay for lay in f.layers if lay.name == "conv2")
+    sheet = fig.layout.images[2]  # input, conv1, conv2: 8 maps in one column of 8 cells
+    assert (sheet.sizex, sheet.sizey) == (1, 8)
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(sheet.source.split(",", 1)[1]))))
+    a = conv2.acts.numpy()
+    n, h, w = a.shape
+    cell = img.shape[0] // 8
+    k = round(cell / (h + round(h * (1 / 0.84 - 1))))  # the nearest-neighbour blow-up
+    small = img[::k, ::k]
+    g = small.shape[0] // 8 - h  # the margin of a cell
+    for m in range(n):
+        y, x0 = m * (h + g) + g // 2, g // 2
+        grey, alpha = small[y:y + h, x0:x0 + w, 0], small[y:y + h, x0:x0 + w, 1]
+        assert (alpha == 255).all()
+        expect = np.full((h, w), 200) if m == 5 else np.round(np.sqrt(np.clip(a[m] / max(a[m].max(), 1e-12), 0, 1)) * 255)
+        assert np.abs(grey.astype(int) - expect).max() <= 1, m  # map m in cell m, square-root scaled; 5 knocked grey
+        assert (small[m * (h + g), :, 1] == 0).all() or g // 2 == 0  # the margin above it is transparent
+    assert small.shape[2] == 2 and (small[:, :g // 2, 1] == 0).all()  # grey + alpha: the edges show through gaps

@@ -11,6 +11,7 @@ modules at once can see each other's half-initialized modules (plotly, for one, 
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -41,6 +42,9 @@ def _warm() -> None:
         # cached functions called outside a page log that they have no page to draw their spinner on
         logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
         state.preload()
+        # the imported modules' objects live as long as the server: keep every later collection from walking them
+        gc.collect()
+        gc.freeze()
     except Exception:  # noqa: BLE001  (the page meets the same error and shows the user its message)
         pass
     finally:

@@ -164,10 +164,11 @@ def network_flow(model: nn.Module, image: torch.Tensor, target: int, *, output: 
             else:
                 paths = _zero(paths, knocked[names[stages[k - 1][0]]])
             edges.append(_score(paths, norm).cpu())
-        layers = [FlowLayer("input", "input", image.detach().cpu(), _score(g_x.sum(1), norm).cpu())]
+        # clones, not views: a view of a dataset row would carry (and pickle) the whole dataset with it
+        layers = [FlowLayer("input", "input", image.detach().cpu().clone(), _score(g_x.sum(1), norm).cpu())]
         for (i, _, _), a, g in zip(stages[:-1], feats[:-1], g_a):
-            layers.append(FlowLayer(names[i], "conv" if a.ndim == 4 else "dense", a[0].detach().cpu(),
+            layers.append(FlowLayer(names[i], "conv" if a.ndim == 4 else "dense", a[0].detach().cpu().clone(),
                                     _score(g[0], norm).cpu(), tuple(knocked[names[i]])))
-        p = probs[0].detach().cpu()
+        p = probs[0].detach().cpu().clone()
         layers.append(FlowLayer(names[stages[-1][0]], "output", p, g_z[-1][0].abs().cpu()))
     return NetworkFlow(layers=layers, edges=edges, target=int(target), output=output, probs=p)
