@@ -6,10 +6,7 @@ A quiz participant (``/?quiz=CODE``) gets the quiz alone.
 
 import streamlit as st
 
-from ui import warmup
-
-warmup.wait()  # a served app's warm-up imports what the pages import; the pages wait until it is done
-from ui import state  # noqa: E402
+from ui import first_page, warmup
 
 st.set_page_config(page_title="vizcore", page_icon=":material/biotech:", layout="wide")
 
@@ -27,12 +24,21 @@ PAGES = [
 ]
 
 if "quiz" in st.query_params:  # a participant's device: the quiz only, no sidebar, no model to choose
+    warmup.wait()
     from ui.quiz import participant_page
 
     st.navigation([st.Page(participant_page, title="Quiz", icon=":material/quiz:")], position="hidden").run()
     st.stop()
 
 nav = st.navigation(PAGES)
+if not warmup.done() and nav.title == PAGES[0].title and (saved := first_page.load()):
+    first_page.show_saved(saved, nav.title)  # the last Overview, drawn while the warm-up imports PyTorch
+    warmup.release()
+    warmup.wait()
+    st.rerun()
+warmup.wait()  # a served app's warm-up imports what the pages import; the pages wait until it is done
+from ui import state  # noqa: E402
+
 st.sidebar.title("vizcore")
 ds, entry = state.sidebar()
 st.session_state["_dataset"], st.session_state["_entry"] = ds, entry

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import state
+from ui import first_page, state
 from vizcore.models import count_parameters, layer_table
 from vizcore.plots.common import confusion_heatmap, image_grid, per_class_bars
 
@@ -10,29 +10,22 @@ st.title("Overview")
 ds, entry, model = state.require()
 
 card = entry.card
-st.caption(f"Model **{entry.id}** on the test split of **{ds.name}**")
 report = state.evaluation(*state.model_key(entry), ds.name)
-
-c = st.columns(4)
-c[0].metric("Test accuracy", f"{report['accuracy']:.2%}", help=f"on the {report['n']} test images of {ds.name}")
 card_acc = card.metrics.get("accuracy")
-c[1].metric("Model card says", "—" if card_acc is None else f"{card_acc:.2%}",
-            help="accuracy recorded when the model was trained; reproduce with the CLI command below")
-c[2].metric("Parameters", f"{count_parameters(model):,}")
-c[3].metric("Architecture", card.arch)
-if card.dataset != ds.name:
-    st.warning(f"This model was trained on **{card.dataset}**; it is evaluated here on **{ds.name}** because their "
-               "shapes fit.")
-
-left, right = st.columns([3, 2])
-with left:
-    st.plotly_chart(per_class_bars(report["per_class"]), key="prf")
-with right:
-    st.plotly_chart(confusion_heatmap(report["confusion"], ds.class_names), key="confusion")
-
-st.subheader("Test rows" if ds.is_tabular else "Test images")
-only_wrong = st.toggle("Only misclassified", key="overview_only_wrong")
-n_show = st.slider("How many", 10, 60, 20, step=10, key="overview_n")
+record = {
+    "dataset": ds.name, "model": entry.id, "model_label": state.model_label(entry),
+    "sidebar_caption": state.model_caption(entry), "tabular": ds.is_tabular,
+    "weights": {"path": str(entry.weights), "mtime": state.model_key(entry)[1]},
+    "metrics": [("Test accuracy", f"{report['accuracy']:.2%}", f"on the {report['n']} test images of {ds.name}"),
+                ("Model card says", "—" if card_acc is None else f"{card_acc:.2%}",
+                 "accuracy recorded when the model was trained; reproduce with the CLI command below"),
+                ("Parameters", f"{count_parameters(model):,}", None), ("Architecture", card.arch, None)],
+    "warning": None if card.dataset == ds.name else (
+        f"This model was trained on **{card.dataset}**; it is evaluated here on **{ds.name}** because their shapes fit."),
+    "per_class": per_class_bars(report["per_class"]),
+    "confusion": confusion_heatmap(report["confusion"], ds.class_names),
+}
+only_wrong, n_show = first_page.draw(record)
 pred, names = report["pred"], ds.class_names
 idx = [i for i in range(report["n"]) if not only_wrong or pred[i] != int(ds.test_y[i])][:n_show]
 if idx and ds.is_tabular:  # a table: its rows, in standard deviations from the training mean
@@ -45,7 +38,13 @@ elif idx:
     wrong = [pred[i] != int(ds.test_y[i]) for i in idx]
     titles = [f"{names[int(ds.test_y[i])][:10]}→{names[pred[i]][:10]}" if w else names[pred[i]][:14]
               for i, w in zip(idx, wrong)]
-    st.plotly_chart(image_grid(ds.test_x[idx], titles, cols=10, highlight=wrong), key="strip")
+    strip = image_grid(ds.test_x[idx], titles, cols=10, highlight=wrong)
+    st.plotly_chart(strip, key="strip")
+    if not only_wrong and n_show == first_page.STRIP_DEFAULT and "_first_page_saved" not in st.session_state \
+            and state.is_default(ds, entry):  # what the next server start shows while it imports PyTorch
+        first_page.save({**record, "strip": strip.to_json(),
+                         **{k: record[k].to_json() for k in ("per_class", "confusion")}})
+        st.session_state["_first_page_saved"] = True
     st.caption("Title: predicted class; misclassified images are framed in red and titled true→predicted.")
 else:
     st.success("No misclassified test images.")

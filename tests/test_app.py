@@ -177,3 +177,62 @@ def test_the_warm_up_loads_what_a_new_session_opens_with(monkeypatch):
     at = _app()
     values = {s.label: s.value for s in at.sidebar.selectbox}
     assert loads == {"dataset": [values["Dataset"]], "model": [values["Model"]]}  # the page loaded nothing new
+
+
+def _draw_saved(rec):
+    from ui.first_page import show_saved
+
+    show_saved(rec, "Overview")
+
+
+def test_the_overview_saves_the_first_page_a_new_server_draws_without_torch(monkeypatch):
+    """The default Overview saves its record; a server whose warm-up is still importing PyTorch draws that record
+    (every widget disabled) and reruns into the live page when the warm-up ends. A changed weights file voids it."""
+    import threading
+
+    from ui import first_page, warmup
+
+    at = _app()
+    rec = first_page.load()
+    assert rec is not None and rec["model"] == at.sidebar.selectbox[1].value
+    live = {m.label: m.value for m in at.metric}
+    assert {label: value for label, value, _ in rec["metrics"]} == live
+    assert rec["strip"] and rec["per_class"] and rec["confusion"]
+
+    saved = AppTest.from_function(_draw_saved, args=(rec,), default_timeout=60)
+    saved.run()
+    assert not saved.exception
+    assert {m.label: m.value for m in saved.metric} == live
+    assert all(w.disabled for w in [*saved.sidebar.selectbox, *saved.toggle, *saved.slider])
+    assert any("Starting PyTorch" in c.value for c in saved.caption)
+
+    drawn = []
+    real = first_page.show_saved
+    monkeypatch.setattr(first_page, "show_saved", lambda rec, title: drawn.append(title) or real(rec, title))
+    warmup._done.clear()  # a served app's first session, while the warm-up imports: it ends a second later
+    timer = threading.Timer(1.0, warmup._done.set)
+    timer.start()
+    try:
+        at = _app()
+    finally:
+        timer.cancel()
+        warmup._done.set()
+    assert drawn == ["Overview"]  # the saved page first, then the live page after the rerun
+    assert not at.toggle[0].disabled and {m.label: m.value for m in at.metric} == live
+    assert not any("Starting PyTorch" in c.value for c in at.caption)
+
+
+
+
+def test_a_saved_first_page_is_void_once_its_weights_change(tmp_path):
+    from ui import first_page
+
+    weights = tmp_path / "m.safetensors"
+    weights.write_bytes(b"x")
+    rec = {"weights": {"path": str(weights), "mtime": weights.stat().st_mtime}, "metrics": []}
+    first_page.save(rec)
+    assert first_page.load() == rec
+    os.utime(weights, (0, 1))  # another file under the same name
+    assert first_page.load() is None
+    first_page.path().write_text("{not json")
+    assert first_page.load() is None

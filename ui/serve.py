@@ -5,13 +5,14 @@ imports PyTorch and vizcore and loads the default dataset and model while the br
 
 import sys
 
-from ui import warmup
+from ui import first_page, warmup
 
 if __name__ == "__main__":
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web.cli import main
 
-    warmup.start()  # after streamlit's own import, which it would otherwise see half done
+    # after streamlit's own import, which it would otherwise see half done; with a saved first page, after that page
+    warmup.start(hold=first_page.load() is not None)
 
     # app.py navigates with st.navigation. Without this, the first request of a fresh server for a page's own URL
     # (say /models_data) would run that page the legacy way because a pages/ folder exists: without app.py's sidebar.

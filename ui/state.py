@@ -94,11 +94,23 @@ def sidebar() -> tuple[Dataset | None, zoo.ModelEntry | None]:
     if st.session_state.get(MODEL_KEY) not in ids:
         st.session_state[MODEL_KEY] = default_model(same).id
     by_id = {e.id: e for e in same}
-    mid = st.sidebar.selectbox("Model", ids, key=MODEL_KEY,
-                               format_func=lambda i: f"{i}  ·  {by_id[i].card.metrics.get('accuracy', 0):.1%}")
+    mid = st.sidebar.selectbox("Model", ids, key=MODEL_KEY, format_func=lambda i: model_label(by_id[i]))
     entry = by_id[mid]
-    st.sidebar.caption(f"{entry.card.arch} trained on {entry.card.dataset} · input {entry.card.input_shape}")
+    st.sidebar.caption(model_caption(entry))
     return ds, entry
+
+
+def model_label(entry: zoo.ModelEntry) -> str:
+    return f"{entry.id}  ·  {entry.card.metrics.get('accuracy', 0):.1%}"
+
+
+def model_caption(entry: zoo.ModelEntry) -> str:
+    return f"{entry.card.arch} trained on {entry.card.dataset} · input {entry.card.input_shape}"
+
+
+def is_default(ds: Dataset, entry: zoo.ModelEntry) -> bool:
+    """Whether (``ds``, ``entry``) is the selection a new session opens with."""
+    return ds.name == default_dataset(dataset_choices()) and entry.id == default_model(fitting_models(ds)).id
 
 
 @st.cache_data(show_spinner="Evaluating on the test split…", max_entries=32)

@@ -18,15 +18,31 @@ import time
 
 _done = threading.Event()
 _done.set()  # nothing to wait for unless start() is called (tests, ``streamlit run app.py``)
+_drawn = threading.Event()
+HOLD_S = 5.0  # the longest the imports wait for a first page drawn without them
 
 
-def start() -> None:
+def start(hold: bool = False) -> None:
+    """Warm up in the background. ``hold``: a saved first page exists (:mod:`ui.first_page`); the imports wait until
+    a browser has been sent it (:func:`release`), or ``HOLD_S`` seconds, so that the browser's download of the app and
+    that page do not share the GIL with them."""
     _done.clear()
+    if not hold:
+        _drawn.set()
     threading.Thread(target=_warm, name="vizcore-warm-up", daemon=True).start()
+
+
+def release() -> None:
+    """A first page has been drawn without PyTorch: the imports may start."""
+    _drawn.set()
 
 
 def wait() -> None:
     _done.wait()
+
+
+def done() -> bool:
+    return _done.is_set()
 
 
 def _warm() -> None:
@@ -35,6 +51,7 @@ def _warm() -> None:
 
         while not (Runtime.exists() and Runtime.instance().state.name.endswith("CONNECTED")):  # the server is up
             time.sleep(0.05)
+        _drawn.wait(HOLD_S)
         import vizcore.metrics  # noqa: F401
         import vizcore.plots.common  # noqa: F401
         from ui import state
