@@ -46,12 +46,13 @@ def run(teacher_id: str, ds, synthesis: SynthesisConfig, students, baseline=True
 
 def defaults(teacher_id: str, ds, arch: str, n: int) -> dict:
     """``python -m vizcore distill --teacher T --n N --student ARCH`` with every other option at its default."""
-    from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_METHOD, METHOD_DEFAULTS
+    from vizcore.distill.methods import DEFAULT_METHOD, METHOD_DEFAULTS, default_engine
 
     t0 = time.perf_counter()
+    engine = default_engine(ds.input_shape)
     out = run(teacher_id, ds, SynthesisConfig(method=DEFAULT_METHOD, n=n, **METHOD_DEFAULTS.get(DEFAULT_METHOD, {})),
-              [StudentConfig(arch=arch)], engine=DEFAULT_ENGINE)
-    return {**out, "wall_seconds": round(time.perf_counter() - t0, 1), "engine_steps": DEFAULT_ENGINE.steps}
+              [StudentConfig(arch=arch)], engine=engine)
+    return {**out, "wall_seconds": round(time.perf_counter() - t0, 1), "engine_steps": engine.steps}
 
 
 def methods_table(teacher_id: str, ds, n: int, steps: int, methods: list[str]) -> list[dict]:

@@ -16,6 +16,7 @@ from vizcore.distill.methods import (
     DEFAULT_METHOD,
     DEFAULT_N,
     METHOD_DEFAULTS,
+    default_steps,
     estimate_seconds,
     is_online,
     needs_engine,
@@ -128,8 +129,12 @@ with new_tab:
         "Engine: the teacher's logits on every batch (augmented, relabelled; the default)", True, key="sl_engine",
         help="off: students learn the stored labels for a number of epochs, as the seeds do")
     if use_engine:
-        steps = int(s3.number_input("Budget: engine steps per student", 10, 100_000, DEFAULT_ENGINE.steps, step=500,
-                                    key="sl_budget"))
+        budget = default_steps(ds.input_shape)
+        if st.session_state.get("_sl_budget_default") != budget:  # a teacher with another default budget: show it
+            st.session_state["_sl_budget_default"] = st.session_state["sl_budget"] = budget
+        steps = int(s3.number_input("Budget: engine steps per student", 10, 100_000, step=500, key="sl_budget",
+                                    help="default: 3,000 for images of up to 16 x 16 pixels and for tables, "
+                                         "4,000 for larger images"))
         engine = replace(DEFAULT_ENGINE, steps=steps)
         epochs = 20
     else:

@@ -183,3 +183,38 @@ def test_online_selection_keeps_the_checkpoint_that_agrees_on_every_stage(digits
     res = distill(teacher, student, EngineConfig(steps=40, batch_size=32, generator=True, checkpoints=4),
                   input_shape=digits.input_shape, num_classes=10)
     assert res.selection["holdout"] == 4 * 32 and res.selection["step"] in [s for s, _ in res.history]
+
+
+def test_the_default_budget_grows_past_16_by_16_pixels():
+    """3,000 steps for digits-sized images and tables, 4,000 for larger images, on the page and from the CLI."""
+    from dataclasses import replace
+
+    from vizcore.cli import build_parser, distill_cmd
+    from vizcore.distill.methods import DEFAULT_ENGINE, default_engine, default_steps
+
+    assert default_steps((1, 8, 8)) == default_steps((3, 16, 16)) == default_steps((16,)) == DEFAULT_ENGINE.steps == 3000
+    assert default_steps((1, 28, 28)) == default_steps((1, 17, 16)) == 4000
+    assert default_engine((1, 28, 28)) == replace(DEFAULT_ENGINE, steps=4000)
+    cli = build_parser().parse_args(["distill", "--teacher", "zoo:fashion-mnist-cnn"])
+    assert distill_cmd._engine(cli, (1, 28, 28)).steps == 4000
+    cli = build_parser().parse_args(["distill", "--teacher", "zoo:fashion-mnist-cnn", "--budget", "700"])
+    assert distill_cmd._engine(cli, (1, 28, 28)).steps == 700
+
+
+def test_the_student_trains_channels_last_and_comes_back_in_the_usual_layout(digits, digits_cnn, tmp_path):
+    """The engine trains image students channels-last (oneDNN's fast layout); the student it returns has the usual
+    layout again, and saved and loaded it gives the same outputs."""
+    from vizcore.zoo import ModelCard, load_model, save_model
+
+    student = build_model("cnn_s", digits.input_shape, 10, seed=1)
+    seen = []
+    student.register_forward_pre_hook(lambda m, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    res = distill(frozen_copy(digits_cnn), student, EngineConfig(steps=4, batch_size=16, checkpoints=1),
+                  input_shape=digits.input_shape, num_classes=10, images=digits.train_x[:64])
+    assert seen and all(seen[:4])  # the training batches
+    assert all(p.is_contiguous() for p in res.model.parameters())
+    card = ModelCard(name="s", arch="cnn_s", dataset="digits", input_shape=list(digits.input_shape),
+                     class_names=list(digits.class_names))
+    again = load_model(save_model(res.model, card, tmp_path))
+    x = digits.test_x[:32]
+    assert torch.allclose(again(x), res.model(x), atol=1e-6)

@@ -14,6 +14,7 @@ from vizcore.distill import protocol
 from vizcore.distill.students import StudentConfig
 from vizcore.distill.methods import DEFAULT_METHOD
 from vizcore.distill.synthesis import SynthesisConfig
+from vizcore import zoo
 from vizcore.zoo import ModelCard, save_model
 
 APP = str(ROOT / "app.py")
@@ -70,15 +71,16 @@ def test_start_a_run_and_compare_it(teacher_id):
 
 def test_page_and_cli_share_one_default(teacher_id):
     from vizcore.cli import build_parser, distill_cmd
-    from vizcore.distill.methods import DEFAULT_ENGINE, DEFAULT_N
+    from vizcore.distill.methods import DEFAULT_N, default_engine
 
     at = open_page(teacher_id)
     cli = build_parser().parse_args(["distill", "--teacher", teacher_id])
     assert at.selectbox(key="sl_method").value == cli.method == DEFAULT_METHOD
     assert at.number_input(key="sl_n").value == cli.n == DEFAULT_N
     assert "sl_engine" not in [t.key for t in at.toggle] and not cli.no_engine  # a generator in the loop: always the engine
-    assert at.number_input(key="sl_budget").value == DEFAULT_ENGINE.steps and cli.budget is None  # None: the default
-    assert distill_cmd._engine(cli) == DEFAULT_ENGINE  # the budget and every engine setting
+    shape = zoo.get_entry(teacher_id).card.input_shape
+    assert at.number_input(key="sl_budget").value == default_engine(shape).steps and cli.budget is None  # None: the default
+    assert distill_cmd._engine(cli, shape) == default_engine(shape)  # the budget and every engine setting
     # the default's first stage: KegNet's generators, trained as long on the page as from the CLI
     assert at.number_input(key=f"sl_train_steps_{DEFAULT_METHOD}").value == distill_cmd._synthesis(cli).train_steps
 

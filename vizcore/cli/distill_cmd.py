@@ -15,7 +15,9 @@ from vizcore.distill.methods import (
     DEFAULT_ENGINE,
     DEFAULT_METHOD,
     DEFAULT_N,
+    LARGE_IMAGE_STEPS,
     METHOD_DEFAULTS,
+    default_engine,
     estimate_seconds,
 )
 from vizcore.distill.seed_tables import (
@@ -90,10 +92,10 @@ def _students(args, archs) -> tuple[StudentConfig, ...]:
                  for a in archs)
 
 
-def _engine(args):
+def _engine(args, input_shape):
     if args.no_engine:
         return None
-    return replace(DEFAULT_ENGINE, seed=args.seed, **{k: v for k, v in (
+    return replace(default_engine(input_shape), seed=args.seed, **{k: v for k, v in (
         ("steps", args.budget), ("loss", args.kd_loss), ("mix", args.mix)) if v is not None})
 
 
@@ -121,7 +123,7 @@ def cmd_distill(args) -> None:
     cfg = protocol.DistillConfig(teacher=entry.id, dataset=args.dataset or entry.card.dataset,
                              synthesis=_synthesis(args), students=_students(args, archs), baseline=not args.no_baseline,
                              sizes=tuple(args.sizes or ()), preset="bias-only" if args.bias_only else "",
-                             engine=_engine(args))
+                             engine=_engine(args, entry.card.input_shape))
     if args.resume:
         cfg = _resumed(args.resume, cfg)
     if distributed.is_main():
@@ -250,8 +252,9 @@ def add_parser(sub) -> None:
         return p
 
     d = options(sub.add_parser("distill", help="data-free distillation: synthetic set -> students -> one test read"))
-    d.add_argument("--budget", type=int, help=f"engine steps per torch student (default {DEFAULT_ENGINE.steps}); "
-                                              "the estimate is printed before the run starts")
+    d.add_argument("--budget", type=int, help=f"engine steps per torch student (default {DEFAULT_ENGINE.steps}; "
+                                              f"{LARGE_IMAGE_STEPS} for images larger than 16 x 16 pixels); the "
+                                              "estimate is printed before the run starts")
     d.add_argument("--kd-loss", choices=LOSSES, help=f"engine loss (default {DEFAULT_ENGINE.loss}: KL at temperature "
                                                      f"{DEFAULT_ENGINE.temperature}; l1: DFAD's L1 between logits)")
     d.add_argument("--mix", choices=MIXES, help=f"engine augmentation, relabelled by the teacher (default {DEFAULT_ENGINE.mix})")

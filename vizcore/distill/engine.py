@@ -181,6 +181,8 @@ def generator_step(G: nn.Module, opt: torch.optim.Optimizer, teacher: nn.Module,
     ``batch_size``: this rank's share of ``config.batch_size`` when ``G`` is data-parallel."""
     dev = next(G.parameters()).device
     x = G(torch.randn(batch_size or config.batch_size, config.noise_dim, device=dev))
+    if x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
     t = teacher(x)
     student.requires_grad_(False)  # gradients flow through the student to the images, not into its weights
     try:
@@ -295,14 +297,17 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
     for p in teacher.parameters():
         p.requires_grad_(False)
     teacher.eval()
-    student.to(dev).train()
+    # images: the student and the generator train channels-last (oneDNN's fast layout: a Fashion-MNIST step of the
+    # default took 40 % less time on 2 CPU threads); the student goes back to the usual layout at the end
+    layout = torch.channels_last if len(input_shape) == 3 else torch.contiguous_format
+    student.to(dev, memory_format=layout).train()
     net = dist.wrap(student) if world > 1 else student
     opt_s = torch.optim.Adam(student.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt_s, config.steps)
     G = opt_g = sched_g = None
     if config.generator:
         G = (Generator(tuple(input_shape), config.noise_dim, width=config.generator_width, blank=config.generator_blank)
-             if len(input_shape) == 3 else TableGenerator(input_shape[0], config.noise_dim, 0)).to(dev).train()
+             if len(input_shape) == 3 else TableGenerator(input_shape[0], config.noise_dim, 0)).to(dev, memory_format=layout).train()
         opt_g = torch.optim.Adam(G.parameters(), lr=config.generator_lr, betas=(0.5, 0.999))
         # the generator's rate decays with the student's (DFAD's code decays both): with a constant rate the
         # adversary overwhelms a student whose rate has annealed (a Fashion cnn_s fell from 54 % to 30 %)
@@ -376,6 +381,7 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
                 x = brighten(x, gen)
         x = mix_images(x, config.mix if x.dim() == 4 else config.mix.replace("both", "mixup").replace("cutmix", "none"),
                        config.mix_share, gen)
+        x = x.contiguous(memory_format=layout)
         with dist.autocast(x.device):
             with torch.no_grad():
                 t = teacher(x)
@@ -412,7 +418,7 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
     if stages["students"]:
         best = _best_stage(student, teacher, stages)
     student.load_state_dict(best[1])
-    student.eval()
+    student.to(memory_format=torch.contiguous_format).eval()
     if bank is not None:
         stats["bank"] = len(bank)
     return EngineResult(model=student, history=history, generator=G, bank=bank.images[:len(bank)] if bank else None,
