@@ -11,3 +11,21 @@ def test_stretch_contrast_spans_the_grey_range():
     assert torch.equal(out[0], torch.zeros(1, 4, 4))  # a flat image stays flat
     assert out[1].min() == 0 and torch.isclose(out[1].max(), torch.tensor(1.0))
     assert torch.argsort(out[1].flatten()).equal(torch.argsort(imgs[1].flatten()))  # order of pixels kept
+
+
+def test_unvalidated_figures_spell_out_their_colour_scales():
+    """Figures built without Plotly's validation must not send scale names Plotly.js reads differently: grey
+    pictures drawn with "gray" came out in false colours, and "Blues" / "_r" scales ran the wrong way."""
+    import json
+
+    import torch
+
+    from vizcore.plots.common import confusion_heatmap, image_grid
+    from vizcore.plots.gradients import map_grid
+
+    grid = json.loads(image_grid(torch.rand(3, 1, 4, 4)).to_json())["data"][0]
+    assert grid["colorscale"][0] == [0.0, "rgb(0, 0, 0)"] and grid["colorscale"][-1][0] == 1.0  # black to white
+    blues = json.loads(confusion_heatmap([[5, 1], [0, 4]], ["a", "b"]).to_json())["data"][0]["colorscale"]
+    assert blues[0] == [0.0, "rgb(247,251,255)"]  # white for 0, as the colour bar says
+    pg = json.loads(map_grid(torch.randn(4, 3, 3), diverging=True).to_json())["data"][0]["colorscale"]
+    assert pg[0][1] == "rgb(5,48,97)" and pg[-1][1] == "rgb(103,0,31)"  # blue below 0, red above
