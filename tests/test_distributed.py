@@ -49,7 +49,8 @@ def test_item_seeds_depend_on_seed_and_index_only():
 
 def _torchrun_commands() -> list[list[str]]:
     text = (ROOT / "README.md").read_text()
-    lines = [ln.split("#")[0].strip() for ln in text.splitlines() if ln.strip().startswith("torchrun ")]
+    code = "\n".join(text.split("```")[1::2])  # the fenced blocks only: prose may start a line with the word
+    lines = [ln.split("#")[0].strip() for ln in code.splitlines() if ln.strip().startswith("torchrun ")]
     return [shlex.split(ln.replace("\\", "")) for ln in lines]
 
 

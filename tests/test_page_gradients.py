@@ -70,7 +70,7 @@ def _diagram(at) -> dict:
 def test_gradients_page_diagram_greys_knocked_out_filters_and_opens_a_clicked_map():
     at = app_on_digits("pages/gradients.py")
     fig = _diagram(at)
-    assert len(fig["layout"]["images"]) == 1 + 32 + 64  # input + every map of digits-cnn (the seed cnn): conv1, conv2
+    assert len(fig["layout"]["images"]) == 1 + 2  # the input and one sheet of maps per conv layer (conv1, conv2)
     at.session_state["knockout_mask"] = {"conv1": [0, 3], "conv2": [5]}
     at.run()
     assert not at.exception, at.exception
@@ -168,7 +168,7 @@ def test_browser_network_diagram_and_yale_feature(workspace):
         page.wait_for_timeout(1500)
         diagram = page.locator(".js-plotly-plot").first
         assert diagram.locator("path.point").count() >= 1 + 32 + 64 + 128 + 10  # every map and unit is a node
-        assert diagram.locator(".layer-above image").count() == 1 + 32 + 64  # the input and every feature map
+        assert diagram.locator(".layer-above image").count() == 1 + 2  # the input and a sheet per conv layer
         assert screenshot(page, "gradients").stat().st_size > 10_000
         # a click on conv2's map #5 opens it in the per-filter browser. The axes are square (scaleanchor) and
         # shrunk inside the plot area (constrain='domain'): a point's pixel is its axis' _offset + l2p, not the
