@@ -10,12 +10,13 @@ st.title("Overview")
 ds, entry, model = state.require()
 
 card = entry.card
-report = state.evaluation(*state.model_key(entry), ds.name)
+key = state.model_key(entry)
+report = state.evaluation(*key, ds.name)
 card_acc = card.metrics.get("accuracy")
 record = {
     "dataset": ds.name, "model": entry.id, "model_label": state.model_label(entry),
     "sidebar_caption": state.model_caption(entry), "tabular": ds.is_tabular,
-    "weights": {"path": str(entry.weights), "mtime": state.model_key(entry)[1]},
+    "weights": {"path": str(entry.weights), "mtime": key[1]},
     "metrics": [("Test accuracy", f"{report['accuracy']:.2%}", f"on the {report['n']} test images of {ds.name}"),
                 ("Model card says", "—" if card_acc is None else f"{card_acc:.2%}",
                  "accuracy recorded when the model was trained; reproduce with the CLI command below"),

@@ -12,6 +12,7 @@ from ui import state
 from ui.jobs_panel import job_panel
 from vizcore.distill import presets, protocol
 from vizcore.distill.methods import (
+    BUDGET_RULE,
     DEFAULT_ENGINE,
     DEFAULT_METHOD,
     DEFAULT_N,
@@ -133,8 +134,7 @@ with new_tab:
         if st.session_state.get("_sl_budget_default") != budget:  # a teacher with another default budget: show it
             st.session_state["_sl_budget_default"] = st.session_state["sl_budget"] = budget
         steps = int(s3.number_input("Budget: engine steps per student", 10, 100_000, step=500, key="sl_budget",
-                                    help="default: 3,000 for images of up to 16 x 16 pixels and for tables, "
-                                         "4,000 for larger images"))
+                                    help=f"default: {BUDGET_RULE}"))
         engine = replace(DEFAULT_ENGINE, steps=steps)
         epochs = 20
     else:

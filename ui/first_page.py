@@ -70,12 +70,10 @@ def draw(rec: dict, live: bool = True) -> tuple[bool, int]:
     left.plotly_chart(figure(rec["per_class"]), key="prf" if live else None)
     right.plotly_chart(figure(rec["confusion"]), key="confusion" if live else None)
     st.subheader("Test rows" if rec["tabular"] else "Test images")
+    only_wrong = st.toggle("Only misclassified", key="overview_only_wrong" if live else None, disabled=not live)
+    n_show = st.slider("How many", 10, 60, STRIP_DEFAULT, step=10, key="overview_n" if live else None, disabled=not live)
     if live:
-        only_wrong = st.toggle("Only misclassified", key="overview_only_wrong")
-        n_show = st.slider("How many", 10, 60, STRIP_DEFAULT, step=10, key="overview_n")
         return only_wrong, n_show
-    st.toggle("Only misclassified", disabled=True)
-    st.slider("How many", 10, 60, STRIP_DEFAULT, step=10, disabled=True)
     if rec.get("strip"):
         st.plotly_chart(figure(rec["strip"]))
     st.caption("Starting PyTorch: the page becomes interactive in a few seconds.")

@@ -12,10 +12,10 @@ from vizcore.core import distributed
 from vizcore.distill import presets, protocol
 from vizcore.distill.engine import LOSSES, MIXES
 from vizcore.distill.methods import (
+    BUDGET_RULE,
     DEFAULT_ENGINE,
     DEFAULT_METHOD,
     DEFAULT_N,
-    LARGE_IMAGE_STEPS,
     METHOD_DEFAULTS,
     default_engine,
     estimate_seconds,
@@ -252,8 +252,7 @@ def add_parser(sub) -> None:
         return p
 
     d = options(sub.add_parser("distill", help="data-free distillation: synthetic set -> students -> one test read"))
-    d.add_argument("--budget", type=int, help=f"engine steps per torch student (default {DEFAULT_ENGINE.steps}; "
-                                              f"{LARGE_IMAGE_STEPS} for images larger than 16 x 16 pixels); the "
+    d.add_argument("--budget", type=int, help=f"engine steps per torch student (default: {BUDGET_RULE}); the "
                                               "estimate is printed before the run starts")
     d.add_argument("--kd-loss", choices=LOSSES, help=f"engine loss (default {DEFAULT_ENGINE.loss}: KL at temperature "
                                                      f"{DEFAULT_ENGINE.temperature}; l1: DFAD's L1 between logits)")

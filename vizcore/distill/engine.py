@@ -173,6 +173,11 @@ def mix_images(x: torch.Tensor, mode: str, share: float, gen: torch.Generator) -
     return torch.cat([x[:len(x) - k], mixed])
 
 
+def fast_layout(x: torch.Tensor) -> torch.Tensor:
+    """A batch of images channels-last (oneDNN's fast layout on CPU, the layout the engine trains in); rows as they are."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
 def generator_step(G: nn.Module, opt: torch.optim.Optimizer, teacher: nn.Module, student: nn.Module,
                    config: EngineConfig, batch_size: int | None = None) -> torch.Tensor:
     """One generator update: raise the student-teacher discrepancy on its images (DFAD eq. 3), keep the teacher
@@ -180,9 +185,7 @@ def generator_step(G: nn.Module, opt: torch.optim.Optimizer, teacher: nn.Module,
     information entropy). Only the generator's weights change; returns the batch it made (detached).
     ``batch_size``: this rank's share of ``config.batch_size`` when ``G`` is data-parallel."""
     dev = next(G.parameters()).device
-    x = G(torch.randn(batch_size or config.batch_size, config.noise_dim, device=dev))
-    if x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = fast_layout(G(torch.randn(batch_size or config.batch_size, config.noise_dim, device=dev)))
     t = teacher(x)
     student.requires_grad_(False)  # gradients flow through the student to the images, not into its weights
     try:
@@ -297,8 +300,9 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
     for p in teacher.parameters():
         p.requires_grad_(False)
     teacher.eval()
-    # images: the student and the generator train channels-last (oneDNN's fast layout: a Fashion-MNIST step of the
-    # default took 40 % less time on 2 CPU threads); the student goes back to the usual layout at the end
+    # images: the student, the generator and every batch are channels-last (oneDNN's fast layout: max-pooling over 60
+    # Fashion-MNIST steps of the default fell from 2.3 s to 0.6 s, a step about 13 % shorter on 2 CPU threads); the
+    # student goes back to the usual layout at the end
     layout = torch.channels_last if len(input_shape) == 3 else torch.contiguous_format
     student.to(dev, memory_format=layout).train()
     net = dist.wrap(student) if world > 1 else student
@@ -381,7 +385,7 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
                 x = brighten(x, gen)
         x = mix_images(x, config.mix if x.dim() == 4 else config.mix.replace("both", "mixup").replace("cutmix", "none"),
                        config.mix_share, gen)
-        x = x.contiguous(memory_format=layout)
+        x = fast_layout(x)
         with dist.autocast(x.device):
             with torch.no_grad():
                 t = teacher(x)

@@ -41,26 +41,28 @@ IN_THE_LOOP = {"online": ONLINE, "dfad": DFAD, "kegnet-online": ONLINE}
 DEFAULT_METHOD = "kegnet-online"
 DEFAULT_N = 10_000
 DEFAULT_ENGINE = EngineConfig()
+# A method's settings where the user gives none: the ones measured best (bench/students.py, issue 6)
+METHOD_DEFAULTS = {"pixel-am": PIXEL_HALF, "mixed-am": {"max_steps": 60}}
 # The budget grows with the picture: 3,000 steps for images of at most 16 x 16 pixels (and for tables), 4,000 above.
 # Measured with the default method at 2 threads (bench/logs/students_defaults.json): digits (8 x 8) 99.3 % of its
 # teacher at 3,000 steps in 107 s, 99.1 % at 4,500 in 165 s (past the 2 minutes); Fashion-MNIST (28 x 28) 86.4 % at
 # 3,000, 90.8-91.5 % at 4,500 (the largest single gain of issue 15: the student had not converged) but 19 minutes
 # of a whole run, past the 15; 4,000 keeps it inside.
-SMALL_IMAGE_PIXELS = 16 * 16
+SMALL_IMAGE_SIDE = 16
 LARGE_IMAGE_STEPS = 4000
+BUDGET_RULE = (f"{DEFAULT_ENGINE.steps:,} for images of up to {SMALL_IMAGE_SIDE} x {SMALL_IMAGE_SIDE} pixels and for "
+               f"tables, {LARGE_IMAGE_STEPS:,} for larger images")
 
 
 def default_steps(input_shape) -> int:
     """The default engine budget for a teacher whose input is ``input_shape`` ((C, H, W) images or (F,) rows)."""
-    big = len(input_shape) == 3 and input_shape[-2] * input_shape[-1] > SMALL_IMAGE_PIXELS
+    big = len(input_shape) == 3 and input_shape[-2] * input_shape[-1] > SMALL_IMAGE_SIDE ** 2
     return LARGE_IMAGE_STEPS if big else DEFAULT_ENGINE.steps
 
 
 def default_engine(input_shape) -> EngineConfig:
     """:data:`DEFAULT_ENGINE` with the budget of :func:`default_steps` (the page and the CLI start from this)."""
     return replace(DEFAULT_ENGINE, steps=default_steps(input_shape))
-# A method's settings where the user gives none: the ones measured best (bench/students.py, issue 6)
-METHOD_DEFAULTS = {"pixel-am": PIXEL_HALF, "mixed-am": {"max_steps": 60}}
 
 
 def engine_for(method: str, engine: EngineConfig, n: int) -> EngineConfig:
