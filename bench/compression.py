@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 
 import torch
 
@@ -47,19 +48,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", help="comma-separated datasets")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--n", type=int, default=10000)
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--kegnet-steps", type=int, default=400)
-    ap.add_argument("--image-n", type=int, default=5000, help="synthetic images per repair")
-    ap.add_argument("--image-epochs", type=int, default=10)
+    ap.add_argument("--n", type=int, help="synthetic inputs per repair (default: RepairConfig's for the input kind)")
+    ap.add_argument("--epochs", type=int, help="fine-tuning epochs (default: RepairConfig's)")
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--kegnet-steps", type=int, help="steps per KegNet generator (default: RepairConfig's)")
     ap.add_argument("--select", choices=SELECTIONS, default="synthetic",
                     help="real: the seed's protocol (epoch picked on real validation data, the start included)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = RepairConfig(n=args.n, epochs=args.epochs, lr=args.lr, kegnet_steps=args.kegnet_steps, select=args.select)
-    image_cfg = RepairConfig(n=args.image_n, epochs=args.image_epochs, lr=args.lr, kegnet_steps=args.kegnet_steps,
-                             select=args.select)
+    given = {k: getattr(args, k) for k in ("n", "epochs", "lr", "kegnet_steps") if getattr(args, k) is not None}
+    cfg = RepairConfig(**given, select=args.select)  # the page's and the CLI's defaults where nothing is given
     jobs = [(f"zoo:{d}-mlp10", d, r) for d, r in SEED_RATIOS.items()]
     jobs += [(t, d, r) for d, (t, ratios) in IMAGES.items() for r in ratios]
     only = set(args.only.split(",")) if args.only else None
@@ -69,9 +67,10 @@ def main() -> None:
             continue
         # one teacher's synthetic sets serve all its ratios: a repair's seconds then exclude making them again
         cache = caches.setdefault(teacher, {})
-        results.append(one(teacher, dataset, ratio, cfg if dataset.startswith("uci-") else image_cfg, cache))
+        results.append(one(teacher, dataset, ratio, cfg, cache))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
-    print(json.dumps({"config": cfg.__dict__, "image_config": image_cfg.__dict__, "threads": args.threads,
+    print(json.dumps({"config": asdict(cfg.for_input((1,))), "image_config": asdict(cfg.for_input((1, 1, 1))),
+                      "threads": args.threads,
                       "tables": results}, indent=1))
 
 

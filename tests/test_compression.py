@@ -9,6 +9,8 @@ from vizcore import zoo
 from vizcore.data import load_dataset
 from vizcore.distill.compression import (
     CompressionError,
+    IMAGE_REPAIR,
+    TABLE_REPAIR,
     RepairConfig,
     compress_model,
     compression_table,
@@ -58,6 +60,14 @@ def test_bad_requests_say_why():
         compress_model(model, ranks={"fc9": [2]})
     with pytest.raises(CompressionError, match="must lie in"):
         compress_model(model, ranks={"fc1": [99]})
+
+
+def test_the_repair_defaults_depend_on_the_input_kind():
+    """Fields left empty take the table's or the image's default; a given value is kept (page, CLI and bench share these)."""
+    assert RepairConfig().for_input((16,)) == RepairConfig(**TABLE_REPAIR)
+    assert RepairConfig().for_input((1, 28, 28)) == RepairConfig(**IMAGE_REPAIR)
+    assert TABLE_REPAIR != IMAGE_REPAIR
+    assert RepairConfig(n=7).for_input((16,)).n == 7 and RepairConfig(n=7).for_input((16,)).epochs == TABLE_REPAIR["epochs"]
 
 
 def test_noise_inputs_live_in_the_input_domain():

@@ -55,6 +55,9 @@ def test_shrink_shows_the_libraries_figures(shared_datasets):
 
 def test_repair_and_kegnet_pictures_run_as_jobs(shared_datasets):
     at = _page("compression")
+    # the page starts from the CLI's and the bench's repair defaults for a table
+    assert at.number_input(key="cmp_n").value == comp.TABLE_REPAIR["n"]
+    assert at.number_input(key="cmp_ksteps").value == comp.TABLE_REPAIR["kegnet_steps"]
     at.multiselect(key="cmp_methods").set_value(["gaussian"]).run()
     at.number_input(key="cmp_n").set_value(300).run()
     at.number_input(key="cmp_epochs").set_value(1).run()

@@ -8,7 +8,9 @@ from vizcore.cli import add_data_args, emit, model_and_dataset
 from vizcore.distill.compression import (
     REPAIRS,
     SEED_RATIOS,
+    IMAGE_REPAIR,
     SELECTIONS,
+    TABLE_REPAIR,
     RepairConfig,
     start_compression_job,
 )
@@ -77,11 +79,15 @@ def cmd_kegnet_table(args) -> None:
         emit(_public(out), args.json, _text(out))
 
 
+def _by_kind(key: str) -> str:
+    return f"default {TABLE_REPAIR[key]:,} for a table, {IMAGE_REPAIR[key]:,} for images"
+
+
 def add_options(p) -> None:
     """Repair options shared by ``compress`` and ``distill-preset kegnet-table``."""
-    p.add_argument("--n", type=int, help="synthetic inputs per repair (default 10000)")
-    p.add_argument("--epochs", type=int, help="fine-tuning epochs (default 30)")
-    p.add_argument("--kegnet-steps", type=int, help="training steps per KegNet generator (default 2000)")
+    p.add_argument("--n", type=int, help=f"synthetic inputs per repair ({_by_kind('n')})")
+    p.add_argument("--epochs", type=int, help=f"fine-tuning epochs ({_by_kind('epochs')})")
+    p.add_argument("--kegnet-steps", type=int, help=f"training steps per KegNet generator ({_by_kind('kegnet_steps')})")
     p.add_argument("--select", choices=SELECTIONS, help="which fine-tuning checkpoint is kept (the compressed start "
                    "included): synthetic (default; data-free) or real (accuracy on a tenth of the real training "
                    "split, as KegNet's code picks its epoch for the seed's tables: NOT data-free)")
