@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -55,7 +57,9 @@ def map_grid(maps: torch.Tensor, titles: Sequence[str] | None = None, diverging:
     n, h, w = a.shape
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
-    gap = max(1, h // 8)
+    # room above each map for its label: a 10-point label is about a fifth of a map drawn ~80 px tall (with h // 8
+    # the labels of 7 x 7 maps sat on the maps of the row above)
+    gap = max(1, math.ceil(0.2 * h))
     mosaic = np.full((rows * (h + gap), cols * (w + gap)), np.nan, dtype=np.float32)
     which = np.full(mosaic.shape, -1, dtype=np.int32)
     if not diverging:  # each feature map on its own scale, as separate panels would show it
