@@ -18,6 +18,7 @@ from vizcore.distill.compression import (
     real_validation,
     repair,
     save_compressed,
+    selection_probe,
 )
 from vizcore.models import build_model, count_parameters
 
@@ -110,6 +111,21 @@ def test_cli_compress_prints_the_table_and_saves(capsys):
     assert zoo.get_entry(out["saved"]).card.compression["ratio"] >= 2
     assert main(["compress", "--model", "zoo:digits-cnn", "--ratio", "0.5"]) == 2
     assert "error: --ratio must be above 1" in capsys.readouterr().err
+
+
+def test_a_table_repair_is_selected_on_its_hold_out_and_noise_rows():
+    """A table's selection probe is the hold-out plus as many Gaussian and uniform rows, all labelled by the
+    teacher; an image's is its hold-out alone."""
+    teacher = build_model("mlp10", (6,), 4, seed=0).eval()
+    held = torch.randn(50, 6) * 0.1
+    x, y, p = selection_probe(teacher, held, (6,), 0)
+    assert len(x) == 150 and torch.equal(x[:50], held)
+    assert float(x[100:].min()) >= -1 and float(x[100:].max()) <= 1  # the uniform rows
+    with torch.no_grad():
+        assert torch.equal(y, teacher(x).argmax(1)) and torch.allclose(p, teacher(x).softmax(1), atol=1e-6)
+    images = torch.rand(20, 1, 8, 8)
+    xi, _, _ = selection_probe(build_model("cnn", (1, 8, 8), 10, seed=0).eval(), images, (1, 8, 8), 0)
+    assert torch.equal(xi, images)
 
 
 def test_a_repair_keeps_the_compressed_start_unless_an_epoch_beats_it():
