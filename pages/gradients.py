@@ -147,11 +147,10 @@ def browser(pg, acts, image, target: int) -> None:
     heat = G.pixel_saliency(pg[layer][None, f:f + 1], "max", size=tuple(image.shape[-2:]))[0]
     b1.plotly_chart(P.overlay(image, heat, title=f"{layer} #{f} PG on the input", diverging=True, size=260),
                     key="pg_overlay")
-    names = [f"#{i}" for i in range(n)]
     with b2:
-        st.plotly_chart(P.map_grid(acts[layer], names, title=f"{layer}: filter outputs", highlight=f),
+        st.plotly_chart(P.map_grid(acts[layer], title=f"{layer}: filter outputs", highlight=f),
                         key="pg_acts_grid")
-        st.plotly_chart(P.map_grid(pg[layer], names, diverging=True, highlight=f,
+        st.plotly_chart(P.map_grid(pg[layer], diverging=True, highlight=f,
                                    title=f"{layer}: PG maps (red pushes '{ds.class_names[target]}' up)"),
                         key="pg_pg_grid")
 

@@ -53,8 +53,7 @@ with cols[3]:
     st.caption("Red: pushes towards B more than towards A; blue: the reverse.")
 if layer != "input":
     with st.expander(f"All {layer} filters for this image"):
-        names = [f"#{i}" for i in range(len(r.feature.maps))]
-        st.plotly_chart(P.map_grid(r.feature.maps, names, title="filter outputs", highlight=r.feature.filter),
+        st.plotly_chart(P.map_grid(r.feature.maps, title="filter outputs", highlight=r.feature.filter),
                         key="ll_maps")
-        st.plotly_chart(P.map_grid(r.feature.pgs, names, diverging=True, highlight=r.feature.filter,
+        st.plotly_chart(P.map_grid(r.feature.pgs, diverging=True, highlight=r.feature.filter,
                                    title=f"PG maps for '{B}'"), key="ll_pgs")

@@ -32,18 +32,16 @@ def test_unvalidated_figures_spell_out_their_colour_scales():
     assert pg[0][1] == "rgb(5,48,97)" and pg[-1][1] == "rgb(103,0,31)"  # blue below 0, red above
 
 
-def test_map_grid_labels_sit_in_the_gap_above_their_map():
-    """Each "#n" label is anchored in the gap above its own map, and that gap is a fifth of a map's height, room for
-    a 10-point label at the page's map size (a one-pixel gap put 7 x 7 maps' labels on the row above)."""
+def test_map_grid_labels_stay_outside_the_maps():
+    """Rows are headed by their first map's number at the left and columns by their offset on top, all outside the
+    mosaic (labels above every map sat on the maps of the row above where the page draws them small)."""
     from vizcore.plots.gradients import map_grid
 
-    h = 7
-    fig = map_grid(torch.randn(10, h, h), cols=4)
-    drawn = [bool(np.isfinite(row).any()) for row in np.asarray(fig.data[0].z, dtype=float)]
-    first_row_end = drawn.index(False) - 1
-    second_row_start = drawn.index(True, first_row_end + 1)
-    gap = second_row_start - first_row_end - 1
-    assert gap >= 0.2 * h
-    labels = {a.text: a.y for a in fig.layout.annotations}
-    # the label of map #4 (second row) lies between the first row's last pixel and the second row's first
-    assert first_row_end + 0.5 <= labels["#4"] <= second_row_start - 0.5
+    fig = map_grid(torch.randn(10, 7, 7), cols=4)
+    heads = {a.text: (a.x, a.y) for a in fig.layout.annotations}
+    assert sorted(heads) == ["#0", "#4", "#8", "+0", "+1", "+2", "+3"]
+    assert all(heads[f"+{c}"][1] < -0.5 for c in range(4))  # above the first row
+    assert all(heads[f"#{r}"][0] < -0.5 for r in (0, 4, 8))  # left of the first column
+    z = np.asarray(fig.data[0].z, dtype=float)
+    row8 = heads["#8"][1]  # the third row's header is level with the third row's maps
+    assert np.isfinite(z[round(row8)][:2 * 8]).any() and not np.isfinite(z[round(row8)][2 * 8:]).any()  # #8, #9 only

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -47,19 +45,19 @@ def network_diagram(scores: Mapping[str, torch.Tensor], highlight: Mapping[str, 
     return fig
 
 
-def map_grid(maps: torch.Tensor, titles: Sequence[str] | None = None, diverging: bool = False, cols: int = 8,
-             size: int = 110, title: str | None = None, highlight: int | None = None) -> go.Figure:
+def map_grid(maps: torch.Tensor, diverging: bool = False, cols: int = 8, size: int = 110, title: str | None = None,
+             highlight: int | None = None) -> go.Figure:
     """A grid of (C, h, w) maps: feature maps (``diverging=False``) or PG maps on a shared red/blue scale.
 
-    The maps are tiled into one mosaic heat map (one trace, fast to build and to draw); hover names the map.
+    The maps are tiled into one mosaic heat map (one trace, fast to build and to draw); hover names the map. Each
+    row is headed by its first map's number ("#8") and each column by its offset ("+4"), outside the mosaic: a
+    label above every map sat on the row above wherever the page draws the maps small.
     """
     a = maps.detach().cpu().float().numpy()
     n, h, w = a.shape
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
-    # room above each map for its label: a 10-point label is about a fifth of a map drawn ~80 px tall (with h // 8
-    # the labels of 7 x 7 maps sat on the maps of the row above)
-    gap = max(1, math.ceil(0.2 * h))
+    gap = max(1, h // 8)
     mosaic = np.full((rows * (h + gap), cols * (w + gap)), np.nan, dtype=np.float32)
     which = np.full(mosaic.shape, -1, dtype=np.int32)
     if not diverging:  # each feature map on its own scale, as separate panels would show it
@@ -72,7 +70,6 @@ def map_grid(maps: torch.Tensor, titles: Sequence[str] | None = None, diverging:
         which[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = i
     zmax = float(np.nanmax(np.abs(mosaic))) or 1.0
     scale = dict(colorscale="RdBu_r", zmin=-zmax, zmax=zmax) if diverging else dict(colorscale="Viridis", zmin=0, zmax=1)
-    names = list(titles) if titles else [f"#{i}" for i in range(n)]
     label = "PG" if diverging else "output / map max"
     heat = dict(type="heatmap", z=mosaic, customdata=which, showscale=diverging, **scale, hoverongaps=False,
                 hovertemplate=f"map %{{customdata}}: {label} %{{z:.3g}}<extra></extra>")
@@ -82,11 +79,14 @@ def map_grid(maps: torch.Tensor, titles: Sequence[str] | None = None, diverging:
         shapes.append(dict(type="rect", x0=c * (w + gap) - 0.5 - gap / 3, x1=c * (w + gap) + w - 0.5 + gap / 3,
                            y0=r * (h + gap) - 0.5 - gap / 3, y1=r * (h + gap) + h - 0.5 + gap / 3,
                            line=dict(color="orange", width=4)))
-    annotations = [dict(x=(i % cols) * (w + gap) + (w - 1) / 2, y=(i // cols) * (h + gap) - gap / 2 - 0.5,
-                        text=names[i], showarrow=False, yanchor="bottom", font=dict(size=10)) for i in range(n)]
+    font = dict(size=10, color="#666")
+    annotations = [dict(x=c * (w + gap) + (w - 1) / 2, y=-gap / 2 - 0.5, text=f"+{c}", showarrow=False, yanchor="bottom",
+                        font=font) for c in range(cols)]
+    annotations += [dict(x=-gap / 2 - 0.5, y=r * (h + gap) + (h - 1) / 2, text=f"#{r * cols}", showarrow=False,
+                         xanchor="right", font=font) for r in range(rows)]
     return fast_figure([heat], dict(
         title=dict(text=title) if title else None, height=rows * size + 60, shapes=shapes, annotations=annotations,
-        margin=dict(l=5, r=5, t=50 if title else 30, b=5), plot_bgcolor="white", xaxis=dict(visible=False),
+        margin=dict(l=35, r=5, t=50 if title else 30, b=5), plot_bgcolor="white", xaxis=dict(visible=False),
         yaxis=dict(visible=False, autorange="reversed", scaleanchor="x")))
 
 
