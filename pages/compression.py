@@ -60,9 +60,7 @@ with repair_tab:
                              default=["uniform", "gaussian", "kegnet", "best"], key="cmp_methods",
                              format_func=lambda m: "T+vizcore's best" if m == "best" else comp.REPAIR_LABELS[m])
     defaults = comp.RepairConfig().for_input(ds.input_shape)  # a table's or an image's, as the CLI's
-    if st.session_state.get("_cmp_defaults") != defaults:  # a model of the other kind: show its defaults
-        st.session_state["_cmp_defaults"] = defaults
-        st.session_state.update(cmp_n=defaults.n, cmp_epochs=defaults.epochs, cmp_ksteps=defaults.kegnet_steps)
+    state.follow_defaults(cmp_n=defaults.n, cmp_epochs=defaults.epochs, cmp_ksteps=defaults.kegnet_steps)
     c1, c2, c3 = st.columns(3)
     n = int(c1.number_input("Synthetic inputs per repair", 200, 100_000, step=1000, key="cmp_n"))
     epochs = int(c2.number_input("Fine-tuning epochs", 1, 500, key="cmp_epochs"))

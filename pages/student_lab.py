@@ -130,9 +130,7 @@ with new_tab:
         "Engine: the teacher's logits on every batch (augmented, relabelled; the default)", True, key="sl_engine",
         help="off: students learn the stored labels for a number of epochs, as the seeds do")
     if use_engine:
-        budget = default_steps(ds.input_shape)
-        if st.session_state.get("_sl_budget_default") != budget:  # a teacher with another default budget: show it
-            st.session_state["_sl_budget_default"] = st.session_state["sl_budget"] = budget
+        state.follow_defaults(sl_budget=default_steps(ds.input_shape))  # a teacher with another default budget
         steps = int(s3.number_input("Budget: engine steps per student", 10, 100_000, step=500, key="sl_budget",
                                     help=f"default: {BUDGET_RULE}"))
         engine = replace(DEFAULT_ENGINE, steps=steps)

@@ -118,14 +118,16 @@ def test_a_table_repair_is_selected_on_its_hold_out_and_noise_rows():
     teacher; an image's is its hold-out alone."""
     teacher = build_model("mlp10", (6,), 4, seed=0).eval()
     held = torch.randn(50, 6) * 0.1
-    x, y, p = selection_probe(teacher, held, (6,), 0)
+    with torch.no_grad():
+        x, y, p = selection_probe(teacher, held, teacher(held).argmax(1), teacher(held).softmax(1), (6,), 0)
     assert len(x) == 150 and torch.equal(x[:50], held)
     assert float(x[100:].min()) >= -1 and float(x[100:].max()) <= 1  # the uniform rows
     with torch.no_grad():
         assert torch.equal(y, teacher(x).argmax(1)) and torch.allclose(p, teacher(x).softmax(1), atol=1e-6)
     images = torch.rand(20, 1, 8, 8)
-    xi, _, _ = selection_probe(build_model("cnn", (1, 8, 8), 10, seed=0).eval(), images, (1, 8, 8), 0)
-    assert torch.equal(xi, images)
+    y_img, p_img = torch.zeros(20, dtype=torch.long), torch.full((20, 10), 0.1)
+    xi, yi, pi = selection_probe(build_model("cnn", (1, 8, 8), 10, seed=0).eval(), images, y_img, p_img, (1, 8, 8), 0)
+    assert torch.equal(xi, images) and torch.equal(yi, y_img) and torch.equal(pi, p_img)
 
 
 def test_a_repair_keeps_the_compressed_start_unless_an_epoch_beats_it():

@@ -161,6 +161,15 @@ def require_images(ds, what: str) -> None:
         st.stop()
 
 
+def follow_defaults(**defaults) -> None:
+    """Call before drawing the widgets keyed by ``defaults``' names: whenever these defaults are not the ones they were
+    last given (the user picked a teacher with other defaults), set the widgets to them; a user's edits stand otherwise."""
+    marker = "_defaults_" + "_".join(sorted(defaults))
+    if st.session_state.get(marker) != defaults:
+        st.session_state[marker] = defaults
+        st.session_state.update(defaults)
+
+
 def new_classes(key: str, names, value) -> bool:
     """Call before drawing widget ``key`` whose options are the classes ``names``: when they are not the classes it
     was last drawn with (the user switched model or dataset), set it to ``value`` and return True.

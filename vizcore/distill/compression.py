@@ -258,19 +258,21 @@ def synthetic_inputs(method: str, teacher: nn.Module, config: RepairConfig, *, i
     return cache["best"]
 
 
-def selection_probe(teacher: nn.Module, held: torch.Tensor, input_shape,
+def selection_probe(teacher: nn.Module, held: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, input_shape,
                     seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The synthetic inputs a data-free repair is selected on, with the teacher's labels and softmax: the set's own
-    hold-out and, for a table, as many Gaussian and as many uniform rows. KegNet's rows are ones the teacher is sure
-    of, and every fine-tuning epoch agrees with it on them above 99 %; noise over the standardized features' range
-    tells the epochs apart (Letter at 4x: 81.3 -> 83.5 %, Shuttle at 8x: 89.0 -> 93.0 %, PenDigits 78.4 -> 77.6 %)."""
+    hold-out (``held`` with the teacher's ``labels`` and ``probs``) and, for a table, as many Gaussian and as many
+    uniform rows, labelled here. KegNet's rows are ones the teacher is sure of, and every fine-tuning epoch agrees
+    with it on them above 99 %; noise over the standardized features' range tells the epochs apart (Letter at 4x:
+    81.3 -> 83.5 %, Shuttle at 8x: 89.0 -> 93.0 %, PenDigits 78.4 -> 77.6 %)."""
     from vizcore.distill.synthesis import label_with_teacher
 
-    if len(input_shape) == 1:
-        held = torch.cat([held, noise_inputs("gaussian", len(held), input_shape, seed + 2),
-                          noise_inputs("uniform", len(held), input_shape, seed + 3)])
-    labels, _, probs = label_with_teacher(teacher, held)
-    return held, labels, probs
+    if len(input_shape) != 1:
+        return held, labels, probs
+    noise = torch.cat([noise_inputs("gaussian", len(held), input_shape, seed + 2),
+                       noise_inputs("uniform", len(held), input_shape, seed + 3)])
+    noise_labels, _, noise_probs = label_with_teacher(teacher, noise)
+    return torch.cat([held, noise]), torch.cat([labels, noise_labels]), torch.cat([probs, noise_probs])
 
 
 def best_label(input_shape, config: RepairConfig) -> str:
@@ -311,7 +313,8 @@ def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairCo
         p.requires_grad_(True)
     sc = StudentConfig(arch="linear", epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
                        seed=config.seed, checkpoints=min(10, config.epochs), min_steps=0)
-    select = validation if config.select == "real" else selection_probe(twin, x[ho], input_shape, config.seed)
+    select = validation if config.select == "real" else selection_probe(twin, x[ho], labels[ho], probs[ho],
+                                                                          input_shape, config.seed)
     fitted = fit_student(sc, x[tr], labels[tr], soft=probs[tr], select=select,
                          num_classes=len(class_names), model=model, progress=progress_span(progress, 0.6, 1.0),
                          cancelled=cancelled)
