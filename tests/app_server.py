@@ -87,10 +87,19 @@ def browser_page(width: int = 1400, height: int = 2200):
 
 
 def wait_rendered(page, text: str, timeout_ms: int = 300_000) -> None:
-    """Wait until ``text`` is visible and Streamlit has stopped running the script."""
-    page.get_by_text(text, exact=False).first.wait_for(timeout=timeout_ms)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+    """Wait until ``text`` is visible and Streamlit has stopped running the script. On a timeout the error carries
+    what the page shows (sidebar, exceptions, the end of the main text) and a screenshot is kept, so a failure on
+    another machine says what the page did instead."""
+    try:
+        page.get_by_text(text, exact=False).first.wait_for(timeout=timeout_ms)
+        page.wait_for_function(
+            "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+    except Exception as e:
+        shown = page.evaluate("""() => ['stSidebar', 'stException', 'stMain'].map(t =>
+            t + ': ' + [...document.querySelectorAll(`[data-testid=${t}]`)].map(e => e.innerText).join(' | '))""")
+        screenshot(page, "failed-wait")
+        raise AssertionError(f"{text!r} did not render; the page shows:\n" +
+                             "\n".join(s[-1500:] for s in shown)) from e
 
 
 def screenshot(page, name: str) -> Path:

@@ -43,7 +43,7 @@ def test_two_people_answer_and_the_presenter_sees_the_room(workspace):
             presenter.goto(url)
             wait_rendered(presenter, "Dataset", 600_000)  # the first page evaluates the default model (cold workspace)
             presenter.get_by_label("Dataset").first.click()
-            presenter.get_by_role("option", name="digits").first.click()
+            presenter.get_by_role("option", name="digits", exact=True).first.click()
             wait_rendered(presenter, "trained on digits", 600_000)
             presenter.get_by_role("link", name="Classroom quiz").click()
             wait_rendered(presenter, f"code {quiz.code}")

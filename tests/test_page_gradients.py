@@ -137,7 +137,7 @@ def test_pages_explain_a_model_without_conv_layers():
 
 def _choose(page, label: str, option: str) -> None:
     page.get_by_label(label, exact=True).first.click()
-    page.get_by_role("option", name=option).first.click()
+    page.get_by_role("option", name=option, exact=True).first.click()
 
 
 def _shows(page, label: str, value: str) -> None:
@@ -161,6 +161,7 @@ def test_browser_network_diagram_and_yale_feature(workspace):
         _shows(page, "Class", "3: Dress")
         wait_rendered(page, "Per-filter browser")
         _choose(page, "Dataset", "digits")
+        _shows(page, "Dataset", "digits")
         wait_rendered(page, "trained on digits")
         _shows(page, "Class", "0: 0")  # digits' first class, not Fashion's "3: Dress"
         page.get_by_role("link", name="Prediction gradients").click()

@@ -90,7 +90,7 @@ def test_browser_shows_the_compression_comparison(workspace, shared_datasets):
         page.goto(url)
         wait_rendered(page, "Dataset")
         page.get_by_label("Dataset").first.click()
-        page.get_by_role("option", name="uci-pendigits").first.click()
+        page.get_by_role("option", name="uci-pendigits", exact=True).first.click()
         wait_rendered(page, "trained on uci-pendigits")
         page.get_by_role("link", name="Compression").click()
         wait_rendered(page, "Accuracy per class before and after Tucker")
