@@ -60,6 +60,12 @@ def frozen_copy(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Modu
     return twin.to(dtype)
 
 
+def fast_layout(x: torch.Tensor) -> torch.Tensor:
+    """A batch of images channels-last (oneDNN's fast layout on CPU: max-pooling a 256 x 64 x 14 x 14 batch takes
+    3 ms instead of 33 ms on one thread); anything else as it is."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
 def hook_count(model: nn.Module) -> int:
     """Total number of forward, forward-pre and backward hooks on ``model`` and its submodules."""
     return sum(

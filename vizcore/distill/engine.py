@@ -34,6 +34,7 @@ from vizcore.core import distributed as dist
 from vizcore.core.progress import Cancelled, Progress
 from vizcore.distill.generators import Generator, TableGenerator
 from vizcore.metrics import predict_logits
+from vizcore.core.hooks import fast_layout
 from vizcore.core.layers import model_device
 
 LOSSES = ("kl", "l1")
@@ -171,11 +172,6 @@ def mix_images(x: torch.Tensor, mode: str, share: float, gen: torch.Generator) -
     mixed = torch.cat(mixed)
     mixed = mixed[torch.randperm(len(mixed), generator=gen)[:k]]
     return torch.cat([x[:len(x) - k], mixed])
-
-
-def fast_layout(x: torch.Tensor) -> torch.Tensor:
-    """A batch of images channels-last (oneDNN's fast layout on CPU, the layout the engine trains in); rows as they are."""
-    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
 def generator_step(G: nn.Module, opt: torch.optim.Optimizer, teacher: nn.Module, student: nn.Module,

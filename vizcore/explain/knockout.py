@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.core.hooks import channel_mask, guarded
+from vizcore.core.hooks import channel_mask, fast_layout, guarded
 from vizcore.core.progress import check_cancelled
 from vizcore.core.layers import knockable_layers, model_device
 
@@ -214,7 +214,9 @@ class KnockoutEvaluator:
                         for _, m in self._children[self._pos[layer] + 1:j]:
                             z = m(z)
                         zero_out[layer] = z
-        self._cache = {j: (torch.cat(ins[j]), torch.cat(outs[j])) for j in wanted}
+        # channels-last (the shared model's weights are not, and a 1-channel input cannot say): the tail's
+        # max-pooling runs about 10x faster
+        self._cache = {j: (fast_layout(torch.cat(ins[j])), fast_layout(torch.cat(outs[j]))) for j in wanted}
         self._logits = torch.cat(logits) if logits else torch.empty(0, 0)
         self._zero_out, self._version = zero_out, version
 
@@ -232,8 +234,8 @@ class KnockoutEvaluator:
         k = torch.as_tensor(list(idx), device=inp.device)
         diff = inp.reshape(len(inp), c, -1)[:, k] - self._zero_out[layer].reshape(1, c, -1)[:, k]
         nxt = self._children[j][1]
-        if isinstance(nxt, nn.Conv2d):
-            diff = diff.reshape(len(inp), len(k), *inp.shape[2:])
+        if isinstance(nxt, nn.Conv2d):  # channels-last like the cache, so that no big tensor is copied
+            diff = fast_layout(diff.reshape(len(inp), len(k), *inp.shape[2:]))
             return F.conv2d(diff, nxt.weight[:, k], None, nxt.stride, nxt.padding, nxt.dilation)
         w = nxt.weight.reshape(nxt.out_features, c, -1)[:, k].reshape(nxt.out_features, -1)
         return F.linear(diff.reshape(len(inp), -1), w)
@@ -241,8 +243,8 @@ class KnockoutEvaluator:
     def _tail(self, mask: dict[str, tuple[int, ...]], j: int, rows: slice) -> torch.Tensor:
         """Logits on ``rows``: child ``j``'s cached output corrected for the earliest knocked layer, then the rest."""
         first = next(iter(mask))  # normalize_mask orders layers as in the network
-        h = self._delta(first, mask[first], j, rows)
-        torch.sub(self._cache[j][1][rows], h, out=h)
+        out = self._cache[j][1][rows]
+        h = torch.sub(out, self._delta(first, mask[first], j, rows), out=torch.empty_like(out))  # out's layout
         for pos, (name, m) in enumerate(self._children[j:]):
             if pos:
                 h = m(h)

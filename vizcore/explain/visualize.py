@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizcore.core.config import Config
-from vizcore.core.hooks import capture, frozen_copy, guarded
+from vizcore.core.hooks import capture, fast_layout, frozen_copy, guarded
 from vizcore.core.layers import model_device
 from vizcore.core.progress import Progress, check_cancelled, progress_span
 from vizcore.core.workspace import atomic_write
@@ -277,8 +277,7 @@ def bf16_is_fast(device: torch.device | str = "cpu") -> bool:
 
 def _as_input(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Images in the working copy's dtype and (for image batches) its channels-last layout."""
-    x = x.to(dtype)
-    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+    return fast_layout(x.to(dtype))
 
 
 def _working_copies(model: nn.Module, config: VisualizeConfig) -> tuple[nn.Module, nn.Module]:
