@@ -65,12 +65,29 @@ def reset() -> None:
     st.session_state["ko_extra"] = []
 
 
-def mask_from_widgets() -> dict[str, list[int]]:
+def slider_values() -> dict[tuple[str, str], int]:
+    """{(layer, "top" or "bottom"): k} as the sliders stand."""
+    return {(layer, end): st.session_state.get(f"ko_{end}_{layer}", 0) for layer in widths for end in ("top", "bottom")}
+
+
+def mask_of(values: dict[tuple[str, str], int]) -> dict[str, list[int]]:
     """Union of the per-layer top-k / bottom-k by PG and the hand-picked filters."""
-    top = {layer: st.session_state.get(f"ko_top_{layer}", 0) for layer in widths}
-    bottom = {layer: st.session_state.get(f"ko_bottom_{layer}", 0) for layer in widths}
+    top = {layer: values[layer, "top"] for layer in widths}
+    bottom = {layer: values[layer, "bottom"] for layer in widths}
     extra = parse_filters(",".join(st.session_state.get("ko_extra", [])))
     return score_mask({layer: scores[layer] for layer in widths}, top, bottom, extra)
+
+
+def next_values(values: dict[tuple[str, str], int]) -> dict[tuple[str, str], int] | None:
+    """The sliders one more step on, in the direction the one that just moved went (where a person stepping through
+    a slider goes next), or None when no single slider moved."""
+    last, st.session_state["_ko_last"] = st.session_state.get("_ko_last"), values
+    moved = [k for k in values if last is not None and values[k] != last.get(k)]
+    if len(moved) != 1:
+        return None
+    k = moved[0]
+    v = values[k] + (1 if values[k] > last[k] else -1)
+    return values | {k: v} if 0 <= v <= widths[k[0]] else None
 
 
 @st.fragment
@@ -86,7 +103,8 @@ def live_panel() -> None:
     st.multiselect("Also knock out these filters", options, key="ko_extra", placeholder="layer:filter")
     st.button("Reset (no knockout)", on_click=reset, key="ko_reset")
 
-    mask = mask_from_widgets()
+    values = slider_values()
+    mask = mask_of(values)
     st.session_state[MASK_KEY] = mask
     base, knocked = ev.evaluate({}), ev.evaluate(mask)
     n = sum(len(v) for v in mask.values())
@@ -102,6 +120,8 @@ def live_panel() -> None:
                    key="ko_acc_chart")
     r.plotly_chart(confusion_heatmap(knocked.confusion - base.confusion, ds.class_names,
                                      "Confusion change (knocked − intact)", diverging=True), key="ko_conf_chart")
+    if (ahead := next_values(values)) is not None:  # computed while the person looks, ready for their next step
+        ev.prefetch(mask_of(ahead))
 
 
 def study_config(max_k: int) -> dict:

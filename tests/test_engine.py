@@ -162,7 +162,7 @@ def test_the_default_is_kegnet_then_online_with_its_measured_settings(digits, di
     assert not syn["online"] and syn["n"] == 64 and syn["stats"]["generators"] == 2 and syn["stats"]["noise_dim"] == 10
     assert (engine["generator"], engine["generator_blank"], engine["student_per_generator"], engine["loss"],
             engine["lr"], engine["one_hot"] > 0, engine["balance"] > 0, engine["bank"]) == (
-                True, True, 2, "kl", 3e-3, True, True, 64)
+                True, True, 3, "kl", 3e-3, True, True, 64)
     with pytest.raises(ValueError, match="needs the engine"):  # the generator in the loop lives in the engine
         runs.DistillConfig("t", "digits", SynthesisConfig(method=DEFAULT_METHOD, n=64))
 
@@ -199,6 +199,26 @@ def test_the_default_budget_grows_past_16_by_16_pixels():
     assert distill_cmd._engine(cli, (1, 28, 28)).steps == 4000
     cli = build_parser().parse_args(["distill", "--teacher", "zoo:fashion-mnist-cnn", "--budget", "700"])
     assert distill_cmd._engine(cli, (1, 28, 28)).steps == 700
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_the_students_dropout_is_off_while_it_learns_unless_kept(digits, digits_cnn, keep):
+    """By default the student learns with its dropout off (the teacher's soft targets regularize it): dropout is
+    the identity during training steps, and the other layers still train. ``student_dropout`` keeps it on."""
+    student = build_model("cnn_s", digits.input_shape, 10, seed=1)
+    modes, identity = [], []
+
+    def look(m, args, out):
+        modes.append(m.training)
+        identity.append(torch.equal(out, args[0]))
+
+    student.dropout.register_forward_hook(look)
+    before = student.fc1.weight.detach().clone()
+    res = distill(frozen_copy(digits_cnn), student, EngineConfig(steps=6, batch_size=16, checkpoints=1,
+                                                                 student_dropout=keep),
+                  input_shape=digits.input_shape, num_classes=10, images=digits.train_x[:64])
+    assert modes[:6] == [keep] * 6 and identity[:6] == [not keep] * 6  # the six training steps
+    assert not torch.equal(res.model.fc1.weight, before) and not res.model.training
 
 
 def test_the_student_trains_channels_last_and_comes_back_in_the_usual_layout(digits, digits_cnn, tmp_path):

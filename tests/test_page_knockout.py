@@ -44,6 +44,27 @@ def test_slider_changes_accuracy_to_the_cli_value(capsys):
     assert at.session_state["knockout_mask"] == {} and _metric(at, "Overall accuracy") == intact
 
 
+def test_a_slider_step_prefetches_the_next_step_in_its_direction(monkeypatch):
+    """After a slider moves, the page asks the evaluator for the mask one more step on in the same direction."""
+    from vizcore.explain.knockout import KnockoutEvaluator
+
+    asked = []
+    monkeypatch.setattr(KnockoutEvaluator, "prefetch", lambda self, mask: asked.append(dict(mask)))
+    at = _page("zoo:digits-cnn")
+    at.slider(key="ko_top_conv2").set_value(1).run()
+    at.slider(key="ko_top_conv2").set_value(2).run()
+    assert not at.exception
+    now = at.session_state["knockout_mask"]["conv2"]
+    assert len(asked[-1]["conv2"]) == 3 and set(now) < set(asked[-1]["conv2"])  # the next-highest PG filter
+    at.slider(key="ko_top_conv2").set_value(1).run()  # back down: the step below, no filter
+    assert not asked[-1].get("conv2")
+    at.slider(key="ko_bottom_conv1").set_value(2).run()  # another slider, upward
+    assert len(asked[-1]["conv1"]) == 3 and len(asked[-1]["conv2"]) == 1
+    n = len(asked)
+    at.button(key="ko_reset").click().run()  # two sliders at once: no guess
+    assert len(asked) == n
+
+
 def _page(model_id: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=300)
     at.session_state["dataset_name"] = "digits"

@@ -56,7 +56,9 @@ class EngineConfig:
     none for 8 x 8 digits); ``brightness``: scale each image by a random factor up to
     1 / its brightest pixel (activation maximization's pictures are dimmer than real ones); ``mix``: mixup / cutmix between images of a batch (``mix_share``
     of the batch), always relabelled by the teacher. ``checkpoints``: how often the hold-out agreement is
-    measured (the best checkpoint is kept).
+    measured (the best checkpoint is kept). ``student_dropout``: keep the student's dropout layers active while it
+    learns; off by default, since the teacher's soft targets already regularize it and a short budget cannot
+    afford dropout's noise (Fashion-MNIST cnn -> cnn: 92.0 % -> 94.9 % of the teacher).
     """
 
     steps: int = 3000
@@ -80,6 +82,7 @@ class EngineConfig:
     mix: str = "none"
     mix_share: float = 0.5
     checkpoints: int = 10
+    student_dropout: bool = False
     seed: int = 0
 
     def __post_init__(self):
@@ -257,6 +260,15 @@ def _best_stage(student: nn.Module, teacher: nn.Module, stages: dict) -> tuple[f
     return best
 
 
+def _training(student: nn.Module, config: EngineConfig) -> None:
+    """Put the student in training mode, with its dropout layers off unless ``config.student_dropout``."""
+    student.train()
+    if not config.student_dropout:
+        for m in student.modules():
+            if isinstance(m, nn.modules.dropout._DropoutNd):
+                m.eval()
+
+
 def agreement(model: nn.Module, x: torch.Tensor, teacher_labels: torch.Tensor) -> float:
     """Share of ``x`` on which ``model``'s argmax equals the teacher's."""
     return float((predict_logits(model, x).argmax(1) == teacher_labels).float().mean())
@@ -300,7 +312,7 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
     # Fashion-MNIST steps of the default fell from 2.3 s to 0.6 s, a step about 13 % shorter on 2 CPU threads); the
     # student goes back to the usual layout at the end
     layout = torch.channels_last if len(input_shape) == 3 else torch.contiguous_format
-    student.to(dev, memory_format=layout).train()
+    _training(student.to(dev, memory_format=layout), config)
     net = dist.wrap(student) if world > 1 else student
     opt_s = torch.optim.Adam(student.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt_s, config.steps)
@@ -400,7 +412,7 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
                 hold_t = predict_logits(teacher, hold_x).argmax(1)
             student.eval()
             score = agreement(student, hold_x, hold_t)
-            student.train()
+            _training(student, config)
             history.append((step, score))
             stats["discrepancy"].append(round(float(loss.detach()), 4))
             if holdout is None and G is not None:  # ranked at the end, on every stage's images (_best_stage)
