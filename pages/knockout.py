@@ -14,7 +14,7 @@ from vizcore.explain.importance import StudyConfig, compare_rankings, pg_scores
 from vizcore.core.layers import default_layers, knockable_layers
 from vizcore.explain.knockout import (KnockoutEvaluator, class_images, eval_subset, format_filters, parse_filters,
                                       score_mask)
-from vizcore.plots.common import confusion_heatmap
+from vizcore.plots.common import LIGHT_TEMPLATE, confusion_heatmap
 from vizcore.plots.knockout import class_accuracy_bars, filter_score_bars, knockout_curves
 
 MASK_KEY = "knockout_mask"  # {layer: [filter indices]}; the prediction-gradients page highlights these
@@ -90,6 +90,11 @@ def next_values(values: dict[tuple[str, str], int]) -> dict[tuple[str, str], int
     return values | {k: v} if 0 <= v <= widths[k[0]] else None
 
 
+def live_chart(container, fig, key: str) -> None:
+    """A chart redrawn at every slider step, in Streamlit's look but without its theming pass in the browser."""
+    container.plotly_chart(fig.update_layout(template=LIGHT_TEMPLATE), key=key, theme=None)
+
+
 @st.fragment
 def live_panel() -> None:
     st.markdown(f"**Remove filters by their PG score for class *{ds.class_names[target]}*** "
@@ -114,12 +119,12 @@ def live_panel() -> None:
     m2.metric("Overall accuracy", f"{knocked.accuracy:.1%}", f"{knocked.accuracy - base.accuracy:+.1%}")
     m3.metric("Filters knocked out", n, help=format_filters(mask) or "none")
     st.caption(f"on {len(ev.y):,} test images · mask `{format_filters(mask) or 'none'}`")
-    st.plotly_chart(filter_score_bars(scores, mask), key="ko_scores_chart")
+    live_chart(st, filter_score_bars(scores, mask), "ko_scores_chart")
     l, r = st.columns(2)
-    l.plotly_chart(class_accuracy_bars(base.class_accuracy, knocked.class_accuracy, ds.class_names, target),
-                   key="ko_acc_chart")
-    r.plotly_chart(confusion_heatmap(knocked.confusion - base.confusion, ds.class_names,
-                                     "Confusion change (knocked − intact)", diverging=True), key="ko_conf_chart")
+    live_chart(l, class_accuracy_bars(base.class_accuracy, knocked.class_accuracy, ds.class_names, target),
+               "ko_acc_chart")
+    live_chart(r, confusion_heatmap(knocked.confusion - base.confusion, ds.class_names,
+                                    "Confusion change (knocked − intact)", diverging=True), "ko_conf_chart")
     if (ahead := next_values(values)) is not None:  # computed while the person looks, ready for their next step
         ev.prefetch(mask_of(ahead))
 

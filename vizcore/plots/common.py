@@ -8,6 +8,15 @@ from plotly.colors import get_colorscale
 import torch
 
 
+# Streamlit's light chart look, carried by the figure itself: a chart shown with ``theme=None`` skips the browser's
+# theming pass, which took about 270 ms of every Knockout slider step in Chromium (bench/latency.py).
+LIGHT_TEMPLATE = dict(layout=dict(
+    font=dict(family='"Source Sans Pro", sans-serif', color="#31333F", size=13), paper_bgcolor="rgba(0,0,0,0)",
+    plot_bgcolor="rgba(0,0,0,0)", colorway=["#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa1"],
+    xaxis=dict(gridcolor="#e6eaf1", zeroline=False, linecolor="#e6eaf1", automargin=True),
+    yaxis=dict(gridcolor="#e6eaf1", zeroline=False, linecolor="#e6eaf1", automargin=True)))
+
+
 def fast_figure(data: list[dict], layout: dict) -> go.Figure:
     """A figure from plain trace and layout dicts, skipping Plotly's per-property validation (the slow part of
     building a figure with hundreds of shapes or annotations); the dicts must already be valid Plotly JSON.
