@@ -65,6 +65,18 @@ def test_a_slider_step_prefetches_the_next_step_in_its_direction(monkeypatch):
     assert len(asked) == n
 
 
+def test_the_live_charts_carry_their_own_look():
+    """The charts redrawn at every slider step skip Streamlit's theming in the browser and bring its light look in
+    their own template (transparent backgrounds, Streamlit's font)."""
+    at = _page("zoo:digits-cnn")
+    charts = {c.proto.id: c.proto for c in at.get("plotly_chart")}
+    assert len(charts) == 3
+    for proto in charts.values():
+        spec = json.loads(proto.spec)
+        assert proto.theme == "" and spec["layout"]["template"]["layout"]["paper_bgcolor"] == "rgba(0,0,0,0)"
+        assert "Source Sans Pro" in spec["layout"]["template"]["layout"]["font"]["family"]
+
+
 def _page(model_id: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=300)
     at.session_state["dataset_name"] = "digits"
