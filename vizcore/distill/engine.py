@@ -31,11 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizcore.core import distributed as dist
+from vizcore.core.hooks import fast_layout
+from vizcore.core.layers import model_device
 from vizcore.core.progress import Cancelled, Progress
 from vizcore.distill.generators import Generator, TableGenerator
 from vizcore.metrics import predict_logits
-from vizcore.core.hooks import fast_layout
-from vizcore.core.layers import model_device
 
 LOSSES = ("kl", "l1")
 MIXES = ("none", "mixup", "cutmix", "both")

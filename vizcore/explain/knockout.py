@@ -236,7 +236,7 @@ class KnockoutEvaluator:
         k = torch.as_tensor(list(idx), device=inp.device)
         diff = inp.reshape(len(inp), c, -1)[:, k] - self._zero_out[layer].reshape(1, c, -1)[:, k]
         nxt = self._children[j][1]
-        if isinstance(nxt, nn.Conv2d):  # channels-last like the cache, so that no big tensor is copied
+        if isinstance(nxt, nn.Conv2d):  # channels-last like the cache: _tail's subtraction then reads both in order
             diff = fast_layout(diff.reshape(len(inp), len(k), *inp.shape[2:]))
             return F.conv2d(diff, nxt.weight[:, k], None, nxt.stride, nxt.padding, nxt.dilation)
         w = nxt.weight.reshape(nxt.out_features, c, -1)[:, k].reshape(nxt.out_features, -1)
@@ -282,7 +282,6 @@ class KnockoutEvaluator:
             while len(self._results) > 64:
                 self._results.pop(next(iter(self._results)))
         return result
-
 
     def _key(self, norm: dict[str, tuple[int, ...]]) -> tuple:
         return self._weights_version(), tuple(norm.items())
