@@ -102,7 +102,7 @@ def ranking_table(scores, target: int) -> None:
                        file_name=f"pg-{ds.name}-{target}.json", key="pg_download")
 
 
-@st.fragment
+@state.fragment
 def one_image() -> None:
     """Everything that depends on the image and class; a change reruns this fragment only."""
     i1, i2 = st.columns([2, 1])

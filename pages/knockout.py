@@ -95,7 +95,7 @@ def live_chart(container, fig, key: str) -> None:
     container.plotly_chart(fig.update_layout(template=LIGHT_TEMPLATE), key=key, theme=None)
 
 
-@st.fragment
+@state.fragment
 def live_panel() -> None:
     st.markdown(f"**Remove filters by their PG score for class *{ds.class_names[target]}*** "
                 "(top-k = most important first, bottom-k = least important first)")

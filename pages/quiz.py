@@ -120,7 +120,7 @@ if c1.button("Reopen quiz" if quiz.closed else "Close quiz", key="quiz_close"):
 reveal = c2.toggle("Show the answers (the model's and the intended class)", key="quiz_reveal")
 
 
-@st.fragment(run_every=1.0)
+@state.fragment(run_every=1.0)
 def live_tally() -> None:
     """The room's answers so far, re-read from the workspace every second."""
     t = C.tally(quiz)

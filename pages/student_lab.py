@@ -289,7 +289,7 @@ with runs_tab:
     npz = protocol.run_dir(rid) / "synthetic.npz"
     d3.download_button("Synthetic set (.npz)", npz.read_bytes(), f"{rid}-synthetic.npz", key="sl_npz")
 
-    @st.fragment
+    @state.fragment
     def gallery():
         per_class = st.slider("Images per class", 1, 10, 4, key="sl_gallery_n")
         synth = protocol.load_synthetic(rid)

@@ -187,7 +187,7 @@ def job_line(job: jobs.JobInfo) -> None:
     st.caption(f"{r.get('reached', 0)} of {r.get('n', 0)} reached T · {job.config.get('model')}")
 
 
-@st.fragment
+@state.fragment
 def class_panel(vis: Visualizations) -> None:
     classes = sorted(set(vis.labels.tolist()))
     c = st.columns([2, 1])
@@ -312,7 +312,7 @@ def zoo_members(teacher_id: str, dataset: str) -> dict:
     return judges_for(teacher_id, state.get_dataset(dataset), quick=False)[0]
 
 
-@st.fragment
+@state.fragment
 def interpretability_panel(vis: Visualizations) -> None:
     """Seed 000 section 4.2: fooling-example and hidden-message rates of these pictures and of real test images."""
     with st.expander("Fooling examples and hidden messages (seed 000, Definitions 4.1 and 4.2)"):

@@ -47,6 +47,50 @@ def test_switching_dataset_filters_models():
     assert not at.exception and any("misclassified" in c.value for c in at.caption)
 
 
+def test_a_fragment_run_that_finds_the_sidebar_changed_reruns_the_whole_app(monkeypatch):
+    """A sidebar change can reach the server as a rerun of a running fragment only (seen in Chromium on Prediction
+    gradients: the picker said digits, the page went on with Fashion-MNIST); the pages' fragments then rerun the app."""
+    from ui import state
+
+    class Rerun(Exception):
+        pass
+
+    def rerun(scope):
+        reruns.append(scope)
+        raise Rerun
+
+    reruns, bodies, session = [], [], {}
+    monkeypatch.setattr(state.st, "fragment", lambda f, **kwargs: f)  # the body as a fragment run would call it
+    monkeypatch.setattr(state.st, "rerun", rerun)
+    monkeypatch.setattr(state.st, "session_state", session)
+
+    @state.fragment
+    def body():
+        bodies.append(dict(session))
+
+    body()  # no page drawn in this session yet (a quiz participant's screen): the fragment runs
+    session.update({state.DATASET_KEY: "fashion-mnist", state.MODEL_KEY: "zoo:fashion-mnist-cnn",
+                    state.DRAWN_KEY: ("fashion-mnist", "zoo:fashion-mnist-cnn")})
+    body()  # the selection the page was drawn with
+    assert len(bodies) == 2 and reruns == []
+    session[state.DATASET_KEY] = "digits"
+    try:
+        body()
+    except Rerun:
+        pass
+    assert reruns == ["app"] and len(bodies) == 2  # the whole app reruns, the stale body does not draw
+
+
+def test_the_sidebar_records_the_selection_each_page_is_drawn_with():
+    from ui import state
+
+    at = _app()
+    assert at.session_state[state.DRAWN_KEY] == (at.session_state[state.DATASET_KEY], at.session_state[state.MODEL_KEY])
+    _select(at, "Dataset", "digits")
+    assert at.session_state[state.DRAWN_KEY] == ("digits", at.session_state[state.MODEL_KEY])
+    assert zoo.get_entry(at.session_state[state.MODEL_KEY]).card.input_shape == [1, 8, 8]
+
+
 def _upload(name, payload):
     """An uploaded file as Streamlit hands it to a page (AppTest cannot drive file_uploader itself)."""
     from streamlit.runtime.uploaded_file_manager import UploadedFile, UploadedFileRec

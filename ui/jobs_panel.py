@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from ui import state
 from vizcore.core import jobs
 
 ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:", "done": ":material/check_circle:",
@@ -37,7 +38,7 @@ def _polled(kind: str, match: Match | None, limit: int, body: Callable[[list[job
 
     interval = 1.0 if any(j.active for j in mine()) else None  # fixed for this run: compared below
 
-    @st.fragment(run_every=interval)
+    @state.fragment(run_every=interval)
     def panel() -> None:
         items = mine()
         body(items)

@@ -7,6 +7,8 @@ length of a call, under the model's lock.
 
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 import torch
 
@@ -14,6 +16,7 @@ from vizcore import data, zoo
 from vizcore.data import Dataset
 
 DATASET_KEY, MODEL_KEY = "dataset_name", "model_id"
+DRAWN_KEY = "_drawn_selection"  # the (dataset, model) the page was last drawn with
 PREFERRED = ("fashion-mnist", "digits")
 
 
@@ -80,6 +83,7 @@ def sidebar() -> tuple[Dataset | None, zoo.ModelEntry | None]:
     if st.session_state.get(DATASET_KEY) not in choices:
         st.session_state[DATASET_KEY] = default_dataset(choices)
     name = st.sidebar.selectbox("Dataset", choices, key=DATASET_KEY, format_func=label)
+    st.session_state[DRAWN_KEY] = _selection()
     try:
         ds = get_dataset(name)
     except data.DatasetError as e:
@@ -95,9 +99,30 @@ def sidebar() -> tuple[Dataset | None, zoo.ModelEntry | None]:
         st.session_state[MODEL_KEY] = default_model(same).id
     by_id = {e.id: e for e in same}
     mid = st.sidebar.selectbox("Model", ids, key=MODEL_KEY, format_func=lambda i: model_label(by_id[i]))
+    st.session_state[DRAWN_KEY] = _selection()
     entry = by_id[mid]
     st.sidebar.caption(model_caption(entry))
     return ds, entry
+
+
+def _selection() -> tuple:
+    return st.session_state.get(DATASET_KEY), st.session_state.get(MODEL_KEY)
+
+
+def fragment(func=None, **kwargs):
+    """``st.fragment`` for the pages: a run of the fragment that finds the sidebar's dataset or model changed since
+    the page was drawn reruns the whole app instead. A sidebar change made while a fragment is running can reach
+    the server as a rerun of that fragment only (Streamlit 1.67: the Dataset picker showed digits while the page
+    went on drawing Fashion-MNIST, tests/test_page_gradients.py)."""
+    def wrap(f):
+        @functools.wraps(f)
+        def run(*args, **kw):
+            drawn = st.session_state.get(DRAWN_KEY)
+            if drawn is not None and _selection() != drawn:
+                st.rerun(scope="app")
+            return f(*args, **kw)
+        return st.fragment(run, **kwargs)
+    return wrap(func) if func is not None else wrap
 
 
 def model_label(entry: zoo.ModelEntry) -> str:
