@@ -238,3 +238,28 @@ def test_the_student_trains_channels_last_and_comes_back_in_the_usual_layout(dig
     again = load_model(save_model(res.model, card, tmp_path))
     x = digits.test_x[:32]
     assert torch.allclose(again(x), res.model(x), atol=1e-6)
+
+
+def test_with_ema_the_checkpoints_keep_the_average_of_the_students_weights(digits, digits_cnn):
+    """``ema``: the student kept is the moving average of its weights after each step (the first step's weights,
+    then decay * average + (1 - decay) * weights), not the student of the last step."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    student = build_model("cnn_s", digits.input_shape, 10, seed=1)
+    after = []
+    hook = register_optimizer_step_post_hook(
+        lambda opt, args, kwargs: after.append([p.detach().clone() for p in opt.param_groups[0]["params"]]))
+    try:
+        res = distill(frozen_copy(digits_cnn), student, EngineConfig(steps=3, batch_size=16, checkpoints=1, ema=0.5),
+                      input_shape=digits.input_shape, num_classes=10, images=digits.train_x[:64])
+    finally:
+        hook.remove()
+    assert len(after) == 3
+    average = after[0]
+    for weights in after[1:]:
+        average = [0.5 * a + 0.5 * w for a, w in zip(average, weights)]
+    kept = list(res.model.parameters())
+    assert all(torch.allclose(k, a, atol=1e-6) for k, a in zip(kept, average))
+    assert not torch.allclose(kept[0], after[-1][0])
+    with pytest.raises(ValueError, match="decay"):
+        EngineConfig(ema=1.0)

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vizcore.core import distributed as dist
 from vizcore.core.hooks import fast_layout
@@ -58,7 +59,9 @@ class EngineConfig:
     of the batch), always relabelled by the teacher. ``checkpoints``: how often the hold-out agreement is
     measured (the best checkpoint is kept). ``student_dropout``: keep the student's dropout layers active while it
     learns; off by default, since the teacher's soft targets already regularize it and a short budget cannot
-    afford dropout's noise (Fashion-MNIST cnn -> cnn: 92.0 % -> 94.9 % of the teacher).
+    afford dropout's noise (Fashion-MNIST cnn -> cnn: 92.0 % -> 94.9 % of the teacher). ``ema``: the decay of an
+    exponential moving average of the student's weights (Polyak averaging, as in mean-teacher and SWA); the
+    checkpoints judge and keep the average rather than the student of the moment (0: off).
     """
 
     steps: int = 3000
@@ -83,6 +86,7 @@ class EngineConfig:
     mix_share: float = 0.5
     checkpoints: int = 10
     student_dropout: bool = False
+    ema: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -92,6 +96,8 @@ class EngineConfig:
             raise ValueError(f"mix is one of {', '.join(MIXES)}, not '{self.mix}'")
         if self.steps < 1 or self.batch_size < 2 or not 0 <= self.replay <= 1 or not 0 <= self.mix_share <= 1:
             raise ValueError("the engine needs steps >= 1, batches of at least 2 and shares in [0, 1]")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"the average's decay is in [0, 1), not {self.ema}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -204,7 +210,7 @@ def generator_step(G: nn.Module, opt: torch.optim.Optimizer, teacher: nn.Module,
 
 
 def _save(path: Path, step: int, student, opt_s, sched, G, opt_g, sched_g, bank, history, best, stats,
-          stages) -> None:
+          stages, average) -> None:
     """The training state at ``step``, written atomically (a killed process leaves the previous one)."""
     from vizcore.core.workspace import atomic_write
 
@@ -213,11 +219,12 @@ def _save(path: Path, step: int, student, opt_s, sched, G, opt_g, sched_g, bank,
                 "generator": G.state_dict() if G is not None else None,
                 "opt_g": (opt_g.state_dict(), sched_g.state_dict()) if opt_g is not None else None,
                 "bank": (bank.images, bank.next) if bank is not None else None,
-                "history": history, "best": best, "stats": stats, "stages": stages}, buf)
+                "history": history, "best": best, "stats": stats, "stages": stages,
+                "average": average.state_dict() if average is not None else None}, buf)
     atomic_write(path, buf.getvalue())
 
 
-def _restore(state: dict, student, opt_s, sched, G, opt_g, sched_g, bank) -> int:
+def _restore(state: dict, student, opt_s, sched, G, opt_g, sched_g, bank, average) -> int:
     """Load a state saved by :func:`_save` into the run's objects; returns its step."""
     student.load_state_dict(state["student"])
     opt_s.load_state_dict(state["opt"])
@@ -228,6 +235,8 @@ def _restore(state: dict, student, opt_s, sched, G, opt_g, sched_g, bank) -> int
         sched_g.load_state_dict(state["opt_g"][1])
     if bank is not None and state["bank"] is not None:
         bank.images, bank.next = state["bank"]
+    if average is not None and state.get("average") is not None:
+        average.load_state_dict(state["average"])
     return int(state["step"])
 
 
@@ -316,6 +325,11 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
     net = dist.wrap(student) if world > 1 else student
     opt_s = torch.optim.Adam(student.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt_s, config.steps)
+    average = (AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+               if config.ema else None)
+    if average is not None:
+        average.module.eval()
+    judged = average.module if average is not None else student  # what the checkpoints measure and keep
     G = opt_g = sched_g = None
     if config.generator:
         G = (Generator(tuple(input_shape), config.noise_dim, width=config.generator_width, blank=config.generator_blank)
@@ -351,7 +365,7 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
         state = torch.load(resume_from, map_location="cpu", weights_only=True) if here else None
         state = dist.broadcast(state) if world > 1 else state
     if state is not None:
-        first = _restore(state, student, opt_s, sched, G, opt_g, sched_g, bank) + 1
+        first = _restore(state, student, opt_s, sched, G, opt_g, sched_g, bank, average) + 1
         history, best, stats = state["history"], state["best"], state["stats"]
         stages = state.get("stages") or stages
         stats["resumed_at"] = first - 1
@@ -402,6 +416,8 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
         loss.backward()
         opt_s.step()
         sched.step()
+        if average is not None:
+            average.update_parameters(student)
         stats["images_seen"] += len(x)
         if step % every == 0 or step == config.steps:
             if holdout is None and G is not None:  # the generator's fresh images of this moment, never trained on
@@ -411,17 +427,18 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
                 hold_x = pool[:512].cpu()
                 hold_t = predict_logits(teacher, hold_x).argmax(1)
             student.eval()
-            score = agreement(student, hold_x, hold_t)
+            score = agreement(judged, hold_x, hold_t)
             _training(student, config)
             history.append((step, score))
             stats["discrepancy"].append(round(float(loss.detach()), 4))
             if holdout is None and G is not None:  # ranked at the end, on every stage's images (_best_stage)
                 stages["images"].append(hold_x)
-                stages["students"].append((step, copy.deepcopy(student.state_dict())))
+                stages["students"].append((step, copy.deepcopy(judged.state_dict())))
             elif holdout is None or score >= best[0]:  # a fixed set without a hold-out: the scores are not comparable
-                best = (score, copy.deepcopy(student.state_dict()), step)
+                best = (score, copy.deepcopy(judged.state_dict()), step)
             if save_to is not None and main:
-                _save(save_to, step, student, opt_s, sched, G, opt_g, sched_g, bank, history, best, stats, stages)
+                _save(save_to, step, student, opt_s, sched, G, opt_g, sched_g, bank, history, best, stats, stages,
+                      average)
             if on_checkpoint:
                 on_checkpoint(step, score)
         if progress and (step % 10 == 0 or step == config.steps):
