@@ -1,5 +1,7 @@
 """Display helpers shared by the pages."""
 
+import json
+
 import numpy as np
 import torch
 
@@ -45,3 +47,13 @@ def test_map_grid_labels_stay_outside_the_maps():
     z = np.asarray(fig.data[0].z, dtype=float)
     row8 = heads["#8"][1]  # the third row's header is level with the third row's maps
     assert np.isfinite(z[round(row8)][:2 * 8]).any() and not np.isfinite(z[round(row8)][2 * 8:]).any()  # #8, #9 only
+
+
+def test_filter_score_bars_colour_each_knocked_filter_without_a_colour_scale():
+    """Knocked filters are red and the others blue-grey, bar by bar (no colour scale: it is slow to redraw)."""
+    from vizcore.plots.knockout import KEPT, KNOCKED, filter_score_bars
+
+    fig = filter_score_bars({"conv1": [1.0, 4.0, 2.0], "fc1": [0.5, 0.0]}, {"conv1": [1], "fc1": [0, 1]})
+    bar = json.loads(fig.to_json())["data"][0]  # what the browser gets
+    assert bar["marker"] == {"color": [KEPT, KNOCKED, KEPT, KNOCKED, KNOCKED]}  # no colour scale
+    assert fig.data[0].y.tolist() == [0.25, 1.0, 0.5, 1.0, 0.0]  # each layer over its own maximum
