@@ -1,4 +1,5 @@
-"""Ingredient runs of issue 15: the default method with some engine settings changed, on one teacher and student.
+"""Ingredient runs of issue 15: the default method with some engine or synthesis settings changed, on one teacher
+and student.
 
 ``--engine '{"ema": 0.999}'`` changes those settings of the engine (over the method's own, so an online method's
 ``lr`` or ``student_per_generator`` can be changed too); everything else is the default of
@@ -35,18 +36,19 @@ def main() -> None:
     p.add_argument("--method", default=methods.DEFAULT_METHOD)
     p.add_argument("--n", type=int, default=methods.DEFAULT_N)
     p.add_argument("--engine", default="{}", help="JSON: engine settings to change")
+    p.add_argument("--synthesis", default="{}", help="JSON: synthesis settings to change (e.g. KegNet's generators)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--label", default="", help="append the result to bench/logs/engine_log.jsonl under this label")
     p.add_argument("--note", default="")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    changes = json.loads(a.engine)
+    changes, syn_changes = json.loads(a.engine), json.loads(a.synthesis)
     entry = zoo.get_entry(a.teacher)
     ds = load_dataset(entry.card.dataset)
     engine = replace(methods.default_engine(ds.input_shape), **changes)
     if a.method in methods.IN_THE_LOOP:  # the method's own settings are applied over the engine's: change them there
         methods.IN_THE_LOOP = {**methods.IN_THE_LOOP, a.method: {**methods.IN_THE_LOOP[a.method], **changes}}
-    synthesis = SynthesisConfig(method=a.method, n=a.n, **methods.METHOD_DEFAULTS.get(a.method, {}))
+    synthesis = SynthesisConfig(method=a.method, n=a.n, **{**methods.METHOD_DEFAULTS.get(a.method, {}), **syn_changes})
     cfg = DistillConfig(a.teacher, ds.name, synthesis, (StudentConfig(arch=a.student),), baseline=False, engine=engine)
     t0 = time.perf_counter()
     rep = run_distillation(zoo.load_model(a.teacher), cfg, class_names=ds.class_names, input_shape=ds.input_shape,
@@ -54,7 +56,7 @@ def main() -> None:
     s = rep["students"][0]
     out = {"label": a.label, "teacher": a.teacher, "student": a.student, "set": a.method, "threads": a.threads,
            "machine": platform.machine(),
-           "config": {"synthesis": {"method": a.method, "n": a.n}, "engine": {"steps": engine.steps, **changes}},
+           "config": {"synthesis": {"method": a.method, "n": a.n, **syn_changes}, "engine": {"steps": engine.steps, **changes}},
            "teacher_accuracy": round(rep["teacher"]["accuracy"], 4), "accuracy": round(s["accuracy"], 4),
            "ratio": round(s["ratio"], 4), "seconds": round(time.perf_counter() - t0, 1),
            "synthesis_seconds": rep["synthesis"]["seconds"], "train_seconds": s["seconds"],

@@ -46,7 +46,7 @@ if not layers and ds.is_tabular and len(dense_layers(model)) > 1:  # a table's M
     st.stop()
 model_key = state.model_key(entry)
 try:  # the Knockout page's mask, when it belongs to this model
-    mask = normalize_mask(model, st.session_state.get("knockout_mask") or {})
+    mask = normalize_mask(model, state.knockout_of(entry))
 except ValueError:
     mask = {}
 

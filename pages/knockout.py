@@ -17,7 +17,6 @@ from vizcore.explain.knockout import (KnockoutEvaluator, class_images, eval_subs
 from vizcore.plots.common import LIGHT_TEMPLATE, confusion_heatmap
 from vizcore.plots.knockout import class_accuracy_bars, filter_score_bars, knockout_curves
 
-MASK_KEY = "knockout_mask"  # {layer: [filter indices]}; the prediction-gradients page highlights these
 EVAL_SIZES = {"500 images": 500, "2,000 images": 2000, "whole test set": 0}
 
 st.header("Knockout")
@@ -110,7 +109,7 @@ def live_panel() -> None:
 
     values = slider_values()
     mask = mask_of(values)
-    st.session_state[MASK_KEY] = mask
+    state.share_knockout(entry, mask)  # Prediction gradients greys these out
     base, knocked = ev.evaluate({}), ev.evaluate(mask)
     n = sum(len(v) for v in mask.values())
     m1, m2, m3 = st.columns(3)

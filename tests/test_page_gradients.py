@@ -14,6 +14,7 @@ from vizcore.explain import perturb as A
 from vizcore.explain import gradients as G
 from vizcore.explain.knockout import class_images
 from vizcore.core import jobs
+from ui import state
 from vizcore import zoo
 from vizcore.data import load_digits
 
@@ -71,7 +72,12 @@ def test_gradients_page_diagram_greys_knocked_out_filters_and_opens_a_clicked_ma
     at = app_on_digits("pages/gradients.py")
     fig = _diagram(at)
     assert len(fig["layout"]["images"]) == 1 + 2  # the input and one sheet of maps per conv layer (conv1, conv2)
-    at.session_state["knockout_mask"] = {"conv1": [0, 3], "conv2": [5]}
+    at.session_state[state.KNOCKOUT_MASK] = {"conv1": [0, 3], "conv2": [5]}
+    at.session_state[state.KNOCKOUT_OWNER] = ("zoo:fashion-mnist-cnn", 0.0)  # a mask made for another model
+    at.run()
+    assert not at.exception, at.exception
+    assert not any(s["type"] == "line" for s in _diagram(at)["layout"]["shapes"])  # not drawn on this one
+    at.session_state[state.KNOCKOUT_OWNER] = state.model_key(zoo.get_entry(at.session_state[state.MODEL_KEY]))
     at.run()
     assert not at.exception, at.exception
     fig = _diagram(at)

@@ -105,6 +105,22 @@ def sidebar() -> tuple[Dataset | None, zoo.ModelEntry | None]:
     return ds, entry
 
 
+KNOCKOUT_MASK, KNOCKOUT_OWNER = "knockout_mask", "_knockout_mask_model"
+
+
+def share_knockout(entry: zoo.ModelEntry, mask: dict[str, list[int]]) -> None:
+    """Keep the Knockout page's mask ({layer: [filter indices]}) for the other pages, with the model it was made for."""
+    st.session_state[KNOCKOUT_MASK], st.session_state[KNOCKOUT_OWNER] = mask, model_key(entry)
+
+
+def knockout_of(entry: zoo.ModelEntry) -> dict[str, list[int]]:
+    """The Knockout page's mask when it was made for ``entry`` (these weights), else none: another model with the
+    same layer names would otherwise lose filters picked by a ranking of a different network."""
+    if st.session_state.get(KNOCKOUT_OWNER) != model_key(entry):
+        return {}
+    return st.session_state.get(KNOCKOUT_MASK) or {}
+
+
 def _selection() -> tuple:
     return st.session_state.get(DATASET_KEY), st.session_state.get(MODEL_KEY)
 
