@@ -22,9 +22,10 @@ import torch
 from vizcore import zoo
 from vizcore.data import load_dataset
 from vizcore.distill import methods
-from vizcore.distill.protocol import DistillConfig, run_distillation
 from vizcore.distill.students import StudentConfig
 from vizcore.distill.synthesis import SynthesisConfig
+
+from students import run  # bench/students.py: one distillation, reported as its runs are
 
 LOG = Path(__file__).parent / "logs" / "engine_log.jsonl"
 
@@ -49,18 +50,15 @@ def main() -> None:
     if a.method in methods.IN_THE_LOOP:  # the method's own settings are applied over the engine's: change them there
         methods.IN_THE_LOOP = {**methods.IN_THE_LOOP, a.method: {**methods.IN_THE_LOOP[a.method], **changes}}
     synthesis = SynthesisConfig(method=a.method, n=a.n, **{**methods.METHOD_DEFAULTS.get(a.method, {}), **syn_changes})
-    cfg = DistillConfig(a.teacher, ds.name, synthesis, (StudentConfig(arch=a.student),), baseline=False, engine=engine)
     t0 = time.perf_counter()
-    rep = run_distillation(zoo.load_model(a.teacher), cfg, class_names=ds.class_names, input_shape=ds.input_shape,
-                           load_test=lambda: (ds.test_x, ds.test_y), load_train=lambda: (ds.train_x, ds.train_y))
-    s = rep["students"][0]
+    r = run(a.teacher, ds, synthesis, [StudentConfig(arch=a.student)], baseline=False, engine=engine)
+    (s,) = r["students"].values()
     out = {"label": a.label, "teacher": a.teacher, "student": a.student, "set": a.method, "threads": a.threads,
            "machine": platform.machine(),
            "config": {"synthesis": {"method": a.method, "n": a.n, **syn_changes}, "engine": {"steps": engine.steps, **changes}},
-           "teacher_accuracy": round(rep["teacher"]["accuracy"], 4), "accuracy": round(s["accuracy"], 4),
-           "ratio": round(s["ratio"], 4), "seconds": round(time.perf_counter() - t0, 1),
-           "synthesis_seconds": rep["synthesis"]["seconds"], "train_seconds": s["seconds"],
-           "note": a.note or "bench/ingredients.py"}
+           "teacher_accuracy": r["teacher_accuracy"], "accuracy": s["accuracy"], "ratio": s["ratio"],
+           "seconds": round(time.perf_counter() - t0, 1), "synthesis_seconds": r["synthesis_seconds"],
+           "train_seconds": s["train_seconds"], "note": a.note or "bench/ingredients.py"}
     print(json.dumps(out))
     if a.label:
         with LOG.open("a") as f:

@@ -45,10 +45,7 @@ if not layers and ds.is_tabular and len(dense_layers(model)) > 1:  # a table's M
     st.caption(f"Averaged over {len(x)} training rows of {ds.class_names[target]}. Knock units out on *Knockout*.")
     st.stop()
 model_key = state.model_key(entry)
-try:  # the Knockout page's mask, when it belongs to this model
-    mask = normalize_mask(model, state.knockout_of(entry))
-except ValueError:
-    mask = {}
+mask = normalize_mask(model, state.knockout_of(entry))  # the Knockout page's mask, when made for this model
 
 
 @st.cache_data(show_spinner="Averaging prediction gradients over the class…", max_entries=32)
