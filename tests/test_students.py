@@ -246,7 +246,7 @@ def test_relabel_teaches_the_teacher_view_of_bright_images(digits, digits_cnn, s
 
     from vizcore.distill.synthesis import label_with_teacher
 
-    dim = synth.images * 0.15
+    dim = synth.images * 0.1
     labels, logits, probs = label_with_teacher(digits_cnn, dim)
     dark = replace(synth, images=dim, labels=labels, logits=logits, probs=probs)
     cfg = StudentConfig(arch="cnn_s", epochs=40, lr=0.01, batch_size=32)
