@@ -140,8 +140,9 @@ def test_online_engine_distills_a_table_teacher_with_a_row_generator():
     rows = torch.randn(500, 6)  # standardized feature rows, like the tables' after their training-split scaling
     from vizcore.distill.methods import ONLINE
 
-    # a linear student learns fast: lr 3e-2 (uniform-noise rows reach 0.73 in these 200 steps at the default 3e-3)
-    cfg = EngineConfig(**{**ONLINE, "steps": 200, "batch_size": 64, "checkpoints": 4, "bank": 512, "lr": 3e-2})
+    # a linear student learns fast: lr 3e-2 (uniform-noise rows reached 0.73 in 200 steps at the default 3e-3); 400
+    # steps give the generator, which steps once per six student steps, 67 steps of its own
+    cfg = EngineConfig(**{**ONLINE, "steps": 400, "batch_size": 64, "checkpoints": 4, "bank": 512, "lr": 3e-2})
     res = distill(frozen_copy(teacher), student, cfg, input_shape=(6,), num_classes=3, holdout=rows)
     scores = [s for _, s in res.history]
     assert scores[-1] > 0.9 and scores[-1] > scores[0]
@@ -162,7 +163,7 @@ def test_the_default_is_kegnet_then_online_with_its_measured_settings(digits, di
     assert not syn["online"] and syn["n"] == 64 and syn["stats"]["generators"] == 2 and syn["stats"]["noise_dim"] == 10
     assert (engine["generator"], engine["generator_blank"], engine["student_per_generator"], engine["loss"],
             engine["lr"], engine["one_hot"] > 0, engine["balance"] > 0, engine["bank"]) == (
-                True, True, 3, "kl", 3e-3, True, True, 64)
+                True, True, 6, "kl", 3e-3, True, True, 64)
     with pytest.raises(ValueError, match="needs the engine"):  # the generator in the loop lives in the engine
         runs.DistillConfig("t", "digits", SynthesisConfig(method=DEFAULT_METHOD, n=64))
 
@@ -186,17 +187,17 @@ def test_online_selection_keeps_the_checkpoint_that_agrees_on_every_stage(digits
 
 
 def test_the_default_budget_grows_past_16_by_16_pixels():
-    """3,000 steps for digits-sized images and tables, 4,000 for larger images, on the page and from the CLI."""
+    """3,000 steps for digits-sized images and tables, 6,000 for larger images, on the page and from the CLI."""
     from dataclasses import replace
 
     from vizcore.cli import build_parser, distill_cmd
     from vizcore.distill.methods import DEFAULT_ENGINE, default_engine, default_steps
 
     assert default_steps((1, 8, 8)) == default_steps((3, 16, 16)) == default_steps((16,)) == DEFAULT_ENGINE.steps == 3000
-    assert default_steps((1, 28, 28)) == default_steps((1, 17, 16)) == 4000
-    assert default_engine((1, 28, 28)) == replace(DEFAULT_ENGINE, steps=4000)
+    assert default_steps((1, 28, 28)) == default_steps((1, 17, 16)) == 6000
+    assert default_engine((1, 28, 28)) == replace(DEFAULT_ENGINE, steps=6000)
     cli = build_parser().parse_args(["distill", "--teacher", "zoo:fashion-mnist-cnn"])
-    assert distill_cmd._engine(cli, (1, 28, 28)).steps == 4000
+    assert distill_cmd._engine(cli, (1, 28, 28)).steps == 6000
     cli = build_parser().parse_args(["distill", "--teacher", "zoo:fashion-mnist-cnn", "--budget", "700"])
     assert distill_cmd._engine(cli, (1, 28, 28)).steps == 700
 
