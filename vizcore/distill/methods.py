@@ -29,8 +29,8 @@ DFAD = dict(generator=True, generator_blank=False, loss="l1", adversarial=1.0, o
 # 94.9 % at three, in less time; six instead of three: digits 99.8 % -> 100 % in 63 s instead of 95 s, and a
 # cheaper step, so the Fashion-MNIST budget below fits 6,000 steps; the online method alone was not re-measured at
 # six), half of every batch replayed from a memory bank of its past images (Fast-DFKD; +3 points on digits), the
-# teacher's logits at T = 4 (L1: -1.5 points), Adam at 3e-3, the student's dropout off (EngineConfig.student_dropout). Measured in bench/logs/engine_log.jsonl; nothing here reads the dataset, so it
-# holds for any image classifier.
+# teacher's logits at T = 4 (L1: -1.5 points), Adam at 3e-3, the student's dropout off (EngineConfig.student_dropout).
+# Measured in bench/logs/engine_log.jsonl; nothing here reads the dataset, so it holds for any image classifier.
 ONLINE = dict(generator=True, generator_blank=True, adversarial=1.0, one_hot=1.0, balance=5.0,
               student_per_generator=6, lr=3e-3, replay=0.5, mix="none")
 # the methods whose generator trains against the student inside the engine, and their engine settings; kegnet-online
