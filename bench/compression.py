@@ -49,14 +49,15 @@ def main() -> None:
     ap.add_argument("--only", help="comma-separated datasets")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--n", type=int, help="synthetic inputs per repair (default: RepairConfig's for the input kind)")
-    ap.add_argument("--epochs", type=int, help="fine-tuning epochs (default: RepairConfig's)")
+    ap.add_argument("--epochs", type=int, help="fine-tuning epochs on noise and the best repair (default: RepairConfig's)")
+    ap.add_argument("--kegnet-epochs", type=int, help="fine-tuning epochs on KegNet's rows (default: RepairConfig's)")
     ap.add_argument("--lr", type=float)
     ap.add_argument("--kegnet-steps", type=int, help="steps per KegNet generator (default: RepairConfig's)")
     ap.add_argument("--select", choices=SELECTIONS, default="synthetic",
                     help="real: the seed's protocol (epoch picked on real validation data, the start included)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    given = {k: getattr(args, k) for k in ("n", "epochs", "lr", "kegnet_steps") if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in ("n", "epochs", "kegnet_epochs", "lr", "kegnet_steps") if getattr(args, k) is not None}
     cfg = RepairConfig(**given, select=args.select)  # the page's and the CLI's defaults where nothing is given
     jobs = [(f"zoo:{d}-mlp10", d, r) for d, r in SEED_RATIOS.items()]
     jobs += [(t, d, r) for d, (t, ratios) in IMAGES.items() for r in ratios]

@@ -60,11 +60,16 @@ with repair_tab:
                              default=["uniform", "gaussian", "kegnet", "best"], key="cmp_methods",
                              format_func=lambda m: "T+vizcore's best" if m == "best" else comp.REPAIR_LABELS[m])
     defaults = comp.RepairConfig().for_input(ds.input_shape)  # a table's or an image's, as the CLI's
-    state.follow_defaults(cmp_n=defaults.n, cmp_epochs=defaults.epochs, cmp_ksteps=defaults.kegnet_steps)
-    c1, c2, c3 = st.columns(3)
+    state.follow_defaults(cmp_n=defaults.n, cmp_epochs=defaults.epochs, cmp_kepochs=defaults.kegnet_epochs,
+                          cmp_ksteps=defaults.kegnet_steps)
+    c1, c2, c3, c4 = st.columns(4)
     n = int(c1.number_input("Synthetic inputs per repair", 200, 100_000, step=1000, key="cmp_n"))
-    epochs = int(c2.number_input("Fine-tuning epochs", 1, 500, key="cmp_epochs"))
-    ksteps = int(c3.number_input("KegNet steps per generator", 10, 20_000, step=100, key="cmp_ksteps"))
+    epochs = int(c2.number_input("Fine-tuning epochs", 1, 500, key="cmp_epochs",
+                                 help="on noise and on the best repair's inputs"))
+    kepochs = int(c3.number_input("Epochs on KegNet's inputs", 1, 500, key="cmp_kepochs",
+                                  help="the teacher is sure of KegNet's inputs: long fine-tuning on them alone pulls "
+                                       "the student away from the real data"))
+    ksteps = int(c4.number_input("KegNet steps per generator", 10, 20_000, step=100, key="cmp_ksteps"))
     real_select = st.checkbox(
         "Pick each repair's epoch on real validation data (the seed's protocol; NOT data-free)", key="cmp_real_select",
         help="KegNet's code keeps the epoch (the compressed start included) most accurate on a real validation "
@@ -73,7 +78,7 @@ with repair_tab:
     if st.button("Compress and repair in the background", type="primary", disabled=not methods, key="cmp_go"):
         name = f"{entry.card.name}-x{ratio:g}-{methods[-1]}" if save else None
         comp.start_compression_job(entry.id, dataset=ds.name, ratio=ratio, methods=tuple(methods),
-                                   config=comp.RepairConfig(n=n, epochs=epochs, kegnet_steps=ksteps,
+                                   config=comp.RepairConfig(n=n, epochs=epochs, kegnet_epochs=kepochs, kegnet_steps=ksteps,
                                                             select="real" if real_select else "synthetic"),
                                    save_as=name)
         st.rerun()

@@ -69,6 +69,22 @@ def test_the_repair_defaults_depend_on_the_input_kind():
     assert RepairConfig().for_input((1, 28, 28)) == RepairConfig(**IMAGE_REPAIR)
     assert TABLE_REPAIR != IMAGE_REPAIR
     assert RepairConfig(n=7).for_input((16,)).n == 7 and RepairConfig(n=7).for_input((16,)).epochs == TABLE_REPAIR["epochs"]
+    table = RepairConfig().for_input((16,))  # KegNet's rows, which the teacher is sure of, get fewer epochs
+    assert table.epochs_for("kegnet") == TABLE_REPAIR["kegnet_epochs"] < table.epochs_for("gaussian") == table.epochs
+    assert table.epochs_for("best") == table.epochs_for("uniform") == TABLE_REPAIR["epochs"]
+
+
+def test_each_repair_fine_tunes_for_its_own_epochs():
+    """KegNet's rows train for ``kegnet_epochs``, noise and the best repair for ``epochs``; one checkpoint per epoch
+    (and the start) are the candidates."""
+    teacher = build_model("mlp10", (6,), 3, seed=0).eval()
+    student, _ = compress_model(teacher, ratio=4.0)
+    cfg = RepairConfig(n=120, epochs=3, kegnet_epochs=1, kegnet_steps=2, generators=2)
+    names = ["a", "b", "c"]
+    cache: dict = {}
+    for method, epochs in (("kegnet", 1), ("gaussian", 3), ("best", 3)):
+        _, info = repair(teacher, student, method, cfg, input_shape=(6,), class_names=names, cache=cache)
+        assert info["epochs"] == epochs and 0 <= info["selection"]["epoch"] <= epochs
 
 
 def test_noise_inputs_live_in_the_input_domain():

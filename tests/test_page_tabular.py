@@ -58,6 +58,8 @@ def test_repair_and_kegnet_pictures_run_as_jobs(shared_datasets):
     # the page starts from the CLI's and the bench's repair defaults for a table
     assert at.number_input(key="cmp_n").value == comp.TABLE_REPAIR["n"]
     assert at.number_input(key="cmp_ksteps").value == comp.TABLE_REPAIR["kegnet_steps"]
+    assert at.number_input(key="cmp_epochs").value == comp.TABLE_REPAIR["epochs"]
+    assert at.number_input(key="cmp_kepochs").value == comp.TABLE_REPAIR["kegnet_epochs"]
     at.multiselect(key="cmp_methods").set_value(["gaussian"]).run()
     at.number_input(key="cmp_n").set_value(300).run()
     at.number_input(key="cmp_epochs").set_value(1).run()

@@ -27,6 +27,7 @@ from vizcore.distill.seed_tables import (
     preset_config,
     seed003_student,
 )
+from vizcore.distill.compression import TABLE_REPAIR
 from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
 from vizcore.distill.synthesis import METHODS, SynthesisConfig
 
@@ -273,7 +274,10 @@ def add_parser(sub) -> None:
                 preset=True)
     p.add_argument("table", choices=tuple(SEED_PRESETS) + ("seed003", "seed003-subset", "kegnet-table"))
     p.add_argument("--ratio", type=float, help="kegnet-table: compression ratio (default: the seed's for the dataset)")
-    p.add_argument("--kegnet-steps", type=int, help="kegnet-table: training steps per KegNet generator (default 2000)")
+    p.add_argument("--kegnet-steps", type=int, help="kegnet-table: training steps per KegNet generator (default "
+                   f"{TABLE_REPAIR['kegnet_steps']:,})")
+    p.add_argument("--kegnet-epochs", type=int, help="kegnet-table: fine-tuning epochs on KegNet's rows (default "
+                   f"{TABLE_REPAIR['kegnet_epochs']})")
     p.add_argument("--class", dest="cls", type=int, default=3, help="seed003-subset: the class whose visualization is swapped")
     p.add_argument("--versus", type=int, default=4, help="seed003-subset: the other class of the two-class teacher")
     p.set_defaults(func=cmd_preset, sharded=True)
