@@ -69,7 +69,7 @@ with repair_tab:
     kepochs = int(c3.number_input("Epochs on KegNet's inputs", 1, 500, key="cmp_kepochs",
                                   help="the teacher is sure of KegNet's inputs: long fine-tuning on them alone pulls "
                                        "the student away from the real data"))
-    ksteps = int(c4.number_input("KegNet steps per generator", 10, 20_000, step=100, key="cmp_ksteps"))
+    ksteps = int(c4.number_input("KegNet steps per generator", 10, 50_000, step=100, key="cmp_ksteps"))
     real_select = st.checkbox(
         "Pick each repair's epoch on real validation data (the seed's protocol; NOT data-free)", key="cmp_real_select",
         help="KegNet's code keeps the epoch (the compressed start included) most accurate on a real validation "

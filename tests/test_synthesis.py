@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import assert_untouched, weights_snapshot
-from vizcore.distill.kegnet import diversity_loss
+from vizcore.distill.kegnet import diversity_loss, train_kegnet_generators
 from vizcore.distill.synthesis import SynthesisConfig, SyntheticSet, label_with_teacher, synthesize
 from vizcore.core.layers import penultimate_layer
 from vizcore.core.progress import Cancelled
@@ -82,6 +82,23 @@ def test_kegnet_beta_default_follows_the_paper():
     assert SynthesisConfig(method="kegnet").kegnet_lr("npz:mine.npz") == 1e-2  # a user's images: the Fashion setting
     assert SynthesisConfig(method="kegnet", lr=0.05).kegnet_lr("digits") == 0.05
     assert SynthesisConfig(method="kegnet").noise() == 10
+
+
+def test_kegnet_trains_table_generators_against_the_teacher_with_its_dropout_on():
+    """KegNet's code leaves its MLP classifier in training mode while the generators learn: for a table the teacher's
+    dropout is on during every generator step, and the teacher is back in eval mode afterwards; images keep eval."""
+    from vizcore.models import build_model
+
+    for shape, expect in (((6,), True), ((1, 8, 8), False)):
+        teacher = build_model("mlp10" if len(shape) == 1 else "cnn", shape, 3, seed=0).eval()
+        drops = [m for m in teacher.modules() if isinstance(m, torch.nn.Dropout)]
+        assert drops
+        seen = []
+        teacher.register_forward_pre_hook(lambda m, a: seen.append(all(d.training for d in drops)))
+        cfg = SynthesisConfig(method="kegnet", n=12, generators=1, train_steps=3, batch_size=8)
+        _, stats = train_kegnet_generators(teacher, cfg, input_shape=shape, num_classes=3)
+        assert seen == [expect] * 3 and stats["teacher_dropout"] is expect
+        assert not any(m.training for m in teacher.modules())
 
 
 def test_diversity_loss_is_one_for_identical_images_and_falls_with_spread():

@@ -13,6 +13,7 @@ trained weights, and the sampling draws from one seeded stream, so N processes m
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -39,29 +40,46 @@ def make_generator(input_shape, noise_dim: int, num_classes: int) -> nn.Module:
 
 
 def train_kegnet_generator(teacher: nn.Module, input_shape, num_classes: int, *, noise_dim: int, steps: int,
-                           batch_size: int, lr: float, alpha: float, beta: float,
+                           batch_size: int, lr: float, alpha: float, beta: float, teacher_dropout: bool = False,
                            progress: Callable[[int], None] | None = None,
                            cancelled: Callable[[], bool] | None = None) -> Generator:
-    """Train one (generator, decoder) pair against the frozen ``teacher``; returns the generator."""
+    """Train one (generator, decoder) pair against the frozen ``teacher``; returns the generator. With
+    ``teacher_dropout`` the teacher's dropout layers stay on while the generator learns (the teacher's other
+    layers and its mode afterwards are untouched)."""
     dev = model_device(teacher)
     G = make_generator(input_shape, noise_dim, num_classes).to(dev)
     D = Decoder(input_shape, noise_dim).to(dev)
     opt = torch.optim.Adam(list(G.parameters()) + list(D.parameters()), lr=lr)
     G.train()
-    for step in range(steps):
-        check_cancelled(cancelled)
-        y = torch.randint(num_classes, (batch_size,), device=dev)
-        z = torch.randn(batch_size, noise_dim, device=dev)
-        x = G(z, y)
-        loss = F.cross_entropy(teacher(x), y) + alpha * F.mse_loss(D(x), z)
-        if beta:
-            loss = loss + beta * diversity_loss(z, x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if progress:
-            progress(step + 1)
+    with dropout_on(teacher, teacher_dropout):
+        for step in range(steps):
+            check_cancelled(cancelled)
+            y = torch.randint(num_classes, (batch_size,), device=dev)
+            z = torch.randn(batch_size, noise_dim, device=dev)
+            x = G(z, y)
+            loss = F.cross_entropy(teacher(x), y) + alpha * F.mse_loss(D(x), z)
+            if beta:
+                loss = loss + beta * diversity_loss(z, x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if progress:
+                progress(step + 1)
     return G
+
+
+@contextmanager
+def dropout_on(model: nn.Module, on: bool = True):
+    """``model``'s dropout layers in training mode inside the block (when ``on``), as they were afterwards."""
+    drops = [m for m in model.modules() if isinstance(m, nn.Dropout)] if on else []
+    modes = [m.training for m in drops]
+    try:
+        for m in drops:
+            m.train()
+        yield model
+    finally:
+        for m, mode in zip(drops, modes):
+            m.train(mode)
 
 
 def train_kegnet_generators(teacher: nn.Module, config, *, input_shape, num_classes: int, dataset: str = "",
@@ -70,7 +88,9 @@ def train_kegnet_generators(teacher: nn.Module, config, *, input_shape, num_clas
     """Train ``config.generators`` (generator, decoder) pairs against the frozen ``teacher``, this rank's share
     of them under torchrun; returns every generator (in eval mode, on every rank) and the settings used."""
     k, steps = config.generators, config.train_steps
-    # tables: no diversity term, as KegNet's code for its unstructured sets
+    # tables as KegNet's code for its unstructured sets: no diversity term, and the classifier left in training
+    # mode, so its dropout is on while the generators learn (PenDigits at 8x, 20,000 steps at 1e-4: T+KegNet
+    # 75.6 % with the teacher in eval mode, 83.1 % with its dropout on)
     image = len(input_shape) == 3
     beta = config.kegnet_beta(dataset) if image or config.beta is not None else 0.0
     lr = config.kegnet_lr(dataset) if image else config.learning_rate()
@@ -83,7 +103,7 @@ def train_kegnet_generators(teacher: nn.Module, config, *, input_shape, num_clas
         torch.manual_seed(dist.item_seed(config.seed, g))
         trained[g] = train_kegnet_generator(
             teacher, input_shape, num_classes, noise_dim=config.noise(), steps=steps, batch_size=config.batch_size,
-            lr=lr, alpha=config.alpha, beta=beta, progress=tick, cancelled=cancelled).eval()
+            lr=lr, alpha=config.alpha, beta=beta, teacher_dropout=not image, progress=tick, cancelled=cancelled).eval()
     shards = [sorted(trained)]
     if dist.world_size() > 1:  # every rank gets every generator's weights
         dev = model_device(teacher)
@@ -97,6 +117,7 @@ def train_kegnet_generators(teacher: nn.Module, config, *, input_shape, num_clas
                     trained[g] = G.to(dev).eval()
     gens = [trained[g] for g in range(k)]
     return gens, {"generators": k, "beta": beta, "lr": lr, "alpha": config.alpha, "noise_dim": config.noise(),
+                  "teacher_dropout": not image,
                   "trained_by_rank": shards}
 
 
