@@ -10,6 +10,7 @@ from vizcore import zoo
 from vizcore.cli import add_data_args, emit, rank_zero_alone
 from vizcore.core import distributed
 from vizcore.distill import presets, protocol
+from vizcore.distill.compression import TABLE_REPAIR
 from vizcore.distill.engine import LOSSES, MIXES
 from vizcore.distill.methods import (
     BUDGET_RULE,
@@ -27,7 +28,6 @@ from vizcore.distill.seed_tables import (
     preset_config,
     seed003_student,
 )
-from vizcore.distill.compression import TABLE_REPAIR
 from vizcore.distill.students import SKLEARN_STUDENTS, STUDENT_KINDS, StudentConfig
 from vizcore.distill.synthesis import METHODS, SynthesisConfig
 
