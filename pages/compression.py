@@ -75,13 +75,25 @@ with repair_tab:
         help="KegNet's code keeps the epoch (the compressed start included) most accurate on a real validation "
              "split; vizcore's default keeps the one that agrees most with the teacher on synthetic inputs")
     save = st.checkbox("Save the last repaired model to the workspace", key="cmp_save")
-    if st.button("Compress and repair in the background", type="primary", disabled=not methods, key="cmp_go"):
+    repair_config = comp.RepairConfig(n=n, epochs=epochs, kegnet_epochs=kepochs, kegnet_steps=ksteps,
+                                      select="real" if real_select else "synthetic")
+    go_at, estimate_at, estimate_info = st.columns([2, 1, 3])
+    if go_at.button("Compress and repair in the background", type="primary", disabled=not methods, key="cmp_go"):
         name = f"{entry.card.name}-x{ratio:g}-{methods[-1]}" if save else None
         comp.start_compression_job(entry.id, dataset=ds.name, ratio=ratio, methods=tuple(methods),
-                                   config=comp.RepairConfig(n=n, epochs=epochs, kegnet_epochs=kepochs, kegnet_steps=ksteps,
-                                                            select="real" if real_select else "synthetic"),
-                                   save_as=name)
+                                   config=repair_config, save_as=name)
         st.rerun()
+    run_key = (entry.id, ratio, tuple(methods), repair_config)
+    if estimate_at.button("Estimate time", disabled=not methods, key="cmp_estimate"):
+        with st.spinner("Timing a short probe of each repair…"):
+            st.session_state["cmp_estimate_value"] = (run_key, comp.estimate_repair_seconds(
+                model, small, methods, repair_config, input_shape=ds.input_shape, class_names=list(ds.class_names),
+                dataset=ds.name))
+    known = st.session_state.get("cmp_estimate_value")
+    if known and known[0] == run_key:
+        parts = ", ".join(f"{comp.best_label(ds.input_shape, repair_config) if m == 'best' else comp.REPAIR_LABELS[m]} {s / 60:.1f}" for m, s in known[1].items())
+        estimate_info.info(f"Estimated {sum(known[1].values()) / 60:.1f} min on this machine ({parts} min; a short "
+                           "probe of each synthesis and of the fine-tuning).")
 
     def show(job) -> None:
         res = job.result or {}

@@ -14,6 +14,7 @@ from vizcore.distill.compression import (
     RepairConfig,
     compress_model,
     compression_table,
+    estimate_repair_seconds,
     noise_inputs,
     real_validation,
     repair,
@@ -87,6 +88,22 @@ def test_each_repair_fine_tunes_for_its_own_epochs():
         assert info["epochs"] == epochs and 0 <= info["selection"]["epoch"] <= epochs
 
 
+def test_the_estimate_charges_each_synthesis_once_and_fine_tuning_per_epoch():
+    """A table's best repair reuses KegNet's rows (it pays for them only when it runs first); noise costs its
+    fine-tuning alone, in proportion to its epochs."""
+    teacher = build_model("mlp10", (6,), 3, seed=0).eval()
+    student, _ = compress_model(teacher, ratio=4.0)
+    cfg = RepairConfig(n=640, epochs=4, kegnet_epochs=2, kegnet_steps=40, generators=2)
+    names = ["a", "b", "c"]
+    est = estimate_repair_seconds(teacher, student, ["uniform", "gaussian", "kegnet", "best"], cfg,
+                                  input_shape=(6,), class_names=names)
+    assert list(est) == ["uniform", "gaussian", "kegnet", "best"]
+    assert est["uniform"] == est["gaussian"] == est["best"] > 0  # the same epochs on a set already made
+    assert est["kegnet"] > est["uniform"] / 2  # half the epochs, and the generators to train
+    first = estimate_repair_seconds(teacher, student, ["best", "kegnet"], cfg, input_shape=(6,), class_names=names)
+    assert first["best"] > 2 * first["kegnet"]  # best trains KegNet's generators; KegNet then reuses them
+
+
 def test_noise_inputs_live_in_the_input_domain():
     assert noise_inputs("uniform", 500, (3, 4, 4), 0).min() >= 0 and noise_inputs("gaussian", 500, (3, 4, 4), 0).max() <= 1
     g = noise_inputs("gaussian", 4000, (5,), 0)
@@ -125,6 +142,11 @@ def test_cli_compress_prints_the_table_and_saves(capsys):
     out = json.loads(capsys.readouterr().out)
     assert [r["approach"] for r in out["rows"]] == ["Original", "T"] and out["saved"] == "user:digits-cnn-x2-none"
     assert zoo.get_entry(out["saved"]).card.compression["ratio"] >= 2
+    assert main(["compress", "--model", "zoo:digits-cnn", "--ratio", "2", "--finetune", "uniform", "--n", "256",
+                 "--epochs", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [r["approach"] for r in json.loads(captured.out)["rows"]] == ["Original", "T", "T+Uniform"]
+    assert "repairs: uniform; estimated uniform " in captured.err  # the estimate, printed before the run
     assert main(["compress", "--model", "zoo:digits-cnn", "--ratio", "0.5"]) == 2
     assert "error: --ratio must be above 1" in capsys.readouterr().err
 

@@ -64,6 +64,12 @@ def test_repair_and_kegnet_pictures_run_as_jobs(shared_datasets):
     at.number_input(key="cmp_n").set_value(300).run()
     at.number_input(key="cmp_epochs").set_value(1).run()
     at.checkbox(key="cmp_real_select").check().run()  # the seed's protocol, asked for by name
+    at.button(key="cmp_estimate").click().run()  # before starting: how long these settings will take
+    (estimate,) = [i.value for i in at.info if i.value.startswith("Estimated")]
+    assert "T+Gaussian" in estimate and "min on this machine" in estimate
+    at.number_input(key="cmp_epochs").set_value(2).run()
+    assert not [i for i in at.info if i.value.startswith("Estimated")]  # other settings: that estimate is gone
+    at.number_input(key="cmp_epochs").set_value(1).run()
     at.button(key="cmp_go").click().run()
     job = jobs.list_jobs(comp.JOB_KIND)[0]
     jobs.wait_job(job.id)

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import sys
+
 from vizcore import zoo
 from vizcore.cli import add_data_args, emit, model_and_dataset
+from vizcore.core import distributed
 from vizcore.distill.compression import (
     REPAIRS,
     SEED_RATIOS,
@@ -12,6 +15,8 @@ from vizcore.distill.compression import (
     SELECTIONS,
     TABLE_REPAIR,
     RepairConfig,
+    compress_model,
+    estimate_repair_seconds,
     start_compression_job,
 )
 
@@ -22,6 +27,16 @@ def _config(args, keys=("n", "epochs", "kegnet_epochs", "kegnet_steps", "seed", 
 
 def _run(teacher: str, dataset: str | None, data_root: str | None, ratio: float, methods: tuple[str, ...],
          config: RepairConfig, save_as: str | None = None, overwrite: bool = False) -> dict | None:
+    if methods and distributed.is_main():
+        entry = zoo.get_entry(teacher)
+        model = zoo.load_model(entry)
+        with distributed.alone():  # rank 0's probe: no collective in it may wait for the other ranks
+            est = estimate_repair_seconds(model, compress_model(model, ratio=ratio)[0], methods, config,
+                                          input_shape=tuple(entry.card.input_shape),
+                                          class_names=list(entry.card.class_names),
+                                          dataset=dataset or entry.card.dataset)
+        print(f"repairs: {', '.join(methods)}; estimated " + ", ".join(f"{m} {s / 60:.1f}" for m, s in est.items())
+              + f" min, {sum(est.values()) / 60:.1f} min in all on this machine", file=sys.stderr, flush=True)
     job = start_compression_job(teacher, dataset=dataset, ratio=ratio, methods=methods, config=config,
                                 save_as=save_as, overwrite=overwrite, wait=True, data_root=data_root)
     if job is None:  # another rank of a torchrun job: rank 0 reports

@@ -236,6 +236,20 @@ def noise_inputs(kind: str, n: int, input_shape, seed: int) -> torch.Tensor:
     return x if table else (0.5 + 0.5 * x).clamp(0, 1)
 
 
+def _synthesis(method: str, config: RepairConfig, input_shape):
+    """The synthesis a repair method needs (None for noise): KegNet's generators for ``kegnet`` and for a table's
+    best repair, else the best method's set."""
+    from vizcore.distill.synthesis import SynthesisConfig
+
+    if method in ("uniform", "gaussian"):
+        return None
+    table = len(input_shape) == 1
+    if method == "kegnet" or table:
+        return SynthesisConfig(method="kegnet", n=config.n, seed=config.seed, generators=config.generators,
+                               train_steps=config.kegnet_steps, lr=config.kegnet_lr, batch_size=256 if table else 64)
+    return SynthesisConfig(method=config.best, n=config.n, seed=config.seed)
+
+
 def synthetic_inputs(method: str, teacher: nn.Module, config: RepairConfig, *, input_shape, class_names: list[str],
                      dataset: str = "", cache: dict | None = None, progress: Progress | None = None,
                      cancelled: Callable[[], bool] | None = None) -> tuple[torch.Tensor, dict]:
@@ -243,7 +257,6 @@ def synthetic_inputs(method: str, teacher: nn.Module, config: RepairConfig, *, i
     teacher and config) keeps the KegNet and best sets, so a table's best repair (tables) or another ratio of the
     same teacher reuses them instead of training the generators again."""
     from vizcore.distill.sharded import synthesize_sharded as synthesize  # this rank's share under torchrun
-    from vizcore.distill.synthesis import SynthesisConfig
 
     if method in ("uniform", "gaussian"):
         return noise_inputs(method, config.n, input_shape, config.seed), {}
@@ -251,9 +264,8 @@ def synthetic_inputs(method: str, teacher: nn.Module, config: RepairConfig, *, i
     cache = {} if cache is None else cache
     if method == "kegnet" or table:
         if "kegnet" not in cache:
-            sc = SynthesisConfig(method="kegnet", n=config.n, seed=config.seed, generators=config.generators,
-                                 train_steps=config.kegnet_steps, lr=config.kegnet_lr, batch_size=256 if table else 64)
-            synth = synthesize(teacher, sc, input_shape=input_shape, class_names=class_names, dataset=dataset,
+            synth = synthesize(teacher, _synthesis(method, config, input_shape), input_shape=input_shape,
+                               class_names=class_names, dataset=dataset,
                                progress=progress, cancelled=cancelled)
             cache["kegnet"] = synth.images, synth.stats
         images, stats = cache["kegnet"]
@@ -263,8 +275,8 @@ def synthetic_inputs(method: str, teacher: nn.Module, config: RepairConfig, *, i
         gauss = noise_inputs("gaussian", config.n - half, input_shape, config.seed + 1)
         return torch.cat([images[:half], gauss]), {**stats, "mix": "KegNet + Gaussian"}
     if "best" not in cache:
-        sc = SynthesisConfig(method=config.best, n=config.n, seed=config.seed)
-        synth = synthesize(teacher, sc, input_shape=input_shape, class_names=class_names, dataset=dataset,
+        synth = synthesize(teacher, _synthesis(method, config, input_shape), input_shape=input_shape,
+                           class_names=class_names, dataset=dataset,
                            progress=progress, cancelled=cancelled)
         cache["best"] = synth.images, synth.stats
     return cache["best"]
@@ -338,6 +350,45 @@ def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairCo
             "selection": {k: v for k, v in fitted.selection.items() if k != "history"},
             "config": asdict(config), "method": method}
     return fitted.model.eval(), info
+
+
+def estimate_repair_seconds(teacher: nn.Module, student: nn.Module, methods, config: RepairConfig, *, input_shape,
+                            class_names: list[str], dataset: str = "") -> dict[str, float]:
+    """Seconds each repair of ``methods`` will take here, in the order a job runs them (a set made for one repair
+    is reused by the next, as :func:`compression_table` does): each synthesis timed on a short probe
+    (:func:`vizcore.distill.methods.synthesis_seconds`) and the fine-tuning on a few batches, scaled to the run."""
+    from vizcore.core.hooks import frozen_copy
+    from vizcore.distill.methods import synthesis_seconds
+
+    config = config.for_input(input_shape)
+    twin = frozen_copy(teacher)
+    batches = 8
+    x = noise_inputs("gaussian", batches * config.batch_size, input_shape, config.seed)
+    probs = torch.softmax(twin(x), 1)
+
+    def fine_tune(epochs: int) -> float:
+        model = copy.deepcopy(student).float().cpu()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        sc = StudentConfig(arch="linear", epochs=epochs, lr=config.lr, batch_size=config.batch_size,
+                           seed=config.seed, checkpoints=1, min_steps=0)
+        start = time.perf_counter()
+        fit_student(sc, x, probs.argmax(1), soft=probs, num_classes=len(class_names), model=model)
+        return time.perf_counter() - start
+
+    fine_tune(1)  # the first call in a process pays for imports (the optimizer's first use loads torch._dynamo)
+    per_batch = fine_tune(2) / (2 * batches)
+    per_epoch = per_batch * -(-int(0.9 * config.n) // config.batch_size)
+    made, out = set(), {}
+    for m in methods:
+        syn = _synthesis(m, config, input_shape)
+        key = None if syn is None else syn.method
+        seconds = 0.0
+        if key is not None and key not in made:
+            seconds += synthesis_seconds(twin, syn, input_shape=input_shape, class_names=class_names, dataset=dataset)
+            made.add(key)
+        out[m] = seconds + per_epoch * config.epochs_for(m)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- the seed's table

@@ -97,27 +97,33 @@ def step_seconds(teacher: nn.Module, arch: str, engine: EngineConfig, *, input_s
     return (time.perf_counter() - start) / (steps + 1)
 
 
+def synthesis_seconds(teacher: nn.Module, syn, *, input_shape, class_names: list[str], dataset: str = "") -> float:
+    """Seconds the synthesis ``syn`` (a :class:`~vizcore.distill.synthesis.SynthesisConfig`) will take here, timed
+    on one generator's twentieth of its steps (at most 200) or a few images, and scaled to the whole set."""
+    from vizcore.distill.synthesis import synthesize
+
+    probe_n = min(syn.n, max(2 * syn.images_per_generator, 2 * len(class_names)))
+    probe_steps = max(1, min(200, syn.train_steps // 20))
+    probe = replace(syn, n=probe_n, train_steps=probe_steps, per_class=None, generators=1)
+    start = time.perf_counter()
+    synthesize(teacher, probe, input_shape=input_shape, class_names=class_names, dataset=dataset)
+    took = time.perf_counter() - start
+    return took * (syn.generators * syn.train_steps / probe_steps if syn.uses_kegnet else syn.n / probe_n)
+
+
 def estimate_seconds(config, teacher: nn.Module | None = None) -> float:
     """Seconds a :class:`~vizcore.distill.protocol.DistillConfig` will take here: its synthesis and every student, timed
     on a small probe of each (a few seconds) and scaled to the run's size."""
     from vizcore import zoo
     from vizcore.core.hooks import frozen_copy
     from vizcore.distill.students import SKLEARN_STUDENTS
-    from vizcore.distill.synthesis import synthesize
 
     entry = zoo.get_entry(config.teacher)
     shape, names = tuple(entry.card.input_shape), list(entry.card.class_names)
     twin = frozen_copy(teacher if teacher is not None else zoo.load_model(entry))
     syn, total = config.synthesis, 0.0
     if not is_online(syn.method):
-        probe_n = min(syn.n, max(2 * syn.images_per_generator, 2 * len(names)))
-        probe_steps = max(1, syn.train_steps // 20)
-        probe = replace(syn, n=probe_n, train_steps=probe_steps, per_class=None, generators=1)
-        start = time.perf_counter()
-        synthesize(twin, probe, input_shape=shape, class_names=names, dataset=config.dataset)
-        took = time.perf_counter() - start
-        scale = syn.generators * syn.train_steps / probe_steps if syn.uses_kegnet else syn.n / probe_n
-        total += took * scale
+        total += synthesis_seconds(twin, syn, input_shape=shape, class_names=names, dataset=config.dataset)
     engine = engine_for(syn.method, config.engine, syn.n) if config.engine else None
     for sc in config.students:
         if sc.arch in SKLEARN_STUDENTS:
