@@ -14,7 +14,7 @@ from vizcore.explain.importance import StudyConfig, compare_rankings, pg_scores
 from vizcore.core.layers import default_layers, knockable_layers
 from vizcore.explain.knockout import (KnockoutEvaluator, class_images, eval_subset, format_filters, parse_filters,
                                       score_mask)
-from vizcore.plots.common import LIGHT_TEMPLATE, confusion_heatmap
+from vizcore.plots.common import confusion_heatmap, light
 from vizcore.plots.knockout import class_accuracy_bars, filter_score_bars, knockout_curves
 
 EVAL_SIZES = {"500 images": 500, "2,000 images": 2000, "whole test set": 0}
@@ -91,7 +91,7 @@ def next_values(values: dict[tuple[str, str], int]) -> dict[tuple[str, str], int
 
 def live_chart(container, fig, key: str) -> None:
     """A chart redrawn at every slider step, in Streamlit's look but without its theming pass in the browser."""
-    container.plotly_chart(fig.update_layout(template=LIGHT_TEMPLATE), key=key, theme=None)
+    container.plotly_chart(light(fig), key=key, theme=None)
 
 
 @state.fragment

@@ -185,6 +185,28 @@ def test_a_prefetched_mask_is_evaluated_before_it_is_asked_for(digits_cnn, evals
     assert ev.prefetch(mask) is None and ev.prefetch({"conv9": [0]}) is None and ev.prefetch({"conv1": [99]}) is None
 
 
+def test_asking_for_a_mask_that_is_being_prefetched_waits_for_it(digits_cnn, evalset):
+    """A slider step that arrives while the prefetch of that very mask runs uses the prefetch's result: the mask's
+    logits are computed once."""
+    import threading
+
+    x, y = evalset
+    ev = KnockoutEvaluator(digits_cnn, x, y)
+    computed, logits = [], ev.logits
+    ev.logits = lambda m: computed.append(dict(m)) or logits(m)
+    mask = {"conv1": [2, 5]}
+    answers = []
+    with model_lock(digits_cnn):  # the prefetch waits for the model, so the step below arrives while it runs
+        prefetch = ev.prefetch(mask)
+        step = threading.Thread(target=lambda: answers.append(ev.evaluate(mask)))
+        step.start()
+        step.join(0.2)
+        assert step.is_alive() and prefetch.is_alive()
+    step.join(60)
+    assert len(computed) == 1 and answers[0] is ev.evaluate(mask)
+    assert torch.equal(answers[0].predictions, KnockoutEvaluator(digits_cnn, x, y).evaluate(mask).predictions)
+
+
 def test_cache_follows_weight_changes(digits_cnn, evalset):
     x, y = evalset
     model = copy.deepcopy(digits_cnn)

@@ -57,3 +57,20 @@ def test_filter_score_bars_colour_each_knocked_filter_without_a_colour_scale():
     bar = json.loads(fig.to_json())["data"][0]  # what the browser gets
     assert bar["marker"] == {"color": [KEPT, KNOCKED, KEPT, KNOCKED, KNOCKED]}  # no colour scale
     assert fig.data[0].y.tolist() == [0.25, 1.0, 0.5, 1.0, 0.0]  # each layer over its own maximum
+
+
+def test_the_light_look_is_the_template_update_without_its_validation():
+    """light(fig) sends the browser exactly what update_layout(template=LIGHT_TEMPLATE) did, and leaves fig as it was."""
+    import plotly.io as pio
+
+    from vizcore.plots.common import LIGHT_TEMPLATE, confusion_heatmap, light
+    from vizcore.plots.knockout import filter_score_bars
+
+    for make in (lambda: filter_score_bars({"conv1": [0.5, 0.1, 0.9]}, {"conv1": [2]}),
+                 lambda: confusion_heatmap(np.eye(3, dtype=int), ["a", "b", "c"], diverging=True)):
+        fig = make()
+        before = pio.to_json(fig, validate=False)
+        themed = json.loads(pio.to_json(light(fig), validate=False))
+        assert pio.to_json(fig, validate=False) == before
+        assert themed == json.loads(pio.to_json(make().update_layout(template=LIGHT_TEMPLATE), validate=False))
+        assert themed["layout"]["template"]["layout"]["font"]["color"] == LIGHT_TEMPLATE["layout"]["font"]["color"]

@@ -271,11 +271,18 @@ class KnockoutEvaluator:
     def evaluate(self, mask: Mask) -> KnockoutResult:
         """Accuracy, per-class accuracy and confusion matrix with ``mask`` applied, from one pass.
 
-        The last 64 results are remembered (a slider moved back and forth costs nothing the second time)."""
+        The last 64 results are remembered (a slider moved back and forth costs nothing the second time). While
+        a prefetch runs, this waits for it and uses its result when it was this mask (it holds the cache's lock
+        anyway), rather than computing the same mask a second time."""
         norm = normalize_mask(self.model, mask)
         key = self._key(norm)
         if (hit := self._results.get(key)) is not None:
             return hit
+        running = self._prefetching
+        if running is not None and running is not threading.current_thread() and running.is_alive():
+            running.join()
+            if (hit := self._results.get(key)) is not None:
+                return hit
         result = _result(norm, self.logits(norm).argmax(1), self.y, self.num_classes)
         with self._lock:
             self._results[key] = result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import get_colorscale
@@ -15,6 +17,21 @@ LIGHT_TEMPLATE = dict(layout=dict(
     plot_bgcolor="rgba(0,0,0,0)", colorway=["#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa1"],
     xaxis=dict(gridcolor="#e6eaf1", zeroline=False, linecolor="#e6eaf1", automargin=True),
     yaxis=dict(gridcolor="#e6eaf1", zeroline=False, linecolor="#e6eaf1", automargin=True)))
+
+
+@functools.cache
+def _light_layout_template() -> dict:
+    """:data:`LIGHT_TEMPLATE` over Plotly's default template, as JSON: what ``update_layout(template=...)`` makes."""
+    return go.Figure().update_layout(template=LIGHT_TEMPLATE).to_dict()["layout"]["template"]
+
+
+def light(fig: go.Figure) -> go.Figure:
+    """``fig`` in :data:`LIGHT_TEMPLATE`'s look, for ``st.plotly_chart(..., theme=None)``: the same figure as
+    ``fig.update_layout(template=LIGHT_TEMPLATE)`` without validating the template again at every call (about 18 ms
+    a chart, three charts at every Knockout slider step)."""
+    spec = fig.to_dict()
+    spec["layout"]["template"] = _light_layout_template()
+    return go.Figure(spec, _validate=False)
 
 
 def fast_figure(data: list[dict], layout: dict) -> go.Figure:
