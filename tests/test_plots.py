@@ -74,3 +74,13 @@ def test_the_light_look_is_the_template_update_without_its_validation():
         assert pio.to_json(fig, validate=False) == before
         assert themed == json.loads(pio.to_json(make().update_layout(template=LIGHT_TEMPLATE), validate=False))
         assert themed["layout"]["template"]["layout"]["font"]["color"] == LIGHT_TEMPLATE["layout"]["font"]["color"]
+
+
+def test_a_confusion_change_labels_only_the_cells_that_changed():
+    from vizcore.plots.common import confusion_heatmap
+
+    change = np.array([[-2, 2, 0], [0, 0, 0], [0, 1, -1]])
+    text = json.loads(confusion_heatmap(change, ["a", "b", "c"], diverging=True).to_json())["data"][0]["text"]
+    assert text == [["-2", "2", ""], ["", "", ""], ["", "1", "-1"]]
+    counts = confusion_heatmap(np.eye(2, dtype=int), ["a", "b"]).data[0].text
+    assert np.asarray(counts).tolist() == [[1, 0], [0, 1]]  # a confusion matrix keeps its zeros
