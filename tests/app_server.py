@@ -36,9 +36,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(home: Path, timeout: float = 120.0):
-    """Yield the URL of a freshly started app using workspace ``home``; stop it afterwards."""
-    port = free_port()
+def running_app(home: Path, timeout: float = 120.0, port: int | None = None):
+    """Yield the URL of a freshly started app using workspace ``home`` (on ``port``, or a free one); stop it
+    afterwards."""
+    port = port or free_port()
     env = {**os.environ, "VIZCORE_HOME": str(home), "PYTHONPATH": os.pathsep.join(
         [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
     log = tempfile.TemporaryFile()  # not a pipe: a long session's log would fill it and block the server
