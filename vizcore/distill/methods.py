@@ -99,12 +99,15 @@ def step_seconds(teacher: nn.Module, arch: str, engine: EngineConfig, *, input_s
 
 def synthesis_seconds(teacher: nn.Module, syn, *, input_shape, class_names: list[str], dataset: str = "") -> float:
     """Seconds the synthesis ``syn`` (a :class:`~vizcore.distill.synthesis.SynthesisConfig`) will take here, timed
-    on one generator's twentieth of its steps (at most 200) or a few images, and scaled to the whole set."""
+    on one generator's twentieth of its steps (at most 200) or a few images, after a one-step warm-up, and scaled
+    to the whole set."""
     from vizcore.distill.synthesis import synthesize
 
     probe_n = min(syn.n, max(2 * syn.images_per_generator, 2 * len(class_names)))
     probe_steps = max(1, min(200, syn.train_steps // 20))
     probe = replace(syn, n=probe_n, train_steps=probe_steps, per_class=None, generators=1)
+    # a first synthesis in a process pays one-time costs (imports, allocator, kernels: 7 s of a 17 s KegNet probe)
+    synthesize(teacher, replace(probe, train_steps=1), input_shape=input_shape, class_names=class_names, dataset=dataset)
     start = time.perf_counter()
     synthesize(teacher, probe, input_shape=input_shape, class_names=class_names, dataset=dataset)
     took = time.perf_counter() - start
