@@ -2,7 +2,8 @@
 and student.
 
 ``--engine '{"ema": 0.999}'`` changes those settings of the engine (over the method's own, so an online method's
-``lr`` or ``student_per_generator`` can be changed too); everything else is the default of
+``lr`` or ``student_per_generator`` can be changed too; ``seed`` seeds the student and the engine together, as the
+protocol does); everything else is the default of
 ``python -m vizcore distill``. Prints one JSON object and, with ``--label``, appends it to
 bench/logs/engine_log.jsonl, the log the README's ingredient table is built from. The real test split is read once,
 for the report; the student is selected on synthetic images.
@@ -44,6 +45,7 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     changes, syn_changes = json.loads(a.engine), json.loads(a.synthesis)
+    seed = changes.pop("seed", 0)  # the run's seed is the student's: the protocol gives it to the engine
     entry = zoo.get_entry(a.teacher)
     ds = load_dataset(entry.card.dataset)
     engine = replace(methods.default_engine(ds.input_shape), **changes)
@@ -51,11 +53,11 @@ def main() -> None:
         methods.IN_THE_LOOP = {**methods.IN_THE_LOOP, a.method: {**methods.IN_THE_LOOP[a.method], **changes}}
     synthesis = SynthesisConfig(method=a.method, n=a.n, **{**methods.METHOD_DEFAULTS.get(a.method, {}), **syn_changes})
     t0 = time.perf_counter()
-    r = run(a.teacher, ds, synthesis, [StudentConfig(arch=a.student)], baseline=False, engine=engine)
+    r = run(a.teacher, ds, synthesis, [StudentConfig(arch=a.student, seed=seed)], baseline=False, engine=engine)
     (s,) = r["students"].values()
     out = {"label": a.label, "teacher": a.teacher, "student": a.student, "set": a.method, "threads": a.threads,
            "machine": platform.machine(),
-           "config": {"synthesis": {"method": a.method, "n": a.n, **syn_changes}, "engine": {"steps": engine.steps, **changes}},
+           "config": {"synthesis": {"method": a.method, "n": a.n, **syn_changes}, "engine": {"steps": engine.steps, **changes}, "seed": seed},
            "teacher_accuracy": r["teacher_accuracy"], "accuracy": s["accuracy"], "ratio": s["ratio"],
            "seconds": round(time.perf_counter() - t0, 1), "synthesis_seconds": r["synthesis_seconds"],
            "train_seconds": s["train_seconds"], "note": a.note or "bench/ingredients.py"}
