@@ -252,9 +252,15 @@ def test_the_overview_saves_the_first_page_a_new_server_draws_without_torch(monk
 
     drawn = []
     real = first_page.show_saved
-    monkeypatch.setattr(first_page, "show_saved", lambda rec, title: drawn.append(title) or real(rec, title))
-    warmup._done.clear()  # a served app's first session, while the warm-up imports: it ends a second later
-    timer = threading.Timer(1.0, warmup._done.set)
+
+    def show_saved(rec, title):  # the warm-up ends once the saved page is drawn: no race with a slow machine
+        drawn.append(title)
+        real(rec, title)
+        warmup._done.set()
+
+    monkeypatch.setattr(first_page, "show_saved", show_saved)
+    warmup._done.clear()  # a served app's first session, while the warm-up imports
+    timer = threading.Timer(60.0, warmup._done.set)  # never left waiting if the saved page is not drawn
     timer.start()
     try:
         at = _app()

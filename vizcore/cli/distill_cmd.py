@@ -18,6 +18,7 @@ from vizcore.distill.methods import (
     DEFAULT_METHOD,
     DEFAULT_N,
     METHOD_DEFAULTS,
+    ONLINE,
     default_engine,
     estimate_seconds,
 )
@@ -256,7 +257,8 @@ def add_parser(sub) -> None:
     d.add_argument("--budget", type=int, help=f"engine steps per torch student (default: {BUDGET_RULE}); the "
                                               "estimate is printed before the run starts")
     d.add_argument("--kd-loss", choices=LOSSES, help=f"engine loss (default {DEFAULT_ENGINE.loss}: KL at temperature "
-                                                     f"{DEFAULT_ENGINE.temperature}; l1: DFAD's L1 between logits)")
+                                                     f"{ONLINE['temperature']:g} for the default and online methods, "
+                                                     f"{DEFAULT_ENGINE.temperature:g} for a fixed set; l1: DFAD's L1 between logits)")
     d.add_argument("--mix", choices=MIXES, help=f"engine augmentation, relabelled by the teacher (default {DEFAULT_ENGINE.mix})")
     d.add_argument("--no-engine", action="store_true",
                    help="train on the stored labels for --epochs (the seeds' way) instead of the engine")
