@@ -8,7 +8,7 @@ import streamlit as st
 import torch
 
 from ui import state
-from ui.jobs_panel import job_panel
+from ui.jobs_panel import estimate_button, job_panel
 from vizcore.distill import compression as comp
 from vizcore.metrics import evaluate_model
 from vizcore.plots.compression import approach_bars, generator_figure
@@ -83,17 +83,17 @@ with repair_tab:
         comp.start_compression_job(entry.id, dataset=ds.name, ratio=ratio, methods=tuple(methods),
                                    config=repair_config, save_as=name)
         st.rerun()
-    run_key = (entry.id, ratio, tuple(methods), repair_config)
-    if estimate_at.button("Estimate time", disabled=not methods, key="cmp_estimate"):
-        with st.spinner("Timing a short probe of each repair…"):
-            st.session_state["cmp_estimate_value"] = (run_key, comp.estimate_repair_seconds(
-                model, small, methods, repair_config, input_shape=ds.input_shape, class_names=list(ds.class_names),
-                dataset=ds.name))
-    known = st.session_state.get("cmp_estimate_value")
-    if known and known[0] == run_key:
-        parts = ", ".join(f"{comp.best_label(ds.input_shape, repair_config) if m == 'best' else comp.REPAIR_LABELS[m]} {s / 60:.1f}" for m, s in known[1].items())
-        estimate_info.info(f"Estimated {sum(known[1].values()) / 60:.1f} min on this machine ({parts} min; a short "
-                           "probe of each synthesis and of the fine-tuning).")
+
+    def describe(est: dict[str, float]) -> str:
+        parts = ", ".join(f"{comp.repair_label(m, ds.input_shape, repair_config)} {s / 60:.1f}" for m, s in est.items())
+        return (f"Estimated {sum(est.values()) / 60:.1f} min on this machine ({parts} min; a short probe of each "
+                "synthesis and of the fine-tuning).")
+
+    estimate_button("cmp_estimate", (entry.id, ratio, tuple(methods), repair_config),
+                    lambda: comp.estimate_repair_seconds(model, small, methods, repair_config,
+                                                         input_shape=ds.input_shape,
+                                                         class_names=list(ds.class_names), dataset=ds.name),
+                    describe, estimate_at, estimate_info, disabled=not methods)
 
     def show(job) -> None:
         res = job.result or {}

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from ui import state
-from ui.jobs_panel import job_panel
+from ui.jobs_panel import estimate_button, job_panel
 from vizcore.distill import presets, protocol
 from vizcore.distill.methods import (
     BUDGET_RULE,
@@ -101,11 +101,9 @@ def synthesis_options(method: str) -> dict:
 
 def estimate_time(key: str, cfg, button_at, info_at, disabled: bool = False) -> None:
     """An *Estimate time* button for run ``cfg``; its estimate stays shown while the settings stay the same."""
-    if button_at.button("Estimate time", key=key, disabled=disabled):
-        st.session_state[f"{key}_value"] = (cfg, estimate_seconds(cfg, model))
-    known = st.session_state.get(f"{key}_value")
-    if known and known[0] == cfg:
-        info_at.info(f"Estimated {known[1] / 60:.1f} min on this machine (a short probe of synthesis and training).")
+    estimate_button(key, cfg, lambda: estimate_seconds(cfg, model),
+                    lambda s: f"Estimated {s / 60:.1f} min on this machine (a short probe of synthesis and training).",
+                    button_at, info_at, disabled)
 
 
 with new_tab:

@@ -21,6 +21,18 @@ Match = Callable[[jobs.JobInfo], bool]
 Show = Callable[[jobs.JobInfo], None]
 
 
+def estimate_button(key: str, settings, seconds: Callable[[], float | dict[str, float]], describe: Callable,
+                    button_at, info_at, disabled: bool = False) -> None:
+    """An *Estimate time* button before a job is started: ``seconds()`` (a short probe) is run on a click, and
+    ``describe(estimate)`` stays shown in ``info_at`` while the page's ``settings`` are the ones it was made for."""
+    if button_at.button("Estimate time", key=key, disabled=disabled):
+        with st.spinner("Timing a short probe…"):
+            st.session_state[f"{key}_value"] = (settings, seconds())
+    known = st.session_state.get(f"{key}_value")
+    if known and known[0] == settings:
+        info_at.info(describe(known[1]))
+
+
 def progress_row(job: jobs.JobInfo) -> None:
     """An active job's progress bar with a Cancel button beside it."""
     bar, button = st.columns([5, 1])

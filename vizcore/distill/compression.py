@@ -236,15 +236,24 @@ def noise_inputs(kind: str, n: int, input_shape, seed: int) -> torch.Tensor:
     return x if table else (0.5 + 0.5 * x).clamp(0, 1)
 
 
-def _synthesis(method: str, config: RepairConfig, input_shape):
-    """The synthesis a repair method needs (None for noise): KegNet's generators for ``kegnet`` and for a table's
-    best repair, else the best method's set."""
-    from vizcore.distill.synthesis import SynthesisConfig
-
+def set_key(method: str, input_shape) -> str | None:
+    """The synthetic set a repair method trains on, by the key a job's cache keeps it under: None for noise,
+    ``kegnet`` for KegNet's rows or images and for a table's best repair (half of them, with Gaussian rows), ``best``
+    for an image's best repair."""
     if method in ("uniform", "gaussian"):
         return None
-    table = len(input_shape) == 1
-    if method == "kegnet" or table:
+    return "kegnet" if method == "kegnet" or len(input_shape) == 1 else "best"
+
+
+def _synthesis(method: str, config: RepairConfig, input_shape):
+    """The synthesis of :func:`set_key`'s set for a repair method (None for noise)."""
+    from vizcore.distill.synthesis import SynthesisConfig
+
+    key = set_key(method, input_shape)
+    if key is None:
+        return None
+    if key == "kegnet":
+        table = len(input_shape) == 1
         return SynthesisConfig(method="kegnet", n=config.n, seed=config.seed, generators=config.generators,
                                train_steps=config.kegnet_steps, lr=config.kegnet_lr, batch_size=256 if table else 64)
     return SynthesisConfig(method=config.best, n=config.n, seed=config.seed)
@@ -258,28 +267,20 @@ def synthetic_inputs(method: str, teacher: nn.Module, config: RepairConfig, *, i
     same teacher reuses them instead of training the generators again."""
     from vizcore.distill.sharded import synthesize_sharded as synthesize  # this rank's share under torchrun
 
-    if method in ("uniform", "gaussian"):
+    key = set_key(method, input_shape)
+    if key is None:
         return noise_inputs(method, config.n, input_shape, config.seed), {}
-    table = len(input_shape) == 1
     cache = {} if cache is None else cache
-    if method == "kegnet" or table:
-        if "kegnet" not in cache:
-            synth = synthesize(teacher, _synthesis(method, config, input_shape), input_shape=input_shape,
-                               class_names=class_names, dataset=dataset,
-                               progress=progress, cancelled=cancelled)
-            cache["kegnet"] = synth.images, synth.stats
-        images, stats = cache["kegnet"]
-        if method == "kegnet":
-            return images, stats
-        half = config.n // 2  # tables' best: half KegNet rows, half Gaussian rows
+    if key not in cache:
+        synth = synthesize(teacher, _synthesis(method, config, input_shape), input_shape=input_shape,
+                           class_names=class_names, dataset=dataset, progress=progress, cancelled=cancelled)
+        cache[key] = synth.images, synth.stats
+    images, stats = cache[key]
+    if method == "best" and key == "kegnet":  # tables' best: half KegNet rows, half Gaussian rows
+        half = config.n // 2
         gauss = noise_inputs("gaussian", config.n - half, input_shape, config.seed + 1)
         return torch.cat([images[:half], gauss]), {**stats, "mix": "KegNet + Gaussian"}
-    if "best" not in cache:
-        synth = synthesize(teacher, _synthesis(method, config, input_shape), input_shape=input_shape,
-                           class_names=class_names, dataset=dataset,
-                           progress=progress, cancelled=cancelled)
-        cache["best"] = synth.images, synth.stats
-    return cache["best"]
+    return images, stats
 
 
 def selection_probe(teacher: nn.Module, held: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, input_shape,
@@ -299,8 +300,10 @@ def selection_probe(teacher: nn.Module, held: torch.Tensor, labels: torch.Tensor
     return torch.cat([held, noise]), torch.cat([labels, noise_labels]), torch.cat([probs, noise_probs])
 
 
-def best_label(input_shape, config: RepairConfig) -> str:
-    """The table row name of vizcore's best repair: ``T+<method>``."""
+def repair_label(method: str, input_shape, config: RepairConfig) -> str:
+    """The table row name of a repair: the seed's (``T+KegNet`` ...) or, for vizcore's best, ``T+<its set>``."""
+    if method != "best":
+        return REPAIR_LABELS[method]
     return "T+KegNet+Gaussian" if len(input_shape) == 1 else f"T+{config.best}"
 
 
@@ -325,8 +328,7 @@ def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairCo
 
     config = config.for_input(input_shape)
     start, cpu = time.perf_counter(), time.process_time()
-    key = None if method in ("uniform", "gaussian") else "kegnet" if method == "kegnet" or len(input_shape) == 1 else "best"
-    reused = key in (cache or {})
+    reused = set_key(method, input_shape) in (cache or {})
     twin = frozen_copy(teacher)
     x, stats = synthetic_inputs(method, twin, config, input_shape=input_shape, class_names=class_names,
                                 dataset=dataset, cache=cache, progress=progress_span(progress, 0.0, 0.6), cancelled=cancelled)
@@ -379,15 +381,13 @@ def estimate_repair_seconds(teacher: nn.Module, student: nn.Module, methods, con
     fine_tune(1)  # the first call in a process pays for imports (the optimizer's first use loads torch._dynamo)
     per_batch = fine_tune(2) / (2 * batches)
     per_epoch = per_batch * -(-int(0.9 * config.n) // config.batch_size)
-    made, out = set(), {}
+    made, out = {None}, {}
     for m in methods:
-        syn = _synthesis(m, config, input_shape)
-        key = None if syn is None else syn.method
-        seconds = 0.0
-        if key is not None and key not in made:
-            seconds += synthesis_seconds(twin, syn, input_shape=input_shape, class_names=class_names, dataset=dataset)
+        out[m] = per_epoch * config.epochs_for(m)
+        if (key := set_key(m, input_shape)) not in made:
+            out[m] += synthesis_seconds(twin, _synthesis(m, config, input_shape), input_shape=input_shape,
+                                        class_names=class_names, dataset=dataset)
             made.add(key)
-        out[m] = seconds + per_epoch * config.epochs_for(m)
     return out
 
 
@@ -426,7 +426,7 @@ def compression_table(teacher: nn.Module, *, ratio: float | None = None, ranks: 
     cache = {} if cache is None else cache
     val = validation() if config.select == "real" and validation is not None and methods else None
     for i, method in enumerate(methods):
-        label = best_label(input_shape, config) if method == "best" else REPAIR_LABELS[method]
+        label = repair_label(method, input_shape, config)
         span = progress_span(progress, i / len(methods), (i + 1) / len(methods))
         if span:
             span(0.0, f"{label}: synthesizing and fine-tuning")

@@ -30,7 +30,7 @@ DFAD = dict(generator=True, generator_blank=False, loss="l1", adversarial=1.0, o
 # cheaper step, so the Fashion-MNIST budget below fits 6,000 steps; the online method alone was not re-measured at
 # six), half of every batch replayed from a memory bank of its past images (Fast-DFKD; +3 points on digits), the
 # teacher's logits at T = 2 (KL; L1 at T = 4: -1.5 points; two seeds each, one thread, 2026-12-04: Fashion-MNIST
-# cnn -> cnn 97.0 / 90.5 % of the teacher at T = 4, 94.7 / 92.7 % at T = 2, the same mean with half the spread;
+# cnn -> cnn 97.0 / 90.5 % of the teacher at T = 4, 94.7 / 92.7 % at T = 2, the same mean with a third of the spread;
 # cnn -> cnn_s 91.4 / 87.7 % -> 93.4 / 91.8 %; digits 99.8 % in 47 s; T = 3: 93.5 % and 91.5 %, seed 0; the online
 # method alone was measured at T = 4), Adam at 3e-3, the student's dropout off (EngineConfig.student_dropout).
 # Measured in bench/logs/engine_log.jsonl; nothing here reads the dataset, so it holds for any image classifier.
