@@ -6,6 +6,7 @@ import streamlit as st
 import torch
 
 from ui import state
+from ui.charts import live_chart
 from ui.pg_inputs import pick_class, pick_image
 from vizcore.core.layers import conv_layers, dense_layers
 from vizcore.explain import gradients as G
@@ -114,8 +115,8 @@ def one_image() -> None:
     verdict = "right" if f.predicted == true_class else f"wrong: {ds.class_names[f.predicted]}"
     title = (f"PG of '{ds.class_names[target]}' for test image #{idx} ({ds.class_names[true_class]}; "
              f"the model says {ds.class_names[f.predicted]} {float(f.probs[f.predicted]):.0%}, {verdict})")
-    st.plotly_chart(network_figure(f, ds.class_names, title=title, selected=selected), key="pg_network",
-                    on_select="rerun", selection_mode="points", config={"displayModeBar": False})
+    live_chart(st, network_figure(f, ds.class_names, title=title, selected=selected), "pg_network",
+               on_select="rerun", selection_mode="points", config={"displayModeBar": False})
     notes = ["Click a feature map to open it in the per-filter browser below."] if layers else []
     if mask:
         notes.append(f"Grey crossed maps: knocked out on the *Knockout* page ({sum(map(len, mask.values()))} "
@@ -142,14 +143,25 @@ def browser(pg, acts, image, target: int) -> None:
     st.session_state.setdefault("pg_browse_filter", int(G.filter_scores(pg, norm)[layer].argmax()))
     f = int(b1.number_input(f"Filter (0–{n - 1})", 0, n - 1, key="pg_browse_filter"))
     heat = G.pixel_saliency(pg[layer][None, f:f + 1], "max", size=tuple(image.shape[-2:]))[0]
-    b1.plotly_chart(P.overlay(image, heat, title=f"{layer} #{f} PG on the input", diverging=True, size=260),
-                    key="pg_overlay")
+    red = f"red pushes '{ds.class_names[target]}' up"
+    if b1.toggle("Hover values", key="pg_hover", help="Draw these maps as interactive charts: hover shows each "
+                 "map's number and value. Pictures redraw faster when the image or the class changes."):
+        live_chart(b1, P.overlay(image, heat, title=f"{layer} #{f} PG on the input", diverging=True, size=260),
+                   "pg_overlay")
+        with b2:
+            live_chart(st, P.map_grid(acts[layer], title=f"{layer}: filter outputs", highlight=f), "pg_acts_grid")
+            live_chart(st, P.map_grid(pg[layer], diverging=True, highlight=f, title=f"{layer}: PG maps ({red})"),
+                       "pg_pg_grid")
+        return
+    pic, zmax = P.overlay_picture(image, heat)
+    b1.image(pic, caption=f"{layer} #{f}: PG on the input ({red}; ±{zmax:.3g})", width="stretch")
     with b2:
-        st.plotly_chart(P.map_grid(acts[layer], title=f"{layer}: filter outputs", highlight=f),
-                        key="pg_acts_grid")
-        st.plotly_chart(P.map_grid(pg[layer], diverging=True, highlight=f,
-                                   title=f"{layer}: PG maps (red pushes '{ds.class_names[target]}' up)"),
-                        key="pg_pg_grid")
+        pic, _ = P.map_grid_picture(acts[layer], highlight=f)
+        st.image(pic, caption=f"{layer}: filter outputs, each map on its own scale (dark low, yellow high)",
+                 width="stretch")
+        pic, zmax = P.map_grid_picture(pg[layer], diverging=True, highlight=f)
+        st.image(pic, caption=f"{layer}: PG maps on one scale, blue −{zmax:.3g} to red +{zmax:.3g} ({red})",
+                 width="stretch")
 
 
 if mode == "One image":

@@ -8,13 +8,14 @@ import pandas as pd
 import streamlit as st
 
 from ui import state
+from ui.charts import live_chart
 from ui.jobs_panel import latest_job
 from vizcore.core import jobs
 from vizcore.explain.importance import StudyConfig, compare_rankings, pg_scores
 from vizcore.core.layers import default_layers, knockable_layers
 from vizcore.explain.knockout import (KnockoutEvaluator, class_images, eval_subset, format_filters, parse_filters,
                                       score_mask)
-from vizcore.plots.common import confusion_heatmap, light
+from vizcore.plots.common import confusion_heatmap
 from vizcore.plots.knockout import class_accuracy_bars, filter_score_bars, knockout_curves
 
 EVAL_SIZES = {"500 images": 500, "2,000 images": 2000, "whole test set": 0}
@@ -87,11 +88,6 @@ def next_values(values: dict[tuple[str, str], int]) -> dict[tuple[str, str], int
     k = moved[0]
     v = values[k] + (1 if values[k] > last[k] else -1)
     return values | {k: v} if 0 <= v <= widths[k[0]] else None
-
-
-def live_chart(container, fig, key: str) -> None:
-    """A chart redrawn at every slider step, in Streamlit's look but without its theming pass in the browser."""
-    container.plotly_chart(light(fig), key=key, theme=None)
 
 
 @state.fragment

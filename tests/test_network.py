@@ -84,7 +84,7 @@ def test_figure_has_a_node_for_every_map_and_unit(tiny):
     nodes = {t.name: t for t in fig.data if t.customdata is not None}
     assert {k: len(v.x) for k, v in nodes.items()} == {"input": 1, "conv1": 4, "conv2": 8, "fc1": 16, "fc2": 5}
     assert list(nodes["conv2"].customdata[3]) == ["conv2", 3]
-    assert len(fig.layout.images) == 1 + 2  # the input and one sheet of thumbnails per conv layer
+    assert len(fig.layout.images) == 1 + 2 + 1  # the input, one sheet of thumbnails per conv layer, the ring scale
     # the knocked-out map is greyed and crossed out; the selected one gets the cyan frame
     assert sum(s.type == "line" for s in fig.layout.shapes) == 2
     assert sum(s.line.color == "#00b4d8" for s in fig.layout.shapes) == 1
@@ -94,6 +94,28 @@ def test_figure_has_a_node_for_every_map_and_unit(tiny):
     assert drawn == sum(int((w > 0.02 * w.max()).sum()) for w in f.edges)
     assert max(t.line.width for t in edges) == pytest.approx(4.2)
     json.loads(fig.to_json())  # serializable for the browser
+
+
+def test_the_ring_scale_is_a_picture_not_a_colour_bar(tiny):
+    """No trace carries a colour bar (it pushes the margins and Plotly lays the figure out twice); the scale is a
+    picture running from the lowest ring colour at the bottom to the highest at the top, labelled 0, 0.5, 1."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from vizcore.plots.common import colour_lut
+    from vizcore.plots.network import RING_SCALE
+
+    f = network_flow(tiny, torch.rand(1, 12, 12, generator=torch.Generator().manual_seed(4)), 0)
+    fig = json.loads(network_figure(f, [f"c{i}" for i in range(5)]).to_json())
+    assert not any(t.get("marker", {}).get("showscale") or t.get("showscale") for t in fig["data"])
+    strip = fig["layout"]["images"][-1]
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(strip["source"].split(",", 1)[1]))).convert("RGB"))
+    lut = colour_lut(RING_SCALE)
+    assert (img[0, 0] == lut[-1]).all() and (img[-1, 0] == lut[3]).all()  # 1 at the top, 0 at the bottom
+    labels = {a["text"]: a["y"] for a in fig["layout"]["annotations"] if a["text"] in ("0", "0.5", "1")}
+    assert labels["1"] == pytest.approx(strip["y"]) and labels["0"] == pytest.approx(strip["y"] + strip["sizey"])
 
 
 def test_a_flow_owns_its_tensors(tiny):

@@ -71,7 +71,7 @@ def _diagram(at) -> dict:
 def test_gradients_page_diagram_greys_knocked_out_filters_and_opens_a_clicked_map():
     at = app_on_digits("pages/gradients.py")
     fig = _diagram(at)
-    assert len(fig["layout"]["images"]) == 1 + 2  # the input and one sheet of maps per conv layer (conv1, conv2)
+    assert len(fig["layout"]["images"]) == 1 + 2 + 1  # the input, a sheet of maps per conv layer, the ring scale
     at.session_state[state.KNOCKOUT_MASK] = {"conv1": [0, 3], "conv2": [5]}
     at.session_state[state.KNOCKOUT_OWNER] = ("zoo:fashion-mnist-cnn", 0.0)  # a mask made for another model
     at.run()
@@ -96,6 +96,25 @@ def test_gradients_page_diagram_greys_knocked_out_filters_and_opens_a_clicked_ma
     at.session_state["pg_network"] = {"selection": {"points": [{"customdata": ["conv2", 7]}]}}
     at.run()
     assert at.number_input(key="pg_browse_filter").value == 7 and not at.exception
+
+
+def test_the_per_filter_browser_draws_pictures_and_hover_charts_on_request():
+    """By default the overlay and both map grids are pictures (a browser shows them at once; the three Plotly charts
+    took about 280 ms of every image change); *Hover values* turns them back into charts. Every chart on the page
+    skips Streamlit's theming in the browser and brings its light look in its own template."""
+    at = app_on_digits("pages/gradients.py")
+    assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 3  # the diagram; overlay and two grids
+    f = at.number_input(key="pg_browse_filter").value
+    captions = [i.proto.imgs[0].caption for i in at.get("image")]
+    assert f"#{f}:" in captions[0] and "filter outputs" in captions[1] and "PG maps on one scale" in captions[2]
+    at.toggle(key="pg_hover").set_value(True).run()
+    assert not at.exception, at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 4 and not at.get("image")
+    for c in charts:
+        spec = json.loads(c.proto.spec)
+        assert c.proto.theme == "" and spec["layout"]["template"]["layout"]["paper_bgcolor"] == "rgba(0,0,0,0)"
+    assert _diagram(at)["layout"]["paper_bgcolor"] == "white"  # a figure's own colours win over the template
 
 
 def test_looks_like_page_reports_the_feature(model):
@@ -175,7 +194,7 @@ def test_browser_network_diagram_and_yale_feature(workspace):
         page.wait_for_timeout(1500)
         diagram = page.locator(".js-plotly-plot").first
         assert diagram.locator("path.point").count() >= 1 + 32 + 64 + 128 + 10  # every map and unit is a node
-        assert diagram.locator(".layer-above image").count() == 1 + 2  # the input and a sheet per conv layer
+        assert diagram.locator(".layer-above image").count() == 1 + 2 + 1  # input, a sheet per conv layer, scale
         assert screenshot(page, "gradients").stat().st_size > 10_000
         # a click on conv2's map #5 opens it in the per-filter browser. The axes are square (scaleanchor) and
         # shrunk inside the plot area (constrain='domain'): a point's pixel is its axis' _offset + l2p, not the
@@ -189,7 +208,7 @@ def test_browser_network_diagram_and_yale_feature(workspace):
         page.wait_for_function("() => document.querySelector('input[aria-label=\"Filter (0–63)\"]')?.value === '5'",
                                timeout=180_000)
         wait_rendered(page, "conv2: filter outputs")
-        wait_rendered(page, "conv2 #5 PG on the input")
+        wait_rendered(page, "conv2 #5: PG on the input")
         _choose(page, "Dataset", "yale-faces")
         wait_rendered(page, "trained on yale-faces")
         page.get_by_role("link", name="Looks like").click()

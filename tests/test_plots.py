@@ -49,6 +49,56 @@ def test_map_grid_labels_stay_outside_the_maps():
     assert np.isfinite(z[round(row8)][:2 * 8]).any() and not np.isfinite(z[round(row8)][2 * 8:]).any()  # #8, #9 only
 
 
+def test_map_grid_hover_names_each_map_in_a_small_integer_array():
+    """Every pixel of map i hovers as map i; the map numbers travel as 16-bit integers and the gaps, which hover
+    nothing, as 0 (the browser got twice the bytes with 32-bit numbers and -1 in the gaps)."""
+    from vizcore.plots.gradients import map_grid
+
+    fig = map_grid(torch.randn(10, 5, 5), cols=4)
+    which, z = np.asarray(fig.data[0].customdata), np.asarray(fig.data[0].z, dtype=float)
+    assert which.dtype == np.int16 and fig.data[0].hoverongaps is False
+    assert (which[~np.isfinite(z)] == 0).all()
+    gap = 1  # max(1, 5 // 8)
+    for i in range(10):
+        r, c = divmod(i, 4)
+        block = which[r * (5 + gap):r * (5 + gap) + 5, c * (5 + gap):c * (5 + gap) + 5]
+        assert (block == i).all()
+    assert json.loads(fig.to_json())["data"][0]["customdata"]["dtype"] == "i2"
+
+
+def test_map_grid_picture_has_the_grid_colours_headers_and_ring():
+    """The picture is :func:`map_grid`'s mosaic in its colour scale: PG maps on one red/blue scale (0 is the middle
+    colour), feature maps each on their own; the highlighted map is ringed in orange."""
+    from vizcore.plots.common import colour_lut
+    from vizcore.plots.gradients import map_grid_picture
+
+    maps = torch.zeros(3, 4, 4)
+    maps[0], maps[1, 0, 0] = 2.0, -2.0
+    pic, zmax = map_grid_picture(maps, diverging=True, cols=3, map_px=8, highlight=2)
+    assert zmax == 2.0 and pic.dtype == np.uint8 and pic.ndim == 3
+    lut = colour_lut("RdBu_r")
+    colours = {tuple(c) for c in pic.reshape(-1, 3)}
+    assert tuple(lut[255]) in colours and tuple(lut[0]) in colours and tuple(lut[127]) in colours
+    orange = (pic == (255, 165, 0)).all(-1)
+    left, top, k = 40, 22, 2  # the margins for the headers; 4-pixel maps blown up to 8
+    ys, xs = np.nonzero(orange)
+    assert xs.min() < left + 2 * 5 * k < xs.max() and ys.max() >= top + 4 * k  # around the third map
+    feat, _ = map_grid_picture(torch.arange(32.0).view(2, 4, 4), cols=2, map_px=4)
+    viridis = colour_lut("Viridis")
+    assert tuple(feat[22, 40]) == tuple(viridis[0]) and tuple(feat[22 + 3, 40 + 3]) == tuple(viridis[255])
+
+
+def test_overlay_picture_blends_the_heat_over_the_image():
+    from vizcore.plots.common import colour_lut
+    from vizcore.plots.gradients import overlay_picture
+
+    image, heat = torch.zeros(1, 2, 2), torch.tensor([[1.0, -1.0], [0.0, 0.5]])
+    pic, zmax = overlay_picture(image, heat, opacity=0.5, side_px=2)
+    lut = colour_lut("RdBu_r").astype(float)
+    assert zmax == 1.0 and pic.shape == (2, 2, 3)
+    assert np.allclose(pic[0, 0], (lut[255] * 0.5).round()) and np.allclose(pic[0, 1], (lut[0] * 0.5).round())
+
+
 def test_filter_score_bars_colour_each_knocked_filter_without_a_colour_scale():
     """Knocked filters are red and the others blue-grey, bar by bar (no colour scale: it is slow to redraw)."""
     from vizcore.plots.knockout import KEPT, KNOCKED, filter_score_bars

@@ -47,6 +47,20 @@ def fast_figure(data: list[dict], layout: dict) -> go.Figure:
     return go.Figure({"data": data, "layout": layout}, _validate=False)
 
 
+@functools.cache
+def colour_lut(name: str) -> np.ndarray:
+    """Plotly's colour scale ``name`` ("Viridis", "RdBu_r", ...) as a (256, 3) uint8 table, for pictures made on
+    the server in the colours the interactive charts use."""
+    from plotly.colors import unlabel_rgb
+
+    scale = get_colorscale(name)
+    stops = np.array([s for s, _ in scale])
+    rgb = np.array([unlabel_rgb(c) if c.startswith("rgb") else tuple(int(c[i:i + 2], 16) for i in (1, 3, 5))
+                    for _, c in scale], dtype=float)
+    t = np.linspace(0, 1, 256)
+    return np.stack([np.interp(t, stops, rgb[:, j]) for j in range(3)], 1).round().astype(np.uint8)
+
+
 def to_display(img: torch.Tensor | np.ndarray) -> np.ndarray:
     """(C, H, W) in [0, 1] -> (H, W) grey or (H, W, 3) uint8 RGB for Plotly."""
     a = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
 from vizcore.explain.network import FlowLayer, NetworkFlow
-from vizcore.plots.common import fast_figure, to_display
+from vizcore.plots.common import colour_lut, fast_figure, to_display
 
 RING_SCALE = "YlOrRd"
 EDGE_RGB = "31,119,180"
@@ -191,9 +191,8 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
                                     text=(f"<b>{class_names[k]} {p:.0%}</b>" if bold else f"{class_names[k]} {p:.0%}"),
                                     font=dict(size=13, color="crimson" if bold else "#333")))
     x_end = cols[-1].x0 + cols[-1].width + (7 if cols[-1].layer.kind == "output" else 1)
-    traces.append(dict(type="scatter", x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-                       marker=dict(colorscale=RING_SCALE, cmin=0, cmax=1, color=[0], showscale=True,
-                                   colorbar=dict(title=dict(text="PG / layer max"), len=0.6, thickness=12))))
+    images.append(_ring_scale(x_end, rows, annotations))
+    x_end += 2.6
     height = int(min(760, max(360, (width - 120) * (rows + 2.3) / (x_end + 0.5) + 60)))
     return fast_figure(traces, dict(
         title=dict(text=title), images=images, shapes=shapes, annotations=annotations, height=height,
@@ -201,6 +200,20 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
         yaxis=dict(visible=False, range=[rows + 0.3, -2.0], fixedrange=True, scaleanchor="x", constrain="domain"),
         plot_bgcolor="white", paper_bgcolor="white", margin=dict(l=10, r=10, t=50, b=10),
         hoverlabel=dict(font=dict(size=14)), clickmode="event+select", dragmode=False))
+
+
+def _ring_scale(x: float, rows: int, annotations: list[dict]) -> dict:
+    """The rings' colour scale as a picture at ``x`` with its labels (added to ``annotations``). A Plotly colour
+    bar pushes the margins, and Plotly then lays the figure out twice: about 140 ms of every image change on the
+    Prediction gradients page (Chromium, 2 cores)."""
+    top, span = rows * 0.25, rows * 0.5
+    annotations.append(dict(x=x, y=top - 0.2, text="PG /<br>layer max", showarrow=False, xanchor="left",
+                            yanchor="bottom", font=dict(size=12)))
+    annotations.extend(dict(x=x + 0.55, y=top + span * (1 - v), text=f"{v:g}", showarrow=False, xanchor="left",
+                            font=dict(size=11)) for v in (0, 0.5, 1))
+    strip = colour_lut(RING_SCALE)[::-4][:, None].repeat(6, 1)  # (64, 6, 3): 1 at the top
+    return dict(source=_png(strip, min_side=1), x=x, y=top, sizex=0.45, sizey=span, xref="x", yref="y",
+                sizing="stretch", layer="above")
 
 
 def _nodes(c: _Column, rel: np.ndarray, rings: list[str], class_names: Sequence[str], flow: NetworkFlow) -> dict:
