@@ -62,12 +62,6 @@ def flow(model_key: tuple, dataset: str, idx: int, target: int, output: str, nor
     return network_flow(model, _image, target, output=output, norm=norm, mask=dict(mask_key))
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
-def image_pg(model_key: tuple, dataset: str, idx: int, target: int, output: str, _image):
-    pg = {k: v[0] for k, v in G.prediction_gradients(model, _image[None], target, output=output).items()}
-    return pg, {k: v[0] for k, v in G.activations(model, _image[None]).items()}
-
-
 def open_clicked_map() -> None:
     """A click on a conv map of the diagram opens it in the per-filter browser (once per click). A second click on
     the selected map deselects it in Plotly; forgetting the click then lets the next click open that map again."""
@@ -120,11 +114,13 @@ def one_image() -> None:
     notes = ["Click a feature map to open it in the per-filter browser below."] if layers else []
     if mask:
         notes.append(f"Grey crossed maps: knocked out on the *Knockout* page ({sum(map(len, mask.values()))} "
-                     "filters); the diagram runs the network without them.")
+                     "filters); the diagram, the ranking and the browser show the network without them.")
     st.caption(" ".join(notes) + " Edges: the strongest PG paths between layers; rings: PG score per layer max.")
     if not layers:
         return
-    pg, acts = image_pg(model_key, ds.name, idx, target, output, image)
+    # the flow's own maps: the network the diagram draws, knocked-out filters included (their PG is 0)
+    pg = {lay.name: lay.pg_maps for lay in f.layers if lay.name in layers}
+    acts = {lay.name: lay.acts for lay in f.layers if lay.name in layers}
     left, right = st.columns([2, 3])
     with left:
         st.subheader("Ranking")

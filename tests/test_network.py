@@ -30,8 +30,11 @@ def test_nodes_are_the_prediction_gradients(tiny):
         ("input", "input", 1), ("conv1", "conv", 4), ("conv2", "conv", 8), ("fc1", "dense", 16), ("fc2", "output", 5)]
     ref = G.filter_scores({k: v[0] for k, v in G.prediction_gradients(tiny, x[None], 2, output="logit",
                                                                         layers=["conv1", "conv2", "fc1"]).items()})
+    maps = G.prediction_gradients(tiny, x[None], 2, output="logit", layers=["conv1", "conv2", "fc1"])
     for lay in f.layers[1:4]:
         assert torch.allclose(lay.pg, ref[lay.name], rtol=1e-4, atol=1e-7)
+        assert torch.allclose(lay.pg_maps, maps[lay.name][0], rtol=1e-4, atol=1e-8)  # the maps themselves
+    assert f.layers[0].pg_maps is None and f.layers[-1].pg_maps is None
     assert torch.allclose(f.probs, tiny(x[None]).softmax(1)[0], atol=1e-6)
     assert [tuple(e.shape) for e in f.edges] == [(4, 1), (8, 4), (16, 8), (5, 16)]
 
@@ -58,6 +61,7 @@ def test_knocked_units_pass_nothing(tiny):
     f = network_flow(tiny, x, 1, mask={"conv2": [0, 5], "fc1": [2]})
     conv2 = f.layers[2]
     assert conv2.knocked == (0, 5) and conv2.acts[[0, 5]].abs().sum() == 0 and conv2.pg[[0, 5]].sum() == 0
+    assert conv2.pg_maps[[0, 5]].abs().sum() == 0 and conv2.pg_maps[1].abs().sum() > 0
     assert f.edges[2][:, [0, 5]].sum() == 0 and f.edges[3][:, 2].sum() == 0
     from vizcore.explain.knockout import masked_logits
 

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from vizcore.explain import perturb as A
 from vizcore.explain import gradients as G
 from vizcore.explain.knockout import class_images
+from vizcore.explain.network import network_flow
 from vizcore.core import jobs
 from ui import state
 from vizcore import zoo
@@ -83,6 +84,17 @@ def test_gradients_page_diagram_greys_knocked_out_filters_and_opens_a_clicked_ma
     fig = _diagram(at)
     assert sum(s["type"] == "line" for s in fig["layout"]["shapes"]) == 2 * 3  # each knocked map crossed out
     assert any("knocked out" in c.value for c in at.caption)
+    # the ranking is of the same network: the knocked filters pass nothing on, so their PG is 0
+    ds = load_digits()
+    i = int(torch.nonzero(ds.test_y == 0).flatten()[0])
+    flow = network_flow(zoo.load_model(MODEL), ds.test_x[i], 0, mask={"conv1": [0, 3], "conv2": [5]})
+    scores = G.filter_scores({lay.name: lay.pg_maps for lay in flow.layers if lay.kind == "conv"})
+    assert float(scores["conv1"][3]) == 0 == float(scores["conv2"][5])
+    table = at.dataframe[0].value
+    shown = table[table["end"] == "highest"]
+    top = G.rank_filters(scores)[:5]
+    assert list(zip(shown["layer"], shown["filter"])) == [(n, f) for n, f, _ in top]
+    assert shown["score"].tolist() == pytest.approx([v for *_, v in top], rel=1e-5)
     # a click on a map (what Plotly sends back) opens it in the per-filter browser
     at.session_state["pg_network"] = {"selection": {"points": [{"customdata": ["conv2", 7]}]}}
     at.run()

@@ -33,6 +33,7 @@ class FlowLayer:
     ``acts``: (C, h, w) maps or (C,) unit values (class probabilities for the output; the image for the input).
     ``pg``: (C,) PG score of each map or unit for the target class (norm of its PG map; |PG| for a unit).
     ``knocked``: indices zeroed by the knockout mask.
+    ``pg_maps``: the PG itself, dy/da of every unit ((C, h, w) or (C,); 0 where knocked), for conv and dense layers.
     """
 
     name: str
@@ -40,6 +41,7 @@ class FlowLayer:
     acts: torch.Tensor
     pg: torch.Tensor
     knocked: tuple[int, ...] = ()
+    pg_maps: torch.Tensor | None = None
 
     @property
     def width(self) -> int:
@@ -168,7 +170,7 @@ def network_flow(model: nn.Module, image: torch.Tensor, target: int, *, output: 
         layers = [FlowLayer("input", "input", image.detach().cpu().clone(), _score(g_x.sum(1), norm).cpu())]
         for (i, _, _), a, g in zip(stages[:-1], feats[:-1], g_a):
             layers.append(FlowLayer(names[i], "conv" if a.ndim == 4 else "dense", a[0].detach().cpu().clone(),
-                                    _score(g[0], norm).cpu(), tuple(knocked[names[i]])))
+                                    _score(g[0], norm).cpu(), tuple(knocked[names[i]]), g[0].detach().cpu().clone()))
         p = probs[0].detach().cpu().clone()
         layers.append(FlowLayer(names[stages[-1][0]], "output", p, g_z[-1][0].abs().cpu()))
     return NetworkFlow(layers=layers, edges=edges, target=int(target), output=output, probs=p)
