@@ -7,6 +7,7 @@ import torch
 
 from ui import state
 from ui.charts import live_chart
+from ui.lookahead import LookAhead
 from ui.pg_inputs import pick_class, pick_image
 from vizcore.core.layers import conv_layers, dense_layers
 from vizcore.explain import gradients as G
@@ -101,8 +102,10 @@ def one_image() -> None:
     idx, image, true_class = pick_image(ds, "pg_img", container=i1)
     target = pick_class(ds, "pg_target", "Gradient of class", default=true_class, container=i2)
     open_clicked_map()
-    f = flow(model_key, ds.name, idx, target, output, "l1" if norm == "l1" else "fro",
-             tuple((k, tuple(v)) for k, v in mask.items()), image)
+    args = (model_key, ds.name, idx, target, output, "l1" if norm == "l1" else "fro",
+            tuple((k, tuple(v)) for k, v in mask.items()))
+    ahead = st.session_state.setdefault("_pg_ahead", LookAhead())
+    f = ahead.take(args) or flow(*args, image)
     selected = None
     if layers and st.session_state.get("pg_browse_layer") in layers:
         selected = (st.session_state["pg_browse_layer"], int(st.session_state.get("pg_browse_filter", 0)))
@@ -128,6 +131,19 @@ def one_image() -> None:
     with right:
         st.subheader("Per-filter browser")
         browser(pg, acts, image, target)
+    nxt = next_image(idx, true_class)
+    if nxt is not None:  # computed while the person looks at this one
+        ahead.start(args[:2] + (nxt,) + args[3:], lambda: network_flow(
+            model, ds.test_x[nxt], target, output=output, norm=args[5], mask=dict(args[6])))
+
+
+def next_image(idx: int, c: int) -> int | None:
+    """The test image of class ``c`` one step on from ``idx`` in the direction the person last stepped."""
+    same = torch.nonzero(ds.test_y == c).flatten().tolist()
+    pos = same.index(idx)
+    last, st.session_state["_pg_last"] = st.session_state.get("_pg_last"), (c, pos)
+    k = pos - 1 if last is not None and last[0] == c and last[1] > pos else pos + 1
+    return same[k] if 0 <= k < len(same) else None
 
 
 def browser(pg, acts, image, target: int) -> None:

@@ -4,6 +4,7 @@ check that takes screenshots of the network diagram and of a Yale face's charact
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,43 @@ def test_gradients_page_ranking_matches_library(model):
     scores = G.class_filter_scores(model, class_images(ds.train_x, ds.train_y, 7)[0], 7, norm="l1", output="logit")
     table = at.dataframe[0].value
     assert table[table["end"] == "lowest"]["filter"].tolist() == [f for _, f, _ in G.rank_filters(scores, False)[:5]]
+
+
+def test_the_next_image_of_the_class_is_worked_out_while_the_person_looks(monkeypatch):
+    """After image n the page computes image n + 1's network flow in the background (n - 1 after a step back), and
+    the step to it takes that flow instead of computing it again."""
+    import vizcore.explain.network as N
+
+    calls = []
+    real = N.network_flow
+
+    def counted(model, image, *a, **kw):
+        calls.append((threading.current_thread().name, image.clone()))
+        return real(model, image, *a, **kw)
+
+    monkeypatch.setattr(N, "network_flow", counted)
+    at = app_on_digits("pages/gradients.py")
+    at.selectbox(key="pg_img_class").set_value(6).run()
+    ds = load_digits()
+    sixes = torch.nonzero(ds.test_y == 6).flatten().tolist()
+
+    def ahead_key():
+        return at.session_state["_pg_ahead"]._key
+
+    assert ahead_key()[2] == sixes[1]
+    at.session_state["_pg_ahead"]._thread.join()
+    assert any(t == "vizcore-look-ahead" and torch.equal(x, ds.test_x[sixes[1]]) for t, x in calls)
+    in_script = len([t for t, _ in calls if t != "vizcore-look-ahead"])
+    at.number_input(key="pg_img_n").set_value(2).run()
+    assert not at.exception, at.exception
+    assert len([t for t, _ in calls if t != "vizcore-look-ahead"]) == in_script  # taken, not computed again
+    assert f"test image #{sixes[1]} " in _diagram(at)["layout"]["title"]["text"]
+    assert ahead_key()[2] == sixes[2]
+    at.session_state["_pg_ahead"]._thread.join()
+    at.number_input(key="pg_img_n").set_value(3).run()
+    at.session_state["_pg_ahead"]._thread.join()
+    at.number_input(key="pg_img_n").set_value(2).run()  # a step back: the one before is next
+    assert ahead_key()[2] == sixes[0]
 
 
 def _diagram(at) -> dict:
