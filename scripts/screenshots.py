@@ -18,7 +18,7 @@ PAGES = {
     "": "Test accuracy",
     "models_data": "Train a teacher",
     "visualize": "Visualize",
-    "gradients": "Prediction gradients",
+    "gradients": "PG maps on one scale",  # the last thing the page draws
     "looks_like": "Looks like",
     "perturb": "Perturb",
     "knockout": "Knockout",
