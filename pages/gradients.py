@@ -158,7 +158,7 @@ def browser(pg, acts, image, target: int) -> None:
     red = f"red pushes '{ds.class_names[target]}' up"
     if b1.toggle("Hover values", key="pg_hover", help="Draw these maps as interactive charts: hover shows each "
                  "map's number and value. Pictures redraw faster when the image or the class changes."):
-        live_chart(b1, P.overlay(image, heat, title=f"{layer} #{f} PG on the input", diverging=True, size=260),
+        live_chart(b1, P.overlay(image, heat, title=f"{layer} #{f}: PG", diverging=True, size=260),
                    "pg_overlay")
         with b2:
             live_chart(st, P.map_grid(acts[layer], title=f"{layer}: filter outputs", highlight=f), "pg_acts_grid")

@@ -18,7 +18,7 @@ class LookAhead:
         self._value: Any = None
 
     def start(self, key: Hashable, compute: Callable[[], Any]) -> bool:
-        """Compute ``compute()`` for ``key`` in a daemon thread, unless one is running or ``key`` is already held."""
+        """Compute ``compute()`` for ``key`` in a thread, unless one is running or ``key`` is already held."""
         if key == self._key or (self._thread is not None and self._thread.is_alive()):
             return False
         self._key, self._value = key, None
@@ -29,7 +29,9 @@ class LookAhead:
             except Exception:  # noqa: BLE001 - the run that asks computes it again and reports the error
                 self._value = None
 
-        self._thread = threading.Thread(target=run, daemon=True, name="vizcore-look-ahead")
+        # not a daemon: a process that exits while PyTorch runs in a daemon thread can abort ("terminate called
+        # without an active exception"); one computation is short, so exiting waits for it
+        self._thread = threading.Thread(target=run, daemon=False, name="vizcore-look-ahead")
         self._thread.start()
         return True
 
