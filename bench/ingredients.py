@@ -60,7 +60,9 @@ def main() -> None:
            "config": {"synthesis": {"method": a.method, "n": a.n, **syn_changes}, "engine": {"steps": engine.steps, **changes}, "seed": seed},
            "teacher_accuracy": r["teacher_accuracy"], "accuracy": s["accuracy"], "ratio": s["ratio"],
            "seconds": round(time.perf_counter() - t0, 1), "synthesis_seconds": r["synthesis_seconds"],
-           "train_seconds": s["train_seconds"], "note": a.note or "bench/ingredients.py"}
+           "train_seconds": s["train_seconds"],
+           "selection": {k: s["selection"].get(k) for k in ("step", "score", "history", "holdout")},  # which checkpoint
+           "note": a.note or "bench/ingredients.py"}
     print(json.dumps(out))
     if a.label:
         with LOG.open("a") as f:

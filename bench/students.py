@@ -39,7 +39,8 @@ def run(teacher_id: str, ds, synthesis: SynthesisConfig, students, baseline=True
             "teacher_accuracy": round(rep["teacher"]["accuracy"], 4),
             "synthesis_seconds": rep["synthesis"]["seconds"], "run_seconds": rep["seconds"],
             "students": {s["name"]: {"accuracy": round(s["accuracy"], 4), "ratio": round(s["ratio"], 4),
-                                     "train_seconds": s["seconds"]} for s in rep["students"]},
+                                     "train_seconds": s["seconds"], "selection": s.get("selection") or {}}
+                         for s in rep["students"]},
             "real_baseline": {b["name"]: round(b["accuracy"], 4) for b in rep["baselines"]},
             **({"sweep": rep["sweep"]} if rep["sweep"] else {})}
 
