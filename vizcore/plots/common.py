@@ -61,6 +61,21 @@ def colour_lut(name: str) -> np.ndarray:
     return np.stack([np.interp(t, stops, rgb[:, j]) for j in range(3)], 1).round().astype(np.uint8)
 
 
+def colourize(unit: np.ndarray, name: str) -> np.ndarray:
+    """Values along the colour scale (0 to 1; NaN is white) as uint8 RGB in Plotly's scale ``name``."""
+    rgb = colour_lut(name)[(np.nan_to_num(unit) * 255).clip(0, 255).astype(np.uint8)]
+    rgb[np.isnan(unit)] = 255
+    return rgb
+
+
+def blow_up(a: np.ndarray, k: int):
+    """uint8 picture ``a`` ((H, W) or (H, W, C)) as a PIL image ``k`` times larger, nearest neighbour: pixels stay
+    sharp squares."""
+    from PIL import Image
+
+    return Image.fromarray(a).resize((a.shape[1] * k, a.shape[0] * k), Image.NEAREST)
+
+
 def to_display(img: torch.Tensor | np.ndarray) -> np.ndarray:
     """(C, H, W) in [0, 1] -> (H, W) grey or (H, W, 3) uint8 RGB for Plotly."""
     a = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from vizcore.plots.common import colour_lut, fast_figure, to_display
+from vizcore.plots.common import blow_up, colourize, fast_figure, to_display
 
 
 def network_diagram(scores: Mapping[str, torch.Tensor], highlight: Mapping[str, Sequence[int]] | None = None,
@@ -110,10 +110,8 @@ def map_grid_picture(maps: torch.Tensor, diverging: bool = False, cols: int = 8,
     mosaic, _, rows, cols, gap, zmax = _mosaic(maps, diverging, cols)
     n, h, w = maps.shape
     unit = (mosaic / zmax + 1) / 2 if diverging else mosaic  # 0-1 along the colour scale
-    rgb = colour_lut("RdBu_r" if diverging else "Viridis")[np.nan_to_num(unit * 255).clip(0, 255).astype(np.uint8)]
-    rgb[np.isnan(mosaic)] = 255
     k = max(1, -(-map_px // max(1, min(h, w))))
-    big = Image.fromarray(rgb).resize((rgb.shape[1] * k, rgb.shape[0] * k), Image.NEAREST)
+    big = blow_up(colourize(unit, "RdBu_r" if diverging else "Viridis"), k)
     left, top, pad = 40, 22, max(2, gap * k // 2)
     out = Image.new("RGB", (big.width + left + pad + 1, big.height + top + pad + 1), "white")
     out.paste(big, (left, top))
@@ -156,16 +154,12 @@ def overlay_picture(image: torch.Tensor, heat: torch.Tensor, opacity: float = 0.
                     side_px: int = 260) -> tuple[np.ndarray, float]:
     """:func:`overlay` with a diverging heat map as one RGB picture (uint8) and the heat's largest |value|: the
     input image with the heat map blended over it on the red/blue scale, blown up to about ``side_px``."""
-    from PIL import Image
-
     a = to_display(image)
     rgb = np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a
     z = heat.detach().cpu().float().numpy()
     zmax = float(np.abs(z).max()) or 1.0
-    tint = colour_lut("RdBu_r")[((z / zmax + 1) / 2 * 255).clip(0, 255).astype(np.uint8)]
-    mixed = (rgb * (1 - opacity) + tint * opacity).round().astype(np.uint8)
-    k = max(1, side_px // max(mixed.shape[:2]))
-    return np.asarray(Image.fromarray(mixed).resize((mixed.shape[1] * k, mixed.shape[0] * k), Image.NEAREST)), zmax
+    mixed = (rgb * (1 - opacity) + colourize((z / zmax + 1) / 2, "RdBu_r") * opacity).round().astype(np.uint8)
+    return np.asarray(blow_up(mixed, max(1, side_px // max(mixed.shape[:2])))), zmax
 
 
 def success_matrix(success: Sequence[Sequence[float]], class_names: Sequence[str], eps: float) -> go.Figure:

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
 from vizcore.explain.network import FlowLayer, NetworkFlow
-from vizcore.plots.common import colour_lut, fast_figure, to_display
+from vizcore.plots.common import blow_up, colour_lut, fast_figure, to_display
 
 RING_SCALE = "YlOrRd"
 EDGE_RGB = "31,119,180"
@@ -40,12 +40,9 @@ class _Column:
 def _png(a: np.ndarray, min_side: int = 56) -> str:
     """uint8 (H, W), (H, W, 2) grey + alpha or (H, W, 3) -> data URI of a PNG, blown up with nearest neighbours so
     pixels stay sharp (``min_side``: the smaller of H and W after the blow-up)."""
-    from PIL import Image
-
     k = max(1, math.ceil(min_side / max(min(a.shape[:2]), 1)))
-    img = Image.fromarray(a).resize((a.shape[1] * k, a.shape[0] * k), Image.NEAREST)
     buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1)
+    blow_up(a, k).save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from vizcore.plots.common import image_grid, to_display
+from vizcore.plots.common import blow_up, image_grid, to_display
 
 
 def visualization_grid(images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, reached: torch.Tensor,
@@ -80,8 +80,6 @@ def similarity_bars(similarities: dict[str, list[float]], class_names: list[str]
 
 def grid_png(images: torch.Tensor, cols: int = 10, scale: int = 3, pad: int = 2) -> bytes:
     """A PNG of the images in a grid (grey or RGB), each pixel drawn ``scale`` times larger."""
-    from PIL import Image
-
     n = len(images)
     if n == 0:
         raise ValueError("no images to draw")
@@ -94,7 +92,6 @@ def grid_png(images: torch.Tensor, cols: int = 10, scale: int = 3, pad: int = 2)
     for i, t in enumerate(tiles):
         r, c = divmod(i, cols)
         canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = t
-    img = Image.fromarray(canvas).resize((canvas.shape[1] * scale, canvas.shape[0] * scale), Image.NEAREST)
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    blow_up(canvas, scale).save(buf, format="PNG")
     return buf.getvalue()
