@@ -31,16 +31,18 @@ def model_lock(model: nn.Module) -> threading.RLock:
 
 @contextmanager
 def guarded(model: nn.Module, eval_mode: bool = True) -> Iterator[nn.Module]:
-    """Hold the model's lock; put it in eval mode; restore mode and ``requires_grad`` afterwards."""
+    """Hold the model's lock; put it in eval mode; restore every module's mode (a student training with its dropout
+    off stays so) and ``requires_grad`` afterwards."""
     with model_lock(model):
-        was_training = model.training
+        modes = [(m, m.training) for m in model.modules()]
         flags = [(p, p.requires_grad) for p in model.parameters()]
         if eval_mode:
             model.eval()
         try:
             yield model
         finally:
-            model.train(was_training)
+            for m, mode in modes:
+                m.training = mode
             for p, flag in flags:
                 p.requires_grad_(flag)
 
