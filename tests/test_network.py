@@ -81,6 +81,17 @@ def test_dense_only_models_and_bad_input():
         network_flow(torch.nn.Module(), x, 0)
 
 
+def _picture(image) -> np.ndarray:
+    """A layout image's pixels, RGBA."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    source = image["source"] if isinstance(image, dict) else image.source
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGBA"))
+
+
 def test_figure_has_a_node_for_every_map_and_unit(tiny):
     x = torch.rand(1, 12, 12, generator=torch.Generator().manual_seed(4))
     f = network_flow(tiny, x, 0, mask={"conv1": [1]})
@@ -88,16 +99,36 @@ def test_figure_has_a_node_for_every_map_and_unit(tiny):
     nodes = {t.name: t for t in fig.data if t.customdata is not None}
     assert {k: len(v.x) for k, v in nodes.items()} == {"input": 1, "conv1": 4, "conv2": 8, "fc1": 16, "fc2": 5}
     assert list(nodes["conv2"].customdata[3]) == ["conv2", 3]
-    assert len(fig.layout.images) == 1 + 2 + 1  # the input, one sheet of thumbnails per conv layer, the ring scale
-    # the knocked-out map is greyed and crossed out; the selected one gets the cyan frame
-    assert sum(s.type == "line" for s in fig.layout.shapes) == 2
-    assert sum(s.line.color == "#00b4d8" for s in fig.layout.shapes) == 1
-    # one edge per drawn (source, target) pair; the strongest edges sit in the widest band
-    edges = [t for t in fig.data if t.mode == "lines"]
-    drawn = sum(len(t.x) // 3 for t in edges)
-    assert drawn == sum(int((w > 0.02 * w.max()).sum()) for w in f.edges)
-    assert max(t.line.width for t in edges) == pytest.approx(4.2)
+    # the edges (under everything), the input, one sheet of thumbnails per conv layer, the ring scale: pictures, so
+    # the browser draws no line or rectangle per edge and map; the selected map alone gets a (cyan) frame
+    assert [im.layer for im in fig.layout.images] == ["below"] + ["above"] * 4
+    assert [s.line.color for s in fig.layout.shapes] == ["#444", "#00b4d8"]  # the input's frame, the selection
+    assert all(t.mode == "markers" for t in fig.data)
     json.loads(fig.to_json())  # serializable for the browser
+
+
+def test_the_edge_picture_draws_the_strongest_edges_as_the_darkest(tiny):
+    """Every edge above 2 % of the strongest is drawn; the strongest one in the most opaque band, and the picture is
+    transparent away from every edge."""
+    from vizcore.plots.network import _strongest_edges
+
+    f = network_flow(tiny, torch.rand(1, 12, 12, generator=torch.Generator().manual_seed(4)), 0)
+    for w in f.edges:
+        j, i, rel = _strongest_edges(w.numpy(), 10**4)
+        assert len(rel) == int((w > 0.02 * w.max()).sum()) and rel[0] == 1 and (np.diff(rel) <= 0).all()
+        assert w[j[0], i[0]] == w.max()
+    fig = network_figure(f, [f"c{i}" for i in range(5)], edges_per_layer=10**4)
+    edges = fig.layout.images[0]
+    pic = _picture(edges)
+    assert (pic[..., :3] == [31, 119, 180]).all()  # one colour, its opacity the edge's strength
+    sx, sy = pic.shape[1] / edges.sizex, pic.shape[0] / edges.sizey  # pixels per cell
+    nodes = {t.name: np.stack([t.x, t.y], 1) for t in fig.data}
+    # the strongest edge from fc1 to the output: at its midpoint the top band's opacity
+    w = f.edges[-1].numpy()
+    j, i = np.unravel_index(w.argmax(), w.shape)
+    mid = (nodes["fc1"][i] + nodes["fc2"][j]) / 2
+    assert pic[int((mid[1] - edges.y) * sy), int((mid[0] - edges.x) * sx), 3] == pic[..., 3].max() > 200
+    assert pic[2, 2, 3] == 0 and pic[-2, -2, 3] == 0  # the corners: no edge there
 
 
 def test_the_ring_scale_is_a_picture_not_a_colour_bar(tiny):
@@ -133,29 +164,41 @@ def test_a_flow_owns_its_tensors(tiny):
 
 
 def test_each_conv_layer_is_one_sheet_with_every_map_in_its_cell(tiny):
-    import base64
-    import io
-
-    from PIL import Image
+    """Map m in cell m, square-root scaled (a knocked-out map flat grey and crossed out in crimson), ringed in its
+    margin by the colour of its PG score (the strongest map the top of the scale), the gaps transparent."""
+    from vizcore.plots.common import colour_lut
+    from vizcore.plots.network import RING_SCALE, THUMB
 
     x = torch.rand(1, 12, 12, generator=torch.Generator().manual_seed(4))
     f = network_flow(tiny, x, 0, mask={"conv2": [5]})
     fig = network_figure(f, [f"c{i}" for i in range(5)], rows=8)
     conv2 = next(lay for lay in f.layers if lay.name == "conv2")
-    sheet = fig.layout.images[2]  # input, conv1, conv2: 8 maps in one column of 8 cells
+    sheet = fig.layout.images[3]  # edges, input, conv1, conv2: 8 maps in one column of 8 cells
     assert (sheet.sizex, sheet.sizey) == (1, 8)
-    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(sheet.source.split(",", 1)[1]))))
+    img = _picture(sheet)
     a = conv2.acts.numpy()
     n, h, w = a.shape
-    cell = img.shape[0] // 8
-    k = round(cell / (h + round(h * (1 / 0.84 - 1))))  # the nearest-neighbour blow-up
-    small = img[::k, ::k]
-    g = small.shape[0] // 8 - h  # the margin of a cell
+    g = max(1, round(h * (1 / THUMB - 1)))  # a cell's margin, in map pixels
+    k = img.shape[0] // (8 * (h + g))  # the nearest-neighbour blow-up
+    assert img.shape[:2] == (8 * (h + g) * k, (w + g) * k)
+    top = int(conv2.pg.argmax())
     for m in range(n):
-        y, x0 = m * (h + g) + g // 2, g // 2
-        grey, alpha = small[y:y + h, x0:x0 + w, 0], small[y:y + h, x0:x0 + w, 1]
-        assert (alpha == 255).all()
-        expect = np.full((h, w), 200) if m == 5 else np.round(np.sqrt(np.clip(a[m] / max(a[m].max(), 1e-12), 0, 1)) * 255)
-        assert np.abs(grey.astype(int) - expect).max() <= 1, m  # map m in cell m, square-root scaled; 5 knocked grey
-        assert (small[m * (h + g), :, 1] == 0).all() or g // 2 == 0  # the margin above it is transparent
-    assert small.shape[2] == 2 and (small[:, :g // 2, 1] == 0).all()  # grey + alpha: the edges show through gaps
+        y0, x0 = k * (m * (h + g) + g // 2), k * (g // 2)
+        thumb = img[y0:y0 + k * h:k, x0:x0 + k * w:k]
+        assert (thumb[..., 3] == 255).all()
+        if m == 5:
+            assert (thumb[0, 0, :3] == [220, 20, 60]).all() and (thumb[0, w // 2, :3] == 200).all()  # crossed grey
+        else:
+            expect = np.round(np.sqrt(np.clip(a[m] / max(a[m].max(), 1e-12), 0, 1)) * 255)
+            assert np.abs(thumb[..., 0].astype(int) - expect).max() <= 1, m
+        ring = img[y0 - 1, x0 + k * w // 2]  # just above the thumbnail
+        if m == top:
+            assert (ring[:3] == colour_lut(RING_SCALE)[255]).all() and ring[3] == 255
+        if m == 5:
+            assert (ring[:3] == 154).all()  # a knocked-out map's ring is grey
+    def ring_rows(m):  # how many pixel rows of ring sit in map m's top margin (the rest of it is transparent)
+        y0, x = k * (m * (h + g) + g // 2), k * (g // 2) + k * w // 2
+        return int((img[y0 - k * (g // 2):y0, x, 3] == 255).sum())
+
+    weakest = min((m for m in range(n) if m != 5), key=lambda m: float(conv2.pg[m]))
+    assert ring_rows(top) > ring_rows(weakest) >= 1  # thicker rings for stronger maps

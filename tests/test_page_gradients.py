@@ -107,20 +107,39 @@ def _diagram(at) -> dict:
     return json.loads(at.get("plotly_chart")[0].proto.spec)
 
 
+def _crossed_out(fig: dict) -> list[int]:
+    """How many maps of each conv layer's sheet carry a crimson cross (counted along the sheet's cell rows)."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    counts = []
+    for image in fig["layout"]["images"][2:-1]:
+        pic = np.asarray(Image.open(io.BytesIO(base64.b64decode(image["source"].split(",", 1)[1]))).convert("RGB"))
+        red = (pic == [220, 20, 60]).all(-1)
+        cells = red.reshape(int(image["sizey"]), pic.shape[0] // int(image["sizey"]),
+                            int(image["sizex"]), pic.shape[1] // int(image["sizex"]))
+        counts.append(int(cells.any(axis=(1, 3)).sum()))
+    return counts
+
+
 def test_gradients_page_diagram_greys_knocked_out_filters_and_opens_a_clicked_map():
     at = app_on_digits("pages/gradients.py")
     fig = _diagram(at)
-    assert len(fig["layout"]["images"]) == 1 + 2 + 1  # the input, a sheet of maps per conv layer, the ring scale
+    # the edges, the input, a sheet of maps per conv layer, the ring scale
+    assert [im["layer"] for im in fig["layout"]["images"]] == ["below"] + ["above"] * (1 + 2 + 1)
     at.session_state[state.KNOCKOUT_MASK] = {"conv1": [0, 3], "conv2": [5]}
     at.session_state[state.KNOCKOUT_OWNER] = ("zoo:fashion-mnist-cnn", 0.0)  # a mask made for another model
     at.run()
     assert not at.exception, at.exception
-    assert not any(s["type"] == "line" for s in _diagram(at)["layout"]["shapes"])  # not drawn on this one
+    assert _crossed_out(_diagram(at)) == [0, 0]  # not drawn on this one
     at.session_state[state.KNOCKOUT_OWNER] = state.model_key(zoo.get_entry(at.session_state[state.MODEL_KEY]))
     at.run()
     assert not at.exception, at.exception
     fig = _diagram(at)
-    assert sum(s["type"] == "line" for s in fig["layout"]["shapes"]) == 2 * 3  # each knocked map crossed out
+    assert _crossed_out(fig) == [2, 1]  # each knocked map crossed out in its layer's sheet
     assert any("knocked out" in c.value for c in at.caption)
     # the ranking is of the same network: the knocked filters pass nothing on, so their PG is 0
     ds = load_digits()

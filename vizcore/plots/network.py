@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import sample_colorscale
 
 from vizcore.explain.network import FlowLayer, NetworkFlow
 from vizcore.plots.common import blow_up, colour_lut, fast_figure, to_display
@@ -26,7 +25,7 @@ EDGE_RGB = "31,119,180"
 KNOCKED_GREY = "#9a9a9a"
 SELECTED = "#00b4d8"
 GAP = 2.4  # empty cells between two columns, where the edges run
-THUMB = 0.84  # thumbnail side in cells
+THUMB = 0.78  # thumbnail side in cells (the rest of the cell is its ring and a gap)
 
 
 @dataclass
@@ -58,6 +57,40 @@ def _montage(pix: np.ndarray, nc: int, nr: int) -> tuple[np.ndarray, float, floa
         y, x = (m % nr) * (h + gh) + gh // 2, (m // nr) * (w + gw) + gw // 2
         out[y:y + h, x:x + w] = np.stack([pix[m], np.full_like(pix[m], 255)], -1)
     return out, w / (w + gw), h / (h + gh)
+
+
+def _ringed_sheet(pix: np.ndarray, nc: int, nr: int, rings: np.ndarray, widths: np.ndarray, knocked,
+                  cell_px: float) -> tuple[np.ndarray, float, float]:
+    """:func:`_montage` in colour, blown up to about ``cell_px`` pixels per cell, with every map's ring drawn in its
+    margin (``rings``: (n, 3) uint8 colours, ``widths``: screen pixels) and knocked-out maps crossed out in
+    crimson: one picture instead of a rectangle and two lines per map for the browser to draw."""
+    from PIL import Image, ImageDraw
+
+    la, tx, ty = _montage(pix, nc, nr)
+    h, w = pix.shape[1:]
+    ch, cw = la.shape[0] // nr, la.shape[1] // nc
+    k = max(1, math.ceil(cell_px / ch))
+    rgba = np.asarray(blow_up(np.concatenate([la[..., :1].repeat(3, 2), la[..., 1:]], 2), k)).copy()
+    per_px = k * ch / max(cell_px / 2, 1)  # picture pixels per screen pixel (cell_px is twice the cell on screen)
+    for m in range(len(pix)):
+        y0, x0 = k * ((m % nr) * ch + (ch - h) // 2), k * ((m // nr) * cw + (cw - w) // 2)
+        y1, x1 = y0 + k * h, x0 + k * w
+        t = int(min(k * min((ch - h) // 2, (cw - w) // 2), max(1, round(widths[m] * per_px))))
+        if t > 0:
+            for ys, xs in ((slice(y0 - t, y0), slice(x0 - t, x1 + t)), (slice(y1, y1 + t), slice(x0 - t, x1 + t)),
+                           (slice(y0, y1), slice(x0 - t, x0)), (slice(y0, y1), slice(x1, x1 + t))):
+                rgba[ys, xs, :3], rgba[ys, xs, 3] = rings[m], 255
+    if knocked:
+        img = Image.fromarray(rgba)
+        for m in knocked:  # drawn inside the thumbnail only: a small map's margin cannot hold a thick line's ends
+            y0, x0 = k * ((m % nr) * ch + (ch - h) // 2), k * ((m // nr) * cw + (cw - w) // 2)
+            tile = img.crop((x0, y0, x0 + k * w, y0 + k * h))
+            draw = ImageDraw.Draw(tile)
+            for line in (((0, 0), (k * w - 1, k * h - 1)), ((0, k * h - 1), (k * w - 1, 0))):
+                draw.line(line, fill=(220, 20, 60, 255), width=max(1, round(2 * per_px)))
+            img.paste(tile, (x0, y0))
+        rgba = np.asarray(img)
+    return rgba, tx, ty
 
 
 def _grid(n: int, rows: int) -> tuple[int, int]:
@@ -92,27 +125,60 @@ def _rel(v: np.ndarray) -> np.ndarray:
     return v / top if top > 0 else np.zeros_like(v)
 
 
-def _edge_traces(a: _Column, b: _Column, w: np.ndarray, keep: int) -> list[dict]:
-    """The ``keep`` strongest edges between two columns, in four opacity bands (one trace each)."""
-    w = np.asarray(w, dtype=float)  # (len(b), len(a))
+def _strongest_edges(w: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(target index, source index, weight / max weight) of the ``keep`` strongest edges between two columns
+    (``w``: (targets, sources)), leaving out those under 2 % of the strongest."""
+    w = np.asarray(w, dtype=float)
     flat = w.ravel()
     if not len(flat) or flat.max() <= 0:
-        return []
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
     order = np.argsort(-flat)[:keep]
     order = order[flat[order] > 0.02 * flat.max()]
-    rel = flat[order] / flat.max()
-    traces = []
-    for lo, hi, width in ((0.0, 0.15, 0.6), (0.15, 0.4, 1.4), (0.4, 0.7, 2.6), (0.7, 1.01, 4.2)):
-        sel = order[(rel >= lo) & (rel < hi)]
-        if not len(sel):
-            continue
-        j, i = np.unravel_index(sel, w.shape)
-        xs = np.stack([a.centers[i, 0] + (a.width / 2 if a.layer.kind == "input" else 0), b.centers[j, 0],
-                       np.full(len(sel), np.nan)], 1).ravel()
-        ys = np.stack([a.centers[i, 1], b.centers[j, 1], np.full(len(sel), np.nan)], 1).ravel()
-        traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
-                           line=dict(width=width, color=f"rgba({EDGE_RGB},{0.15 + 0.55 * min(hi, 1):.2f})")))
-    return traces
+    j, i = np.unravel_index(order, w.shape)
+    return j, i, flat[order] / flat.max()
+
+
+class _Canvas:
+    """The diagram's data area (x in cells, y in cells growing downwards) as a picture of ``supersample`` pixels
+    per screen pixel (``screen``: a cell's width on screen): what the browser would otherwise draw as hundreds of SVG lines and rectangles is drawn here once."""
+
+    def __init__(self, x0: float, x1: float, y0: float, y1: float, screen: float, supersample: float = 2.0):
+        self.x0, self.y0, self.screen, self.scale = x0, y0, screen, screen * supersample
+        self.size = (max(1, round((x1 - x0) * self.scale)), max(1, round((y1 - y0) * self.scale)))
+        self.extent = (x0, y0, x1 - x0, y1 - y0)
+
+    def px(self, x, y) -> tuple:
+        return (np.asarray(x) - self.x0) * self.scale, (np.asarray(y) - self.y0) * self.scale
+
+
+def _edge_picture(cols: list[_Column], edges, keep: int, canvas: _Canvas) -> dict | None:
+    """The ``keep`` strongest edges between every two columns, as thick and as opaque as the PG they carry (four
+    bands, as wide as the SVG lines they replace), drawn under the maps. None when no edge carries any PG."""
+    from PIL import Image, ImageDraw
+
+    bands = ((0.0, 0.15, 0.6), (0.15, 0.4, 1.4), (0.4, 0.7, 2.6), (0.7, 1.01, 4.2))
+    strongest = [_strongest_edges(w.numpy(), keep) for w in edges]
+    if not any(len(rel) for _, _, rel in strongest):
+        return None
+    alpha = Image.new("L", canvas.size)  # one byte per pixel: the opacity of the edge colour there
+    draw = ImageDraw.Draw(alpha)
+    per_px = canvas.scale / canvas.screen  # picture pixels per screen pixel
+    for lo, hi, width in bands:  # the strong on top of the weak
+        for k, (j, i, rel) in enumerate(strongest):
+            a, b = cols[k], cols[k + 1]
+            sel = (rel >= lo) & (rel < hi)
+            xa, ya = canvas.px(a.centers[i[sel], 0] + (a.width / 2 if a.layer.kind == "input" else 0),
+                               a.centers[i[sel], 1])
+            xb, yb = canvas.px(b.centers[j[sel], 0], b.centers[j[sel], 1])
+            for line in zip(xa, ya, xb, yb):
+                draw.line(line, fill=round(255 * min(1.0, 0.25 + 0.65 * hi)), width=max(1, round(width * per_px)))
+    # a palette picture whose entry v is the edge colour at opacity v / 255: a quarter of RGBA's bytes to compress
+    alpha.putpalette([int(v) for v in EDGE_RGB.split(",")] * 256)
+    buf = io.BytesIO()
+    alpha.save(buf, format="PNG", compress_level=1, transparency=bytes(range(256)))
+    x, y, sx, sy = canvas.extent
+    return dict(source="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), x=x, y=y, sizex=sx,
+                sizey=sy, xref="x", yref="y", sizing="stretch", layer="below")
 
 
 def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str = "",
@@ -131,14 +197,18 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
     conv_widths = [lay.width for lay in flow.layers if lay.kind == "conv"]
     rows = max(8, min(rows, max(conv_widths, default=10)))
     cols = _layout(flow, rows)
-    traces = [t for k, w in enumerate(flow.edges)
-              for t in _edge_traces(cols[k], cols[k + 1], w.numpy(), edges_per_layer)]
-    images, shapes, annotations = [], [], []
-    ring_colors = {}
+    x_end = cols[-1].x0 + cols[-1].width + (7 if cols[-1].layer.kind == "output" else 1)
+    height = int(min(760, max(360, (width - 120) * (rows + 2.3) / (x_end + 3.1) + 60)))
+    cell = min((width - 20) / (x_end + 3.1), (height - 60) / (rows + 2.3))  # a cell's side on screen, in pixels
+    canvas = _Canvas(-0.5, x_end + 2.6, -2.0, rows + 0.3, cell, supersample=1.5)
+    traces, shapes, annotations = [], [], []
+    edges = _edge_picture(cols, flow.edges, edges_per_layer, canvas)
+    images = [edges] if edges else []
+    lut = colour_lut(RING_SCALE)
     for c in cols:
         lay = c.layer
         rel = _rel(lay.pg.numpy().astype(float))
-        ring_colors[lay.name] = sample_colorscale(RING_SCALE, list(0.15 + 0.85 * rel)) if len(rel) else []
+        ring_rgb = lut[np.round((0.15 + 0.85 * rel) * 255).astype(int)]  # (n, 3): the ring colour of each node
         label = {"input": "input", "conv": f"{lay.name}<br>{lay.width} maps",
                  "dense": f"{lay.name}<br>{lay.width} units",
                  "output": "probabilities" if flow.output == "prob" else "probabilities (y = logit)"}[lay.kind]
@@ -159,26 +229,19 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
             pix = (np.sqrt(np.clip(a / np.where(top > 0, top, 1)[:, None, None], 0, 1)) * 255).round().astype(np.uint8)
             pix[list(lay.knocked)] = 200
             nc, nr = _grid(lay.width, rows)
-            sheet, tx, ty = _montage(pix, nc, nr)
-            images.append(dict(source=_png(sheet, min_side=56 * min(nr, nc)), x=c.x0, y=(rows - nr) / 2, sizex=nc, sizey=nr,
+            knocked = sorted(lay.knocked)
+            rings = ring_rgb.copy()
+            rings[knocked] = [int(KNOCKED_GREY[i:i + 2], 16) for i in (1, 3, 5)]
+            widths = np.where(np.isin(np.arange(lay.width), knocked), 1.0, 1 + 3.5 * rel)
+            sheet, _, _ = _ringed_sheet(pix, nc, nr, rings, widths, knocked, canvas.scale)
+            images.append(dict(source=_png(sheet, min_side=1), x=c.x0, y=(rows - nr) / 2, sizex=nc, sizey=nr,
                                xref="x", yref="y", sizing="stretch", layer="above"))
-            for m, (cx, cy) in enumerate(c.centers):
-                x0, y0 = cx - tx / 2, cy - ty / 2
-                knocked = m in lay.knocked
-                ring = KNOCKED_GREY if knocked else ring_colors[lay.name][m]
-                shapes.append(dict(type="rect", x0=x0 - 0.05, x1=x0 + tx + 0.05, y0=y0 - 0.05, y1=y0 + ty + 0.05,
-                                   line=dict(color=ring, width=1 + 3.5 * float(rel[m]) if not knocked else 1),
-                                   layer="above"))
-                if knocked:
-                    for ya, yb in ((y0, y0 + ty), (y0 + ty, y0)):
-                        shapes.append(dict(type="line", x0=x0, x1=x0 + tx, y0=ya, y1=yb, layer="above",
-                                           line=dict(color="crimson", width=2)))
         if selected and selected[0] == lay.name and 0 <= selected[1] < lay.width and lay.kind != "input":
             cx, cy = c.centers[selected[1]]
             r = 0.62 if lay.kind == "conv" else 0.45
             shapes.append(dict(type="rect", x0=cx - r, x1=cx + r, y0=cy - r, y1=cy + r, layer="above",
                                line=dict(color=SELECTED, width=4)))
-        traces.append(_nodes(c, rel, ring_colors[lay.name], class_names, flow))
+        traces.append(_nodes(c, rel, [f"rgb({r},{g},{b})" for r, g, b in ring_rgb.tolist()], class_names, flow))
     if cols[-1].layer.kind == "output":
         c = cols[-1]
         for k, (cx, cy) in enumerate(c.centers):
@@ -187,10 +250,8 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
             annotations.append(dict(x=cx + 0.6, y=cy, xanchor="left", showarrow=False,
                                     text=(f"<b>{class_names[k]} {p:.0%}</b>" if bold else f"{class_names[k]} {p:.0%}"),
                                     font=dict(size=13, color="crimson" if bold else "#333")))
-    x_end = cols[-1].x0 + cols[-1].width + (7 if cols[-1].layer.kind == "output" else 1)
     images.append(_ring_scale(x_end, rows, annotations))
     x_end += 2.6
-    height = int(min(760, max(360, (width - 120) * (rows + 2.3) / (x_end + 0.5) + 60)))
     return fast_figure(traces, dict(
         title=dict(text=title), images=images, shapes=shapes, annotations=annotations, height=height,
         xaxis=dict(visible=False, range=[-0.5, x_end], fixedrange=True, constrain="domain"),
