@@ -99,12 +99,37 @@ def test_figure_has_a_node_for_every_map_and_unit(tiny):
     nodes = {t.name: t for t in fig.data if t.customdata is not None}
     assert {k: len(v.x) for k, v in nodes.items()} == {"input": 1, "conv1": 4, "conv2": 8, "fc1": 16, "fc2": 5}
     assert list(nodes["conv2"].customdata[3]) == ["conv2", 3]
-    # the edges (under everything), the input, one sheet of thumbnails per conv layer, the ring scale: pictures, so
-    # the browser draws no line or rectangle per edge and map; the selected map alone gets a (cyan) frame
-    assert [im.layer for im in fig.layout.images] == ["below"] + ["above"] * 4
+    # the edges (under everything), the input, one sheet of thumbnails per conv layer, the dots of each dense layer,
+    # the ring scale: pictures, so the browser draws no line, rectangle or styled point per edge, map and unit; the
+    # selected map alone gets a (cyan) frame
+    assert [im.layer for im in fig.layout.images] == ["below"] + ["above"] * 6
     assert [s.line.color for s in fig.layout.shapes] == ["#444", "#00b4d8"]  # the input's frame, the selection
     assert all(t.mode == "markers" for t in fig.data)
     json.loads(fig.to_json())  # serializable for the browser
+
+
+def test_units_are_dots_shaded_by_activation_ringed_by_pg(tiny):
+    """A dense unit's dot is as dark as its activation is large, a knocked-out unit is a grey cross, and the explained
+    class's dot is ringed in crimson."""
+    from vizcore.plots.network import _dot_size
+
+    f = network_flow(tiny, torch.rand(1, 12, 12, generator=torch.Generator().manual_seed(4)), 3, mask={"fc1": [2]})
+    fig = network_figure(f, [f"c{i}" for i in range(5)])
+    nodes = {t.name: t for t in fig.data}
+    for name, image in zip(("fc1", "fc2"), fig.layout.images[4:6]):
+        pic, lay = _picture(image), next(lay for lay in f.layers if lay.name == name)
+        scale = pic.shape[0] / image.sizey  # pixels per cell
+        centre = [(int((y - image.y) * scale), int((x - image.x) * scale)) for x, y in zip(nodes[name].x, nodes[name].y)]
+        v = lay.acts.numpy()
+        shade = np.abs(v) / np.abs(v).max() if name == "fc1" else v
+        for m, (r, c) in enumerate(centre):
+            expect = [154] * 3 if m in lay.knocked else [int(255 - 200 * shade[m])] * 3
+            assert list(pic[r, c, :3]) == expect, (name, m)
+        if name == "fc2":
+            r, c = centre[3]
+            radius = _dot_size("output", 5) / 2 * 1.5  # the diagram's pictures have 1.5 pixels per screen pixel
+            assert list(pic[int(r - radius), c, :3]) == [220, 20, 60]  # the explained class's crimson ring
+            assert list(pic[int(centre[0][0] - radius), c, :3]) != [220, 20, 60]
 
 
 def test_the_edge_picture_draws_the_strongest_edges_as_the_darkest(tiny):

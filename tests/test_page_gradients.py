@@ -116,7 +116,7 @@ def _crossed_out(fig: dict) -> list[int]:
     from PIL import Image
 
     counts = []
-    for image in fig["layout"]["images"][2:-1]:
+    for image in fig["layout"]["images"][2:4]:
         pic = np.asarray(Image.open(io.BytesIO(base64.b64decode(image["source"].split(",", 1)[1]))).convert("RGB"))
         red = (pic == [220, 20, 60]).all(-1)
         cells = red.reshape(int(image["sizey"]), pic.shape[0] // int(image["sizey"]),
@@ -128,8 +128,8 @@ def _crossed_out(fig: dict) -> list[int]:
 def test_gradients_page_diagram_greys_knocked_out_filters_and_opens_a_clicked_map():
     at = app_on_digits("pages/gradients.py")
     fig = _diagram(at)
-    # the edges, the input, a sheet of maps per conv layer, the ring scale
-    assert [im["layer"] for im in fig["layout"]["images"]] == ["below"] + ["above"] * (1 + 2 + 1)
+    # the edges, the input, a sheet of maps per conv layer, the dots of the dense and output layers, the ring scale
+    assert [im["layer"] for im in fig["layout"]["images"]] == ["below"] + ["above"] * (1 + 2 + 2 + 1)
     at.session_state[state.KNOCKOUT_MASK] = {"conv1": [0, 3], "conv2": [5]}
     at.session_state[state.KNOCKOUT_OWNER] = ("zoo:fashion-mnist-cnn", 0.0)  # a mask made for another model
     at.run()
@@ -263,7 +263,8 @@ def test_browser_network_diagram_and_yale_feature(workspace):
         page.wait_for_timeout(1500)
         diagram = page.locator(".js-plotly-plot").first
         assert diagram.locator("path.point").count() >= 1 + 32 + 64 + 128 + 10  # every map and unit is a node
-        assert diagram.locator(".layer-above image").count() == 1 + 2 + 1  # input, a sheet per conv layer, scale
+        # the input, a sheet per conv layer, the dots of fc1 and of the output, the scale; the edges under them
+        assert diagram.locator(".layer-above image").count() == 1 + 2 + 2 + 1
         assert screenshot(page, "gradients").stat().st_size > 10_000
         # a click on conv2's map #5 opens it in the per-filter browser. The axes are square (scaleanchor) and
         # shrunk inside the plot area (constrain='domain'): a point's pixel is its axis' _offset + l2p, not the

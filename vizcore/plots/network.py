@@ -2,8 +2,10 @@
 with edges as thick as the prediction gradient they carry and every map ringed by its PG score (seed 002
 chapter 3; the layout follows CNN Explainer, Wang et al. 2020, which has no gradients, knockouts or user models).
 
-Data in (:class:`vizcore.explain.network.NetworkFlow`), figure out. Each map and unit is also an (almost
-invisible) scatter point whose ``customdata`` is ``[layer, index]``, so a click can open it elsewhere.
+Data in (:class:`vizcore.explain.network.NetworkFlow`), figure out. What is drawn is pictures made here (the edges,
+each conv layer's maps with their rings, each dense layer's dots): Chromium draws a handful of images faster than
+hundreds of SVG lines, rectangles and styled points. Each map and unit is also an (almost invisible) scatter point
+with its PG in the hover text and ``[layer, index]`` as ``customdata``, so a click can open it elsewhere.
 """
 
 from __future__ import annotations
@@ -241,7 +243,9 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
             r = 0.62 if lay.kind == "conv" else 0.45
             shapes.append(dict(type="rect", x0=cx - r, x1=cx + r, y0=cy - r, y1=cy + r, layer="above",
                                line=dict(color=SELECTED, width=4)))
-        traces.append(_nodes(c, rel, [f"rgb({r},{g},{b})" for r, g, b in ring_rgb.tolist()], class_names, flow))
+        if lay.kind in ("dense", "output"):
+            images.append(_dots(c, rel, ring_rgb, flow, rows, canvas))
+        traces.append(_nodes(c, class_names, flow))
     if cols[-1].layer.kind == "output":
         c = cols[-1]
         for k, (cx, cy) in enumerate(c.centers):
@@ -274,8 +278,47 @@ def _ring_scale(x: float, rows: int, annotations: list[dict]) -> dict:
                 sizing="stretch", layer="above")
 
 
-def _nodes(c: _Column, rel: np.ndarray, rings: list[str], class_names: Sequence[str], flow: NetworkFlow) -> dict:
-    """One clickable point per map or unit; dense and output units are the visible dots themselves."""
+def _dot_size(kind: str, n: int) -> float:
+    """A dense or output unit's dot diameter on screen, in pixels."""
+    size = max(5.0, min(18.0, 420 / max(n, 1)))
+    return max(size, 14.0) if kind == "output" else size
+
+
+def _dots(c: _Column, rel: np.ndarray, rings: np.ndarray, flow: NetworkFlow, rows: int, canvas: _Canvas) -> dict:
+    """A dense or output column's units as one picture: a dot shaded by the unit's activation (|a| / the layer's
+    largest; an output by its probability), ringed by its PG score (the explained class in crimson), a knocked-out
+    unit a grey cross."""
+    from PIL import Image, ImageDraw
+
+    lay = c.layer
+    n = len(c.centers)
+    v = lay.acts.numpy().astype(float)
+    shade = np.clip(_rel(np.abs(v)) if lay.kind == "dense" else v, 0, 1)
+    per_px = canvas.scale / canvas.screen
+    img = Image.new("RGBA", (max(1, round(canvas.scale)), max(1, round(rows * canvas.scale))))
+    draw = ImageDraw.Draw(img)
+    r = _dot_size(lay.kind, n) / 2 * per_px
+    grey = tuple(int(KNOCKED_GREY[i:i + 2], 16) for i in (1, 3, 5)) + (255,)
+    for m, (_, cy) in enumerate(c.centers):
+        x, y = canvas.scale / 2, cy * canvas.scale
+        if m in lay.knocked:
+            for dx in (-1, 1):
+                draw.line(((x - r, y - dx * r), (x + r, y + dx * r)), fill=grey, width=max(1, round(2 * per_px)))
+            continue
+        target = lay.kind == "output" and m == flow.target
+        width = (4 if target else 1 + 3 * float(rel[m])) * per_px
+        g = int(255 - 200 * shade[m])
+        ring = (220, 20, 60, 255) if target else (*(int(u) for u in rings[m]), 255)
+        draw.ellipse((x - r - width / 2, y - r - width / 2, x + r + width / 2, y + r + width / 2), fill=ring)
+        draw.ellipse((x - r + width / 2, y - r + width / 2, x + r - width / 2, y + r - width / 2), fill=(g, g, g, 255))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return dict(source="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), x=c.x0, y=0, sizex=1,
+                sizey=rows, xref="x", yref="y", sizing="stretch", layer="above")
+
+
+def _nodes(c: _Column, class_names: Sequence[str], flow: NetworkFlow) -> dict:
+    """One clickable point per map or unit, with its PG in the hover text."""
     lay = c.layer
     n = len(c.centers)
     pg = lay.pg.numpy().astype(float)
@@ -289,23 +332,10 @@ def _nodes(c: _Column, rel: np.ndarray, rings: list[str], class_names: Sequence[
         what = "map" if lay.kind == "conv" else "unit"
         hover = [f"{lay.name} {what} #{m}<br>PG score {pg[m]:.3g}" + (" (knocked out)" if m in knocked else "")
                  + ("<br>click to open it below" if lay.kind == "conv" else "") for m in range(n)]
-    if lay.kind in ("input", "conv"):
-        marker = dict(size=[40 if lay.kind == "input" else 22] * n, symbol="square", opacity=0.01, color="white")
-    else:
-        v = lay.acts.numpy().astype(float)
-        shade = _rel(np.abs(v)) if lay.kind == "dense" else v
-        fill = [KNOCKED_GREY if m in knocked else f"rgb({int(255 - 200 * s)},{int(255 - 200 * s)},{int(255 - 200 * s)})"
-                for m, s in enumerate(shade)]
-        size = max(5.0, min(18.0, 420 / max(n, 1)))
-        if lay.kind == "output":
-            size = max(size, 14)
-        lines = [KNOCKED_GREY if m in knocked else rings[m] for m in range(n)]
-        widths = [1 if m in knocked else 1 + 3 * float(rel[m]) for m in range(n)]
-        if lay.kind == "output":
-            lines = ["crimson" if k == flow.target else lines[k] for k in range(n)]
-            widths = [4 if k == flow.target else widths[k] for k in range(n)]
-        marker = dict(size=size, color=fill, line=dict(color=lines, width=widths),
-                      symbol=["x" if m in knocked else "circle" for m in range(n)])
+    # the maps and units themselves are pictures (the sheets, :func:`_dots`); a node is its clickable, hoverable spot
+    size = 40 if lay.kind == "input" else 22 if lay.kind == "conv" else _dot_size(lay.kind, n) + 4
+    marker = dict(size=size, symbol="square" if lay.kind in ("input", "conv") else "circle", opacity=0.01,
+                  color="white")
     keep = dict(marker=dict(opacity=marker.get("opacity", 1)))  # a click selects a point: nothing may fade
     return dict(type="scatter", x=c.centers[:, 0], y=c.centers[:, 1], mode="markers", marker=marker,
                 showlegend=False, name=lay.name, customdata=[[lay.name, m] for m in range(n)], hovertext=hover,
