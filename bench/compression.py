@@ -5,7 +5,7 @@ UCI tables (mlp10 teachers) at the seed's ratios (8.17x, 8.07x, 4.13x) and image
 seconds each repair took on this CPU. Every repair is data-free (selection on a synthetic hold-out); the real
 test set is read once per table.
 
-    PYTHONPATH=. python bench/compression.py [--only uci-shuttle,digits] [--threads 1]
+    PYTHONPATH=. python bench/compression.py [--only uci-shuttle,digits] [--threads 1] [--sets DIR]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import torch
 
@@ -44,6 +45,25 @@ def one(teacher_id: str, dataset: str, ratio: float, config: RepairConfig, cache
             "seed": SEED.get(dataset), "total_seconds": round(time.perf_counter() - start, 1)}
 
 
+def _sets_file(folder: str, teacher: str) -> Path:
+    return Path(folder) / (teacher.replace(":", "_") + ".pt")
+
+
+def load_sets(folder: str | None, teacher: str) -> dict:
+    """A teacher's kept synthetic sets ({key: (inputs, stats)}), empty without ``--sets`` or a file."""
+    if not folder or not _sets_file(folder, teacher).exists():
+        return {}
+    kept = torch.load(_sets_file(folder, teacher), weights_only=True)
+    return {key: (inputs, json.loads(kept["stats"][key])) for key, inputs in kept["inputs"].items()}
+
+
+def save_sets(folder: str | None, teacher: str, cache: dict) -> None:
+    if folder and cache:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        torch.save({"inputs": {k: v[0] for k, v in cache.items()}, "stats": {k: json.dumps(v[1]) for k, v in cache.items()}},
+                   _sets_file(folder, teacher))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", help="comma-separated datasets")
@@ -53,6 +73,9 @@ def main() -> None:
     ap.add_argument("--kegnet-epochs", type=int, help="fine-tuning epochs on KegNet's rows (default: RepairConfig's)")
     ap.add_argument("--lr", type=float)
     ap.add_argument("--kegnet-steps", type=int, help="steps per KegNet generator (default: RepairConfig's)")
+    ap.add_argument("--sets", help="a folder that keeps each teacher's synthetic sets (KegNet's, the best repair's): a "
+                    "later run with other fine-tuning settings reuses them instead of training the generators again "
+                    "(its rows then say synthesis_reused and their seconds exclude the synthesis)")
     ap.add_argument("--select", choices=SELECTIONS, default="synthetic",
                     help="real: the seed's protocol (epoch picked on real validation data, the start included)")
     args = ap.parse_args()
@@ -67,8 +90,9 @@ def main() -> None:
         if only and dataset not in only:
             continue
         # one teacher's synthetic sets serve all its ratios: a repair's seconds then exclude making them again
-        cache = caches.setdefault(teacher, {})
+        cache = caches.setdefault(teacher, load_sets(args.sets, teacher))
         results.append(one(teacher, dataset, ratio, cfg, cache))
+        save_sets(args.sets, teacher, cache)
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(json.dumps({"config": asdict(cfg.for_input((1,))), "image_config": asdict(cfg.for_input((1, 1, 1))),
                       "threads": args.threads,
