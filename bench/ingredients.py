@@ -62,6 +62,7 @@ def main() -> None:
            "seconds": round(time.perf_counter() - t0, 1), "synthesis_seconds": r["synthesis_seconds"],
            "train_seconds": s["train_seconds"],
            "selection": {k: s["selection"].get(k) for k in ("step", "score", "history", "holdout")},  # which checkpoint
+           "recall": s["recall"], "teacher_recall": r["teacher_recall"],  # per class, on the real test split
            "note": a.note or "bench/ingredients.py"}
     print(json.dumps(out))
     if a.label:

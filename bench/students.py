@@ -39,8 +39,10 @@ def run(teacher_id: str, ds, synthesis: SynthesisConfig, students, baseline=True
             "teacher_accuracy": round(rep["teacher"]["accuracy"], 4),
             "synthesis_seconds": rep["synthesis"]["seconds"], "run_seconds": rep["seconds"],
             "students": {s["name"]: {"accuracy": round(s["accuracy"], 4), "ratio": round(s["ratio"], 4),
-                                     "train_seconds": s["seconds"], "selection": s.get("selection") or {}}
+                                     "train_seconds": s["seconds"], "selection": s.get("selection") or {},
+                                     "recall": [round(c["recall"], 4) for c in s["report"]["per_class"]]}
                          for s in rep["students"]},
+            "teacher_recall": [round(c["recall"], 4) for c in rep["teacher"]["report"]["per_class"]],
             "real_baseline": {b["name"]: round(b["accuracy"], 4) for b in rep["baselines"]},
             **({"sweep": rep["sweep"]} if rep["sweep"] else {})}
 

@@ -193,12 +193,14 @@ def test_operation_leaves_the_model_untouched(digits, digits_cnn, tmp_path, name
 
 def test_guarded_restores_each_module_mode(digits_cnn):
     """A student training with its dropout off (the engine's default) is still so after an evaluation under guard."""
-    digits_cnn.train()
-    drops = [m for m in digits_cnn.modules() if isinstance(m, torch.nn.Dropout)]
+    import copy
+
+    student = copy.deepcopy(digits_cnn).train()  # a copy: the fixture is shared with every other test
+    drops = [m for m in student.modules() if isinstance(m, torch.nn.Dropout)]
     assert drops, "the digits cnn has dropout layers"
     for m in drops:
         m.eval()
-    with vizcore.guarded(digits_cnn):
-        assert not any(m.training for m in digits_cnn.modules())
-    assert digits_cnn.training and not any(m.training for m in drops)
-    assert all(m.training for m in digits_cnn.modules() if not isinstance(m, torch.nn.Dropout))
+    with vizcore.guarded(student):
+        assert not any(m.training for m in student.modules())
+    assert student.training and not any(m.training for m in drops)
+    assert all(m.training for m in student.modules() if not isinstance(m, torch.nn.Dropout))
