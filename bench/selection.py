@@ -34,7 +34,7 @@ from vizcore.metrics import predict_logits
 from vizcore.models import build_model
 
 
-def probes(teacher, hold: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
+def probes(hold: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
     """The synthetic probes' images (never trained on), from the hold-out and noise."""
     gen = torch.Generator().manual_seed(seed)
     a, b = torch.randint(len(hold), (2, len(hold)), generator=gen)
@@ -72,7 +72,7 @@ def main() -> None:
                      **json.loads(a.engine), seed=a.seed, checkpoints=a.checkpoints)
     tr, ho = holdout_split(len(synth), sc.holdout, sc.seed)
     images, hold = synth.images[tr], synth.images[ho]
-    probe = {k: (x, predict_logits(teacher, x)) for k, x in probes(teacher, hold, a.seed + 7).items()}
+    probe = {k: (x, predict_logits(teacher, x)) for k, x in probes(hold, a.seed + 7).items()}
     student = build_model(sc.arch, tuple(ds.input_shape), len(ds.class_names), seed=sc.seed)
     rows = []
 

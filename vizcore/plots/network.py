@@ -25,6 +25,8 @@ from vizcore.plots.common import blow_up, colour_lut, fast_figure, to_display
 RING_SCALE = "YlOrRd"
 EDGE_RGB = "31,119,180"
 KNOCKED_GREY = "#9a9a9a"
+KNOCKED_RGB = tuple(int(KNOCKED_GREY[i:i + 2], 16) for i in (1, 3, 5))
+CRIMSON = (220, 20, 60)  # the explained class's ring and the cross over a knocked-out map
 SELECTED = "#00b4d8"
 GAP = 2.4  # empty cells between two columns, where the edges run
 THUMB = 0.78  # thumbnail side in cells (the rest of the cell is its ring and a gap)
@@ -38,44 +40,48 @@ class _Column:
     centers: np.ndarray  # (n, 2) x, y of every node
 
 
-def _png(a: np.ndarray, min_side: int = 56) -> str:
-    """uint8 (H, W), (H, W, 2) grey + alpha or (H, W, 3) -> data URI of a PNG, blown up with nearest neighbours so
-    pixels stay sharp (``min_side``: the smaller of H and W after the blow-up)."""
-    k = max(1, math.ceil(min_side / max(min(a.shape[:2]), 1)))
+def _data_uri(img, **save) -> str:
+    """A PIL picture as the data URI of a PNG (fast compression; ``save``: more PNG options)."""
     buf = io.BytesIO()
-    blow_up(a, k).save(buf, format="PNG", compress_level=1)
+    img.save(buf, format="PNG", compress_level=1, **save)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _montage(pix: np.ndarray, nc: int, nr: int) -> tuple[np.ndarray, float, float]:
+def _png(a: np.ndarray, min_side: int = 56) -> str:
+    """uint8 (H, W), (H, W, 2) grey + alpha, (H, W, 3) or (H, W, 4) -> data URI of a PNG, blown up with nearest
+    neighbours so pixels stay sharp (``min_side``: the smaller of H and W after the blow-up)."""
+    k = max(1, math.ceil(min_side / max(min(a.shape[:2]), 1)))
+    return _data_uri(blow_up(a, k))
+
+
+def _montage(pix: np.ndarray, nc: int, nr: int) -> np.ndarray:
     """(n, h, w) uint8 thumbnails -> one grey + alpha picture of an ``nr`` x ``nc`` grid of cells (map m in column
     m // nr, row m % nr), each thumbnail centred in its cell with transparent margins that let the edges show.
-    One PNG per layer instead of one per map: the diagram of a 64-map layer is built and sent several times faster.
-    Returns the picture and the thumbnail's share of a cell's width and height."""
+    One PNG per layer instead of one per map: the diagram of a 64-map layer is built and sent several times faster."""
     n, h, w = pix.shape
     gh, gw = max(1, round(h * (1 / THUMB - 1))), max(1, round(w * (1 / THUMB - 1)))
     out = np.zeros((nr * (h + gh), nc * (w + gw), 2), np.uint8)
     for m in range(n):
         y, x = (m % nr) * (h + gh) + gh // 2, (m // nr) * (w + gw) + gw // 2
         out[y:y + h, x:x + w] = np.stack([pix[m], np.full_like(pix[m], 255)], -1)
-    return out, w / (w + gw), h / (h + gh)
+    return out
 
 
 def _ringed_sheet(pix: np.ndarray, nc: int, nr: int, rings: np.ndarray, widths: np.ndarray, knocked,
-                  cell_px: float) -> tuple[np.ndarray, float, float]:
+                  cell_px: float) -> np.ndarray:
     """:func:`_montage` in colour, blown up to about ``cell_px`` pixels per cell, with every map's ring drawn in its
     margin (``rings``: (n, 3) uint8 colours, ``widths``: screen pixels) and knocked-out maps crossed out in
     crimson: one picture instead of a rectangle and two lines per map for the browser to draw."""
     from PIL import Image, ImageDraw
 
-    la, tx, ty = _montage(pix, nc, nr)
+    la = _montage(pix, nc, nr)
     h, w = pix.shape[1:]
     ch, cw = la.shape[0] // nr, la.shape[1] // nc
     k = max(1, math.ceil(cell_px / ch))
     rgba = np.asarray(blow_up(np.concatenate([la[..., :1].repeat(3, 2), la[..., 1:]], 2), k)).copy()
     per_px = k * ch / max(cell_px / 2, 1)  # picture pixels per screen pixel (cell_px is twice the cell on screen)
-    for m in range(len(pix)):
-        y0, x0 = k * ((m % nr) * ch + (ch - h) // 2), k * ((m // nr) * cw + (cw - w) // 2)
+    corners = [(k * ((m % nr) * ch + (ch - h) // 2), k * ((m // nr) * cw + (cw - w) // 2)) for m in range(len(pix))]
+    for m, (y0, x0) in enumerate(corners):  # each thumbnail's top-left pixel
         y1, x1 = y0 + k * h, x0 + k * w
         t = int(min(k * min((ch - h) // 2, (cw - w) // 2), max(1, round(widths[m] * per_px))))
         if t > 0:
@@ -85,14 +91,14 @@ def _ringed_sheet(pix: np.ndarray, nc: int, nr: int, rings: np.ndarray, widths: 
     if knocked:
         img = Image.fromarray(rgba)
         for m in knocked:  # drawn inside the thumbnail only: a small map's margin cannot hold a thick line's ends
-            y0, x0 = k * ((m % nr) * ch + (ch - h) // 2), k * ((m // nr) * cw + (cw - w) // 2)
+            y0, x0 = corners[m]
             tile = img.crop((x0, y0, x0 + k * w, y0 + k * h))
             draw = ImageDraw.Draw(tile)
             for line in (((0, 0), (k * w - 1, k * h - 1)), ((0, k * h - 1), (k * w - 1, 0))):
-                draw.line(line, fill=(220, 20, 60, 255), width=max(1, round(2 * per_px)))
+                draw.line(line, fill=(*CRIMSON, 255), width=max(1, round(2 * per_px)))
             img.paste(tile, (x0, y0))
         rgba = np.asarray(img)
-    return rgba, tx, ty
+    return rgba
 
 
 def _grid(n: int, rows: int) -> tuple[int, int]:
@@ -142,9 +148,10 @@ def _strongest_edges(w: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray, 
 
 class _Canvas:
     """The diagram's data area (x in cells, y in cells growing downwards) as a picture of ``supersample`` pixels
-    per screen pixel (``screen``: a cell's width on screen): what the browser would otherwise draw as hundreds of SVG lines and rectangles is drawn here once."""
+    per screen pixel (``screen``: a cell's width on screen): what the browser would otherwise draw as hundreds of
+    SVG lines and rectangles is drawn here once."""
 
-    def __init__(self, x0: float, x1: float, y0: float, y1: float, screen: float, supersample: float = 2.0):
+    def __init__(self, x0: float, x1: float, y0: float, y1: float, screen: float, supersample: float = 1.5):
         self.x0, self.y0, self.screen, self.scale = x0, y0, screen, screen * supersample
         self.size = (max(1, round((x1 - x0) * self.scale)), max(1, round((y1 - y0) * self.scale)))
         self.extent = (x0, y0, x1 - x0, y1 - y0)
@@ -176,11 +183,9 @@ def _edge_picture(cols: list[_Column], edges, keep: int, canvas: _Canvas) -> dic
                 draw.line(line, fill=round(255 * min(1.0, 0.25 + 0.65 * hi)), width=max(1, round(width * per_px)))
     # a palette picture whose entry v is the edge colour at opacity v / 255: a quarter of RGBA's bytes to compress
     alpha.putpalette([int(v) for v in EDGE_RGB.split(",")] * 256)
-    buf = io.BytesIO()
-    alpha.save(buf, format="PNG", compress_level=1, transparency=bytes(range(256)))
     x, y, sx, sy = canvas.extent
-    return dict(source="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), x=x, y=y, sizex=sx,
-                sizey=sy, xref="x", yref="y", sizing="stretch", layer="below")
+    return dict(source=_data_uri(alpha, transparency=bytes(range(256))), x=x, y=y, sizex=sx, sizey=sy, xref="x",
+                yref="y", sizing="stretch", layer="below")
 
 
 def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str = "",
@@ -202,7 +207,7 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
     x_end = cols[-1].x0 + cols[-1].width + (7 if cols[-1].layer.kind == "output" else 1)
     height = int(min(760, max(360, (width - 120) * (rows + 2.3) / (x_end + 3.1) + 60)))
     cell = min((width - 20) / (x_end + 3.1), (height - 60) / (rows + 2.3))  # a cell's side on screen, in pixels
-    canvas = _Canvas(-0.5, x_end + 2.6, -2.0, rows + 0.3, cell, supersample=1.5)
+    canvas = _Canvas(-0.5, x_end + 2.6, -2.0, rows + 0.3, cell)
     traces, shapes, annotations = [], [], []
     edges = _edge_picture(cols, flow.edges, edges_per_layer, canvas)
     images = [edges] if edges else []
@@ -233,9 +238,9 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
             nc, nr = _grid(lay.width, rows)
             knocked = sorted(lay.knocked)
             rings = ring_rgb.copy()
-            rings[knocked] = [int(KNOCKED_GREY[i:i + 2], 16) for i in (1, 3, 5)]
+            rings[knocked] = KNOCKED_RGB
             widths = np.where(np.isin(np.arange(lay.width), knocked), 1.0, 1 + 3.5 * rel)
-            sheet, _, _ = _ringed_sheet(pix, nc, nr, rings, widths, knocked, canvas.scale)
+            sheet = _ringed_sheet(pix, nc, nr, rings, widths, knocked, canvas.scale)
             images.append(dict(source=_png(sheet, min_side=1), x=c.x0, y=(rows - nr) / 2, sizex=nc, sizey=nr,
                                xref="x", yref="y", sizing="stretch", layer="above"))
         if selected and selected[0] == lay.name and 0 <= selected[1] < lay.width and lay.kind != "input":
@@ -298,23 +303,21 @@ def _dots(c: _Column, rel: np.ndarray, rings: np.ndarray, flow: NetworkFlow, row
     img = Image.new("RGBA", (max(1, round(canvas.scale)), max(1, round(rows * canvas.scale))))
     draw = ImageDraw.Draw(img)
     r = _dot_size(lay.kind, n) / 2 * per_px
-    grey = tuple(int(KNOCKED_GREY[i:i + 2], 16) for i in (1, 3, 5)) + (255,)
     for m, (_, cy) in enumerate(c.centers):
         x, y = canvas.scale / 2, cy * canvas.scale
         if m in lay.knocked:
             for dx in (-1, 1):
-                draw.line(((x - r, y - dx * r), (x + r, y + dx * r)), fill=grey, width=max(1, round(2 * per_px)))
+                draw.line(((x - r, y - dx * r), (x + r, y + dx * r)), fill=(*KNOCKED_RGB, 255),
+                          width=max(1, round(2 * per_px)))
             continue
         target = lay.kind == "output" and m == flow.target
         width = (4 if target else 1 + 3 * float(rel[m])) * per_px
         g = int(255 - 200 * shade[m])
-        ring = (220, 20, 60, 255) if target else (*(int(u) for u in rings[m]), 255)
+        ring = (*CRIMSON, 255) if target else (*(int(u) for u in rings[m]), 255)
         draw.ellipse((x - r - width / 2, y - r - width / 2, x + r + width / 2, y + r + width / 2), fill=ring)
         draw.ellipse((x - r + width / 2, y - r + width / 2, x + r - width / 2, y + r - width / 2), fill=(g, g, g, 255))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1)
-    return dict(source="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), x=c.x0, y=0, sizex=1,
-                sizey=rows, xref="x", yref="y", sizing="stretch", layer="above")
+    return dict(source=_data_uri(img), x=c.x0, y=0, sizex=1, sizey=rows, xref="x", yref="y", sizing="stretch",
+                layer="above")
 
 
 def _nodes(c: _Column, class_names: Sequence[str], flow: NetworkFlow) -> dict:
