@@ -68,8 +68,8 @@ def _montage(pix: np.ndarray, nc: int, nr: int) -> np.ndarray:
 
 
 def _ringed_sheet(pix: np.ndarray, nc: int, nr: int, rings: np.ndarray, widths: np.ndarray, knocked,
-                  cell_px: float) -> np.ndarray:
-    """:func:`_montage` in colour, blown up to about ``cell_px`` pixels per cell, with every map's ring drawn in its
+                  canvas: _Canvas) -> np.ndarray:
+    """:func:`_montage` in colour, blown up to about the ``canvas``'s pixels per cell, with every map's ring drawn in its
     margin (``rings``: (n, 3) uint8 colours, ``widths``: screen pixels) and knocked-out maps crossed out in
     crimson: one picture instead of a rectangle and two lines per map for the browser to draw."""
     from PIL import Image, ImageDraw
@@ -77,9 +77,9 @@ def _ringed_sheet(pix: np.ndarray, nc: int, nr: int, rings: np.ndarray, widths: 
     la = _montage(pix, nc, nr)
     h, w = pix.shape[1:]
     ch, cw = la.shape[0] // nr, la.shape[1] // nc
-    k = max(1, math.ceil(cell_px / ch))
+    k = max(1, math.ceil(canvas.scale / ch))
     rgba = np.asarray(blow_up(np.concatenate([la[..., :1].repeat(3, 2), la[..., 1:]], 2), k)).copy()
-    per_px = k * ch / max(cell_px / 2, 1)  # picture pixels per screen pixel (cell_px is twice the cell on screen)
+    per_px = k * ch / canvas.screen  # picture pixels per screen pixel
     corners = [(k * ((m % nr) * ch + (ch - h) // 2), k * ((m // nr) * cw + (cw - w) // 2)) for m in range(len(pix))]
     for m, (y0, x0) in enumerate(corners):  # each thumbnail's top-left pixel
         y1, x1 = y0 + k * h, x0 + k * w
@@ -240,7 +240,7 @@ def network_figure(flow: NetworkFlow, class_names: Sequence[str], *, title: str 
             rings = ring_rgb.copy()
             rings[knocked] = KNOCKED_RGB
             widths = np.where(np.isin(np.arange(lay.width), knocked), 1.0, 1 + 3.5 * rel)
-            sheet = _ringed_sheet(pix, nc, nr, rings, widths, knocked, canvas.scale)
+            sheet = _ringed_sheet(pix, nc, nr, rings, widths, knocked, canvas)
             images.append(dict(source=_png(sheet, min_side=1), x=c.x0, y=(rows - nr) / 2, sizex=nc, sizey=nr,
                                xref="x", yref="y", sizing="stretch", layer="above"))
         if selected and selected[0] == lay.name and 0 <= selected[1] < lay.width and lay.kind != "input":
