@@ -73,9 +73,12 @@ def default_engine(input_shape) -> EngineConfig:
 
 
 def engine_for(method: str, engine: EngineConfig, n: int) -> EngineConfig:
-    """The engine settings a method runs with: a generator-in-the-loop method's own settings, its bank ``n`` images."""
+    """The engine settings a method runs with: a generator-in-the-loop method's own settings where ``engine`` keeps
+    :data:`DEFAULT_ENGINE`'s (a setting the user changed, such as ``distill --mix cutmix``, stays), its bank ``n``
+    images."""
     if method in IN_THE_LOOP:
-        return replace(engine, **IN_THE_LOOP[method], bank=n)
+        own = {k: v for k, v in IN_THE_LOOP[method].items() if getattr(engine, k) == getattr(DEFAULT_ENGINE, k)}
+        return replace(engine, **own, bank=n)
     return engine
 
 
