@@ -10,6 +10,9 @@ from conftest import assert_untouched, weights_snapshot
 
 from vizcore.core.hooks import frozen_copy
 from vizcore.distill.engine import (
+    attention_loss,
+    attention_map,
+    attention_pairs,
     EngineConfig,
     MemoryBank,
     discrepancy,
@@ -130,6 +133,10 @@ def test_blank_generator_starts_dark_and_dfad_keeps_its_own_generator():
     from vizcore.distill.methods import engine_for
 
     assert engine_for("online", EngineConfig(), 100).generator_blank and not engine_for("dfad", EngineConfig(), 100).generator_blank
+    # the method's settings fill in what the user left at the engine's default; what the user changed stays
+    chosen = engine_for("kegnet-online", EngineConfig(mix="cutmix", temperature=3.0, steps=50), 100)
+    assert (chosen.mix, chosen.temperature, chosen.steps, chosen.lr, chosen.bank) == ("cutmix", 3.0, 50, 3e-3, 100)
+    assert engine_for("dfad", EngineConfig(), 100).loss == "l1"
 
 
 def test_online_engine_distills_a_table_teacher_with_a_row_generator():
@@ -264,3 +271,37 @@ def test_with_ema_the_checkpoints_keep_the_average_of_the_students_weights(digit
     assert not torch.allclose(kept[0], after[-1][0])
     with pytest.raises(ValueError, match="decay"):
         EngineConfig(ema=1.0)
+
+
+def test_attention_maps_pair_by_size_and_ignore_width_and_scale(digits):
+    """ZSKT's attention transfer: pairs at every resolution both models have; a map is the same for a feature map
+    with its channels repeated or scaled, so a narrower student can match a wider teacher."""
+    teacher = build_model("cnn", (1, 28, 28), 10, seed=0)
+    assert attention_pairs(teacher, build_model("cnn_s", (1, 28, 28), 10, seed=1), (1, 28, 28)) == [
+        ("act1", "act1"), ("act2", "act2")]
+    assert attention_pairs(teacher, build_model("mlp", (1, 28, 28), 10, seed=1), (1, 28, 28)) == []
+    a = torch.rand(3, 4, 5, 5)
+    assert torch.allclose(attention_map(torch.cat([a, a], 1) * 7), attention_map(a), atol=1e-6)
+    assert torch.allclose(attention_map(a).norm(dim=1), torch.ones(3))
+    assert float(attention_loss([a], [3 * a])) < 1e-10 and float(attention_loss([a], [a.flip(-1)])) > 1e-4
+
+
+def test_attention_transfer_brings_the_students_maps_to_the_teachers(digits, digits_cnn):
+    from vizcore.core.hooks import capture
+
+    teacher = frozen_copy(digits_cnn)
+    pairs = attention_pairs(teacher, build_model("cnn_s", digits.input_shape, 10, seed=1), digits.input_shape)
+    assert len(pairs) == 2  # 8 x 8 and 4 x 4
+    x = digits.test_x[:200]
+
+    def gap(weight):
+        student = build_model("cnn_s", digits.input_shape, 10, seed=1)
+        distill(teacher, student, EngineConfig(steps=60, batch_size=32, checkpoints=1, attention=weight),
+                input_shape=digits.input_shape, num_classes=10, images=digits.train_x[:256])
+        with torch.no_grad(), capture(teacher, [t for t, _ in pairs]) as t, capture(student, [s for _, s in pairs]) as s:
+            teacher(x), student(x)
+            return float(attention_loss([t[n] for n, _ in pairs], [s[n] for _, n in pairs]))
+
+    assert gap(1000.0) < 0.5 * gap(0.0)
+    with pytest.raises(ValueError, match="attention"):
+        EngineConfig(attention=-1.0)

@@ -32,8 +32,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vizcore.core import distributed as dist
-from vizcore.core.hooks import fast_layout
-from vizcore.core.layers import model_device
+from vizcore.core.hooks import capture, fast_layout
+from vizcore.core.layers import conv_layers, feature_layer, model_device
 from vizcore.core.progress import Cancelled, Progress
 from vizcore.distill.generators import Generator, TableGenerator
 from vizcore.metrics import predict_logits
@@ -61,7 +61,10 @@ class EngineConfig:
     learns; off by default, since the teacher's soft targets already regularize it and a short budget cannot
     afford dropout's noise (Fashion-MNIST cnn -> cnn: 92.0 % -> 94.9 % of the teacher). ``ema``: the decay of an
     exponential moving average of the student's weights (Polyak averaging, as in mean-teacher and SWA); the
-    checkpoints judge and keep the average rather than the student of the moment (0: off).
+    checkpoints judge and keep the average rather than the student of the moment (0: off). ``attention``: the
+    weight of attention transfer (Zagoruyko & Komodakis 2017, as ZSKT trains its students, section 3.1): the student's
+    spatial attention maps (the mean square of a conv layer's activations over channels, L2-normalized) match the
+    teacher's at every resolution both have (0: off; nothing to match where either has no conv layers).
     """
 
     steps: int = 3000
@@ -87,6 +90,7 @@ class EngineConfig:
     checkpoints: int = 10
     student_dropout: bool = False
     ema: float = 0.0
+    attention: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -96,6 +100,8 @@ class EngineConfig:
             raise ValueError(f"mix is one of {', '.join(MIXES)}, not '{self.mix}'")
         if self.steps < 1 or self.batch_size < 2 or not 0 <= self.replay <= 1 or not 0 <= self.mix_share <= 1:
             raise ValueError("the engine needs steps >= 1, batches of at least 2 and shares in [0, 1]")
+        if self.attention < 0:
+            raise ValueError(f"the attention-transfer weight is at least 0, not {self.attention}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"the average's decay is in [0, 1), not {self.ema}")
 
@@ -132,6 +138,32 @@ def discrepancy(s_logits: torch.Tensor, t_logits: torch.Tensor, loss: str, tempe
     T = temperature
     return F.kl_div(F.log_softmax(s_logits / T, 1), F.log_softmax(t_logits / T, 1), log_target=True,
                     reduction="batchmean") * T * T
+
+
+def attention_pairs(teacher: nn.Module, student: nn.Module, input_shape) -> list[tuple[str, str]]:
+    """(teacher layer, student layer) whose attention maps are matched: at every spatial size that both models'
+    conv feature maps take, the last such map in each (a conv layer's activation, or the conv layer itself)."""
+    def last_per_size(model):
+        names = [feature_layer(model, n) for n in conv_layers(model)]
+        if len(input_shape) != 3 or not names:
+            return {}
+        x = torch.zeros(1, *input_shape, device=model_device(model))
+        with torch.no_grad(), capture(model, names) as out:
+            model(x)
+        return {tuple(out[n].shape[-2:]): n for n in names if out[n].dim() == 4}
+
+    t, s = last_per_size(teacher), last_per_size(student)
+    return [(t[size], s[size]) for size in t if size in s]
+
+
+def attention_map(a: torch.Tensor) -> torch.Tensor:
+    """A feature map's spatial attention: the mean square over channels, flattened and L2-normalized."""
+    return F.normalize(a.float().pow(2).mean(1).flatten(1), dim=1)
+
+
+def attention_loss(t_maps: list[torch.Tensor], s_maps: list[torch.Tensor]) -> torch.Tensor:
+    """Sum over the matched layers of the mean squared difference of the two attention maps (ZSKT's form)."""
+    return sum((attention_map(s) - attention_map(t)).pow(2).mean() for t, s in zip(t_maps, s_maps))
 
 
 def shift_images(x: torch.Tensor, pixels: int, gen: torch.Generator) -> torch.Tensor:
@@ -371,6 +403,8 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
         stats["resumed_at"] = first - 1
         gen.manual_seed(dist.item_seed(own_seed, first))  # a fresh stream from here on
     shift = config.shift if config.shift is not None else (input_shape[-2] // 14 if len(input_shape) == 3 else 0)
+    pairs = attention_pairs(teacher, student, input_shape) if config.attention else []
+    t_layers, s_layers = [t for t, _ in pairs], [s for _, s in pairs]
 
     def fresh(n: int) -> torch.Tensor:
         with torch.no_grad():
@@ -408,10 +442,13 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
         x = mix_images(x, config.mix if x.dim() == 4 else config.mix.replace("both", "mixup").replace("cutmix", "none"),
                        config.mix_share, gen)
         x = fast_layout(x)
-        with dist.autocast(x.device):
+        with dist.autocast(x.device), capture(teacher, t_layers) as t_maps, capture(student, s_layers) as s_maps:
             with torch.no_grad():
                 t = teacher(x)
             loss = discrepancy(net(x).float(), t.float(), config.loss, config.temperature)
+            if pairs:
+                loss = loss + config.attention * attention_loss([t_maps[n] for n in t_layers],
+                                                                [s_maps[n] for n in s_layers])
         opt_s.zero_grad(set_to_none=True)
         loss.backward()
         opt_s.step()
