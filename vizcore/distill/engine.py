@@ -63,7 +63,7 @@ class EngineConfig:
     exponential moving average of the student's weights (Polyak averaging, as in mean-teacher and SWA); the
     checkpoints judge and keep the average rather than the student of the moment (0: off). ``attention``: the
     weight of attention transfer (Zagoruyko & Komodakis 2017, as ZSKT trains its students, section 3.1): the student's
-    spatial attention maps (the mean square of a conv layer's activations over channels, L2-normalized) match the
+    spatial attention maps (the squares of a conv layer's activations summed over channels, L2-normalized) match the
     teacher's at every resolution both have (0: off; nothing to match where either has no conv layers).
     """
 
@@ -157,8 +157,10 @@ def attention_pairs(teacher: nn.Module, student: nn.Module, input_shape) -> list
 
 
 def attention_map(a: torch.Tensor) -> torch.Tensor:
-    """A feature map's spatial attention: the mean square over channels, flattened and L2-normalized."""
-    return F.normalize(a.float().pow(2).mean(1).flatten(1), dim=1)
+    """A feature map's spatial attention: the sum of squares over channels, flattened and L2-normalized (the same as
+    ZSKT's mean square once normalized; ``a * a`` takes half the time of ``a.pow(2)`` forward and back on CPU)."""
+    a = a.float()
+    return F.normalize((a * a).sum(1).flatten(1), dim=1)
 
 
 def attention_loss(t_maps: list[torch.Tensor], s_maps: list[torch.Tensor]) -> torch.Tensor:
