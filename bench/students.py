@@ -139,11 +139,13 @@ def main() -> None:
             out[f"default_fashion_cnn_to_{arch}"] = defaults("zoo:fashion-mnist-cnn", fashion_, arch, a.n)
             print(json.dumps(out[f"default_fashion_cnn_to_{arch}"]), file=sys.stderr, flush=True)
     if "methods" in only:
-        from vizcore.distill.methods import DEFAULT_ENGINE
+        from vizcore.distill.methods import default_steps
 
         name = zoo.get_entry(a.table_teacher).card.dataset
-        out[f"methods_table_{name}"] = methods_table(a.table_teacher, load_dataset(name), a.table_n,
-                                             a.table_steps or DEFAULT_ENGINE.steps, a.table_methods.split(","))
+        table_ds = load_dataset(name)
+        out[f"methods_table_{name}"] = methods_table(a.table_teacher, table_ds, a.table_n,
+                                                     a.table_steps or default_steps(table_ds.input_shape),
+                                                     a.table_methods.split(","))
     if "presets" in only:
         for name in a.preset_datasets.split(","):
             ds_ = load_dataset(name)

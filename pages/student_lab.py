@@ -77,7 +77,8 @@ def synthesis_options(method: str) -> dict:
     elif method == "online":
         st.caption("Trains online, the teacher in the loop: a generator starting from blank pictures makes the images "
                    "that the student currently gets wrong (DFAD), kept confident and spread over every class "
-                   "(DAFL); the student learns the teacher's logits on them and on replayed past images. The budget "
+                   "(DAFL); the student learns the teacher's logits on them and on replayed past images and, when both "
+                   "are CNNs, the teacher's attention maps (ZSKT). The budget "
                    "below is the whole run: there is no separate synthesis step.")
     elif method == "dfad":
         st.caption("DFAD trains online: a generator makes the images that the student currently gets wrong, while "
@@ -86,7 +87,8 @@ def synthesis_options(method: str) -> dict:
         st.caption("KegNet's generators (seed 004) first make a fixed set; then a generator in the loop, starting from "
                    "blank pictures, makes the images the student currently gets wrong (DFAD), kept confident and "
                    "spread over every class (DAFL). The student learns the teacher's logits on fresh, replayed and "
-                   "KegNet images; the budget below is the training.")
+                   "KegNet images and, when both are CNNs, where the teacher looks in each picture (its attention "
+                   "maps: attention transfer, ZSKT); the budget below is the training.")
     if method in KEGNET_METHODS:
         steps = METHOD_DEFAULTS.get(method, {}).get("train_steps", SynthesisConfig.train_steps)
         opts["train_steps"] = int(c3.number_input("Training steps per generator", 10, 20_000, steps,

@@ -136,7 +136,7 @@ def test_blank_generator_starts_dark_and_dfad_keeps_its_own_generator():
     # the method's settings fill in what the user left at the engine's default; what the user changed stays
     chosen = engine_for("kegnet-online", EngineConfig(mix="cutmix", temperature=3.0, steps=50), 100)
     assert (chosen.mix, chosen.temperature, chosen.steps, chosen.lr, chosen.bank) == ("cutmix", 3.0, 50, 3e-3, 100)
-    assert engine_for("dfad", EngineConfig(), 100).loss == "l1"
+    assert engine_for("dfad", EngineConfig(), 100).loss == "l1" and engine_for("dfad", EngineConfig(), 100).attention == 0
 
 
 def test_online_engine_distills_a_table_teacher_with_a_row_generator():
@@ -169,8 +169,8 @@ def test_the_default_is_kegnet_then_online_with_its_measured_settings(digits, di
     # KegNet's generators made the fixed set (seed 004's noise size 10); the online generator trained beside it
     assert not syn["online"] and syn["n"] == 64 and syn["stats"]["generators"] == 2 and syn["stats"]["noise_dim"] == 10
     assert (engine["generator"], engine["generator_blank"], engine["student_per_generator"], engine["loss"],
-            engine["lr"], engine["one_hot"] > 0, engine["balance"] > 0, engine["bank"]) == (
-                True, True, 6, "kl", 3e-3, True, True, 64)
+            engine["lr"], engine["one_hot"] > 0, engine["balance"] > 0, engine["bank"], engine["attention"]) == (
+                True, True, 6, "kl", 3e-3, True, True, 64, 2500.0)
     with pytest.raises(ValueError, match="needs the engine"):  # the generator in the loop lives in the engine
         runs.DistillConfig("t", "digits", SynthesisConfig(method=DEFAULT_METHOD, n=64))
 
