@@ -280,6 +280,11 @@ def test_attention_maps_pair_by_size_and_ignore_width_and_scale(digits):
     assert attention_pairs(teacher, build_model("cnn_s", (1, 28, 28), 10, seed=1), (1, 28, 28)) == [
         ("act1", "act1"), ("act2", "act2")]
     assert attention_pairs(teacher, build_model("mlp", (1, 28, 28), 10, seed=1), (1, 28, 28)) == []
+    # the probe that finds the sizes leaves a training student as it was: its mode, and its BatchNorm statistics
+    bn = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                             torch.nn.Flatten(), torch.nn.Linear(4 * 28 * 28, 10)).train()
+    assert attention_pairs(teacher, bn, (1, 28, 28)) == [("act1", "0")]
+    assert bn.training and bn[1].num_batches_tracked == 0 and float(bn[1].running_var.min()) == 1.0
     a = torch.rand(3, 4, 5, 5)
     assert torch.allclose(attention_map(torch.cat([a, a], 1) * 7), attention_map(a), atol=1e-6)
     assert torch.allclose(attention_map(a).norm(dim=1), torch.ones(3))

@@ -32,11 +32,12 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vizcore.core import distributed as dist
-from vizcore.core.hooks import capture, fast_layout
+from vizcore.core.hooks import capture, fast_layout, guarded
 from vizcore.core.layers import conv_layers, feature_layer, model_device
 from vizcore.core.progress import Cancelled, Progress
 from vizcore.distill.generators import Generator, TableGenerator
 from vizcore.metrics import predict_logits
+from vizcore.models import layer_table
 
 LOSSES = ("kl", "l1")
 MIXES = ("none", "mixup", "cutmix", "both")
@@ -142,15 +143,19 @@ def discrepancy(s_logits: torch.Tensor, t_logits: torch.Tensor, loss: str, tempe
 
 def attention_pairs(teacher: nn.Module, student: nn.Module, input_shape) -> list[tuple[str, str]]:
     """(teacher layer, student layer) whose attention maps are matched: at every spatial size that both models'
-    conv feature maps take, the last such map in each (a conv layer's activation, or the conv layer itself)."""
+    conv feature maps take, the last such map in each (a conv layer's activation, or the conv layer itself). The
+    sizes come from :func:`~vizcore.models.layer_table`'s probe, run in eval mode (a student's BatchNorm statistics
+    are not touched by it)."""
+    if len(input_shape) != 3:
+        return []
+
     def last_per_size(model):
         names = [feature_layer(model, n) for n in conv_layers(model)]
-        if len(input_shape) != 3 or not names:
+        if not names:
             return {}
-        x = torch.zeros(1, *input_shape, device=model_device(model))
-        with torch.no_grad(), capture(model, names) as out:
-            model(x)
-        return {tuple(out[n].shape[-2:]): n for n in names if out[n].dim() == 4}
+        with guarded(model):
+            shapes = {row["name"]: row["output_shape"] for row in layer_table(model, tuple(input_shape))}
+        return {tuple(shapes[n][-2:]): n for n in names if len(shapes[n]) == 3}
 
     t, s = last_per_size(teacher), last_per_size(student)
     return [(t[size], s[size]) for size in t if size in s]
