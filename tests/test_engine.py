@@ -280,6 +280,10 @@ def test_attention_maps_pair_by_size_and_ignore_width_and_scale(digits):
     assert attention_pairs(teacher, build_model("cnn_s", (1, 28, 28), 10, seed=1), (1, 28, 28)) == [
         ("act1", "act1"), ("act2", "act2")]
     assert attention_pairs(teacher, build_model("mlp", (1, 28, 28), 10, seed=1), (1, 28, 28)) == []
+    # a compressed student's Tucker-2 conv is one layer: its map is the activation after it, as the teacher's
+    from vizcore.distill.compression import compress_model
+    small, info = compress_model(teacher, ranks={"conv1": [1, 8], "conv2": [8, 8]})
+    assert attention_pairs(teacher, small, (1, 28, 28)) == [("act1", "act1"), ("act2", "act2")]
     # the probe that finds the sizes leaves a training student as it was: its mode, and its BatchNorm statistics
     bn = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
                              torch.nn.Flatten(), torch.nn.Linear(4 * 28 * 28, 10)).train()

@@ -37,7 +37,7 @@ from vizcore.core.layers import conv_layers, feature_layer, model_device
 from vizcore.core.progress import Cancelled, Progress
 from vizcore.distill.generators import Generator, TableGenerator
 from vizcore.metrics import predict_logits
-from vizcore.models import layer_table
+from vizcore.models import Tucker2Conv, layer_table
 
 LOSSES = ("kl", "l1")
 MIXES = ("none", "mixup", "cutmix", "both")
@@ -150,7 +150,8 @@ def attention_pairs(teacher: nn.Module, student: nn.Module, input_shape) -> list
         return []
 
     def last_per_size(model):
-        names = [feature_layer(model, n) for n in conv_layers(model)]
+        # a factorized conv (Tucker2Conv, a compressed model's layer) is one layer: its activation follows it
+        names = [feature_layer(model, _factorized(model, n)) for n in conv_layers(model)]
         if not names:
             return {}
         with guarded(model):
@@ -159,6 +160,12 @@ def attention_pairs(teacher: nn.Module, student: nn.Module, input_shape) -> list
 
     t, s = last_per_size(teacher), last_per_size(student)
     return [(t[size], s[size]) for size in t if size in s]
+
+
+def _factorized(model: nn.Module, name: str) -> str:
+    """``name``'s top-level layer when that is a factorized conv (``conv2.last`` -> ``conv2``), else ``name``."""
+    top = name.split(".")[0]
+    return top if top != name and isinstance(getattr(model, top, None), Tucker2Conv) else name
 
 
 def attention_map(a: torch.Tensor) -> torch.Tensor:
