@@ -95,6 +95,14 @@ def ranking_table(scores, target: int) -> None:
                        file_name=f"pg-{ds.name}-{target}.json", key="pg_download")
 
 
+def diagram(f, idx: int, target: int, true_class: int, selected):
+    """The network diagram of one image's flow, titled with what the model says."""
+    verdict = "right" if f.predicted == true_class else f"wrong: {ds.class_names[f.predicted]}"
+    title = (f"PG of '{ds.class_names[target]}' for test image #{idx} ({ds.class_names[true_class]}; "
+             f"the model says {ds.class_names[f.predicted]} {float(f.probs[f.predicted]):.0%}, {verdict})")
+    return network_figure(f, ds.class_names, title=title, selected=selected)
+
+
 @state.fragment
 def one_image() -> None:
     """Everything that depends on the image and class; a change reruns this fragment only."""
@@ -104,16 +112,16 @@ def one_image() -> None:
     open_clicked_map()
     args = (model_key, ds.name, idx, target, output, "l1" if norm == "l1" else "fro",
             tuple((k, tuple(v)) for k, v in mask.items()))
-    ahead = st.session_state.setdefault("_pg_ahead", LookAhead())
-    f = ahead.take(args) or flow(*args, image)
     selected = None
     if layers and st.session_state.get("pg_browse_layer") in layers:
         selected = (st.session_state["pg_browse_layer"], int(st.session_state.get("pg_browse_filter", 0)))
-    verdict = "right" if f.predicted == true_class else f"wrong: {ds.class_names[f.predicted]}"
-    title = (f"PG of '{ds.class_names[target]}' for test image #{idx} ({ds.class_names[true_class]}; "
-             f"the model says {ds.class_names[f.predicted]} {float(f.probs[f.predicted]):.0%}, {verdict})")
-    live_chart(st, network_figure(f, ds.class_names, title=title, selected=selected), "pg_network",
-               on_select="rerun", selection_mode="points", config={"displayModeBar": False})
+    # the look-ahead made this image's flow and diagram while the person looked at the previous one
+    ahead = st.session_state.setdefault("_pg_ahead", LookAhead())
+    f, fig = ahead.take((args, selected)) or (None, None)
+    if f is None:
+        f = flow(*args, image)
+        fig = diagram(f, idx, target, true_class, selected)
+    live_chart(st, fig, "pg_network", on_select="rerun", selection_mode="points", config={"displayModeBar": False})
     notes = ["Click a feature map to open it in the per-filter browser below."] if layers else []
     if mask:
         notes.append(f"Grey crossed maps: knocked out on the *Knockout* page ({sum(map(len, mask.values()))} "
@@ -133,8 +141,10 @@ def one_image() -> None:
         browser(pg, acts, image, target)
     nxt = next_image(idx, true_class)
     if nxt is not None:  # computed while the person looks at this one
-        ahead.start(args[:2] + (nxt,) + args[3:], lambda: network_flow(
-            model, ds.test_x[nxt], target, output=output, norm=args[5], mask=dict(args[6])))
+        def both():
+            g = network_flow(model, ds.test_x[nxt], target, output=output, norm=args[5], mask=dict(args[6]))
+            return g, diagram(g, nxt, target, true_class, selected)
+        ahead.start((args[:2] + (nxt,) + args[3:], selected), both)
 
 
 def next_image(idx: int, c: int) -> int | None:

@@ -67,33 +67,42 @@ def test_gradients_page_ranking_matches_library(model):
 
 
 def test_the_next_image_of_the_class_is_worked_out_while_the_person_looks(monkeypatch):
-    """After image n the page computes image n + 1's network flow in the background (n - 1 after a step back), and
-    the step to it takes that flow instead of computing it again."""
+    """After image n the page computes image n + 1's network flow and diagram in the background (n - 1 after a step
+    back), and the step to it takes them instead of computing them again."""
     import vizcore.explain.network as N
+    import vizcore.plots.network as PN
 
-    calls = []
-    real = N.network_flow
+    calls, drawn = [], []
+    real, real_figure = N.network_flow, PN.network_figure
 
     def counted(model, image, *a, **kw):
         calls.append((threading.current_thread().name, image.clone()))
         return real(model, image, *a, **kw)
 
+    def counted_figure(*a, **kw):
+        drawn.append(threading.current_thread().name)
+        return real_figure(*a, **kw)
+
     monkeypatch.setattr(N, "network_flow", counted)
+    monkeypatch.setattr(PN, "network_figure", counted_figure)
     at = app_on_digits("pages/gradients.py")
     at.selectbox(key="pg_img_class").set_value(6).run()
     ds = load_digits()
     sixes = torch.nonzero(ds.test_y == 6).flatten().tolist()
 
     def ahead_key():
-        return at.session_state["_pg_ahead"]._key
+        return at.session_state["_pg_ahead"]._key[0]  # (the flow's arguments, the map drawn selected)
 
     assert ahead_key()[2] == sixes[1]
     at.session_state["_pg_ahead"]._thread.join()
     assert any(t == "vizcore-look-ahead" and torch.equal(x, ds.test_x[sixes[1]]) for t, x in calls)
     in_script = len([t for t, _ in calls if t != "vizcore-look-ahead"])
+    drawn_in_script = len([t for t in drawn if t != "vizcore-look-ahead"])
+    assert "vizcore-look-ahead" in drawn
     at.number_input(key="pg_img_n").set_value(2).run()
     assert not at.exception, at.exception
     assert len([t for t, _ in calls if t != "vizcore-look-ahead"]) == in_script  # taken, not computed again
+    assert len([t for t in drawn if t != "vizcore-look-ahead"]) == drawn_in_script  # the diagram too
     assert f"test image #{sixes[1]} " in _diagram(at)["layout"]["title"]["text"]
     assert ahead_key()[2] == sixes[2]
     at.session_state["_pg_ahead"]._thread.join()
