@@ -17,7 +17,9 @@ st.title("Compression")
 st.caption("Tucker-2 for convolutions and a low-rank factorization for dense layers shrink the model to the ratio "
            "you pick (parameters before / after). The compressed model (T) loses accuracy; it is then fine-tuned on "
            "data made without the training set: uniform or Gaussian noise, KegNet's generators (seed 004) or "
-           "vizcore's best synthetic set. Repairs are selected on synthetic data; the test set only scores them.")
+           "vizcore's best: for images the Student lab's default method, trained in the distillation engine from the "
+           "compressed model; for tables KegNet's rows with Gaussian rows. Repairs are selected on synthetic data; "
+           "the test set only scores them.")
 
 ds, entry, model = state.require()
 if entry.card.format == "torchscript" or not isinstance(model, torch.nn.Sequential):
@@ -70,13 +72,20 @@ with repair_tab:
                                   help="the teacher is sure of KegNet's inputs: long fine-tuning on them alone pulls "
                                        "the student away from the real data"))
     ksteps = int(c4.number_input("KegNet steps per generator", 10, 50_000, step=100, key="cmp_ksteps"))
+    engine_steps = None
+    if not ds.is_tabular:
+        state.follow_defaults(cmp_esteps=defaults.engine_steps)
+        engine_steps = int(st.number_input(
+            "Steps of the best repair", 10, 50_000, step=500, key="cmp_esteps",
+            help=f"T+vizcore's best trains the compressed model in the distillation engine with the Student lab's "
+                 f"default method ({defaults.best}: KegNet's images and a generator trained against the student)"))
     real_select = st.checkbox(
         "Pick each repair's epoch on real validation data (the seed's protocol; NOT data-free)", key="cmp_real_select",
         help="KegNet's code keeps the epoch (the compressed start included) most accurate on a real validation "
              "split; vizcore's default keeps the one that agrees most with the teacher on synthetic inputs")
     save = st.checkbox("Save the last repaired model to the workspace", key="cmp_save")
     repair_config = comp.RepairConfig(n=n, epochs=epochs, kegnet_epochs=kepochs, kegnet_steps=ksteps,
-                                      select="real" if real_select else "synthetic")
+                                      engine_steps=engine_steps, select="real" if real_select else "synthetic")
     go_at, estimate_at, estimate_info = st.columns([2, 1, 3])
     if go_at.button("Compress and repair in the background", type="primary", disabled=not methods, key="cmp_go"):
         name = f"{entry.card.name}-x{ratio:g}-{methods[-1]}" if save else None

@@ -53,6 +53,19 @@ def test_shrink_shows_the_libraries_figures(shared_datasets):
     assert metrics["Ratio"] == f"{info['ratio']:.2f}x" and metrics["Test accuracy"] == f"{acc:.1%}"
 
 
+def test_the_engine_steps_of_the_best_repair_are_asked_for_images_only(shared_datasets):
+    """An image model's best repair trains in the engine: the page asks for its steps (the CLI's default); a
+    table's best repair fine-tunes for epochs, so the field is not there."""
+    assert not [n for n in _page("compression").number_input if n.key == "cmp_esteps"]
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["dataset_name"] = "digits"
+    at.session_state["model_id"] = "zoo:digits-cnn"
+    at.run()
+    at.switch_page("pages/compression.py").run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="cmp_esteps").value == comp.IMAGE_REPAIR["engine_steps"]
+
+
 def test_repair_and_kegnet_pictures_run_as_jobs(shared_datasets):
     at = _page("compression")
     # the page starts from the CLI's and the bench's repair defaults for a table

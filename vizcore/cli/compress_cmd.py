@@ -21,7 +21,7 @@ from vizcore.distill.compression import (
 )
 
 
-def _config(args, keys=("n", "epochs", "kegnet_epochs", "kegnet_steps", "seed", "select")) -> RepairConfig:
+def _config(args, keys=("n", "epochs", "kegnet_epochs", "kegnet_steps", "engine_steps", "seed", "select")) -> RepairConfig:
     return RepairConfig(**{k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
 
 
@@ -89,7 +89,7 @@ def cmd_kegnet_table(args) -> None:
         raise ValueError(f"no seed ratio for '{dataset}'; pass --ratio")
     # distill-preset's --n / --epochs defaults belong to seed 000's tables: the repair keeps its own
     out = _run(teacher, dataset, args.data_root, ratio, ("uniform", "gaussian", "kegnet", "best"),
-               _config(args, ("kegnet_epochs", "kegnet_steps", "seed", "select")))
+               _config(args, ("kegnet_epochs", "kegnet_steps", "engine_steps", "seed", "select")))
     if out is not None:
         emit(_public(out), args.json, _text(out))
 
@@ -105,6 +105,8 @@ def add_options(p) -> None:
                    f"({_by_kind('epochs')})")
     p.add_argument("--kegnet-epochs", type=int, help=f"fine-tuning epochs on KegNet's inputs ({_by_kind('kegnet_epochs')})")
     p.add_argument("--kegnet-steps", type=int, help=f"training steps per KegNet generator ({_by_kind('kegnet_steps')})")
+    p.add_argument("--engine-steps", type=int, help=f"an image model's best repair: steps of the distillation engine "
+                   f"from the compressed model (default {IMAGE_REPAIR['engine_steps']:,})")
     p.add_argument("--select", choices=SELECTIONS, help="which fine-tuning checkpoint is kept (the compressed start "
                    "included): synthetic (default; data-free) or real (accuracy on a tenth of the real training "
                    "split, as KegNet's code picks its epoch for the seed's tables: NOT data-free)")

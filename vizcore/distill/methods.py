@@ -8,6 +8,7 @@ methods table compares image sources only.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import replace
 
@@ -95,12 +96,18 @@ def needs_engine(method: str) -> bool:
     return method in IN_THE_LOOP
 
 
-def step_seconds(teacher: nn.Module, arch: str, engine: EngineConfig, *, input_shape, num_classes: int,
+def step_seconds(teacher: nn.Module, arch: str | nn.Module, engine: EngineConfig, *, input_shape, num_classes: int,
                  steps: int = 3) -> float:
-    """Seconds per engine step on this machine, measured on ``steps`` steps of a throwaway student."""
+    """Seconds per engine step on this machine, measured on ``steps`` steps of a throwaway student (of
+    architecture ``arch``, or a copy of the module ``arch``)."""
     probe = replace(engine, steps=steps + 1, checkpoints=1, bank=min(engine.bank, 4 * engine.batch_size))
     images = None if probe.generator else torch.rand(2 * engine.batch_size, *input_shape)
-    student = build_model(arch, tuple(input_shape), num_classes, seed=0)
+    if isinstance(arch, nn.Module):
+        student = copy.deepcopy(arch).float().cpu()
+        for p in student.parameters():
+            p.requires_grad_(True)
+    else:
+        student = build_model(arch, tuple(input_shape), num_classes, seed=0)
     start = time.perf_counter()
     distill(teacher, student, probe, input_shape=input_shape, num_classes=num_classes, images=images)
     return (time.perf_counter() - start) / (steps + 1)
