@@ -95,6 +95,12 @@ def ranking_table(scores, target: int) -> None:
                        file_name=f"pg-{ds.name}-{target}.json", key="pg_download")
 
 
+# the look-ahead waits this long after a rerun: started at once, it competed with the rerun's end and the browser's
+# drawing, and an image change ended later (bench/latency.py, Chromium, 2 cores: median 194-236 ms at once, 123-167 ms
+# after 0.15 s)
+AHEAD_AFTER = 0.15
+
+
 def diagram(f, idx: int, target: int, true_class: int, selected):
     """The network diagram of one image's flow, titled with what the model says."""
     verdict = "right" if f.predicted == true_class else f"wrong: {ds.class_names[f.predicted]}"
@@ -144,7 +150,7 @@ def one_image() -> None:
         def both():
             g = network_flow(model, ds.test_x[nxt], target, output=output, norm=args[5], mask=dict(args[6]))
             return g, diagram(g, nxt, target, true_class, selected)
-        ahead.start((args[:2] + (nxt,) + args[3:], selected), both)
+        ahead.start((args[:2] + (nxt,) + args[3:], selected), both, after=AHEAD_AFTER)
 
 
 def next_image(idx: int, c: int) -> int | None:

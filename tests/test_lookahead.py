@@ -27,3 +27,18 @@ def test_a_failed_computation_hands_over_nothing():
 
     ahead.start("k", fail)
     assert ahead.take("k") is None
+
+
+def test_a_delayed_computation_waits_unless_its_key_is_asked_for():
+    """``after``: the thread waits before computing (it leaves the rerun that starts it alone); a run that asks for
+    that key does not wait out the delay (an hour here: without the cut this test would hang)."""
+    ahead = LookAhead()
+    began = threading.Event()
+    assert ahead.start("next", lambda: began.set() or "flow", after=3600)
+    assert not began.wait(0.3)  # still waiting
+    assert ahead.take("next") == "flow" and began.is_set()
+    # a new key while the last one still waits (the person picked another class): the new one replaces it
+    first = threading.Event()
+    assert ahead.start("old", lambda: first.set() or "old flow", after=3600)
+    assert ahead.start("new", lambda: "new flow", after=3600)
+    assert ahead.take("old") is None and ahead.take("new") == "new flow" and not first.is_set()

@@ -16,14 +16,29 @@ class LookAhead:
         self._key: Hashable | None = None
         self._thread: threading.Thread | None = None
         self._value: Any = None
+        self._go, self._began, self._dropped = threading.Event(), threading.Event(), threading.Event()
 
-    def start(self, key: Hashable, compute: Callable[[], Any]) -> bool:
-        """Compute ``compute()`` for ``key`` in a thread, unless one is running or ``key`` is already held."""
-        if key == self._key or (self._thread is not None and self._thread.is_alive()):
+    def start(self, key: Hashable, compute: Callable[[], Any], after: float = 0.0) -> bool:
+        """Compute ``compute()`` for ``key`` in a thread, unless one is computing or ``key`` is already held. ``after``:
+        seconds the thread waits first, so that it does not compete with the end of the rerun that starts it (the
+        GIL, the two cores) and the browser's drawing; a :meth:`take` of ``key`` cuts the wait short, and a start
+        for another key during the wait replaces it."""
+        if key == self._key:
             return False
+        if self._thread is not None and self._thread.is_alive():
+            if self._began.is_set():
+                return False
+            self._dropped.set()  # still waiting: the key it would compute is not the one asked for any more
+            self._go.set()
+            self._thread.join()
         self._key, self._value = key, None
+        self._go, self._began, self._dropped = go, began, dropped = threading.Event(), threading.Event(), threading.Event()
 
         def run() -> None:
+            go.wait(after)
+            if dropped.is_set():
+                return
+            began.set()
             try:
                 self._value = compute()
             except Exception:  # noqa: BLE001 - the run that asks computes it again and reports the error
@@ -39,6 +54,7 @@ class LookAhead:
         """The result for ``key`` (waiting for its computation to end), or None when another key is held."""
         if key != self._key or self._thread is None:
             return None
+        self._go.set()
         self._thread.join()
         value, self._key, self._value = self._value, None, None
         return value
