@@ -75,7 +75,7 @@ with repair_tab:
     engine_steps = None
     if not ds.is_tabular:
         state.follow_defaults(cmp_esteps=defaults.engine_steps)
-        engine_steps = int(st.number_input(
+        engine_steps = int(st.columns(4)[0].number_input(
             "Steps of the best repair", 10, 50_000, step=500, key="cmp_esteps",
             help=f"T+vizcore's best trains the compressed model in the distillation engine with the Student lab's "
                  f"default method ({defaults.best}: KegNet's images and a generator trained against the student)"))
