@@ -20,7 +20,9 @@ from vizcore.distill.compression import (
     repair,
     save_compressed,
     selection_probe,
+    sure_rows,
 )
+from vizcore.distill.students import holdout_split
 from vizcore.models import build_model, count_parameters
 
 
@@ -242,3 +244,24 @@ def test_an_engine_repair_that_ruins_the_model_loses_to_the_start(monkeypatch):
     fixed, info = repair(teacher, student, "best", cfg, input_shape=(1, 8, 8), class_names=[str(i) for i in range(10)])
     assert info["selection"]["step"] == 0 and info["selection"]["engine_score"] < info["selection"]["start_score"]
     assert all(torch.equal(a, b) for a, b in zip(fixed.state_dict().values(), student.state_dict().values()))
+
+
+def test_t_kegnet_trains_on_the_rows_the_teacher_is_sure_of():
+    """A KegNet row the teacher labels below 0.9 is a generator's failed sample: left out of T+KegNet's fine-tuning,
+    unless fewer than two batches would be left."""
+    probs = torch.tensor([[0.95, 0.05], [0.5, 0.5], [0.05, 0.95], [0.6, 0.4], [0.9, 0.1], [0.2, 0.8]])
+    rows = torch.tensor([0, 1, 2, 3, 4, 5])
+    assert sure_rows(rows, probs, batch_size=1).tolist() == [0, 2, 4]
+    assert sure_rows(rows[[1, 3, 4]], probs, batch_size=1).tolist() == [1, 3, 4]  # one sure row: keep them all
+    teacher = build_model("mlp10", (6,), 3, seed=0).eval()
+    student, _ = compress_model(teacher, ratio=4.0)
+    cfg = RepairConfig(n=400, epochs=1, kegnet_epochs=1, kegnet_steps=30, generators=2, batch_size=16)
+    cache: dict = {}
+    _, info = repair(teacher, student, "kegnet", cfg, input_shape=(6,), class_names=["a", "b", "c"], cache=cache)
+    x, _ = cache["kegnet"]
+    tr, _ = holdout_split(len(x), 0.1, cfg.seed)
+    with torch.no_grad():
+        sure = int((teacher(x[tr]).softmax(1).max(1).values >= 0.9).sum())
+    assert info["trained_on"] == (sure if sure >= 32 else 360)
+    _, noise = repair(teacher, student, "gaussian", cfg, input_shape=(6,), class_names=["a", "b", "c"])
+    assert noise["trained_on"] == 360  # noise is not filtered
