@@ -5,7 +5,7 @@ UCI tables (mlp10 teachers) at the seed's ratios (8.17x, 8.07x, 4.13x) and image
 seconds each repair took on this CPU. Every repair is data-free (selection on a synthetic hold-out); the real
 test set is read once per table.
 
-    PYTHONPATH=. python bench/compression.py [--only uci-shuttle,digits] [--ratios 14.5,15.5] [--threads 1] [--sets DIR]
+    PYTHONPATH=. python bench/compression.py [--only uci-shuttle,digits] [--ratios 14.5,15.5] [--methods kegnet] [--threads 1] [--sets DIR]
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ SEED_IMAGES = {("fashion-mnist", 14.5): {"ratio": 1.40, "T": 65.1, "T+KegNet": 8
                ("fashion-mnist", 15.5): {"ratio": 1.58, "T": 75.8, "T+KegNet": 87.8}}
 
 
-def one(teacher_id: str, dataset: str, ratio: float, config: RepairConfig, cache: dict) -> dict:
+def one(teacher_id: str, dataset: str, ratio: float, config: RepairConfig, cache: dict,
+        methods: tuple[str, ...] = ("uniform", "gaussian", "kegnet", "best")) -> dict:
     ds = load_dataset(dataset)
     start = time.perf_counter()
-    out = compression_table(zoo.load_model(teacher_id), ratio=ratio, config=config, class_names=ds.class_names,
+    out = compression_table(zoo.load_model(teacher_id), ratio=ratio, methods=methods, config=config, class_names=ds.class_names,
                             input_shape=ds.input_shape, dataset=dataset, test=lambda: (ds.test_x, ds.test_y),
                             validation=lambda: real_validation(ds, config.seed), cache=cache)
     rows = [{"approach": r["approach"], "accuracy": round(100 * r["accuracy"], 2), "compression": r["compression"],
@@ -75,6 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", help="comma-separated datasets")
     ap.add_argument("--ratios", help="comma-separated ratios of the image tables (default: each dataset's)")
+    ap.add_argument("--methods", default="uniform,gaussian,kegnet,best", help="comma-separated repairs (default: all)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--n", type=int, help="synthetic inputs per repair (default: RepairConfig's for the input kind)")
     ap.add_argument("--epochs", type=int, help="fine-tuning epochs on noise and the best repair (default: RepairConfig's)")
@@ -102,7 +104,7 @@ def main() -> None:
             continue
         # one teacher's synthetic sets serve all its ratios: a repair's seconds then exclude making them again
         cache = caches.setdefault(teacher, load_sets(args.sets, teacher))
-        results.append(one(teacher, dataset, ratio, cfg, cache))
+        results.append(one(teacher, dataset, ratio, cfg, cache, tuple(args.methods.split(","))))
         save_sets(args.sets, teacher, cache)
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(json.dumps({"config": asdict(cfg.for_input((1,))), "image_config": asdict(cfg.for_input((1, 1, 1))),

@@ -218,12 +218,25 @@ def test_an_image_best_repair_trains_in_the_engine_on_kegnets_set():
             return float((m(ds.test_x).argmax(1) == ds.test_y).float().mean())
     assert acc(student) < 0.5 and acc(fixed) > acc(student) + 0.15
     assert not any(p.requires_grad for p in fixed.parameters())
-    # the estimate charges the engine's steps, and KegNet's set once (to the repair that makes it)
-    est = estimate_repair_seconds(teacher, student, ["kegnet", "best"], cfg, input_shape=ds.input_shape,
-                                  class_names=ds.class_names)
-    alone = estimate_repair_seconds(teacher, student, ["best"], cfg, input_shape=ds.input_shape,
-                                    class_names=ds.class_names)
-    assert 0 < est["best"] < alone["best"]
+
+
+def test_an_image_best_repair_is_estimated_from_the_engines_steps(monkeypatch):
+    """The estimate charges the engine's steps at the compressed model's step time, and KegNet's set once (to the
+    repair that makes it): the probes are replaced by fixed times here, so the sums are exact."""
+    import vizcore.distill.methods as M
+
+    teacher = zoo.load_model(zoo.get_entry("zoo:digits-cnn"))
+    student, _ = compress_model(teacher, ratio=16.0)
+    probed = []
+    monkeypatch.setattr(M, "step_seconds", lambda t, arch, engine, **kw: probed.append(arch) or 0.01)
+    monkeypatch.setattr(M, "synthesis_seconds", lambda *a, **kw: 5.0)
+    cfg = RepairConfig(n=600, kegnet_steps=40, generators=2, engine_steps=200)
+    names = [str(i) for i in range(10)]
+    est = estimate_repair_seconds(teacher, student, ["kegnet", "best"], cfg, input_shape=(1, 8, 8), class_names=names)
+    alone = estimate_repair_seconds(teacher, student, ["best"], cfg, input_shape=(1, 8, 8), class_names=names)
+    assert est["best"] == pytest.approx(2.0) and alone["best"] == pytest.approx(7.0)
+    assert est["kegnet"] > 5.0  # the set and its fine-tuning epochs
+    assert probed and all(a is student for a in probed)  # timed on the compressed model itself
 
 
 def test_an_engine_repair_that_ruins_the_model_loses_to_the_start(monkeypatch):
