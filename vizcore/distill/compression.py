@@ -184,13 +184,14 @@ class RepairConfig:
     each of KegNet's ``generators``; ``best``: the data-free method of an image model's best repair (tables use
     KegNet's generators and Gaussian noise together): by default the Student lab's default method, trained by the
     engine for ``engine_steps`` steps from the compressed model (a method that trains a generator against the
-    student runs there; a fixed-set method is fine-tuned on like noise). ``select``: which checkpoint is kept, the compressed model's start included:
-    ``synthetic`` (agreement with the teacher on the synthetic hold-out; data-free) or ``real`` (accuracy on a
-    real validation split, as KegNet's code picks its epoch for the seed's tables: NOT data-free).
+    student runs there; a fixed-set method is fine-tuned on like noise). ``select``: which checkpoint is kept, the
+    compressed model's start included: ``synthetic`` (agreement with the teacher on the synthetic hold-out;
+    data-free) or ``real`` (accuracy on a real validation split, as KegNet's code picks its epoch for the seed's
+    tables: NOT data-free).
     ``epochs``: fine-tuning epochs on noise and on the best method's inputs; ``kegnet_epochs``: on KegNet's rows
     alone (KegNet's code, too, gives each kind of input its own epoch budget). ``kegnet_lr``: the generators'
     learning rate (None: the Student lab's KegNet's). ``n``, ``epochs``, ``kegnet_epochs``, ``lr``,
-    ``kegnet_steps`` and ``kegnet_lr`` left at None take the measured default of the model's input
+    ``kegnet_steps``, ``kegnet_lr`` and ``engine_steps`` left at None take the measured default of the model's input
     (:data:`TABLE_REPAIR`, :data:`IMAGE_REPAIR`; :meth:`for_input`), the one default of the page, the CLI and the
     bench."""
 
