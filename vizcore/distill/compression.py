@@ -229,7 +229,9 @@ class RepairConfig:
 # KegNet (SynthesisConfig's steps), 5,000 images, 10 epochs at 1e-3 (Fashion-MNIST at 16x: 83.3 %; 1e-4: 83.6 %).
 # The images' best repair: the default method's engine for 3,000 steps on KegNet's 5,000 images (T+KegNet's own
 # set) from the compressed model. Against fine-tuning on mixed AM's set: digits at 16x 82.4 -> 89.1 %, at 8x
-# 96.0 -> 97.6 %, Fashion-MNIST at 12x 85.2 -> 89.4 %, at 16x 82.9 -> 83.7 % (one thread each, 10,000 KegNet images).
+# 96.0 -> 97.6 %, Fashion-MNIST at 12x 85.2 -> 89.4 %, at 16x 82.9 -> 83.7 % (one thread each, 10,000 KegNet images);
+# bench/compression.py: digits 8x / 16x 97.3 / 88.2 %, Fashion-MNIST 14.5x / 15.5x 85.2 / 85.2 % (T+KegNet 95.1 /
+# 85.3 / 80.6 / 86.3 %).
 TABLE_REPAIR = {"n": 10_000, "epochs": 100, "kegnet_epochs": 20, "lr": 1e-4, "kegnet_steps": 20_000, "kegnet_lr": 1e-4}
 IMAGE_REPAIR = {"n": 5000, "epochs": 10, "kegnet_epochs": 10, "lr": 1e-3, "kegnet_steps": 300, "engine_steps": 3000}
 
