@@ -204,3 +204,17 @@ def test_guarded_restores_each_module_mode(digits_cnn):
         assert not any(m.training for m in student.modules())
     assert student.training and not any(m.training for m in drops)
     assert all(m.training for m in student.modules() if not isinstance(m, torch.nn.Dropout))
+
+
+def test_a_trainable_copy_trains_while_the_frozen_original_stays_frozen():
+    """hooks.trainable_copy: a float32 CPU copy whose every parameter takes gradients; the original (a frozen
+    compressed model) keeps its weights and its requires_grad flags."""
+    from vizcore.core.hooks import trainable_copy
+
+    original = torch.nn.Sequential(torch.nn.Linear(3, 2)).double().requires_grad_(False)
+    twin = trainable_copy(original)
+    assert all(p.requires_grad and p.dtype == torch.float32 for p in twin.parameters())
+    assert not any(p.requires_grad for p in original.parameters())
+    with torch.no_grad():
+        twin[0].weight.add_(1.0)
+    assert not torch.equal(twin[0].weight.double(), original[0].weight)

@@ -47,6 +47,14 @@ def guarded(model: nn.Module, eval_mode: bool = True) -> Iterator[nn.Module]:
                 p.requires_grad_(flag)
 
 
+def trainable_copy(model: nn.Module) -> nn.Module:
+    """A private float32 CPU copy of ``model``, taken under its lock, whose every parameter takes gradients (a
+    compressed model to fine-tune, or to time a training step on): :func:`frozen_copy`'s opposite."""
+    with model_lock(model):
+        twin = copy.deepcopy(model)
+    return twin.float().cpu().requires_grad_(True)
+
+
 def frozen_copy(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
     """A private eval-mode copy of a (possibly shared) model with gradients off, taken under its lock.
 

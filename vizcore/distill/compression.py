@@ -364,7 +364,7 @@ def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairCo
         raise ValueError(f"unknown selection '{config.select}'; choose one of {', '.join(SELECTIONS)}")
     if config.select == "real" and validation is None:
         raise ValueError("selection on real data needs a validation split")
-    from vizcore.core.hooks import frozen_copy
+    from vizcore.core.hooks import frozen_copy, trainable_copy
     from vizcore.distill.synthesis import label_with_teacher
 
     config = config.for_input(input_shape)
@@ -373,9 +373,7 @@ def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairCo
     twin = frozen_copy(teacher)
     x, stats = synthetic_inputs(method, twin, config, input_shape=input_shape, class_names=class_names,
                                 dataset=dataset, cache=cache, progress=progress_span(progress, 0.0, 0.6), cancelled=cancelled)
-    model = copy.deepcopy(student).float().cpu()
-    for p in model.parameters():
-        p.requires_grad_(True)
+    model = trainable_copy(student)
     if uses_engine(method, input_shape, config):
         fitted, selection = _engine_repair(twin, model, x, config, input_shape=input_shape,
                                            num_classes=len(class_names), validation=validation,
@@ -395,8 +393,7 @@ def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairCo
                                   model=model, progress=progress_span(progress, 0.6, 1.0), cancelled=cancelled)
         fitted, budget = student_fit.model, {"epochs": epochs, "trained_on": len(tr)}
         selection = {k: v for k, v in student_fit.selection.items() if k != "history"}
-    for p in fitted.parameters():
-        p.requires_grad_(False)
+    fitted.requires_grad_(False)
     info = {"seconds": round(time.perf_counter() - start, 2), "cpu_seconds": round(time.process_time() - cpu, 2),
             "synthesis_reused": reused, "synthesis": stats, **budget, "selection": selection,
             "config": asdict(config), "method": method}
@@ -420,23 +417,19 @@ def _engine_repair(teacher: nn.Module, model: nn.Module, x: torch.Tensor | None,
     if x is not None:
         tr, ho = holdout_split(len(x), 0.1, config.seed)
         images, hold = x[tr], x[ho]
-    before = copy.deepcopy(model.state_dict())
+    untouched = copy.deepcopy(model)
     res = distill(teacher, model, repair_engine(config, input_shape, config.n), input_shape=input_shape,
                   num_classes=num_classes, images=images, holdout=hold, progress=progress, cancelled=cancelled)
-    after = copy.deepcopy(model.state_dict())
     if config.select == "real":
         jx, jy = validation
     else:  # the hold-out (an online method: the images it kept)
         jx = hold if hold is not None else res.bank
         jy = predict_logits(teacher, jx).argmax(1)
-    score = agreement(model, jx, jy)
-    model.load_state_dict(before)
-    start = agreement(model, jx, jy)
+    score, start = agreement(model, jx, jy), agreement(untouched, jx, jy)
     keep_start = start > score
-    if not keep_start:
-        model.load_state_dict(after)
-    return model, {"score": max(start, score), "step": 0 if keep_start else res.selection["step"],
-                   "start_score": start, "engine_score": score}
+    return untouched if keep_start else model, {"score": max(start, score),
+                                                "step": 0 if keep_start else res.selection["step"],
+                                                "start_score": start, "engine_score": score}
 
 
 def estimate_repair_seconds(teacher: nn.Module, student: nn.Module, methods, config: RepairConfig, *, input_shape,
@@ -444,7 +437,7 @@ def estimate_repair_seconds(teacher: nn.Module, student: nn.Module, methods, con
     """Seconds each repair of ``methods`` will take here, in the order a job runs them (a set made for one repair
     is reused by the next, as :func:`compression_table` does): each synthesis timed on a short probe
     (:func:`vizcore.distill.methods.synthesis_seconds`) and the fine-tuning on a few batches, scaled to the run."""
-    from vizcore.core.hooks import frozen_copy
+    from vizcore.core.hooks import frozen_copy, trainable_copy
     from vizcore.distill.methods import step_seconds, synthesis_seconds
 
     config = config.for_input(input_shape)
@@ -454,9 +447,7 @@ def estimate_repair_seconds(teacher: nn.Module, student: nn.Module, methods, con
     probs = torch.softmax(twin(x), 1)
 
     def fine_tune(epochs: int) -> float:
-        model = copy.deepcopy(student).float().cpu()
-        for p in model.parameters():
-            p.requires_grad_(True)
+        model = trainable_copy(student)
         sc = StudentConfig(arch="linear", epochs=epochs, lr=config.lr, batch_size=config.batch_size,
                            seed=config.seed, checkpoints=1, min_steps=0)
         start = time.perf_counter()

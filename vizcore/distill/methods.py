@@ -8,13 +8,13 @@ methods table compares image sources only.
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import replace
 
 import torch
 from torch import nn
 
+from vizcore.core.hooks import trainable_copy
 from vizcore.distill.engine import EngineConfig, distill
 from vizcore.distill.synthesis import PIXEL_HALF
 from vizcore.models import build_model
@@ -102,12 +102,8 @@ def step_seconds(teacher: nn.Module, arch: str | nn.Module, engine: EngineConfig
     architecture ``arch``, or a copy of the module ``arch``)."""
     probe = replace(engine, steps=steps + 1, checkpoints=1, bank=min(engine.bank, 4 * engine.batch_size))
     images = None if probe.generator else torch.rand(2 * engine.batch_size, *input_shape)
-    if isinstance(arch, nn.Module):
-        student = copy.deepcopy(arch).float().cpu()
-        for p in student.parameters():
-            p.requires_grad_(True)
-    else:
-        student = build_model(arch, tuple(input_shape), num_classes, seed=0)
+    student = (trainable_copy(arch) if isinstance(arch, nn.Module) else
+               build_model(arch, tuple(input_shape), num_classes, seed=0))
     start = time.perf_counter()
     distill(teacher, student, probe, input_shape=input_shape, num_classes=num_classes, images=images)
     return (time.perf_counter() - start) / (steps + 1)
