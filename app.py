@@ -34,6 +34,8 @@ nav = st.navigation(PAGES)
 if not warmup.done() and nav.title == PAGES[0].title and (saved := first_page.load()):
     first_page.show_saved(saved, nav.title)  # the last Overview, drawn while the warm-up imports PyTorch
     warmup.release()
+    if not warmup.wait(first_page.PRELOAD_AFTER_S):
+        first_page.preload_plotly()
     warmup.wait()
     st.rerun()
 warmup.wait()  # a served app's warm-up imports what the pages import; the pages wait until it is done

@@ -249,6 +249,8 @@ def test_the_overview_saves_the_first_page_a_new_server_draws_without_torch(monk
     assert {m.label: m.value for m in saved.metric} == live
     assert all(w.disabled for w in [*saved.sidebar.selectbox, *saved.toggle, *saved.slider])
     assert any("Starting PyTorch" in c.value for c in saved.caption)
+    # its charts are pictures (a fresh browser draws them without fetching Plotly's script first)
+    assert len(saved.get("image")) == 3 and not saved.get("plotly_chart")
 
     drawn = []
     real = first_page.show_saved

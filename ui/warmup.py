@@ -37,8 +37,9 @@ def release() -> None:
     _drawn.set()
 
 
-def wait() -> None:
-    _done.wait()
+def wait(timeout: float | None = None) -> bool:
+    """Wait until the warm-up has ended (at most ``timeout`` seconds); whether it has."""
+    return _done.wait(timeout)
 
 
 def done() -> bool:

@@ -1,0 +1,148 @@
+"""Plotly figures drawn as SVG on the server, for the saved first page (:mod:`ui.first_page`; issue 13, the first
+page in under 5 s). A browser that has never opened the app must fetch and compile Streamlit's 4.7 MB Plotly script
+before it can draw one Plotly chart, about 2 s on a 2-core machine; an SVG picture costs it nothing. The live page
+that replaces the saved one draws the same figures with Plotly.
+
+Draws what the Overview shows: grouped bars, a labelled heatmap (a confusion matrix) and an image mosaic with
+titles and frames (:func:`vizcore.plots.common.image_grid`). Nothing here imports torch or Plotly.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from html import escape
+
+import numpy as np
+
+COLOURS = ("#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d")  # Streamlit's chart colours, as its theme draws
+GRID, TEXT = "#e6e9ef", "#31333f"
+FONT = 'font-family="Source Sans Pro, sans-serif"'
+
+
+def svg(figure: str | dict, width: int = 700) -> str:
+    """``figure`` (Plotly JSON) as an SVG document ``width`` wide and as tall as the figure's layout says."""
+    fig = json.loads(figure) if isinstance(figure, str) else figure
+    layout, data = fig.get("layout", {}), fig["data"]
+    height = int(layout.get("height") or 450)
+    if any(t.get("type") == "bar" for t in data):
+        body = _bars([t for t in data if t.get("type") == "bar"], layout, width, height)
+    elif data and (data[0].get("type") == "image" or not data[0].get("x")):
+        return _mosaic(data[0], layout, width, height)
+    else:
+        body = _heatmap(data[0], width, height)
+    title = (layout.get("title") or {}).get("text") if isinstance(layout.get("title"), dict) else layout.get("title")
+    head = (f'<text x="10" y="22" font-size="16" font-weight="600" fill="{TEXT}" {FONT}>{escape(title)}</text>'
+            if title else "")
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+            f'height="{height}">{head}{body}</svg>')
+
+
+def array(value) -> np.ndarray:
+    """A Plotly JSON array: a list, or a typed array (``{"dtype", "bdata", "shape"}``, base64 of the raw bytes)."""
+    if not isinstance(value, dict):
+        return np.asarray(value)
+    out = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    shape = value.get("shape")
+    return out.reshape([int(s) for s in str(shape).split(",")]) if shape else out
+
+
+def colour(scale: list, t: float) -> str:
+    """The colour at ``t`` in [0, 1] of a Plotly colour scale (``[[position, "rgb(r, g, b)" or "#rrggbb"], ...]``)."""
+    pos = [float(p) for p, _ in scale]
+    rgb = np.array([_rgb(c) for _, c in scale], dtype=float)
+    t = min(max(float(t), 0.0), 1.0)
+    r, g, b = (np.interp(t, pos, rgb[:, i]) for i in range(3))
+    return f"rgb({round(r)},{round(g)},{round(b)})"
+
+
+def _rgb(c: str) -> tuple[int, int, int]:
+    if c.startswith("#"):
+        return tuple(int(c[i:i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(float(v)) for v in c[c.index("(") + 1:c.index(")")].split(",")[:3])
+
+
+def _label(x: float, y: float, text: str, size: float = 12, anchor: str = "middle", rotate: bool = False,
+           fill: str = TEXT) -> str:
+    turn = f' transform="rotate(-35 {x:.1f} {y:.1f})"' if rotate else ""
+    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size:.3g}" text-anchor="{anchor}" fill="{fill}" {FONT}{turn}>'
+            f'{escape(str(text))}</text>')
+
+
+def _bars(traces: list[dict], layout: dict, width: int, height: int) -> str:
+    names = [str(x) for x in traces[0]["x"]]
+    lo, hi = (layout.get("yaxis") or {}).get("range") or (0.0, 1.0)
+    left = 40
+    plot_w = width - left - 10
+    rotate = max(map(len, names)) * 6.5 > plot_w / len(names)  # the class names side by side would overlap
+    top, bottom = 40, (100 if rotate else 60)
+    plot_h = height - top - bottom
+    y = lambda v: top + plot_h * (1 - (v - lo) / (hi - lo))  # noqa: E731
+    out = []
+    for tick in np.linspace(lo, 1.0 if hi >= 1 else hi, 6):
+        out.append(f'<line x1="{left}" x2="{width - 10}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="{GRID}"/>')
+        out.append(_label(left - 6, y(tick) + 4, f"{tick:.1f}", 11, "end"))
+    slot = plot_w / len(names)
+    bar = 0.8 * slot / len(traces)
+    for k, t in enumerate(traces):
+        for i, v in enumerate(array(t["y"]).astype(float)):
+            x0 = left + i * slot + 0.1 * slot + k * bar
+            out.append(f'<rect x="{x0:.1f}" y="{y(v):.1f}" width="{bar:.1f}" height="{y(lo) - y(v):.1f}" '
+                       f'fill="{COLOURS[k % len(COLOURS)]}"/>')
+    for i, name in enumerate(names):
+        cx = left + (i + 0.5) * slot
+        out.append(_label(cx + 4, y(lo) + 16, name, 11, "end", True) if rotate else _label(cx, y(lo) + 16, name, 11))
+    legend_y = height - 10
+    for k, t in enumerate(traces):
+        x0 = left + k * 110
+        out.append(f'<rect x="{x0}" y="{legend_y - 10}" width="12" height="12" fill="{COLOURS[k % len(COLOURS)]}"/>')
+        out.append(_label(x0 + 18, legend_y, t.get("name", ""), 12, "start"))
+    return "".join(out)
+
+
+def _heatmap(trace: dict, width: int, height: int) -> str:
+    z = array(trace["z"]).astype(float)
+    xs, ys = [str(v) for v in trace["x"]], [str(v) for v in trace["y"]]
+    left, top, bottom = 100, 40, 90
+    cw, ch = (width - left - 10) / z.shape[1], (height - top - bottom) / z.shape[0]
+    lo, hi = float(np.nanmin(z)), float(np.nanmax(z))
+    scale = trace.get("colorscale") or [[0, "#f7fbff"], [1, "#08306b"]]
+    out = []
+    for (r, c), v in np.ndenumerate(z):
+        t = (v - lo) / (hi - lo) if hi > lo else 0.0
+        x0, y0 = left + c * cw, top + r * ch
+        out.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{cw + 0.3:.1f}" height="{ch + 0.3:.1f}" '
+                   f'fill="{colour(scale, t)}"/>')
+        if trace.get("texttemplate"):
+            out.append(_label(x0 + cw / 2, y0 + ch / 2 + 4, f"{v:g}", 11, fill="white" if t > 0.5 else TEXT))
+    for r, name in enumerate(ys):
+        out.append(_label(left - 6, top + (r + 0.5) * ch + 4, name, 11, "end"))
+    for c, name in enumerate(xs):
+        out.append(_label(left + (c + 0.5) * cw + 4, top + z.shape[0] * ch + 14, name, 11, "end", True))
+    out.append(_label(left + (width - left) / 2, height - 6, "predicted", 12))
+    out.append(_label(14, top + (height - top - bottom) / 2, "true", 12))
+    return "".join(out)
+
+
+def _mosaic(trace: dict, layout: dict, width: int, height: int) -> str:
+    """An :func:`~vizcore.plots.common.image_grid` mosaic: one PNG in data units, its titles and red frames."""
+    from PIL import Image
+
+    z = array(trace["z"])
+    if z.ndim == 2:  # grey, NaN between the pictures
+        z = np.nan_to_num(z.astype(float), nan=255.0).clip(0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(z.astype(np.uint8))).save(buf, format="PNG")
+    H, W = z.shape[:2]
+    px = W / width  # data units per screen pixel
+    out = [f'<image x="-0.5" y="-0.5" width="{W}" height="{H}" style="image-rendering:pixelated" '
+           f'href="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>']
+    for s in layout.get("shapes") or []:
+        out.append(f'<rect x="{s["x0"]}" y="{s["y0"]}" width="{s["x1"] - s["x0"]}" height="{s["y1"] - s["y0"]}" '
+                   f'fill="none" stroke="{(s.get("line") or {}).get("color", "crimson")}" stroke-width="{3 * px:.2f}"/>')
+    for a in layout.get("annotations") or []:
+        size = (a.get("font") or {}).get("size", 11) * px
+        out.append(_label(a["x"], a["y"] - 0.3 * size, a["text"], size))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="-0.5 -0.5 {W} {H}" width="{width}" '
+            f'height="{round(width * H / W)}">{"".join(out)}</svg>')
