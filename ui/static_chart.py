@@ -114,7 +114,7 @@ def _heatmap(trace: dict, width: int, height: int) -> str:
         x0, y0 = left + c * cw, top + r * ch
         out.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{cw + 0.3:.1f}" height="{ch + 0.3:.1f}" '
                    f'fill="{colour(scale, t)}"/>')
-        if trace.get("texttemplate"):
+        if trace.get("texttemplate") and ch >= 12 and cw >= 20:  # counts where they fit
             out.append(_label(x0 + cw / 2, y0 + ch / 2 + 4, f"{v:g}", 11, fill="white" if t > 0.5 else TEXT))
     for r, name in enumerate(ys):
         out.append(_label(left - 6, top + (r + 0.5) * ch + 4, name, 11, "end"))
