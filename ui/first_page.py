@@ -5,7 +5,7 @@ The live Overview draws its top half (numbers, charts, test images) through :fun
 saves that record to the workspace cache when it shows the selection a new session opens with. A server's first
 sessions draw the saved record, widgets disabled and charts as server-made pictures (:mod:`ui.static_chart`), until
 the warm-up has imported PyTorch, then rerun into the live page. A record is used only while the weights it was
-drawn from are still the file on disk. Nothing here imports torch, Plotly or vizcore's numerical modules.
+drawn from are still the file on disk. Nothing here imports torch or vizcore's numerical modules.
 """
 
 from __future__ import annotations
