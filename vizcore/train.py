@@ -94,14 +94,15 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: Train
         soft_targets: torch.Tensor | None = None, params=None,
         relabel: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
         progress: Progress | None = None, cancelled: Callable[[], bool] | None = None,
-        parallel: bool = False) -> list[float]:
+        parallel: bool = False, extra_loss: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[float]:
     """Train ``model`` in place on ``x`` with hard labels ``y`` or ``soft_targets`` (N, K probabilities).
 
     With soft targets the loss is the cross-entropy to the targets at ``config.temperature`` (scaled by T^2,
     Hinton et al.), as seeds 000 and 003 train on the teacher's softmax. ``params`` restricts what is
     optimized (seed 003's bias-only training). ``relabel`` maps every batch to (new images, soft targets at
-    the temperature), for a teacher kept in the loop. Returns the mean loss of each epoch; the model is left
-    in eval mode.
+    the temperature), for a teacher kept in the loop. ``extra_loss(batch)``, called after the model's forward pass
+    on the batch, is added to its loss (feature matching: :func:`vizcore.distill.engine.feature_matching`). Returns
+    the mean loss of each epoch; the model is left in eval mode.
 
     ``parallel`` (every rank of a torchrun job calls it): the model is wrapped in DistributedDataParallel and each
     rank takes every ``world``-th image of each batch of the one-process order, so the all-reduced gradient is the
@@ -146,6 +147,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, config: Train
                     loss = -(target * F.log_softmax(logits / T, dim=1)).sum(1).mean() * T * T
                 else:
                     loss = F.cross_entropy(logits, y[idx].to(device))
+                if extra_loss is not None:
+                    loss = loss + extra_loss(xb)
                 opt.zero_grad(set_to_none=True)
                 (loss * share).backward()
                 opt.step()

@@ -24,7 +24,7 @@ from torch import nn
 
 from vizcore.core import distributed as dist
 from vizcore.core.progress import Progress, progress_span
-from vizcore.distill.engine import EngineConfig, agreement, distill
+from vizcore.distill.engine import EngineConfig, agreement, distill, feature_matching
 from vizcore.distill.methods import DEFAULT_METHOD, default_engine, engine_for, is_online, needs_engine
 from vizcore.distill.students import StudentConfig, fit_student, holdout_split
 from vizcore.distill.synthesis import KEGNET_METHODS
@@ -187,7 +187,9 @@ class RepairConfig:
     student runs there; a fixed-set method is fine-tuned on like noise). ``select``: which checkpoint is kept, the
     compressed model's start included: ``synthetic`` (agreement with the teacher on the synthetic hold-out;
     data-free) or ``real`` (accuracy on a real validation split, as KegNet's code picks its epoch for the seed's
-    tables: NOT data-free).
+    tables: NOT data-free). ``features``: the weight of feature matching in the best repair (FitNets' hints, Romero
+    et al. 2015; :func:`~vizcore.distill.engine.feature_pairs`): the compressed model keeps the teacher's layers, so
+    each of its hidden layers learns the teacher's output there, not only the teacher's softmax (0: off).
     ``epochs``: fine-tuning epochs on noise and on the best method's inputs; ``kegnet_epochs``: on KegNet's rows
     alone (KegNet's code, too, gives each kind of input its own epoch budget). ``kegnet_lr``: the generators'
     learning rate (None: the Student lab's KegNet's). ``n``, ``epochs``, ``kegnet_epochs``, ``lr``,
@@ -207,6 +209,7 @@ class RepairConfig:
     best: str = DEFAULT_METHOD
     engine_steps: int | None = None
     select: str = "synthetic"
+    features: float = 1.0
 
     def for_input(self, input_shape) -> RepairConfig:
         """This config with the default of ``input_shape``'s kind (a table's row or an image) where it has none."""
@@ -345,7 +348,8 @@ def repair_label(method: str, input_shape, config: RepairConfig) -> str:
     """The table row name of a repair: the seed's (``T+KegNet`` ...) or, for vizcore's best, ``T+<its set>``."""
     if method != "best":
         return REPAIR_LABELS[method]
-    return "T+KegNet+Gaussian" if len(input_shape) == 1 else f"T+{config.best}"
+    label = "T+KegNet+Gaussian" if len(input_shape) == 1 else f"T+{config.best}"
+    return label + "+hints" if config.features else label
 
 
 def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairConfig, *, input_shape,
@@ -389,8 +393,10 @@ def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairCo
                            seed=config.seed, checkpoints=min(10, epochs), min_steps=0)
         select = validation if config.select == "real" else selection_probe(twin, x[ho], labels[ho], probs[ho],
                                                                               input_shape, config.seed)
-        student_fit = fit_student(sc, x[tr], labels[tr], soft=probs[tr], select=select, num_classes=len(class_names),
-                                  model=model, progress=progress_span(progress, 0.6, 1.0), cancelled=cancelled)
+        with feature_matching(twin, model, input_shape, config.features if method == "best" else 0.0) as hints:
+            student_fit = fit_student(sc, x[tr], labels[tr], soft=probs[tr], select=select,
+                                      num_classes=len(class_names), model=model, extra_loss=hints,
+                                      progress=progress_span(progress, 0.6, 1.0), cancelled=cancelled)
         fitted, budget = student_fit.model, {"epochs": epochs, "trained_on": len(tr)}
         selection = {k: v for k, v in student_fit.selection.items() if k != "history"}
     fitted.requires_grad_(False)
@@ -402,8 +408,10 @@ def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairCo
 
 def repair_engine(config: RepairConfig, input_shape, n: int) -> EngineConfig:
     """The engine settings of an image's best repair: ``config.best``'s (:func:`~vizcore.distill.methods.engine_for`
-    of the default engine) for ``config.engine_steps`` steps, its memory bank ``n`` images."""
-    return replace(engine_for(config.best, default_engine(input_shape), n), steps=config.engine_steps, seed=config.seed)
+    of the default engine) for ``config.engine_steps`` steps, its memory bank ``n`` images, with ``config.features``'
+    feature matching."""
+    return replace(engine_for(config.best, default_engine(input_shape), n), steps=config.engine_steps, seed=config.seed,
+                   features=config.features)
 
 
 def _engine_repair(teacher: nn.Module, model: nn.Module, x: torch.Tensor | None, config: RepairConfig, *, input_shape,
@@ -446,24 +454,27 @@ def estimate_repair_seconds(teacher: nn.Module, student: nn.Module, methods, con
     x = noise_inputs("gaussian", batches * config.batch_size, input_shape, config.seed)
     probs = torch.softmax(twin(x), 1)
 
-    def fine_tune(epochs: int) -> float:
+    def fine_tune(epochs: int, hints: float = 0.0) -> float:
         model = trainable_copy(student)
         sc = StudentConfig(arch="linear", epochs=epochs, lr=config.lr, batch_size=config.batch_size,
                            seed=config.seed, checkpoints=1, min_steps=0)
         start = time.perf_counter()
-        fit_student(sc, x, probs.argmax(1), soft=probs, num_classes=len(class_names), model=model)
+        with feature_matching(twin, model, input_shape, hints) as extra:
+            fit_student(sc, x, probs.argmax(1), soft=probs, num_classes=len(class_names), model=model,
+                        extra_loss=extra)
         return time.perf_counter() - start
 
     fine_tune(1)  # the first call in a process pays for imports (the optimizer's first use loads torch._dynamo)
-    per_batch = fine_tune(2) / (2 * batches)
-    per_epoch = per_batch * -(-int(0.9 * config.n) // config.batch_size)
+    batches_per_epoch = -(-int(0.9 * config.n) // config.batch_size)
+    per_epoch = fine_tune(2) / (2 * batches) * batches_per_epoch
+    per_epoch_hints = fine_tune(2, config.features) / (2 * batches) * batches_per_epoch if config.features else per_epoch
     made, out = {None}, {}
     for m in methods:
         if uses_engine(m, input_shape, config):
             out[m] = config.engine_steps * step_seconds(twin, student, repair_engine(config, input_shape, config.n),
                                                         input_shape=input_shape, num_classes=len(class_names))
         else:
-            out[m] = per_epoch * config.epochs_for(m)
+            out[m] = (per_epoch_hints if m == "best" else per_epoch) * config.epochs_for(m)
         if (key := set_key(m, input_shape, config.best)) not in made:
             out[m] += synthesis_seconds(twin, _synthesis(m, config, input_shape), input_shape=input_shape,
                                         class_names=class_names, dataset=dataset)

@@ -23,6 +23,7 @@ import copy
 import io
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vizcore.core import distributed as dist
 from vizcore.core.hooks import capture, fast_layout, guarded
-from vizcore.core.layers import conv_layers, feature_layer, model_device
+from vizcore.core.layers import conv_layers, dense_layers, feature_layer, model_device
 from vizcore.core.progress import Cancelled, Progress
 from vizcore.distill.generators import Generator, TableGenerator
 from vizcore.metrics import predict_logits
@@ -66,6 +67,9 @@ class EngineConfig:
     weight of attention transfer (Zagoruyko & Komodakis 2017, as ZSKT trains its students, section 3.1): the student's
     spatial attention maps (the squares of a conv layer's activations summed over channels, L2-normalized) match the
     teacher's at every resolution both have (0: off; nothing to match where either has no conv layers).
+    ``features``: the weight of feature matching (FitNets' hints, Romero et al. 2015) for a student that keeps the
+    teacher's layers, as a compressed model does: the output of every hidden layer matches the teacher's
+    (:func:`feature_pairs`; 0: off).
     """
 
     steps: int = 3000
@@ -92,6 +96,7 @@ class EngineConfig:
     student_dropout: bool = False
     ema: float = 0.0
     attention: float = 0.0
+    features: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -101,8 +106,8 @@ class EngineConfig:
             raise ValueError(f"mix is one of {', '.join(MIXES)}, not '{self.mix}'")
         if self.steps < 1 or self.batch_size < 2 or not 0 <= self.replay <= 1 or not 0 <= self.mix_share <= 1:
             raise ValueError("the engine needs steps >= 1, batches of at least 2 and shares in [0, 1]")
-        if self.attention < 0:
-            raise ValueError(f"the attention-transfer weight is at least 0, not {self.attention}")
+        if self.attention < 0 or self.features < 0:
+            raise ValueError("the attention-transfer and feature-matching weights are at least 0")
         if not 0 <= self.ema < 1:
             raise ValueError(f"the average's decay is in [0, 1), not {self.ema}")
 
@@ -166,6 +171,46 @@ def _factorized(model: nn.Module, name: str) -> str:
     """``name``'s top-level layer when that is a factorized conv (``conv2.last`` -> ``conv2``), else ``name``."""
     top = name.split(".")[0]
     return top if top != name and isinstance(getattr(model, top, None), Tucker2Conv) else name
+
+
+def feature_pairs(teacher: nn.Module, student: nn.Module, input_shape) -> list[str]:
+    """The layers whose outputs feature matching compares: each hidden conv and dense layer of the teacher (its
+    activation where one follows it) that the student has under the same name with the same output shape. A
+    compressed model (:func:`vizcore.distill.compression.compress_model`) keeps every name, its factorized layers
+    standing for the ones they replace; a student of another architecture has few or none."""
+    names = [feature_layer(teacher, n) for n in conv_layers(teacher) + dense_layers(teacher)[:-1]]
+
+    def shapes(model):
+        with guarded(model):
+            return {row["name"]: row["output_shape"] for row in layer_table(model, tuple(input_shape))}
+
+    t, s = shapes(teacher), shapes(student)
+    return [n for n in dict.fromkeys(names) if n in s and s[n] == t.get(n)]
+
+
+def feature_loss(t_maps: list[torch.Tensor], s_maps: list[torch.Tensor]) -> torch.Tensor:
+    """Sum over the matched layers of the mean squared difference of the outputs, each over the teacher output's
+    mean square (so that every layer weighs the same, whatever its scale)."""
+    return sum(F.mse_loss(s.float(), t.float()) / t.float().pow(2).mean().clamp_min(1e-8) for t, s in zip(t_maps, s_maps))
+
+
+@contextmanager
+def feature_matching(teacher: nn.Module, student: nn.Module, input_shape, weight: float):
+    """A loss term for a training loop that runs the student itself (:func:`vizcore.train.fit`'s ``extra_loss``):
+    called with a batch after the student's forward pass on it, ``weight`` x :func:`feature_loss` between the
+    teacher's outputs on the batch and the student's at :func:`feature_pairs`. Yields None when ``weight`` is 0 or
+    no layer pairs."""
+    names = feature_pairs(teacher, student, input_shape) if weight else []
+    if not names:
+        yield None
+        return
+    with capture(teacher, names) as t, capture(student, names) as s:
+        def loss(x: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                teacher(x)
+            return weight * feature_loss([t[n] for n in names], [s[n] for n in names])
+
+        yield loss
 
 
 def attention_map(a: torch.Tensor) -> torch.Tensor:
@@ -418,7 +463,9 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
         gen.manual_seed(dist.item_seed(own_seed, first))  # a fresh stream from here on
     shift = config.shift if config.shift is not None else (input_shape[-2] // 14 if len(input_shape) == 3 else 0)
     pairs = attention_pairs(teacher, student, input_shape) if config.attention else []
-    t_layers, s_layers = [t for t, _ in pairs], [s for _, s in pairs]
+    matched = feature_pairs(teacher, student, input_shape) if config.features else []
+    t_layers = list(dict.fromkeys([t for t, _ in pairs] + matched))
+    s_layers = list(dict.fromkeys([s for _, s in pairs] + matched))
 
     def fresh(n: int) -> torch.Tensor:
         with torch.no_grad():
@@ -461,8 +508,10 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
                 t = teacher(x)
             loss = discrepancy(net(x).float(), t.float(), config.loss, config.temperature)
             if pairs:
-                loss = loss + config.attention * attention_loss([t_maps[n] for n in t_layers],
-                                                                [s_maps[n] for n in s_layers])
+                loss = loss + config.attention * attention_loss([t_maps[t] for t, _ in pairs],
+                                                                [s_maps[s] for _, s in pairs])
+            if matched:
+                loss = loss + config.features * feature_loss([t_maps[n] for n in matched], [s_maps[n] for n in matched])
         opt_s.zero_grad(set_to_none=True)
         loss.backward()
         opt_s.step()

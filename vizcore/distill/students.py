@@ -129,14 +129,15 @@ def brightness_relabel(teacher: nn.Module, temperature: float = 1.0,
 def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft: torch.Tensor | None = None,
                 select: tuple[torch.Tensor, torch.Tensor] | None = None, num_classes: int,
                 relabel: Callable | None = None, model: nn.Module | None = None, params=None,
-                progress: Progress | None = None,
+                extra_loss: Callable | None = None, progress: Progress | None = None,
                 cancelled: Callable[[], bool] | None = None) -> Student:
     """Train one student on ``x`` with hard labels ``y`` (or ``soft`` targets) and keep its best checkpoint.
 
     ``select`` = (images, labels[, teacher probs]) scored after every chunk of epochs by
     :func:`selection_score` (agreement with the teacher on a synthetic hold-out, or accuracy on a real
     validation split for the baseline); without it the last checkpoint is kept. ``model``/``params`` let a caller pass a prepared model and train only some of its
-    parameters (preset e, a compressed model's repair); such a model's start is scored too and kept if no epoch beats it. ``relabel`` (from :func:`brightness_relabel`) replaces every batch and its targets.
+    parameters (preset e, a compressed model's repair); such a model's start is scored too and kept if no epoch beats it. ``relabel`` (from :func:`brightness_relabel`) replaces every batch and its targets;
+    ``extra_loss``: see :func:`vizcore.train.fit`.
     """
     import time
 
@@ -179,7 +180,7 @@ def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft
             if progress:
                 progress((base + frac * epochs) / total, f"{config.name}: {msg}")
         fit(model, x, None if soft is not None else y, tc, soft_targets=soft, params=params, relabel=relabel,
-            progress=tick, cancelled=cancelled)
+            extra_loss=extra_loss, progress=tick, cancelled=cancelled)
         done += epochs
         if select is not None and len(select[0]):
             score = selection_score(model, *select)
