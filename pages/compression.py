@@ -18,8 +18,9 @@ st.caption("Tucker-2 for convolutions and a low-rank factorization for dense lay
            "you pick (parameters before / after). The compressed model (T) loses accuracy; it is then fine-tuned on "
            "data made without the training set: uniform or Gaussian noise, KegNet's generators (seed 004) or "
            "vizcore's best: for images the Student lab's default method, trained in the distillation engine from the "
-           "compressed model; for tables KegNet's rows with Gaussian rows. Repairs are selected on synthetic data; "
-           "the test set only scores them.")
+           "compressed model; for tables KegNet's rows with Gaussian rows; in both, every hidden layer of the "
+           "compressed model also learns the teacher's output at that layer (feature matching, '+hints'). Repairs "
+           "are selected on synthetic data; the test set only scores them.")
 
 ds, entry, model = state.require()
 if entry.card.format == "torchscript" or not isinstance(model, torch.nn.Sequential):
@@ -78,7 +79,8 @@ with repair_tab:
         engine_steps = int(st.columns(4)[0].number_input(
             "Steps of the best repair", 10, 50_000, step=500, key="cmp_esteps",
             help=f"T+vizcore's best trains the compressed model in the distillation engine with the Student lab's "
-                 f"default method ({defaults.best}: KegNet's images and a generator trained against the student)"))
+                 f"default method ({defaults.best}: KegNet's images and a generator trained against the student) and "
+                 f"feature matching"))
     real_select = st.checkbox(
         "Pick each repair's epoch on real validation data (the seed's protocol; NOT data-free)", key="cmp_real_select",
         help="KegNet's code keeps the epoch (the compressed start included) most accurate on a real validation "
