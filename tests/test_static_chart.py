@@ -78,6 +78,10 @@ def test_an_image_mosaic_carries_its_pictures_titles_and_frames():
     assert [t for t in ("one", "two", "three") if f">{t}<" in svg] == ["one", "two", "three"]
     frames = [r for r in _rects(svg) if r.get("stroke") == "crimson"]
     assert len(frames) == 1 and float(frames[0]["x"]) > 8  # the second picture's
+    colour = image_grid(torch.rand(2, 3, 6, 6, generator=g), ["x", "y"], cols=2)  # an RGB mosaic: Plotly's image trace
+    png = base64.b64decode(re.search(r'base64,([^"]+)"', static_chart.svg(colour.to_json(), 400)).group(1))
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))),
+                          static_chart.array(json.loads(colour.to_json())["data"][0]["z"]))
 
 
 def test_drawing_the_pictures_imports_neither_torch_nor_plotly(tmp_path):
