@@ -99,6 +99,7 @@ def ranking_table(scores, target: int) -> None:
 # drawing, and an image change ended later (bench/latency.py, Chromium, 2 cores: median 194-236 ms at once, 123-167 ms
 # after 0.15 s)
 AHEAD_AFTER = 0.15
+AHEAD_KEEP = 2  # the image shown and the one before it
 
 
 def diagram(f, idx: int, target: int, true_class: int, selected):
@@ -118,15 +119,15 @@ def one_image() -> None:
     open_clicked_map()
     args = (model_key, ds.name, idx, target, output, "l1" if norm == "l1" else "fro",
             tuple((k, tuple(v)) for k, v in mask.items()))
-    selected = None
-    if layers and st.session_state.get("pg_browse_layer") in layers:
-        selected = (st.session_state["pg_browse_layer"], int(st.session_state.get("pg_browse_filter", 0)))
-    # the look-ahead made this image's flow and diagram while the person looked at the previous one
-    ahead = st.session_state.setdefault("_pg_ahead", LookAhead())
+    selected = browsed()
+    # the look-ahead made this image's flow and diagram while the person looked at the previous one, or they were
+    # shown a step ago (a step back, against the direction the look-ahead went)
+    ahead = st.session_state.setdefault("_pg_ahead", LookAhead(keep=AHEAD_KEEP))
     f, fig = ahead.take((args, selected)) or (None, None)
     if f is None:
         f = flow(*args, image)
         fig = diagram(f, idx, target, true_class, selected)
+    ahead.remember((args, selected), (f, fig))
     live_chart(st, fig, "pg_network", on_select="rerun", selection_mode="points", config={"displayModeBar": False})
     notes = ["Click a feature map to open it in the per-filter browser below."] if layers else []
     if mask:
@@ -147,10 +148,19 @@ def one_image() -> None:
         browser(pg, acts, image, target)
     nxt = next_image(idx, true_class)
     if nxt is not None:  # computed while the person looks at this one
+        selected = browsed()  # the map the browser holds now: a first run sets its default after drawing the diagram
+
         def both():
             g = network_flow(model, ds.test_x[nxt], target, output=output, norm=args[5], mask=dict(args[6]))
             return g, diagram(g, nxt, target, true_class, selected)
         ahead.start((args[:2] + (nxt,) + args[3:], selected), both, after=AHEAD_AFTER)
+
+
+def browsed() -> tuple[str, int] | None:
+    """The map open in the per-filter browser (the diagram rings it), None before the browser has drawn."""
+    if layers and st.session_state.get("pg_browse_layer") in layers:
+        return st.session_state["pg_browse_layer"], int(st.session_state.get("pg_browse_filter", 0))
+    return None
 
 
 def next_image(idx: int, c: int) -> int | None:

@@ -42,3 +42,21 @@ def test_a_delayed_computation_waits_unless_its_key_is_asked_for():
     assert ahead.start("old", lambda: first.set() or "old flow", after=3600)
     assert ahead.start("new", lambda: "new flow", after=3600)
     assert ahead.take("old") is None and ahead.take("new") == "new flow" and not first.is_set()
+
+
+def test_the_results_shown_last_are_handed_back_for_a_step_back():
+    """``keep``: a person who steps back to the image they just saw gets its result again (the computation ahead
+    went the other way); only the ``keep`` newest are kept, and the one ahead still goes to its own key."""
+    ahead = LookAhead(keep=2)
+    for i in (1, 2, 3):
+        ahead.remember(("img", i), f"diagram of {i}")
+    assert ahead.start(("img", 4), lambda: "diagram of 4")
+    assert ahead.take(("img", 2)) == "diagram of 2" and ahead.take(("img", 2)) == "diagram of 2"  # not used up
+    assert ahead.take(("img", 1)) is None  # the oldest went when the third came
+    ahead.remember(("img", 5), "diagram of 5")  # 2 was taken last, so 3 is now the oldest and goes
+    assert ahead.take(("img", 3)) is None and ahead.take(("img", 2)) == "diagram of 2"
+    assert ahead.take(("img", 4)) == "diagram of 4"
+    assert LookAhead().take(("img", 5)) is None  # keep=0: nothing remembered
+    nothing = LookAhead()
+    nothing.remember("k", "v")
+    assert nothing.take("k") is None

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
@@ -110,6 +111,35 @@ def test_the_next_image_of_the_class_is_worked_out_while_the_person_looks(monkey
     at.session_state["_pg_ahead"]._thread.join()
     at.number_input(key="pg_img_n").set_value(2).run()  # a step back: the one before is next
     assert ahead_key()[2] == sixes[0]
+
+
+def test_the_first_step_and_a_step_back_are_not_computed_again(monkeypatch):
+    """The page's first run works out image 2 with the map the per-filter browser opens by default (set after the
+    diagram is drawn), so the first step takes it; a step back to image 1 gets the diagram shown a step ago."""
+    import vizcore.explain.network as N
+
+    in_script = []
+    real = N.network_flow
+
+    def counted(model, image, *a, **kw):
+        if threading.current_thread().name != "vizcore-look-ahead":
+            in_script.append(image.clone())
+        return real(model, image, *a, **kw)
+
+    monkeypatch.setattr(N, "network_flow", counted)
+    st.cache_data.clear()  # image 1's flow may be cached by an earlier test
+    at = app_on_digits("pages/gradients.py")
+    assert len(in_script) == 1  # image 1
+    title = _diagram(at)["layout"]["title"]["text"]
+    at.session_state["_pg_ahead"]._thread.join()
+    at.number_input(key="pg_img_n").set_value(2).run()
+    assert not at.exception, at.exception
+    assert len(in_script) == 1  # taken from the look-ahead (the old key lacked the browser's map: computed again)
+    assert _diagram(at)["layout"]["title"]["text"] != title
+    at.session_state["_pg_ahead"]._thread.join()  # ahead: image 3
+    at.number_input(key="pg_img_n").set_value(1).run()
+    assert not at.exception, at.exception
+    assert len(in_script) == 1 and _diagram(at)["layout"]["title"]["text"] == title  # image 1 again, from memory
 
 
 def _diagram(at) -> dict:

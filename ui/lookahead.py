@@ -5,14 +5,19 @@ while they look at the current one; the Knockout page does the same for the next
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
 
 class LookAhead:
-    """At most one background computation, keyed; :meth:`take` hands its result to the run that asks for that key."""
+    """At most one background computation, keyed; :meth:`take` hands its result to the run that asks for that key.
 
-    def __init__(self):
+    ``keep``: how many results already shown (:meth:`remember`) :meth:`take` also hands back, the newest first kept,
+    for a person who steps back to an input they just saw (the computation ahead went the other way)."""
+
+    def __init__(self, keep: int = 0):
+        self._keep, self._recent = keep, OrderedDict()
         self._key: Hashable | None = None
         self._thread: threading.Thread | None = None
         self._value: Any = None
@@ -51,10 +56,21 @@ class LookAhead:
         return True
 
     def take(self, key: Hashable) -> Any:
-        """The result for ``key`` (waiting for its computation to end), or None when another key is held."""
+        """The result for ``key`` (waiting for its computation to end, or one of the results remembered), or None
+        when neither holds it."""
         if key != self._key or self._thread is None:
+            if key in self._recent:
+                self._recent.move_to_end(key)
+                return self._recent[key]
             return None
         self._go.set()
         self._thread.join()
         value, self._key, self._value = self._value, None, None
         return value
+
+    def remember(self, key: Hashable, value: Any) -> None:
+        """Keep ``value``, the result shown for ``key``, among the ``keep`` most recent."""
+        self._recent[key] = value
+        self._recent.move_to_end(key)
+        while len(self._recent) > self._keep:
+            self._recent.popitem(last=False)
