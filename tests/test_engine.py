@@ -19,8 +19,10 @@ from vizcore.distill.engine import (
     MemoryBank,
     discrepancy,
     distill,
+    divergence,
     generator_step,
     mix_images,
+    mixed_pairs,
     shift_images,
 )
 from vizcore.distill.generators import Generator
@@ -356,3 +358,40 @@ def test_feature_matching_brings_a_compressed_students_layers_to_the_teachers(di
             return float(feature_loss([t[n] for n in names], [s[n] for n in names]))
 
     assert gap(10.0) < 0.8 * gap(0.0)  # 0.82 against 1.14 (noise images, 150 steps)
+
+
+def test_mixed_pairs_blend_each_input_with_one_other_and_divergence_is_kl():
+    x = torch.eye(6)  # one-hot rows: a blend shows which two it came from and at what weight
+    out = mixed_pairs(x, seed=3)
+    assert torch.equal(out, mixed_pairs(x, seed=3)) and not torch.equal(out, mixed_pairs(x, seed=4))
+    assert torch.allclose(out.sum(1), torch.ones(6)) and (out >= 0).all() and ((out > 0).sum(1) <= 2).all()
+    assert (out.diagonal() > 0).all()  # each row keeps some of itself
+    # KL(p || uniform) = log C - H(p) for a model that answers uniformly; 0 for the teacher's own answers
+    probs = torch.softmax(torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), 1)
+    uniform = torch.nn.Linear(6, 4)
+    torch.nn.init.zeros_(uniform.weight)
+    torch.nn.init.zeros_(uniform.bias)
+    entropy = float(-(probs * probs.log()).sum(1).mean())
+    assert divergence(uniform, x, probs) == pytest.approx(float(torch.log(torch.tensor(4.0))) - entropy, abs=1e-5)
+    teacher = torch.nn.Linear(6, 4)
+    assert divergence(teacher, x, torch.softmax(teacher(x), 1).detach()) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mixed_selection_keeps_the_checkpoint_closest_to_the_teacher_between_hold_out_images(digits, digits_cnn):
+    """``select="mixed"``: the kept checkpoint is the one with the lowest KL divergence from the teacher on the
+    hold-out's mixed pairs (not the one of highest agreement); its agreement is still reported as the score."""
+    teacher = frozen_copy(digits_cnn)
+    student = build_model("cnn", digits.input_shape, 10, seed=0)
+    hold = digits.test_x[:200]
+    mixed = mixed_pairs(hold, 0)
+    probs = torch.softmax(teacher(mixed), 1).detach()
+    seen = []
+    cfg = EngineConfig(steps=120, batch_size=64, generator=True, bank=256, checkpoints=6, select="mixed")
+    res = distill(teacher, student, cfg, input_shape=digits.input_shape, num_classes=10, holdout=hold,
+                  on_checkpoint=lambda step, score: seen.append((divergence(student, mixed, probs), step, score)))
+    best = min(seen)
+    assert len(seen) == 6 and res.selection["step"] == best[1] and res.selection["score"] == best[2]
+    assert res.selection["divergence"] == pytest.approx(best[0])
+    assert divergence(res.model, mixed, probs) == pytest.approx(best[0], rel=1e-4)
+    with pytest.raises(ValueError, match="select is one of"):
+        EngineConfig(select="accuracy")

@@ -42,6 +42,7 @@ from vizcore.models import Tucker2Conv, layer_table
 
 LOSSES = ("kl", "l1")
 MIXES = ("none", "mixup", "cutmix", "both")
+CHECKPOINT_SCORES = ("agreement", "mixed")  # EngineConfig.select
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,10 @@ class EngineConfig:
     teacher's at every resolution both have (0: off; nothing to match where either has no conv layers).
     ``features``: the weight of feature matching (FitNets' hints, Romero et al. 2015) for a student that keeps the
     teacher's layers, as a compressed model does: the output of every hidden layer matches the teacher's
-    (:func:`feature_pairs`; 0: off).
+    (:func:`feature_pairs`; 0: off). ``select``: how the hold-out ranks the checkpoints: ``agreement`` (the share
+    of it labelled as the teacher does) or ``mixed`` (the KL divergence from the teacher's softmax on the hold-out's
+    images mixed in pairs, :func:`mixed_pairs`; for a hold-out of images the teacher is sure of, whose agreement
+    saturates).
     """
 
     steps: int = 3000
@@ -97,6 +101,7 @@ class EngineConfig:
     ema: float = 0.0
     attention: float = 0.0
     features: float = 0.0
+    select: str = "agreement"
     seed: int = 0
 
     def __post_init__(self):
@@ -104,6 +109,8 @@ class EngineConfig:
             raise ValueError(f"the loss is one of {', '.join(LOSSES)}, not '{self.loss}'")
         if self.mix not in MIXES:
             raise ValueError(f"mix is one of {', '.join(MIXES)}, not '{self.mix}'")
+        if self.select not in CHECKPOINT_SCORES:
+            raise ValueError(f"select is one of {', '.join(CHECKPOINT_SCORES)}, not '{self.select}'")
         if self.steps < 1 or self.batch_size < 2 or not 0 <= self.replay <= 1 or not 0 <= self.mix_share <= 1:
             raise ValueError("the engine needs steps >= 1, batches of at least 2 and shares in [0, 1]")
         if self.attention < 0 or self.features < 0:
@@ -374,6 +381,22 @@ def agreement(model: nn.Module, x: torch.Tensor, teacher_labels: torch.Tensor) -
     return float((predict_logits(model, x).argmax(1) == teacher_labels).float().mean())
 
 
+def mixed_pairs(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """Each of ``x`` blended with another of ``x`` at a uniform random weight (mixup's pairs, Zhang et al. 2018; seeded):
+    inputs between the synthetic ones, near the teacher's boundaries, where a student can drift from it while still
+    labelling every synthetic input as it does."""
+    g = torch.Generator().manual_seed(seed)
+    other = torch.randperm(len(x), generator=g)
+    weight = torch.rand(len(x), generator=g).view(-1, *[1] * (x.dim() - 1))
+    return weight * x + (1 - weight) * x[other]
+
+
+def divergence(model: nn.Module, x: torch.Tensor, teacher_probs: torch.Tensor) -> float:
+    """KL(teacher || ``model``) on ``x``, averaged over the inputs (``teacher_probs``: the teacher's softmax)."""
+    log_p = torch.log_softmax(predict_logits(model, x).float(), 1)
+    return float(F.kl_div(log_p, teacher_probs.to(log_p.device), reduction="batchmean"))
+
+
 def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, input_shape, num_classes: int,
             images: torch.Tensor | None = None, holdout: torch.Tensor | None = None,
             progress: Progress | None = None, cancelled: Callable[[], bool] | None = None,
@@ -441,8 +464,10 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
         holdout = None
     hold_x = holdout
     hold_t = predict_logits(teacher, holdout).argmax(1) if holdout is not None else None
+    mixed = mixed_pairs(holdout, config.seed) if holdout is not None and config.select == "mixed" else None
+    mixed_p = torch.softmax(predict_logits(teacher, mixed).float(), 1) if mixed is not None else None
     history: list[tuple[int, float]] = []
-    best = (-1.0, None, 0)
+    best = (-float("inf"), None, 0)  # (rank: the agreement, or minus the divergence on the mixed pairs; weights; step)
     # online without a hold-out: every checkpoint's fresh batch (never trained on) and the student of that moment;
     # at the end the student that agrees most with the teacher on all of them is kept
     stages: dict = {"images": [], "students": []}
@@ -528,14 +553,15 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
                 hold_t = predict_logits(teacher, hold_x).argmax(1)
             student.eval()
             score = agreement(judged, hold_x, hold_t)
+            rank = score if mixed is None else -divergence(judged, mixed, mixed_p)
             _training(student, config)
             history.append((step, score))
             stats["discrepancy"].append(round(float(loss.detach()), 4))
             if holdout is None and G is not None:  # ranked at the end, on every stage's images (_best_stage)
                 stages["images"].append(hold_x)
                 stages["students"].append((step, copy.deepcopy(judged.state_dict())))
-            elif holdout is None or score >= best[0]:  # a fixed set without a hold-out: the scores are not comparable
-                best = (score, copy.deepcopy(judged.state_dict()), step)
+            elif holdout is None or rank >= best[0]:  # a fixed set without a hold-out: the scores are not comparable
+                best = (rank, copy.deepcopy(judged.state_dict()), step)
             if save_to is not None and main:
                 _save(save_to, step, student, opt_s, sched, G, opt_g, sched_g, bank, history, best, stats, stages,
                       average)
@@ -551,6 +577,8 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
     if bank is not None:
         stats["bank"] = len(bank)
     return EngineResult(model=student, history=history, generator=G, bank=bank.images[:len(bank)] if bank else None,
-                        selection={"score": best[0], "step": best[2], "history": [h[1] for h in history],
+                        selection={"score": best[0] if mixed is None else dict(history)[best[2]], "step": best[2],
+                                   **({"divergence": -best[0]} if mixed is not None else {}),
+                                   "history": [h[1] for h in history],
                                    "holdout": sum(map(len, stages["images"])) or len(hold_x)},
                         stats=stats, seconds=time.perf_counter() - start)
