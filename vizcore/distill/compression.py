@@ -185,11 +185,12 @@ class RepairConfig:
     KegNet's generators and Gaussian noise together): by default the Student lab's default method, trained by the
     engine for ``engine_steps`` steps from the compressed model (a method that trains a generator against the
     student runs there; a fixed-set method is fine-tuned on like noise). ``select``: which checkpoint is kept, the
-    compressed model's start included: ``synthetic`` (the synthetic hold-out: agreement with the teacher, or,
-    for a best repair in the engine, the divergence from it on the hold-out mixed in pairs; data-free) or ``real``
-    (accuracy on a real validation split, as KegNet's code picks its epoch for the seed's tables: NOT data-free). ``features``: the weight of feature matching in the best repair (FitNets' hints, Romero
-    et al. 2015; :func:`~vizcore.distill.engine.feature_pairs`): the compressed model keeps the teacher's layers, so
-    each of its hidden layers learns the teacher's output there, not only the teacher's softmax (0: off).
+    compressed model's start included: ``synthetic`` (the synthetic hold-out: agreement with the teacher, or, for
+    T+KegNet and an image's best repair, the closeness to its softmax on the hold-out mixed in pairs; data-free) or
+    ``real`` (accuracy on a real validation split, as KegNet's code picks its epoch for the seed's tables: NOT
+    data-free). ``features``: the weight of feature matching in the best repair (FitNets' hints, Romero et al. 2015;
+    :func:`~vizcore.distill.engine.feature_pairs`): the compressed model keeps the teacher's layers, so each of its
+    hidden layers learns the teacher's output there, not only the teacher's softmax (0: off).
     ``epochs``: fine-tuning epochs on noise and on the best method's inputs; ``kegnet_epochs``: on KegNet's rows
     alone (KegNet's code, too, gives each kind of input its own epoch budget). ``kegnet_lr``: the generators'
     learning rate (None: the Student lab's KegNet's). ``n``, ``epochs``, ``kegnet_epochs``, ``lr``,
@@ -321,8 +322,8 @@ def selection_probe(teacher: nn.Module, held: torch.Tensor, labels: torch.Tensor
     is sure of, and every epoch agrees with it on them above 99 %: for T+KegNet the hold-out is mixed in pairs
     (:func:`~vizcore.distill.engine.mixed_pairs`, as the engine ranks an image's best repair) and ranked by the
     cross-entropy to the teacher's softmax on them alone (labels None). Against the noise probe, T+KegNet's pick
-    on the same sets: PenDigits 81.96 -> 82.68 %, Shuttle 96.21 % (the start) both, Letter 83.47 -> 83.42 %; digits and
-    Fashion-MNIST at 8x / 16x / 14.5x / 15.5x the same epochs."""
+    on the same sets: PenDigits 81.96 -> 82.68 %, Shuttle 96.21 % (the start) both, Letter 83.47 -> 83.43 %;
+    digits and Fashion-MNIST at 8x / 16x / 14.5x / 15.5x the same epochs."""
     from vizcore.distill.synthesis import label_with_teacher
 
     if method == "kegnet":
