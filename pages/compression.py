@@ -85,8 +85,7 @@ with repair_tab:
         "Pick each repair's epoch on real validation data (the seed's protocol; NOT data-free)", key="cmp_real_select",
         help="KegNet's code keeps the epoch (the compressed start included) most accurate on a real validation "
              "split; vizcore's default judges them on synthetic inputs instead: the agreement with the teacher, or, "
-             "for T+KegNet and an image model's best repair, the closeness to its softmax on pairs of KegNet's "
-             "inputs blended")
+             "for an image model's best repair, the closeness to its softmax on pairs of KegNet's images blended")
     save = st.checkbox("Save the last repaired model to the workspace", key="cmp_save")
     repair_config = comp.RepairConfig(n=n, epochs=epochs, kegnet_epochs=kepochs, kegnet_steps=ksteps,
                                       engine_steps=engine_steps, select="real" if real_select else "synthetic")

@@ -23,7 +23,7 @@ from vizcore.distill.compression import (
     sure_rows,
 )
 from vizcore.distill.engine import divergence, mixed_pairs
-from vizcore.distill.students import holdout_split, selection_score
+from vizcore.distill.students import holdout_split
 from vizcore.models import build_model, count_parameters
 
 
@@ -195,25 +195,6 @@ def test_a_table_repair_is_selected_on_its_hold_out_and_noise_rows():
     y_img, p_img = torch.zeros(20, dtype=torch.long), torch.full((20, 10), 0.1)
     xi, yi, pi = selection_probe(build_model("cnn", (1, 8, 8), 10, seed=0).eval(), images, y_img, p_img, (1, 8, 8), 0)
     assert torch.equal(xi, images) and torch.equal(yi, y_img) and torch.equal(pi, p_img)
-
-
-def test_t_kegnet_is_selected_on_its_hold_out_mixed_in_pairs_by_cross_entropy_alone():
-    """KegNet's inputs are ones the teacher is sure of: T+KegNet's probe is the hold-out mixed in pairs with the
-    teacher's softmax there and no labels, so the cross-entropy alone ranks the epochs (for a table and an image)."""
-    for shape, arch, classes in (((6,), "mlp10", 4), ((1, 8, 8), "cnn", 10)):
-        teacher = build_model(arch, shape, classes, seed=0).eval()
-        held = torch.rand(40, *shape)
-        with torch.no_grad():
-            x, y, p = selection_probe(teacher, held, teacher(held).argmax(1), teacher(held).softmax(1), shape, 3,
-                                      "kegnet")
-            assert y is None and torch.equal(x, mixed_pairs(held, 3))
-            assert torch.allclose(p, teacher(x).softmax(1), atol=1e-6)
-    student = build_model("cnn", (1, 8, 8), 10, seed=1).eval()
-    agree, neg_ce = selection_score(student, x, None, p)
-    with torch.no_grad():
-        ce = float(-(p * student(x).log_softmax(1)).sum(1).mean())
-    assert agree == neg_ce == pytest.approx(-ce, rel=1e-5)
-    assert selection_score(teacher, x, None, p) > selection_score(student, x, None, p)  # the teacher: lowest
 
 
 def test_a_repair_keeps_the_compressed_start_unless_an_epoch_beats_it():

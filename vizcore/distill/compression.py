@@ -186,7 +186,7 @@ class RepairConfig:
     engine for ``engine_steps`` steps from the compressed model (a method that trains a generator against the
     student runs there; a fixed-set method is fine-tuned on like noise). ``select``: which checkpoint is kept, the
     compressed model's start included: ``synthetic`` (the synthetic hold-out: agreement with the teacher, or, for
-    T+KegNet and an image's best repair, the closeness to its softmax on the hold-out mixed in pairs; data-free) or
+    an image's best repair, the closeness to its softmax on the hold-out mixed in pairs; data-free) or
     ``real`` (accuracy on a real validation split, as KegNet's code picks its epoch for the seed's tables: NOT
     data-free). ``features``: the weight of feature matching in the best repair (FitNets' hints, Romero et al. 2015;
     :func:`~vizcore.distill.engine.feature_pairs`): the compressed model keeps the teacher's layers, so each of its
@@ -314,21 +314,18 @@ def synthetic_inputs(method: str, teacher: nn.Module, config: RepairConfig, *, i
 
 
 def selection_probe(teacher: nn.Module, held: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, input_shape,
-                    seed: int, method: str = "") -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+                    seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The synthetic inputs a data-free repair is selected on, with the teacher's labels and softmax: the set's own
     hold-out (``held`` with the teacher's ``labels`` and ``probs``) and, for a table, as many Gaussian and as many
-    uniform rows, labelled here: noise over the standardized features' range tells the epochs apart (Letter at 4x:
-    81.3 -> 83.5 %, Shuttle at 8x: 89.0 -> 93.0 %, PenDigits 78.4 -> 77.6 %). KegNet's inputs are ones the teacher
-    is sure of, and every epoch agrees with it on them above 99 %: for T+KegNet the hold-out is mixed in pairs
-    (:func:`~vizcore.distill.engine.mixed_pairs`, as the engine ranks an image's best repair) and ranked by the
-    cross-entropy to the teacher's softmax on them alone (labels None). Against the noise probe, T+KegNet's pick
-    on the same sets: PenDigits 81.96 -> 82.68 %, Shuttle 96.21 % (the start) both, Letter 83.47 -> 83.43 %;
-    digits and Fashion-MNIST at 8x / 16x / 14.5x / 15.5x the same epochs."""
+    uniform rows, labelled here. KegNet's rows are ones the teacher is sure of, and every fine-tuning epoch agrees
+    with it on them above 99 %; noise over the standardized features' range tells the epochs apart (Letter at 4x:
+    81.3 -> 83.5 %, Shuttle at 8x: 89.0 -> 93.0 %, PenDigits 78.4 -> 77.6 %). Ranking T+KegNet's epochs by the
+    cross-entropy on its hold-out blended in pairs instead (as the engine ranks an image's best repair) moved
+    PenDigits at 8x 81.96 -> 82.68 % but lost elsewhere: PenDigits 12x -4.4, Letter 8x -1.4, digits 20x / 24x -3.1 /
+    -2.0 points, +1.1 at digits 12x and Fashion-MNIST 12x (bench/logs/compression_uci_kegnet_mixed_selection.json);
+    not kept."""
     from vizcore.distill.synthesis import label_with_teacher
 
-    if method == "kegnet":
-        mixed = mixed_pairs(held, seed)
-        return mixed, None, torch.softmax(predict_logits(teacher, mixed), 1)
     if len(input_shape) != 1:
         return held, labels, probs
     noise = torch.cat([noise_inputs("gaussian", len(held), input_shape, seed + 2),
@@ -402,7 +399,7 @@ def repair(teacher: nn.Module, student: nn.Module, method: str, config: RepairCo
         sc = StudentConfig(arch="linear", epochs=epochs, lr=config.lr, batch_size=config.batch_size,
                            seed=config.seed, checkpoints=min(10, epochs), min_steps=0)
         select = validation if config.select == "real" else selection_probe(twin, x[ho], labels[ho], probs[ho],
-                                                                              input_shape, config.seed, method)
+                                                                              input_shape, config.seed)
         with feature_matching(twin, model, input_shape, config.features if method == "best" else 0.0) as hints:
             student_fit = fit_student(sc, x[tr], labels[tr], soft=probs[tr], select=select,
                                       num_classes=len(class_names), model=model, extra_loss=hints,

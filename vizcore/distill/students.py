@@ -99,14 +99,12 @@ def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     return np.sort(order[k:]), np.sort(order[:k])
 
 
-def selection_score(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None,
-                    probs: torch.Tensor | None = None) -> tuple[float, float]:
-    """(agreement with ``y``, minus the cross-entropy to ``probs`` or to ``y``) on a hold-out; without ``y``, the
-    cross-entropy to ``probs`` alone ranks (both places hold minus it)."""
+def selection_score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, probs: torch.Tensor | None = None) -> tuple[float, float]:
+    """(agreement with ``y``, minus the cross-entropy to ``probs`` or to ``y``) on a hold-out."""
     logits = predict_logits(model, x)
     target = probs if probs is not None else torch.nn.functional.one_hot(y, logits.shape[1]).float()
     ce = float(-(target * logits.log_softmax(1)).sum(1).mean())
-    return (float((logits.argmax(1) == y).float().mean()) if y is not None else -ce), -ce
+    return float((logits.argmax(1) == y).float().mean()), -ce
 
 
 def brightness_relabel(teacher: nn.Module, temperature: float = 1.0,
@@ -137,7 +135,7 @@ def fit_student(config: StudentConfig, x: torch.Tensor, y: torch.Tensor, *, soft
 
     ``select`` = (images, labels[, teacher probs]) scored after every chunk of epochs by
     :func:`selection_score` (agreement with the teacher on a synthetic hold-out, or accuracy on a real
-    validation split for the baseline; labels None: the cross-entropy to the teacher's probs alone); without it the last checkpoint is kept. ``model``/``params`` let a caller pass a prepared model and train only some of its
+    validation split for the baseline); without it the last checkpoint is kept. ``model``/``params`` let a caller pass a prepared model and train only some of its
     parameters (preset e, a compressed model's repair); such a model's start is scored too and kept if no epoch beats it. ``relabel`` (from :func:`brightness_relabel`) replaces every batch and its targets;
     ``extra_loss``: see :func:`vizcore.train.fit`.
     """
