@@ -134,3 +134,22 @@ def test_a_confusion_change_labels_only_the_cells_that_changed():
     assert text == [["-2", "2", ""], ["", "", ""], ["", "1", "-1"]]
     counts = confusion_heatmap(np.eye(2, dtype=int), ["a", "b"]).data[0].text
     assert np.asarray(counts).tolist() == [[1, 0], [0, 1]]  # a confusion matrix keeps its zeros
+
+
+def test_bars_over_class_names_keep_every_class_on_a_category_axis():
+    """Digits' class names are "0".."9": Plotly reads such names as numbers and drew a linear axis labelled every
+    other class (seen on the Compression page); a category axis names every class, in the model's order."""
+    from vizcore.plots.common import per_class_bars
+    from vizcore.plots.compression import approach_bars
+    from vizcore.plots.knockout import class_accuracy_bars
+    from vizcore.plots.visualize import similarity_bars, softmax_bars
+
+    names = [str(c) for c in range(10)]
+    figures = [approach_bars({"T": [0.5] * 10}, names),
+               per_class_bars([{"class": c, "precision": 1.0, "recall": 1.0, "f1": 1.0} for c in names]),
+               class_accuracy_bars([0.9] * 10, [0.8] * 10, names, target=3),
+               softmax_bars(torch.full((10,), 0.1), names, 2),
+               similarity_bars({"a-b": [0.5] * 10}, names)]
+    for fig in figures:
+        assert fig.layout.xaxis.type == "category", fig.layout.title.text
+        assert [str(x) for x in fig.data[0].x][:3] == ["0", "1", "2"]

@@ -154,6 +154,6 @@ def per_class_bars(per_class: list[dict], title: str = "Per-class precision, rec
         go.Bar(name=m, x=names, y=[r[m] for r in per_class], hovertemplate=f"%{{x}} {m}: %{{y:.3f}}<extra></extra>")
         for m in ("precision", "recall", "f1")
     ])
-    fig.update_layout(barmode="group", title=title, yaxis_range=[0, 1.02], height=380,
+    fig.update_layout(barmode="group", title=title, yaxis_range=[0, 1.02], height=380, xaxis_type="category",
                       margin=dict(l=10, r=10, t=40, b=10), legend_orientation="h", legend_y=-0.2)
     return fig

@@ -20,7 +20,7 @@ def approach_bars(recalls: Mapping[str, Sequence[float]], class_names: Sequence[
     fig = go.Figure([go.Bar(name=a, x=list(class_names), y=list(v), marker_color=COLORS.get(a, "#2ca02c"),
                             hovertemplate="%{x}: %{y:.1%}<extra>" + a + "</extra>") for a, v in recalls.items()])
     fig.update_layout(barmode="group", title=title, yaxis_tickformat=".0%", yaxis_range=[0, 1.02], height=380,
-                      margin=dict(l=10, r=10, t=40, b=40), legend_orientation="h", legend_y=-0.2)
+                      xaxis_type="category", margin=dict(l=10, r=10, t=40, b=40), legend_orientation="h", legend_y=-0.2)
     return fig
 
 

@@ -21,7 +21,7 @@ def class_accuracy_bars(intact: Sequence[float], knocked: Sequence[float], class
                  hovertemplate="%{x}: %{y:.1%}<extra>intact</extra>"),
             dict(type="bar", name="knocked out", x=names, y=np.asarray(knocked, dtype=float),
                  marker=dict(color=KNOCKED), hovertemplate="%{x}: %{y:.1%}<extra>knocked out</extra>")]
-    return fast_figure(bars, dict(barmode="group", title=dict(text="Accuracy per class"),
+    return fast_figure(bars, dict(barmode="group", title=dict(text="Accuracy per class"), xaxis=dict(type="category"),
                                   yaxis=dict(tickformat=".0%", range=[0, 1.02]), height=360,
                                   margin=dict(l=10, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.15)))
 

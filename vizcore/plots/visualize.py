@@ -28,7 +28,7 @@ def softmax_bars(probs: torch.Tensor, class_names: list[str], target: int, thres
                            textposition="outside", hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
     if threshold:
         fig.add_hline(y=threshold, line_dash="dot", line_color="grey", annotation_text=f"T = {threshold:.3f}")
-    fig.update_layout(title="Teacher softmax (soft target)", yaxis_range=[0, 1.12], height=320,
+    fig.update_layout(title="Teacher softmax (soft target)", yaxis_range=[0, 1.12], height=320, xaxis_type="category",
                       margin=dict(l=10, r=10, t=40, b=10), yaxis_title="probability")
     return fig
 
@@ -74,7 +74,7 @@ def similarity_bars(similarities: dict[str, list[float]], class_names: list[str]
     fig = go.Figure([go.Bar(name=pair, x=class_names, y=vals, hovertemplate=f"%{{x}} {pair}: %{{y:.3f}}<extra></extra>")
                      for pair, vals in similarities.items()])
     fig.update_layout(barmode="group", title="Cosine similarity per class", yaxis_range=[-1, 1], height=360,
-                      margin=dict(l=10, r=10, t=40, b=10), legend_orientation="h", legend_y=-0.25)
+                      xaxis_type="category", margin=dict(l=10, r=10, t=40, b=10), legend_orientation="h", legend_y=-0.25)
     return fig
 
 
