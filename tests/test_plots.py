@@ -138,7 +138,7 @@ def test_a_confusion_change_labels_only_the_cells_that_changed():
 
 def test_bars_over_class_names_keep_every_class_on_a_category_axis():
     """Digits' class names are "0".."9": Plotly reads such names as numbers and drew a linear axis labelled every
-    other class (seen on the Compression page); a category axis names every class, in the model's order."""
+    other class (seen on the Compression and Knockout pages); a category axis names every class, in the model's order."""
     from vizcore.plots.common import per_class_bars
     from vizcore.plots.compression import approach_bars
     from vizcore.plots.knockout import class_accuracy_bars
@@ -153,3 +153,10 @@ def test_bars_over_class_names_keep_every_class_on_a_category_axis():
     for fig in figures:
         assert fig.layout.xaxis.type == "category", fig.layout.title.text
         assert [str(x) for x in fig.data[0].x][:3] == ["0", "1", "2"]
+    from vizcore.plots.common import confusion_heatmap
+    from vizcore.plots.gradients import success_matrix
+
+    for fig in (confusion_heatmap(np.eye(10, dtype=int), names, diverging=True),
+                success_matrix(np.eye(10) * 0.5, names, 0.1)):  # the Knockout page's change and Perturb's matrix
+        assert fig.layout.xaxis.type == fig.layout.yaxis.type == "category", fig.layout.title.text
+        assert fig.layout.yaxis.autorange == "reversed" and list(fig.data[0].y)[:2] == ["0", "1"]

@@ -142,8 +142,8 @@ def confusion_heatmap(confusion, class_names: list[str], title: str = "Confusion
     text = np.where(z != 0, z.astype(str), "") if diverging else z
     heat = dict(type="heatmap", z=z, x=list(class_names), y=list(class_names), text=text, texttemplate="%{text}", **kw,
                 hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>")
-    return fast_figure([heat], dict(title=dict(text=title), xaxis=dict(title=dict(text="predicted")),
-                                    yaxis=dict(title=dict(text="true"), autorange="reversed"),
+    return fast_figure([heat], dict(title=dict(text=title), xaxis=dict(title=dict(text="predicted"), type="category"),
+                                    yaxis=dict(title=dict(text="true"), autorange="reversed", type="category"),
                                     height=max(350, 32 * len(class_names) + 120), margin=dict(l=10, r=10, t=40, b=10)))
 
 

@@ -169,8 +169,8 @@ def success_matrix(success: Sequence[Sequence[float]], class_names: Sequence[str
     fig = go.Figure(go.Heatmap(z=z, x=list(class_names), y=list(class_names), zmin=0, zmax=1, colorscale="Reds",
                                text=text, texttemplate="%{text}", colorbar=dict(title="success"),
                                hovertemplate="%{y} pushed to %{x}: %{z:.1%}<extra></extra>"))
-    fig.update_layout(title=f"Targeted success at step size {eps:g}", xaxis_title="target class",
-                      yaxis_title="source class", yaxis_autorange="reversed",
+    fig.update_layout(title=f"Targeted success at step size {eps:g}", xaxis_title="target class", xaxis_type="category",
+                      yaxis_title="source class", yaxis_autorange="reversed", yaxis_type="category",
                       height=max(380, 28 * len(class_names) + 140), margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
