@@ -1,5 +1,5 @@
-"""Interaction latency in Chromium: a Knockout slider step and a Prediction-gradients image / class change, from
-the key press (or click) to the first update of the page and to the end of the rerun.
+"""Interaction latency in Chromium: a Knockout slider step and a Prediction-gradients image change and class change,
+from the key press (or click) to the first update of the page and to the end of the rerun.
 
     python bench/latency.py [--steps 20]
 
@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from app_server import browser_page, running_app, wait_rendered  # noqa: E402
+
+from vizcore.data import load_dataset  # noqa: E402
 
 
 class Frames:
@@ -104,6 +106,22 @@ def gradients(page, frames: Frames, url: str, steps: int) -> dict:
     return {"first_update": stats(first), "end_of_rerun": stats(end)}
 
 
+def class_changes(page, frames: Frames, class_names: list[str], steps: int) -> dict:
+    """The Prediction-gradients page's class changes: the next class's name typed into the "Gradient of class" box
+    (not timed), then a raw Enter key press, through every class in turn (the look-ahead cannot guess a class)."""
+    box = page.get_by_label("Gradient of class").first
+    first, end = [], []
+    for i in range(steps):
+        k = (i + 1) % len(class_names)
+        box.click()
+        page.keyboard.type(f"{k}: {class_names[k]}")
+        page.get_by_role("option", name=f"{k}: {class_names[k]}", exact=True).first.wait_for()
+        a, e = frames.time_input(page, lambda: page.keyboard.press("Enter"))
+        first.append(a)
+        end.append(e)
+    return {"first_update": stats(first), "end_of_rerun": stats(end)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
@@ -116,6 +134,8 @@ def main() -> None:
         wait_rendered(page, "Test accuracy", 600_000)  # the sidebar's default: Fashion-MNIST, its cnn
         out["knockout_slider_step"] = knockout(page, frames, url, args.steps)
         out["gradients_image_change"] = gradients(page, frames, url, args.steps)
+        out["gradients_class_change"] = class_changes(page, frames, load_dataset("fashion-mnist").class_names,
+                                                      args.steps)
     out["load_average_1min"] = round(os.getloadavg()[0], 2)
     out["cpu_count"] = os.cpu_count()
     print(json.dumps(out))
