@@ -440,8 +440,8 @@ def _engine_repair(teacher: nn.Module, model: nn.Module, x: torch.Tensor | None,
         score, start = agreement(model, jx, jy), agreement(untouched, jx, jy)
     else:  # as the engine ranks its checkpoints: on the hold-out (an online method: the images it kept) mixed in pairs
         mixed = mixed_pairs(hold if hold is not None else res.bank, config.seed)
-        probs = torch.softmax(predict_logits(teacher, mixed), 1)
-        score, start = -divergence(model, mixed, probs), -divergence(untouched, mixed, probs)
+        logits = predict_logits(teacher, mixed)
+        score, start = -divergence(model, mixed, logits), -divergence(untouched, mixed, logits)
     keep_start = start > score
     return untouched if keep_start else model, {"score": max(start, score),
                                                 "step": 0 if keep_start else res.selection["step"],

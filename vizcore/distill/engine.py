@@ -391,10 +391,10 @@ def mixed_pairs(x: torch.Tensor, seed: int) -> torch.Tensor:
     return weight * x + (1 - weight) * x[other]
 
 
-def divergence(model: nn.Module, x: torch.Tensor, teacher_probs: torch.Tensor) -> float:
-    """KL(teacher || ``model``) on ``x``, averaged over the inputs (``teacher_probs``: the teacher's softmax)."""
-    log_p = torch.log_softmax(predict_logits(model, x).float(), 1)
-    return float(F.kl_div(log_p, teacher_probs.to(log_p.device), reduction="batchmean"))
+def divergence(model: nn.Module, x: torch.Tensor, teacher_logits: torch.Tensor) -> float:
+    """:func:`discrepancy`'s KL(teacher || ``model``) at temperature 1 on ``x``, averaged over the inputs
+    (``teacher_logits``: the teacher's on ``x``)."""
+    return float(discrepancy(predict_logits(model, x), teacher_logits, "kl", 1.0))
 
 
 def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, input_shape, num_classes: int,
@@ -465,7 +465,7 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
     hold_x = holdout
     hold_t = predict_logits(teacher, holdout).argmax(1) if holdout is not None else None
     mixed = mixed_pairs(holdout, config.seed) if holdout is not None and config.select == "mixed" else None
-    mixed_p = torch.softmax(predict_logits(teacher, mixed).float(), 1) if mixed is not None else None
+    mixed_t = predict_logits(teacher, mixed) if mixed is not None else None
     history: list[tuple[int, float]] = []
     best = (-float("inf"), None, 0)  # (rank: the agreement, or minus the divergence on the mixed pairs; weights; step)
     # online without a hold-out: every checkpoint's fresh batch (never trained on) and the student of that moment;
@@ -553,7 +553,7 @@ def distill(teacher: nn.Module, student: nn.Module, config: EngineConfig, *, inp
                 hold_t = predict_logits(teacher, hold_x).argmax(1)
             student.eval()
             score = agreement(judged, hold_x, hold_t)
-            rank = score if mixed is None else -divergence(judged, mixed, mixed_p)
+            rank = score if mixed is None else -divergence(judged, mixed, mixed_t)
             _training(student, config)
             history.append((step, score))
             stats["discrepancy"].append(round(float(loss.detach()), 4))
