@@ -100,6 +100,9 @@ def ranking_table(scores, target: int) -> None:
 # after 0.15 s)
 AHEAD_AFTER = 0.15
 AHEAD_KEEP = 2  # the image shown and the one before it
+# the classes whose flows are worked out ahead for the image shown: every class of a 10-class model, the most
+# probable of a larger one (bench/latency.py: a class change took a median 225-255 ms when each was computed anew)
+CLASSES_AHEAD = 10
 
 
 def diagram(f, idx: int, target: int, true_class: int, selected):
@@ -121,11 +124,13 @@ def one_image() -> None:
             tuple((k, tuple(v)) for k, v in mask.items()))
     selected = browsed()
     # the look-ahead made this image's flow and diagram while the person looked at the previous one, or they were
-    # shown a step ago (a step back, against the direction the look-ahead went)
+    # shown a step ago (a step back, against the direction the look-ahead went), or it made the flow of this class
+    # while the person looked at another
     ahead = st.session_state.setdefault("_pg_ahead", LookAhead(keep=AHEAD_KEEP))
-    f, fig = ahead.take((args, selected)) or (None, None)
+    f, fig = ahead.take((args, selected)) or (ahead.take(args), None)
     if f is None:
         f = flow(*args, image)
+    if fig is None:
         fig = diagram(f, idx, target, true_class, selected)
     ahead.remember((args, selected), (f, fig))
     live_chart(st, fig, "pg_network", on_select="rerun", selection_mode="points", config={"displayModeBar": False})
@@ -146,14 +151,27 @@ def one_image() -> None:
     with right:
         st.subheader("Per-filter browser")
         browser(pg, acts, image, target)
+    ahead.start(look_ahead_jobs(args, image, true_class, f), after=AHEAD_AFTER)
+
+
+def look_ahead_jobs(args: tuple, image, true_class: int, f) -> list:
+    """What the person will probably ask for next, computed while they look at this image: the next image of the
+    class (its flow and diagram), then this image's flow for each other class, the most probable first."""
+    idx, target, output, norm, mask_key = args[2:]
+    jobs = []
     nxt = next_image(idx, true_class)
-    if nxt is not None:  # computed while the person looks at this one
+    if nxt is not None:
         selected = browsed()  # the map the browser holds now: a first run sets its default after drawing the diagram
 
         def both():
-            g = network_flow(model, ds.test_x[nxt], target, output=output, norm=args[5], mask=dict(args[6]))
+            g = network_flow(model, ds.test_x[nxt], target, output=output, norm=norm, mask=dict(mask_key))
             return g, diagram(g, nxt, target, true_class, selected)
-        ahead.start((args[:2] + (nxt,) + args[3:], selected), both, after=AHEAD_AFTER)
+        jobs.append(((args[:2] + (nxt,) + args[3:], selected), both))
+    for c in f.probs.argsort(descending=True)[:CLASSES_AHEAD].tolist():
+        if c != target:
+            jobs.append((args[:3] + (c,) + args[4:], lambda c=c: network_flow(
+                model, image, c, output=output, norm=norm, mask=dict(mask_key))))
+    return jobs
 
 
 def browsed() -> tuple[str, int] | None:

@@ -92,10 +92,10 @@ def test_the_next_image_of_the_class_is_worked_out_while_the_person_looks(monkey
     sixes = torch.nonzero(ds.test_y == 6).flatten().tolist()
 
     def ahead_key():
-        return at.session_state["_pg_ahead"]._key[0]  # (the flow's arguments, the map drawn selected)
+        return at.session_state["_pg_ahead"].planned[0][0]  # (the flow's arguments, the map drawn selected)
 
     assert ahead_key()[2] == sixes[1]
-    at.session_state["_pg_ahead"]._thread.join()
+    at.session_state["_pg_ahead"].idle()
     assert any(t == "vizcore-look-ahead" and torch.equal(x, ds.test_x[sixes[1]]) for t, x in calls)
     in_script = len([t for t, _ in calls if t != "vizcore-look-ahead"])
     drawn_in_script = len([t for t in drawn if t != "vizcore-look-ahead"])
@@ -106,9 +106,9 @@ def test_the_next_image_of_the_class_is_worked_out_while_the_person_looks(monkey
     assert len([t for t in drawn if t != "vizcore-look-ahead"]) == drawn_in_script  # the diagram too
     assert f"test image #{sixes[1]} " in _diagram(at)["layout"]["title"]["text"]
     assert ahead_key()[2] == sixes[2]
-    at.session_state["_pg_ahead"]._thread.join()
+    at.session_state["_pg_ahead"].idle()
     at.number_input(key="pg_img_n").set_value(3).run()
-    at.session_state["_pg_ahead"]._thread.join()
+    at.session_state["_pg_ahead"].idle()
     at.number_input(key="pg_img_n").set_value(2).run()  # a step back: the one before is next
     assert ahead_key()[2] == sixes[0]
 
@@ -131,15 +131,58 @@ def test_the_first_step_and_a_step_back_are_not_computed_again(monkeypatch):
     at = app_on_digits("pages/gradients.py")
     assert len(in_script) == 1  # image 1
     title = _diagram(at)["layout"]["title"]["text"]
-    at.session_state["_pg_ahead"]._thread.join()
+    at.session_state["_pg_ahead"].idle()
     at.number_input(key="pg_img_n").set_value(2).run()
     assert not at.exception, at.exception
     assert len(in_script) == 1  # taken from the look-ahead (the old key lacked the browser's map: computed again)
     assert _diagram(at)["layout"]["title"]["text"] != title
-    at.session_state["_pg_ahead"]._thread.join()  # ahead: image 3
+    at.session_state["_pg_ahead"].idle()  # ahead: image 3
     at.number_input(key="pg_img_n").set_value(1).run()
     assert not at.exception, at.exception
     assert len(in_script) == 1 and _diagram(at)["layout"]["title"]["text"] == title  # image 1 again, from memory
+
+
+def test_a_class_change_takes_the_flow_worked_out_ahead(monkeypatch):
+    """While the person looks at an image, the page also works out its flow for the other classes (the most probable
+    first), so a class change only draws the diagram; the ring of the output unit of the class asked for is crimson,
+    and its PG scores are those of that class."""
+    import vizcore.explain.network as N
+
+    in_script = []
+    real = N.network_flow
+
+    def counted(model, image, target, *a, **kw):
+        if threading.current_thread().name != "vizcore-look-ahead":
+            in_script.append(target)
+        return real(model, image, target, *a, **kw)
+
+    monkeypatch.setattr(N, "network_flow", counted)
+    st.cache_data.clear()
+    at = app_on_digits("pages/gradients.py")
+    assert len(in_script) == 1
+    ahead = at.session_state["_pg_ahead"]
+    classes = [key[3] for key in ahead.planned[1:]]  # after the next image: this image's other classes
+    assert sorted(classes) == [c for c in range(10) if c != in_script[0]]
+    probs = _diagram_probs(at)
+    assert [probs[c] for c in classes] == sorted((probs[c] for c in classes), reverse=True)
+    ahead.idle()
+    at.selectbox(key="pg_target").set_value(classes[-1]).run()  # the least probable class
+    assert not at.exception, at.exception
+    assert in_script == [in_script[0]]  # nothing computed in the script thread
+    assert "PG of '" + load_digits().class_names[classes[-1]] + "'" in _diagram(at)["layout"]["title"]["text"]
+    ds = load_digits()
+    model = zoo.load_model(MODEL)
+    idx = int(torch.nonzero(ds.test_y == 0).flatten()[0])
+    want = real(model, ds.test_x[idx], classes[-1])
+    shown = at.dataframe[0].value
+    top = G.rank_filters(G.filter_scores({lay.name: lay.pg_maps for lay in want.layers if lay.kind == "conv"}, "fro"))
+    assert shown[shown["end"] == "highest"]["filter"].tolist() == [f for _, f, _ in top[:len(shown) // 2]]
+
+
+def _diagram_probs(at) -> list[float]:
+    """The output units' probabilities, from the hover text of the diagram's last column."""
+    hover = _diagram(at)["data"][-1]["hovertext"]
+    return [float(h.split("probability ")[1].split("%")[0]) for h in hover]
 
 
 def _diagram(at) -> dict:
