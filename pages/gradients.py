@@ -100,8 +100,9 @@ def ranking_table(scores, target: int) -> None:
 # after 0.15 s)
 AHEAD_AFTER = 0.15
 AHEAD_KEEP = 2  # the image shown and the one before it
-# the classes whose flows are worked out ahead for the image shown: every class of a 10-class model, the most
-# probable of a larger one (bench/latency.py: a class change took a median 225-255 ms when each was computed anew)
+# the classes worked out ahead for the image shown once the person changes classes: every class of a 10-class model,
+# the most probable of a larger one (bench/latency.py: a class change took a median 225 ms when each was worked out
+# anew, 186-213 ms with only the flows worked out ahead, the diagram drawn on the change)
 CLASSES_AHEAD = 10
 
 
@@ -123,14 +124,12 @@ def one_image() -> None:
     args = (model_key, ds.name, idx, target, output, "l1" if norm == "l1" else "fro",
             tuple((k, tuple(v)) for k, v in mask.items()))
     selected = browsed()
-    # the look-ahead made this image's flow and diagram while the person looked at the previous one, or they were
-    # shown a step ago (a step back, against the direction the look-ahead went), or it made the flow of this class
-    # while the person looked at another
+    # the look-ahead made this flow and diagram while the person looked at the previous image or at another class of
+    # this one, or they were shown a step ago (a step back, against the direction the look-ahead went)
     ahead = st.session_state.setdefault("_pg_ahead", LookAhead(keep=AHEAD_KEEP))
-    f, fig = ahead.take((args, selected)) or (ahead.take(args), None)
+    f, fig = ahead.take((args, selected)) or (None, None)
     if f is None:
         f = flow(*args, image)
-    if fig is None:
         fig = diagram(f, idx, target, true_class, selected)
     ahead.remember((args, selected), (f, fig))
     live_chart(st, fig, "pg_network", on_select="rerun", selection_mode="points", config={"displayModeBar": False})
@@ -151,26 +150,27 @@ def one_image() -> None:
     with right:
         st.subheader("Per-filter browser")
         browser(pg, acts, image, target)
-    ahead.start(look_ahead_jobs(args, image, true_class, f), after=AHEAD_AFTER)
+    shown, st.session_state["_pg_shown"] = st.session_state.get("_pg_shown"), (idx, target)
+    other_classes = shown is not None and shown[0] == idx and shown[1] != target  # the person changes classes
+    ahead.start(look_ahead_jobs(args, true_class, f, other_classes), after=AHEAD_AFTER)
 
 
-def look_ahead_jobs(args: tuple, image, true_class: int, f) -> list:
-    """What the person will probably ask for next, computed while they look at this image: the next image of the
-    class (its flow and diagram), then this image's flow for each other class, the most probable first."""
+def look_ahead_jobs(args: tuple, true_class: int, f, other_classes: bool) -> list:
+    """What the person will probably ask for next, worked out (flow and diagram) while they look at this image: the
+    next image of the class, then, when they have just changed the class (``other_classes``), this image for each
+    other class, the most probable first. Not after an image step: a person stepping through images steps on, and
+    the work would compete with their next step."""
     idx, target, output, norm, mask_key = args[2:]
-    jobs = []
-    nxt = next_image(idx, true_class)
-    if nxt is not None:
-        selected = browsed()  # the map the browser holds now: a first run sets its default after drawing the diagram
+    selected = browsed()  # the map the browser holds now: a first run sets its default after drawing the diagram
 
-        def both():
-            g = network_flow(model, ds.test_x[nxt], target, output=output, norm=norm, mask=dict(mask_key))
-            return g, diagram(g, nxt, target, true_class, selected)
-        jobs.append(((args[:2] + (nxt,) + args[3:], selected), both))
-    for c in f.probs.argsort(descending=True)[:CLASSES_AHEAD].tolist():
-        if c != target:
-            jobs.append((args[:3] + (c,) + args[4:], lambda c=c: network_flow(
-                model, image, c, output=output, norm=norm, mask=dict(mask_key))))
+    def both(i: int, c: int):
+        g = network_flow(model, ds.test_x[i], c, output=output, norm=norm, mask=dict(mask_key))
+        return g, diagram(g, i, c, true_class, selected)
+    nxt = next_image(idx, true_class)
+    jobs = [] if nxt is None else [((args[:2] + (nxt,) + args[3:], selected), lambda: both(nxt, target))]
+    if other_classes:
+        jobs += [((args[:3] + (c,) + args[4:], selected), lambda c=c: both(idx, c))
+                 for c in f.probs.argsort(descending=True)[:CLASSES_AHEAD].tolist() if c != target]
     return jobs
 
 

@@ -142,41 +142,55 @@ def test_the_first_step_and_a_step_back_are_not_computed_again(monkeypatch):
     assert len(in_script) == 1 and _diagram(at)["layout"]["title"]["text"] == title  # image 1 again, from memory
 
 
-def test_a_class_change_takes_the_flow_worked_out_ahead(monkeypatch):
-    """While the person looks at an image, the page also works out its flow for the other classes (the most probable
-    first), so a class change only draws the diagram; the ring of the output unit of the class asked for is crimson,
-    and its PG scores are those of that class."""
+def test_after_a_class_change_the_other_classes_are_worked_out_ahead(monkeypatch):
+    """A person who changes the class will probably change it again: the page then works out this image's flow and
+    diagram for every other class (the most probable first), and the next class change only shows them. After an
+    image step it works out the next image only (stepping on, the person does not wait for the classes)."""
     import vizcore.explain.network as N
+    import vizcore.plots.network as PN
 
-    in_script = []
-    real = N.network_flow
+    in_script, drawn = [], []
+    real, real_figure = N.network_flow, PN.network_figure
 
     def counted(model, image, target, *a, **kw):
         if threading.current_thread().name != "vizcore-look-ahead":
             in_script.append(target)
         return real(model, image, target, *a, **kw)
 
+    def counted_figure(*a, **kw):
+        if threading.current_thread().name != "vizcore-look-ahead":
+            drawn.append(a[0].target)
+        return real_figure(*a, **kw)
+
     monkeypatch.setattr(N, "network_flow", counted)
+    monkeypatch.setattr(PN, "network_figure", counted_figure)
     st.cache_data.clear()
     at = app_on_digits("pages/gradients.py")
-    assert len(in_script) == 1
     ahead = at.session_state["_pg_ahead"]
-    classes = [key[3] for key in ahead.planned[1:]]  # after the next image: this image's other classes
-    assert sorted(classes) == [c for c in range(10) if c != in_script[0]]
+    assert in_script == [0] and len(ahead.planned) == 1  # the next image only
+    ahead.idle()
+    at.selectbox(key="pg_target").set_value(3).run()  # a class change: worked out in the script
+    assert not at.exception, at.exception
+    assert in_script == [0, 3] and drawn == [0, 3]
+    classes = [key[0][3] for key in ahead.planned[1:]]  # after the next image: this image's other classes
+    assert sorted(classes) == [c for c in range(10) if c != 3]
     probs = _diagram_probs(at)
     assert [probs[c] for c in classes] == sorted((probs[c] for c in classes), reverse=True)
     ahead.idle()
     at.selectbox(key="pg_target").set_value(classes[-1]).run()  # the least probable class
     assert not at.exception, at.exception
-    assert in_script == [in_script[0]]  # nothing computed in the script thread
-    assert "PG of '" + load_digits().class_names[classes[-1]] + "'" in _diagram(at)["layout"]["title"]["text"]
+    assert in_script == [0, 3] and drawn == [0, 3]  # flow and diagram from the look-ahead
     ds = load_digits()
-    model = zoo.load_model(MODEL)
+    assert "PG of '" + ds.class_names[classes[-1]] + "'" in _diagram(at)["layout"]["title"]["text"]
     idx = int(torch.nonzero(ds.test_y == 0).flatten()[0])
-    want = real(model, ds.test_x[idx], classes[-1])
+    want = real(zoo.load_model(MODEL), ds.test_x[idx], classes[-1])
     shown = at.dataframe[0].value
     top = G.rank_filters(G.filter_scores({lay.name: lay.pg_maps for lay in want.layers if lay.kind == "conv"}, "fro"))
     assert shown[shown["end"] == "highest"]["filter"].tolist() == [f for _, f, _ in top[:len(shown) // 2]]
+    ahead.idle()
+    at.number_input(key="pg_img_n").set_value(2).run()  # an image step: the next image only
+    assert not at.exception, at.exception
+    assert len(ahead.planned) == 1 and ahead.planned[0][0][3] == classes[-1]
 
 
 def _diagram_probs(at) -> list[float]:
