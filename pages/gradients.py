@@ -157,9 +157,9 @@ def one_image() -> None:
 
 def look_ahead_jobs(args: tuple, true_class: int, f, other_classes: bool) -> list:
     """What the person will probably ask for next, worked out (flow and diagram) while they look at this image: the
-    next image of the class, then, when they have just changed the class (``other_classes``), this image for each
-    other class, the most probable first. Not after an image step: a person stepping through images steps on, and
-    the work would compete with their next step."""
+    next image of the class and, when they have just changed the class (``other_classes``), first this image for
+    each other class, the most probable first. Not after an image step: a person stepping through images steps on,
+    and the work would compete with their next step."""
     idx, target, output, norm, mask_key = args[2:]
     selected = browsed()  # the map the browser holds now: a first run sets its default after drawing the diagram
 
@@ -168,9 +168,9 @@ def look_ahead_jobs(args: tuple, true_class: int, f, other_classes: bool) -> lis
         return g, diagram(g, i, c, true_class, selected)
     nxt = next_image(idx, true_class)
     jobs = [] if nxt is None else [((args[:2] + (nxt,) + args[3:], selected), lambda: both(nxt, target))]
-    if other_classes:
-        jobs += [((args[:3] + (c,) + args[4:], selected), lambda c=c: both(idx, c))
-                 for c in f.probs.argsort(descending=True)[:CLASSES_AHEAD].tolist() if c != target]
+    if other_classes:  # before the next image: a person who changes the class changes it again first
+        jobs[:0] = [((args[:3] + (c,) + args[4:], selected), lambda c=c: both(idx, c))
+                    for c in f.probs.argsort(descending=True)[:CLASSES_AHEAD].tolist() if c != target]
     return jobs
 
 

@@ -172,7 +172,7 @@ def test_after_a_class_change_the_other_classes_are_worked_out_ahead(monkeypatch
     at.selectbox(key="pg_target").set_value(3).run()  # a class change: worked out in the script
     assert not at.exception, at.exception
     assert in_script == [0, 3] and drawn == [0, 3]
-    classes = [key[0][3] for key in ahead.planned[1:]]  # after the next image: this image's other classes
+    classes = [key[0][3] for key in ahead.planned[:-1]]  # this image's other classes, then the next image
     assert sorted(classes) == [c for c in range(10) if c != 3]
     probs = _diagram_probs(at)
     assert [probs[c] for c in classes] == sorted((probs[c] for c in classes), reverse=True)
