@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pandas as pd
 import streamlit as st
@@ -10,6 +11,7 @@ import streamlit as st
 from ui import state
 from ui.charts import live_chart
 from ui.jobs_panel import latest_job
+from ui.lookahead import LookAhead
 from vizcore.core import jobs
 from vizcore.explain.importance import StudyConfig, compare_rankings, pg_scores
 from vizcore.core.layers import default_layers, knockable_layers
@@ -78,16 +80,23 @@ def mask_of(values: dict[tuple[str, str], int]) -> dict[str, list[int]]:
     return score_mask({layer: scores[layer] for layer in widths}, top, bottom, extra)
 
 
-def next_values(values: dict[tuple[str, str], int]) -> dict[tuple[str, str], int] | None:
-    """The sliders one more step on, in the direction the one that just moved went (where a person stepping through
-    a slider goes next), or None when no single slider moved."""
+def ahead_values(values: dict[tuple[str, str], int]) -> list[dict[tuple[str, str], int]]:
+    """The slider positions a person probably asks for next: one more step in the direction of the slider that just
+    moved; when no single slider moved (the page opens, a reset, another class), one step either way of each
+    slider, in the page's order (the first step of a slider is then ready too)."""
     last, st.session_state["_ko_last"] = st.session_state.get("_ko_last"), values
     moved = [k for k in values if last is not None and values[k] != last.get(k)]
-    if len(moved) != 1:
-        return None
-    k = moved[0]
-    v = values[k] + (1 if values[k] > last[k] else -1)
-    return values | {k: v} if 0 <= v <= widths[k[0]] else None
+    if len(moved) == 1:
+        k = moved[0]
+        steps = [(k, values[k] + (1 if values[k] > last[k] else -1))]
+    else:
+        steps = [(k, values[k] + d) for k in values for d in (1, -1)]
+    return [values | {k: v} for k, v in steps if 0 <= v <= widths[k[0]]]
+
+
+def ahead_key(mask: dict[str, list[int]]) -> tuple:
+    """A knockout's key for the look-ahead: the evaluator it runs on and the mask."""
+    return entry.id, mtime, n_eval, tuple((layer, tuple(idx)) for layer, idx in mask.items())
 
 
 @state.fragment
@@ -106,7 +115,8 @@ def live_panel() -> None:
     values = slider_values()
     mask = mask_of(values)
     state.share_knockout(entry, mask)  # Prediction gradients greys these out
-    base, knocked = ev.evaluate({}), ev.evaluate(mask)
+    ahead = st.session_state.setdefault("_ko_ahead", LookAhead())
+    base, knocked = ev.evaluate({}), ahead.take(ahead_key(mask)) or ev.evaluate(mask)
     n = sum(len(v) for v in mask.values())
     m1, m2, m3 = st.columns(3)
     m1.metric(f"Accuracy on {ds.class_names[target]}", f"{knocked.class_accuracy[target]:.1%}",
@@ -120,8 +130,8 @@ def live_panel() -> None:
                "ko_acc_chart")
     live_chart(r, confusion_heatmap(knocked.confusion - base.confusion, ds.class_names,
                                     "Confusion change (knocked − intact)", diverging=True), "ko_conf_chart")
-    if (ahead := next_values(values)) is not None:  # computed while the person looks, ready for their next step
-        ev.prefetch(mask_of(ahead))
+    # worked out while the person looks, ready for their next step
+    ahead.start([(ahead_key(m), partial(ev.evaluate, m)) for m in map(mask_of, ahead_values(values))])
 
 
 def study_config(max_k: int) -> dict:

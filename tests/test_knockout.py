@@ -13,7 +13,7 @@ from conftest import assert_untouched, weights_snapshot
 from torch import nn
 
 from vizcore.data import class_index
-from vizcore.core.hooks import hook_count, model_lock
+from vizcore.core.hooks import hook_count
 from vizcore.explain.importance import (
     StudyConfig,
     compare_rankings,
@@ -165,46 +165,6 @@ def test_nothing_left_behind_even_on_errors(digits_cnn, digits, evalset):
     compare_rankings(digits_cnn, ev, rx, ry, StudyConfig(target=4, max_k=3, random_seeds=(0,)))
     assert_untouched(digits_cnn, before)
     assert digits_cnn.training is False
-
-
-def test_a_prefetched_mask_is_evaluated_before_it_is_asked_for(digits_cnn, evalset):
-    """prefetch computes a mask in the background; evaluating it later does no work and gives the same answer as a
-    fresh evaluator. Known, invalid or second concurrent prefetches start nothing."""
-    x, y = evalset
-    ev = KnockoutEvaluator(digits_cnn, x, y)
-    mask = {"conv1": [1, 4], "fc1": [0]}
-    with model_lock(digits_cnn):  # hold the model: the first prefetch waits, a second one is refused at once
-        first = ev.prefetch(mask)
-        assert first is not None and first.is_alive()
-        assert ev.prefetch({"conv2": [3]}) is None
-    first.join(60)
-    assert not first.is_alive()
-    ev.logits = None  # any evaluation that is not remembered would now fail
-    r = ev.evaluate(mask)
-    assert torch.equal(r.predictions, KnockoutEvaluator(digits_cnn, x, y).evaluate(mask).predictions)
-    assert ev.prefetch(mask) is None and ev.prefetch({"conv9": [0]}) is None and ev.prefetch({"conv1": [99]}) is None
-
-
-def test_asking_for_a_mask_that_is_being_prefetched_waits_for_it(digits_cnn, evalset):
-    """A slider step that arrives while the prefetch of that very mask runs uses the prefetch's result: the mask's
-    logits are computed once."""
-    import threading
-
-    x, y = evalset
-    ev = KnockoutEvaluator(digits_cnn, x, y)
-    computed, logits = [], ev.logits
-    ev.logits = lambda m: computed.append(dict(m)) or logits(m)
-    mask = {"conv1": [2, 5]}
-    answers = []
-    with model_lock(digits_cnn):  # the prefetch waits for the model, so the step below arrives while it runs
-        prefetch = ev.prefetch(mask)
-        step = threading.Thread(target=lambda: answers.append(ev.evaluate(mask)))
-        step.start()
-        step.join(0.2)
-        assert step.is_alive() and prefetch.is_alive()
-    step.join(60)
-    assert len(computed) == 1 and answers[0] is ev.evaluate(mask)
-    assert torch.equal(answers[0].predictions, KnockoutEvaluator(digits_cnn, x, y).evaluate(mask).predictions)
 
 
 def test_cache_follows_weight_changes(digits_cnn, evalset):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -44,25 +45,54 @@ def test_slider_changes_accuracy_to_the_cli_value(capsys):
     assert at.session_state["knockout_mask"] == {} and _metric(at, "Overall accuracy") == intact
 
 
-def test_a_slider_step_prefetches_the_next_step_in_its_direction(monkeypatch):
-    """After a slider moves, the page asks the evaluator for the mask one more step on in the same direction."""
-    from vizcore.explain.knockout import KnockoutEvaluator
+def test_the_page_works_out_the_next_slider_step_ahead(monkeypatch):
+    """A slider step plans the mask one more step on in its direction; opening the page, or a change that moves no
+    single slider, plans one step either way of every slider, the first slider first."""
+    from ui.lookahead import LookAhead
 
-    asked = []
-    monkeypatch.setattr(KnockoutEvaluator, "prefetch", lambda self, mask: asked.append(dict(mask)))
+    planned = []
+    real_start = LookAhead.start
+    monkeypatch.setattr(LookAhead, "start", lambda self, jobs, after=0.0: planned.append([dict(k[-1]) for k, _ in jobs])
+                        or real_start(self, jobs, after))
     at = _page("zoo:digits-cnn")
+    layers = ["conv1", "conv2", "fc1"]  # digits cnn's; every slider is at 0, so it can only go up
+    assert [{k: len(v) for k, v in m.items()} for m in planned[-1]] == [{layer: 1} for layer in layers for _ in "tb"]
+    top, bottom = planned[-1][0]["conv1"], planned[-1][1]["conv1"]
+    assert top != bottom  # the highest- and the lowest-PG filter
     at.slider(key="ko_top_conv2").set_value(1).run()
     at.slider(key="ko_top_conv2").set_value(2).run()
     assert not at.exception
     now = at.session_state["knockout_mask"]["conv2"]
-    assert len(asked[-1]["conv2"]) == 3 and set(now) < set(asked[-1]["conv2"])  # the next-highest PG filter
+    assert len(planned[-1]) == 1 and len(planned[-1][0]["conv2"]) == 3 and set(now) < set(planned[-1][0]["conv2"])
     at.slider(key="ko_top_conv2").set_value(1).run()  # back down: the step below, no filter
-    assert not asked[-1].get("conv2")
+    assert planned[-1] == [{}]
     at.slider(key="ko_bottom_conv1").set_value(2).run()  # another slider, upward
-    assert len(asked[-1]["conv1"]) == 3 and len(asked[-1]["conv2"]) == 1
-    n = len(asked)
-    at.button(key="ko_reset").click().run()  # two sliders at once: no guess
-    assert len(asked) == n
+    assert len(planned[-1]) == 1 and len(planned[-1][0]["conv1"]) == 3 and len(planned[-1][0]["conv2"]) == 1
+    at.button(key="ko_reset").click().run()  # two sliders at once: every slider's next step again
+    assert len(planned[-1]) == 6 and planned[-1][0] == {"conv1": top}
+
+
+def test_the_first_slider_step_is_ready_before_it_is_asked_for(monkeypatch):
+    """Opening the page works out the first step of each slider in the background, so the step itself computes no
+    logits; what it shows is the evaluator's answer for that mask."""
+    from vizcore.explain.knockout import KnockoutEvaluator
+
+    at = _page("zoo:digits-cnn")
+    assert at.session_state["_ko_ahead"].idle(120)
+    computed, logits = [], KnockoutEvaluator.logits
+
+    def counted(self, m):
+        if threading.current_thread().name != "vizcore-look-ahead":  # the page's run, not the next look-ahead
+            computed.append(dict(m))
+        return logits(self, m)
+
+    monkeypatch.setattr(KnockoutEvaluator, "logits", counted)
+    at.slider(key="ko_top_fc1").set_value(1).run()
+    assert not at.exception and computed == []
+    mask = at.session_state["knockout_mask"]
+    assert list(mask) == ["fc1"] and len(mask["fc1"]) == 1
+    at.slider(key="ko_top_fc1").set_value(3).run()  # a jump of two: not planned, computed now
+    assert len(computed) == 1 and len(computed[0]["fc1"]) == 3
 
 
 def test_the_live_charts_carry_their_own_look():

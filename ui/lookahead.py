@@ -1,6 +1,5 @@
 """Work for the inputs a person will probably ask for next (the next image of a class, the image's other classes),
-done in the background while they look at the current one; the Knockout page does the same for the next slider
-step (:meth:`vizcore.explain.knockout.KnockoutEvaluator.prefetch`)."""
+or the next slider step on the Knockout page, done in the background while they look at the current one."""
 
 from __future__ import annotations
 

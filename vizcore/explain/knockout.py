@@ -159,8 +159,6 @@ class KnockoutEvaluator:
         self._version = None
         self._zero_out: dict[str, torch.Tensor] = {}
         self._results: dict[tuple, KnockoutResult] = {}
-        self._prefetching: threading.Thread | None = None
-        self._prefetch_lock = threading.Lock()
         self.num_classes = num_classes or self.base_logits().shape[1]
 
     # -- cache ---------------------------------------------------------------------------------------------
@@ -271,44 +269,17 @@ class KnockoutEvaluator:
     def evaluate(self, mask: Mask) -> KnockoutResult:
         """Accuracy, per-class accuracy and confusion matrix with ``mask`` applied, from one pass.
 
-        The last 64 results are remembered (a slider moved back and forth costs nothing the second time). While
-        a prefetch runs, this waits for it and uses its result when it was this mask (it holds the cache's lock
-        anyway), rather than computing the same mask a second time."""
+        The last 64 results are remembered (a slider moved back and forth costs nothing the second time)."""
         norm = normalize_mask(self.model, mask)
-        key = self._key(norm)
+        key = self._weights_version(), tuple(norm.items())
         if (hit := self._results.get(key)) is not None:
             return hit
-        running = self._prefetching
-        if running is not None and running is not threading.current_thread() and running.is_alive():
-            running.join()
-            if (hit := self._results.get(key)) is not None:
-                return hit
         result = _result(norm, self.logits(norm).argmax(1), self.y, self.num_classes)
         with self._lock:
             self._results[key] = result
             while len(self._results) > 64:
                 self._results.pop(next(iter(self._results)))
         return result
-
-    def _key(self, norm: dict[str, tuple[int, ...]]) -> tuple:
-        return self._weights_version(), tuple(norm.items())
-
-    def prefetch(self, mask: Mask) -> threading.Thread | None:
-        """Evaluate ``mask`` in a background thread, so that a later :meth:`evaluate` of it returns at once (the
-        Knockout page asks for the mask its slider reaches one more step on). One prefetch runs at a time.
-
-        Returns the thread, or None when the result is known, another prefetch runs or the mask is not valid."""
-        try:
-            key = self._key(normalize_mask(self.model, mask))
-        except ValueError:
-            return None
-        with self._prefetch_lock:  # not the evaluator's lock: a prefetch never waits for an evaluation
-            if key in self._results or (self._prefetching is not None and self._prefetching.is_alive()):
-                return None
-            self._prefetching = threading.Thread(target=self.evaluate, args=(dict(mask),), daemon=True,
-                                                 name="knockout-prefetch")
-            self._prefetching.start()
-            return self._prefetching
 
 
 # -- evaluation data ---------------------------------------------------------------------------------------
