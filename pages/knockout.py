@@ -131,7 +131,7 @@ def live_panel() -> None:
     live_chart(r, confusion_heatmap(knocked.confusion - base.confusion, ds.class_names,
                                     "Confusion change (knocked − intact)", diverging=True), "ko_conf_chart")
     # worked out while the person looks, ready for their next step
-    ahead.start([(ahead_key(m), partial(ev.evaluate, m)) for m in map(mask_of, ahead_values(values))])
+    ahead.start([(ahead_key(m), partial(ev.evaluate, m, ahead.unwanted)) for m in map(mask_of, ahead_values(values))])
 
 
 def study_config(max_k: int) -> dict:

@@ -167,6 +167,22 @@ def test_nothing_left_behind_even_on_errors(digits_cnn, digits, evalset):
     assert digits_cnn.training is False
 
 
+def test_an_evaluation_asked_to_stop_stops_between_batches_and_keeps_nothing(digits_cnn, evalset):
+    """``cancelled`` is asked before each batch of the cached tail: an evaluation stopped part way raises
+    Cancelled, remembers nothing and leaves the evaluator free; the same mask asked again is computed whole."""
+    from vizcore.core.progress import Cancelled
+
+    x, y = evalset
+    ev = KnockoutEvaluator(digits_cnn, x, y, tail_batch=max(1, len(x) // 4))
+    asked, before = [], dict(ev._results)
+    with pytest.raises(Cancelled):
+        ev.evaluate({"conv1": [3]}, cancelled=lambda: asked.append(1) or len(asked) > 2)
+    assert len(asked) == 3  # two batches done, stopped before the third
+    assert not ev._lock.locked() and ev._results == before
+    r = ev.evaluate({"conv1": [3]}, cancelled=lambda: False)
+    assert torch.equal(r.predictions, KnockoutEvaluator(digits_cnn, x, y).evaluate({"conv1": [3]}).predictions)
+
+
 def test_cache_follows_weight_changes(digits_cnn, evalset):
     x, y = evalset
     model = copy.deepcopy(digits_cnn)

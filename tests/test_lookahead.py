@@ -88,3 +88,33 @@ def test_the_results_shown_last_are_handed_back_for_a_step_back():
     nothing = LookAhead()
     nothing.remember("k", "v")
     assert nothing.take("k") is None
+
+
+def test_a_running_job_learns_when_its_result_is_no_longer_wanted():
+    """A take for another key, or a start that does not plan the running key again, tells the running job (through
+    ``unwanted``) that it may stop; asking for its own key or planning it again does not. A job that stops by
+    raising leaves the thread free for the next one."""
+    ahead = LookAhead()
+    began, release, seen = threading.Event(), threading.Event(), []
+
+    def job(name):
+        def run():
+            began.set()
+            release.wait(5)
+            seen.append((name, ahead.unwanted()))
+            if ahead.unwanted():
+                raise RuntimeError("stopped early")
+            return name
+        return run
+
+    ahead.start([("a", job("a"))])
+    assert began.wait(5) and not ahead.unwanted()
+    ahead.start([("a", job("a")), ("b", job("b"))])  # planned again: still wanted
+    assert not ahead.unwanted()
+    assert ahead.take("c") is None and ahead.unwanted()  # the person asked for another key
+    ahead.start([("a", job("a"))])  # planned again before it ended: wanted again
+    assert not ahead.unwanted()
+    ahead.start([("b", job("b"))])  # not planned: unwanted
+    release.set()
+    assert ahead.take("b") == "b" and seen == [("a", True), ("b", False)]
+    assert ahead.take("a") is None and ahead.idle(5)

@@ -81,10 +81,10 @@ def test_the_first_slider_step_is_ready_before_it_is_asked_for(monkeypatch):
     assert at.session_state["_ko_ahead"].idle(120)
     computed, logits = [], KnockoutEvaluator.logits
 
-    def counted(self, m):
+    def counted(self, m, cancelled=None):
         if threading.current_thread().name != "vizcore-look-ahead":  # the page's run, not the next look-ahead
             computed.append(dict(m))
-        return logits(self, m)
+        return logits(self, m, cancelled)
 
     monkeypatch.setattr(KnockoutEvaluator, "logits", counted)
     at.slider(key="ko_top_fc1").set_value(1).run()

@@ -24,6 +24,7 @@ class LookAhead:
         self._cond = threading.Condition()
         self._queue: list[Job] = []  # not begun, in order
         self._current: Hashable | None = None  # being computed
+        self._unwanted = False  # the current job's result will not be asked for
         self._done: dict[Hashable, Any] = {}
         self._planned: list[Hashable] = []
         self._not_before = 0.0
@@ -44,6 +45,7 @@ class LookAhead:
             self._planned = [k for k, _ in jobs]
             self._done = {k: v for k, v in self._done.items() if k in self._planned}
             self._queue = [(k, c) for k, c in jobs if k not in self._done and k != self._current]
+            self._unwanted = self._current is not None and self._current not in self._planned
             self._not_before = time.monotonic() + after
             if self._queue and self._worker is None:
                 # not a daemon: a process that exits while PyTorch runs in a daemon thread can abort ("terminate
@@ -62,7 +64,7 @@ class LookAhead:
                     self._cond.notify_all()
                     return
                 key, compute = self._queue.pop(0)
-                self._current = key
+                self._current, self._unwanted = key, False
             try:
                 value, ok = compute(), True
             except Exception:  # noqa: BLE001 - the run that asks computes it again and reports the error
@@ -79,6 +81,7 @@ class LookAhead:
         that asks should not compete with them); the next :meth:`start` plans again."""
         with self._cond:
             self._queue = [(k, c) for k, c in self._queue if k == key]
+            self._unwanted = self._unwanted or (self._current is not None and self._current != key)
             if self._queue:
                 self._not_before = 0.0
                 self._cond.notify_all()
@@ -90,6 +93,11 @@ class LookAhead:
             self._recent.move_to_end(key)
             return self._recent[key]
         return None
+
+    def unwanted(self) -> bool:
+        """For the running job to ask between its steps: True once its result will not be asked for (a take asked
+        for another key, or a start did not plan it again), so it may stop early (raise) and free what it holds."""
+        return self._unwanted
 
     def idle(self, timeout: float | None = None) -> bool:
         """Wait until no job is waiting or running; False if ``timeout`` seconds passed first."""

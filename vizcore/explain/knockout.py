@@ -252,8 +252,10 @@ class KnockoutEvaluator:
                 h[:, list(mask[name])] = 0
         return h.float().cpu()
 
-    def logits(self, mask: Mask) -> torch.Tensor:
-        """Logits on the evaluation set with ``mask`` applied (cached tail when possible)."""
+    def logits(self, mask: Mask, cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
+        """Logits on the evaluation set with ``mask`` applied (cached tail when possible). ``cancelled`` is asked
+        between batches of the cached tail (a look-ahead whose step the person did not take stops early and lets
+        go of the evaluator)."""
         mask = normalize_mask(self.model, mask)
         if not mask:
             return self.base_logits()
@@ -263,18 +265,22 @@ class KnockoutEvaluator:
             if j is None:
                 return masked_logits(self.model, self.x, mask, self.batch_size)
             with guarded(self.model), torch.no_grad():
-                step = self.tail_batch
-                return torch.cat([self._tail(mask, j, slice(b, b + step)) for b in range(0, len(self.x), step)])
+                step, parts = self.tail_batch, []
+                for b in range(0, len(self.x), step):
+                    check_cancelled(cancelled)
+                    parts.append(self._tail(mask, j, slice(b, b + step)))
+                return torch.cat(parts)
 
-    def evaluate(self, mask: Mask) -> KnockoutResult:
-        """Accuracy, per-class accuracy and confusion matrix with ``mask`` applied, from one pass.
+    def evaluate(self, mask: Mask, cancelled: Callable[[], bool] | None = None) -> KnockoutResult:
+        """Accuracy, per-class accuracy and confusion matrix with ``mask`` applied, from one pass (``cancelled``:
+        see :meth:`logits`).
 
         The last 64 results are remembered (a slider moved back and forth costs nothing the second time)."""
         norm = normalize_mask(self.model, mask)
         key = self._weights_version(), tuple(norm.items())
         if (hit := self._results.get(key)) is not None:
             return hit
-        result = _result(norm, self.logits(norm).argmax(1), self.y, self.num_classes)
+        result = _result(norm, self.logits(norm, cancelled).argmax(1), self.y, self.num_classes)
         with self._lock:
             self._results[key] = result
             while len(self._results) > 64:
