@@ -167,19 +167,25 @@ def test_nothing_left_behind_even_on_errors(digits_cnn, digits, evalset):
     assert digits_cnn.training is False
 
 
-def test_an_evaluation_asked_to_stop_stops_between_batches_and_keeps_nothing(digits_cnn, evalset):
-    """``cancelled`` is asked before each batch of the cached tail: an evaluation stopped part way raises
-    Cancelled, remembers nothing and leaves the evaluator free; the same mask asked again is computed whole."""
+@pytest.mark.parametrize("nested", [False, True])
+def test_an_evaluation_asked_to_stop_stops_between_batches_and_keeps_nothing(digits_cnn, evalset, nested):
+    """``cancelled`` is asked before each batch, on the cached tail and on the full forward pass of a model that is
+    not flat: an evaluation stopped part way raises Cancelled, remembers nothing, leaves the evaluator free and no
+    hook behind; the same mask asked again is computed whole."""
     from vizcore.core.progress import Cancelled
 
     x, y = evalset
-    ev = KnockoutEvaluator(digits_cnn, x, y, tail_batch=max(1, len(x) // 4))
+    model = nn.Sequential(copy.deepcopy(digits_cnn)) if nested else digits_cnn
+    quarter = max(1, len(x) // 4)
+    ev = KnockoutEvaluator(model, x, y, batch_size=quarter, tail_batch=quarter)
+    assert ev.fast is not nested
+    mask = {("0.conv1" if nested else "conv1"): [3]}
     asked, before = [], dict(ev._results)
     with pytest.raises(Cancelled):
-        ev.evaluate({"conv1": [3]}, cancelled=lambda: asked.append(1) or len(asked) > 2)
+        ev.evaluate(mask, cancelled=lambda: asked.append(1) or len(asked) > 2)
     assert len(asked) == 3  # two batches done, stopped before the third
-    assert not ev._lock.locked() and ev._results == before
-    r = ev.evaluate({"conv1": [3]}, cancelled=lambda: False)
+    assert not ev._lock.locked() and ev._results == before and hook_count(model) == 0
+    r = ev.evaluate(mask, cancelled=lambda: False)
     assert torch.equal(r.predictions, KnockoutEvaluator(digits_cnn, x, y).evaluate({"conv1": [3]}).predictions)
 
 

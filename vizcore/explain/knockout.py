@@ -124,12 +124,17 @@ def _result(mask, pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> Knoc
                           class_accuracy=per_class, confusion=conf, predictions=pred)
 
 
-def masked_logits(model: nn.Module, x: torch.Tensor, mask: Mask, batch_size: int = 1024) -> torch.Tensor:
-    """Logits of a full forward pass with ``mask`` applied through hooks (the reference and the fallback)."""
+def masked_logits(model: nn.Module, x: torch.Tensor, mask: Mask, batch_size: int = 1024,
+                  cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
+    """Logits of a full forward pass with ``mask`` applied through hooks (the reference and the fallback);
+    ``cancelled`` is asked before each batch."""
     mask = normalize_mask(model, mask)
     device = model_device(model)
+    out = []
     with guarded(model), channel_mask(model, mask), torch.no_grad():
-        out = [model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+        for i in range(0, len(x), batch_size):
+            check_cancelled(cancelled)
+            out.append(model(x[i:i + batch_size].to(device)).float().cpu())
     return torch.cat(out) if out else torch.empty(0)
 
 
@@ -254,8 +259,8 @@ class KnockoutEvaluator:
 
     def logits(self, mask: Mask, cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
         """Logits on the evaluation set with ``mask`` applied (cached tail when possible). ``cancelled`` is asked
-        between batches of the cached tail (a look-ahead whose step the person did not take stops early and lets
-        go of the evaluator)."""
+        before each batch, on either path (a look-ahead whose step the person did not take stops early and lets go
+        of the evaluator)."""
         mask = normalize_mask(self.model, mask)
         if not mask:
             return self.base_logits()
@@ -263,7 +268,7 @@ class KnockoutEvaluator:
             self._ensure_cache()
             j = self._next_weighted(next(iter(mask))) if self.fast else None
             if j is None:
-                return masked_logits(self.model, self.x, mask, self.batch_size)
+                return masked_logits(self.model, self.x, mask, self.batch_size, cancelled)
             with guarded(self.model), torch.no_grad():
                 step, parts = self.tail_batch, []
                 for b in range(0, len(self.x), step):
