@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--methods", default="uniform,gaussian,kegnet,best", help="comma-separated repairs (default: all)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--n", type=int, help="synthetic inputs per repair (default: RepairConfig's for the input kind)")
+    ap.add_argument("--kegnet-n", type=int, help="KegNet's inputs, shared by its generators (default: RepairConfig's)")
     ap.add_argument("--epochs", type=int, help="fine-tuning epochs on noise and the best repair (default: RepairConfig's)")
     ap.add_argument("--kegnet-epochs", type=int, help="fine-tuning epochs on KegNet's rows (default: RepairConfig's)")
     ap.add_argument("--lr", type=float)
@@ -100,7 +101,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="the repair's seed (RepairConfig.seed; default 0)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    given = {k: getattr(args, k) for k in ("n", "epochs", "kegnet_epochs", "lr", "kegnet_steps", "engine_steps")
+    given = {k: getattr(args, k) for k in ("n", "kegnet_n", "epochs", "kegnet_epochs", "lr", "kegnet_steps", "engine_steps")
              if getattr(args, k) is not None}
     cfg = RepairConfig(**given, select=args.select, seed=args.seed)  # the page's and the CLI's defaults where nothing is given
     jobs = [(f"zoo:{d}-mlp10", d, r) for d, r in SEED_RATIOS.items()]

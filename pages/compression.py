@@ -63,16 +63,19 @@ with repair_tab:
                              default=["uniform", "gaussian", "kegnet", "best"], key="cmp_methods",
                              format_func=lambda m: "T+vizcore's best" if m == "best" else comp.REPAIR_LABELS[m])
     defaults = comp.RepairConfig().for_input(ds.input_shape)  # a table's or an image's, as the CLI's
-    state.follow_defaults(cmp_n=defaults.n, cmp_epochs=defaults.epochs, cmp_kepochs=defaults.kegnet_epochs,
-                          cmp_ksteps=defaults.kegnet_steps)
-    c1, c2, c3, c4 = st.columns(4)
-    n = int(c1.number_input("Synthetic inputs per repair", 200, 100_000, step=1000, key="cmp_n"))
-    epochs = int(c2.number_input("Fine-tuning epochs", 1, 500, key="cmp_epochs",
+    state.follow_defaults(cmp_n=defaults.n, cmp_kn=defaults.kegnet_n, cmp_epochs=defaults.epochs,
+                          cmp_kepochs=defaults.kegnet_epochs, cmp_ksteps=defaults.kegnet_steps)
+    c1, c2, c3, c4, c5 = st.columns(5)
+    n = int(c1.number_input("Synthetic inputs per repair", 200, 100_000, step=1000, key="cmp_n",
+                            help="noise rows or images of T+Uniform, T+Gaussian and the best repair"))
+    kn = int(c2.number_input("KegNet's inputs", 200, 100_000, step=1000, key="cmp_kn",
+                             help="made by KegNet's generators, an equal share each: T+KegNet trains on them all"))
+    epochs = int(c3.number_input("Fine-tuning epochs", 1, 500, key="cmp_epochs",
                                  help="on noise and on the best repair's inputs"))
-    kepochs = int(c3.number_input("Epochs on KegNet's inputs", 1, 500, key="cmp_kepochs",
+    kepochs = int(c4.number_input("Epochs on KegNet's inputs", 1, 500, key="cmp_kepochs",
                                   help="the teacher is sure of KegNet's inputs: long fine-tuning on them alone pulls "
                                        "the student away from the real data"))
-    ksteps = int(c4.number_input("KegNet steps per generator", 10, 50_000, step=100, key="cmp_ksteps"))
+    ksteps = int(c5.number_input("KegNet steps per generator", 10, 50_000, step=100, key="cmp_ksteps"))
     engine_steps = None
     if not ds.is_tabular:
         state.follow_defaults(cmp_esteps=defaults.engine_steps)
@@ -87,7 +90,7 @@ with repair_tab:
              "split; vizcore's default judges them on synthetic inputs instead: the agreement with the teacher, or, "
              "for an image model's best repair, the closeness to its softmax on pairs of KegNet's images blended")
     save = st.checkbox("Save the last repaired model to the workspace", key="cmp_save")
-    repair_config = comp.RepairConfig(n=n, epochs=epochs, kegnet_epochs=kepochs, kegnet_steps=ksteps,
+    repair_config = comp.RepairConfig(n=n, kegnet_n=kn, epochs=epochs, kegnet_epochs=kepochs, kegnet_steps=ksteps,
                                       engine_steps=engine_steps, select="real" if real_select else "synthetic")
     go_at, estimate_at, estimate_info = st.columns([2, 1, 3])
     if go_at.button("Compress and repair in the background", type="primary", disabled=not methods, key="cmp_go"):

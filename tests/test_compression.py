@@ -21,6 +21,7 @@ from vizcore.distill.compression import (
     save_compressed,
     selection_probe,
     sure_rows,
+    synthetic_inputs,
 )
 from vizcore.distill.engine import divergence, mixed_pairs
 from vizcore.distill.students import holdout_split
@@ -76,6 +77,27 @@ def test_the_repair_defaults_depend_on_the_input_kind():
     table = RepairConfig().for_input((16,))  # KegNet's rows, which the teacher is sure of, get fewer epochs
     assert table.epochs_for("kegnet") == TABLE_REPAIR["kegnet_epochs"] < table.epochs_for("gaussian") == table.epochs
     assert table.epochs_for("best") == table.epochs_for("uniform") == TABLE_REPAIR["epochs"]
+    # KegNet's generators make their own number of rows, as KegNet's code samples 6,400 per generator for tables
+    assert table.n_for("kegnet") == TABLE_REPAIR["kegnet_n"] != table.n_for("best") == table.n_for("gaussian") == table.n
+
+
+def test_kegnet_rows_are_shared_by_the_generators_and_the_best_repair_draws_from_all():
+    """T+KegNet trains on ``kegnet_n`` rows made evenly by the generators; a table's best repair takes ``n // 2`` of
+    them from every generator (the set is made generator after generator), and Gaussian rows for the rest."""
+    teacher = build_model("mlp10", (6,), 3, seed=0).eval()
+    student, _ = compress_model(teacher, ratio=4.0)
+    cfg = RepairConfig(n=100, kegnet_n=400, epochs=1, kegnet_epochs=1, kegnet_steps=2, generators=4)
+    cache: dict = {}
+    _, info = repair(teacher, student, "kegnet", cfg, input_shape=(6,), class_names=["a", "b", "c"], cache=cache)
+    rows = cache["kegnet"][0]
+    assert rows.shape == (400, 6) and info["trained_on"] <= 360  # the hold-out is a tenth
+    x, stats = synthetic_inputs("best", teacher, cfg, input_shape=(6,), class_names=["a", "b", "c"], cache=cache)
+    assert x.shape == (100, 6) and stats["mix"] == "KegNet + Gaussian"
+    index = {tuple(r.tolist()): i for i, r in enumerate(rows)}
+    taken = [index[tuple(r.tolist())] for r in x[:50]]
+    assert len(set(taken)) == 50  # distinct KegNet rows ...
+    assert {i // 100 for i in taken} == {0, 1, 2, 3}  # ... of every generator's share
+    assert tuple(x[50].tolist()) not in index  # then Gaussian rows
 
 
 def test_each_repair_fine_tunes_for_its_own_epochs():
@@ -83,7 +105,7 @@ def test_each_repair_fine_tunes_for_its_own_epochs():
     (and the start) are the candidates."""
     teacher = build_model("mlp10", (6,), 3, seed=0).eval()
     student, _ = compress_model(teacher, ratio=4.0)
-    cfg = RepairConfig(n=120, epochs=3, kegnet_epochs=1, kegnet_steps=2, generators=2)
+    cfg = RepairConfig(n=120, kegnet_n=120, epochs=3, kegnet_epochs=1, kegnet_steps=2, generators=2)
     names = ["a", "b", "c"]
     cache: dict = {}
     for method, epochs in (("kegnet", 1), ("gaussian", 3), ("best", 3)):
@@ -96,7 +118,7 @@ def test_the_estimate_charges_each_synthesis_once_and_fine_tuning_per_epoch():
     fine-tuning alone, in proportion to its epochs."""
     teacher = build_model("mlp10", (6,), 3, seed=0).eval()
     student, _ = compress_model(teacher, ratio=4.0)
-    cfg = RepairConfig(n=640, epochs=4, kegnet_epochs=2, kegnet_steps=40, generators=2)
+    cfg = RepairConfig(n=640, kegnet_n=640, epochs=4, kegnet_epochs=2, kegnet_steps=40, generators=2)
     names = ["a", "b", "c"]
     est = estimate_repair_seconds(teacher, student, ["uniform", "gaussian", "kegnet", "best"], cfg,
                                   input_shape=(6,), class_names=names)
@@ -120,7 +142,7 @@ def test_compressed_model_saves_reloads_and_repairs():
     digits_cnn_entry = zoo.get_entry("zoo:digits-cnn")
     teacher = zoo.load_model(digits_cnn_entry)
     calls = []
-    table = compression_table(teacher, ratio=3.0, methods=("gaussian",), config=RepairConfig(n=300, epochs=2),
+    table = compression_table(teacher, ratio=3.0, methods=("gaussian",), config=RepairConfig(n=300, kegnet_n=300, epochs=2),
                               class_names=ds.class_names, input_shape=ds.input_shape,
                               test=lambda: calls.append(1) or (ds.test_x, ds.test_y))
     assert calls == [1]  # the real test split is read once
@@ -169,7 +191,7 @@ def test_the_best_repair_matches_the_teachers_hidden_layers():
     rows = torch.randn(500, 6, generator=torch.Generator().manual_seed(1))
 
     def gap(weight):
-        cfg = RepairConfig(n=600, epochs=4, lr=1e-3, kegnet_steps=20, generators=2, features=weight)
+        cfg = RepairConfig(n=600, kegnet_n=600, epochs=4, lr=1e-3, kegnet_steps=20, generators=2, features=weight)
         fixed, info = repair(teacher, student, "best", cfg, input_shape=(6,), class_names=["a", "b", "c"])
         with torch.no_grad(), capture(teacher, names) as t, capture(fixed, names) as s:
             teacher(rows), fixed(rows)
@@ -206,13 +228,13 @@ def test_a_repair_keeps_the_compressed_start_unless_an_epoch_beats_it():
     val = real_validation(ds, 0)
     assert len(val[0]) == round(0.1 * len(ds.train_x))
     with pytest.raises(ValueError, match="validation split"):
-        repair(teacher, student, "uniform", RepairConfig(n=300, epochs=2, select="real"), input_shape=ds.input_shape,
+        repair(teacher, student, "uniform", RepairConfig(n=300, kegnet_n=300, epochs=2, select="real"), input_shape=ds.input_shape,
                class_names=ds.class_names)
     with pytest.raises(ValueError, match="unknown selection"):
-        repair(teacher, student, "uniform", RepairConfig(n=300, epochs=2, select="test"), input_shape=ds.input_shape,
+        repair(teacher, student, "uniform", RepairConfig(n=300, kegnet_n=300, epochs=2, select="test"), input_shape=ds.input_shape,
                class_names=ds.class_names)
     # a learning rate that wrecks the model in one epoch: only the start can win on real data
-    cfg = RepairConfig(n=300, epochs=2, lr=1.0, select="real")
+    cfg = RepairConfig(n=300, kegnet_n=300, epochs=2, lr=1.0, select="real")
     fixed, info = repair(teacher, student, "uniform", cfg, input_shape=ds.input_shape, class_names=ds.class_names,
                          validation=val)
     assert info["selection"]["epoch"] == 0
@@ -220,7 +242,7 @@ def test_a_repair_keeps_the_compressed_start_unless_an_epoch_beats_it():
     start_acc = float((student(val[0]).argmax(1) == val[1]).float().mean())
     assert info["selection"]["score"] == pytest.approx(start_acc)
     # the default (synthetic) at a sane rate: an epoch beats the start on agreement with the teacher
-    _, info = repair(teacher, student, "uniform", RepairConfig(n=300, epochs=2, lr=1e-3), input_shape=ds.input_shape,
+    _, info = repair(teacher, student, "uniform", RepairConfig(n=300, kegnet_n=300, epochs=2, lr=1e-3), input_shape=ds.input_shape,
                      class_names=ds.class_names)
     assert info["selection"]["epoch"] > 0 and info["config"]["select"] == "synthetic"
 
@@ -231,7 +253,7 @@ def test_an_image_best_repair_trains_in_the_engine_on_kegnets_set():
     ds = load_dataset("digits")
     teacher = zoo.load_model(zoo.get_entry("zoo:digits-cnn"))
     student, _ = compress_model(teacher, ratio=16.0)
-    cfg = RepairConfig(n=600, kegnet_steps=40, generators=2, engine_steps=200)
+    cfg = RepairConfig(n=600, kegnet_n=600, kegnet_steps=40, generators=2, engine_steps=200)
     assert cfg.for_input(ds.input_shape).best == "kegnet-online"
     cache: dict = {}
     repair(teacher, student, "kegnet", cfg, input_shape=ds.input_shape, class_names=ds.class_names, cache=cache)
@@ -263,7 +285,7 @@ def test_an_image_best_repair_is_estimated_from_the_engines_steps(monkeypatch):
     probed = []
     monkeypatch.setattr(M, "step_seconds", lambda t, arch, engine, **kw: probed.append(arch) or 0.01)
     monkeypatch.setattr(M, "synthesis_seconds", lambda *a, **kw: 5.0)
-    cfg = RepairConfig(n=600, kegnet_steps=40, generators=2, engine_steps=200)
+    cfg = RepairConfig(n=600, kegnet_n=600, kegnet_steps=40, generators=2, engine_steps=200)
     names = [str(i) for i in range(10)]
     est = estimate_repair_seconds(teacher, student, ["kegnet", "best"], cfg, input_shape=(1, 8, 8), class_names=names)
     alone = estimate_repair_seconds(teacher, student, ["best"], cfg, input_shape=(1, 8, 8), class_names=names)
@@ -286,7 +308,7 @@ def test_an_engine_repair_that_ruins_the_model_loses_to_the_start(monkeypatch):
     monkeypatch.setattr(C, "distill", ruin)
     teacher = zoo.load_model(zoo.get_entry("zoo:digits-cnn"))
     student, _ = compress_model(teacher, ratio=4.0)
-    cfg = RepairConfig(n=300, kegnet_steps=5, generators=1, engine_steps=7)
+    cfg = RepairConfig(n=300, kegnet_n=300, kegnet_steps=5, generators=1, engine_steps=7)
     fixed, info = repair(teacher, student, "best", cfg, input_shape=(1, 8, 8), class_names=[str(i) for i in range(10)])
     assert info["selection"]["step"] == 0 and info["selection"]["engine_score"] < info["selection"]["start_score"]
     assert all(torch.equal(a, b) for a, b in zip(fixed.state_dict().values(), student.state_dict().values()))
@@ -301,7 +323,7 @@ def test_t_kegnet_trains_on_the_rows_the_teacher_is_sure_of():
     assert sure_rows(rows[[1, 3, 4]], probs, batch_size=1).tolist() == [1, 3, 4]  # one sure row: keep them all
     teacher = build_model("mlp10", (6,), 3, seed=0).eval()
     student, _ = compress_model(teacher, ratio=4.0)
-    cfg = RepairConfig(n=400, epochs=1, kegnet_epochs=1, kegnet_steps=30, generators=2, batch_size=16)
+    cfg = RepairConfig(n=400, kegnet_n=400, epochs=1, kegnet_epochs=1, kegnet_steps=30, generators=2, batch_size=16)
     cache: dict = {}
     _, info = repair(teacher, student, "kegnet", cfg, input_shape=(6,), class_names=["a", "b", "c"], cache=cache)
     x, _ = cache["kegnet"]

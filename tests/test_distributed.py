@@ -294,7 +294,7 @@ def _train_and_compress(rank: int, world: int, port: int, out: str) -> None:
         ds = data.load_dataset("digits")
         entry = train_teacher(ds, "mlp", TrainConfig(epochs=4, lr=0.01, batch_size=64), "t")
         job = start_compression_job("zoo:digits-cnn", ratio=4.0, methods=("kegnet",), wait=True,
-                                    config=RepairConfig(n=200, epochs=2, kegnet_steps=3, generators=2),
+                                    config=RepairConfig(n=200, kegnet_n=200, epochs=2, kegnet_steps=3, generators=2),
                                     save_as="small")
         res = {"trained": entry is not None, "compressed": job is not None}
         if entry is not None:

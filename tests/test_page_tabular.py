@@ -70,6 +70,7 @@ def test_repair_and_kegnet_pictures_run_as_jobs(shared_datasets):
     at = _page("compression")
     # the page starts from the CLI's and the bench's repair defaults for a table
     assert at.number_input(key="cmp_n").value == comp.TABLE_REPAIR["n"]
+    assert at.number_input(key="cmp_kn").value == comp.TABLE_REPAIR["kegnet_n"]
     assert at.number_input(key="cmp_ksteps").value == comp.TABLE_REPAIR["kegnet_steps"]
     assert at.number_input(key="cmp_epochs").value == comp.TABLE_REPAIR["epochs"]
     assert at.number_input(key="cmp_kepochs").value == comp.TABLE_REPAIR["kegnet_epochs"]
@@ -105,7 +106,7 @@ def test_browser_shows_the_compression_comparison(workspace, shared_datasets):
     from app_server import browser_page, running_app, screenshot, wait_rendered
 
     job = comp.start_compression_job(MODEL, ratio=8.0, methods=("uniform", "gaussian"),
-                                     config=comp.RepairConfig(n=400, epochs=2, lr=1e-3), wait=True)
+                                     config=comp.RepairConfig(n=400, kegnet_n=400, epochs=2, lr=1e-3), wait=True)
     assert job.state == "done"
     with running_app(workspace) as url, browser_page() as page:
         page.goto(url)

@@ -21,7 +21,7 @@ from vizcore.distill.compression import (
 )
 
 
-def _config(args, keys=("n", "epochs", "kegnet_epochs", "kegnet_steps", "engine_steps", "seed", "select")) -> RepairConfig:
+def _config(args, keys=("n", "kegnet_n", "epochs", "kegnet_epochs", "kegnet_steps", "engine_steps", "seed", "select")) -> RepairConfig:
     return RepairConfig(**{k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
 
 
@@ -89,7 +89,7 @@ def cmd_kegnet_table(args) -> None:
         raise ValueError(f"no seed ratio for '{dataset}'; pass --ratio")
     # distill-preset's --n / --epochs defaults belong to seed 000's tables: the repair keeps its own
     out = _run(teacher, dataset, args.data_root, ratio, ("uniform", "gaussian", "kegnet", "best"),
-               _config(args, ("kegnet_epochs", "kegnet_steps", "engine_steps", "seed", "select")))
+               _config(args, ("kegnet_n", "kegnet_epochs", "kegnet_steps", "engine_steps", "seed", "select")))
     if out is not None:
         emit(_public(out), args.json, _text(out))
 
@@ -101,6 +101,7 @@ def _by_kind(key: str) -> str:
 def add_options(p) -> None:
     """Repair options shared by ``compress`` and ``distill-preset kegnet-table``."""
     p.add_argument("--n", type=int, help=f"synthetic inputs per repair ({_by_kind('n')})")
+    p.add_argument("--kegnet-n", type=int, help=f"KegNet's inputs, shared by its generators ({_by_kind('kegnet_n')})")
     p.add_argument("--epochs", type=int, help=f"fine-tuning epochs on noise and the best repair's inputs "
                    f"({_by_kind('epochs')})")
     p.add_argument("--kegnet-epochs", type=int, help=f"fine-tuning epochs on KegNet's inputs ({_by_kind('kegnet_epochs')})")

@@ -278,6 +278,8 @@ def add_parser(sub) -> None:
     p.add_argument("--ratio", type=float, help="kegnet-table: compression ratio (default: the seed's for the dataset)")
     p.add_argument("--kegnet-steps", type=int, help="kegnet-table: training steps per KegNet generator (default "
                    f"{TABLE_REPAIR['kegnet_steps']:,})")
+    p.add_argument("--kegnet-n", type=int, help="kegnet-table: KegNet's rows, shared by its generators (default "
+                   f"{TABLE_REPAIR['kegnet_n']:,})")
     p.add_argument("--kegnet-epochs", type=int, help="kegnet-table: fine-tuning epochs on KegNet's rows (default "
                    f"{TABLE_REPAIR['kegnet_epochs']})")
     p.add_argument("--class", dest="cls", type=int, default=3, help="seed003-subset: the class whose visualization is swapped")

@@ -180,7 +180,9 @@ def compress_model(model: nn.Module, *, ratio: float | None = None,
 @dataclass(frozen=True)
 class RepairConfig:
     """Fine-tuning a compressed student on synthetic inputs labelled by the teacher (seed 004 "Baseline
-    Approaches"). ``n``: synthetic inputs (a tenth is the selection hold-out); ``kegnet_steps``: training steps of
+    Approaches"). ``n``: synthetic inputs (a tenth is the selection hold-out); ``kegnet_n``: KegNet's inputs, shared
+    evenly by its generators (T+KegNet trains on all of them; a table's best repair takes ``n // 2`` of them, drawn
+    from every generator); ``kegnet_steps``: training steps of
     each of KegNet's ``generators``; ``best``: the data-free method of an image model's best repair (tables use
     KegNet's generators and Gaussian noise together): by default the Student lab's default method, trained by the
     engine for ``engine_steps`` steps from the compressed model (a method that trains a generator against the
@@ -193,12 +195,13 @@ class RepairConfig:
     hidden layers learns the teacher's output there, not only the teacher's softmax (0: off).
     ``epochs``: fine-tuning epochs on noise and on the best method's inputs; ``kegnet_epochs``: on KegNet's rows
     alone (KegNet's code, too, gives each kind of input its own epoch budget). ``kegnet_lr``: the generators'
-    learning rate (None: the Student lab's KegNet's). ``n``, ``epochs``, ``kegnet_epochs``, ``lr``,
+    learning rate (None: the Student lab's KegNet's). ``n``, ``kegnet_n``, ``epochs``, ``kegnet_epochs``, ``lr``,
     ``kegnet_steps``, ``kegnet_lr`` and ``engine_steps`` left at None take the measured default of the model's input
     (:data:`TABLE_REPAIR`, :data:`IMAGE_REPAIR`; :meth:`for_input`), the one default of the page, the CLI and the
     bench."""
 
     n: int | None = None
+    kegnet_n: int | None = None
     epochs: int | None = None
     kegnet_epochs: int | None = None
     lr: float | None = None
@@ -221,6 +224,10 @@ class RepairConfig:
         """The fine-tuning epochs of one repair method (a config completed by :meth:`for_input`)."""
         return self.kegnet_epochs if method == "kegnet" else self.epochs
 
+    def n_for(self, method: str) -> int:
+        """The inputs one repair method fine-tunes on (a config completed by :meth:`for_input`)."""
+        return self.kegnet_n if method == "kegnet" else self.n
+
 
 # The repair defaults by input kind (bench/compression.py; data-free selection, one run each). Tables: KegNet's
 # generators as its code trains them for tables (20,000 steps at 1e-4, batch 256, the classifier's dropout on; see
@@ -229,7 +236,11 @@ class RepairConfig:
 # is KegNet code's for tables, 1e-4: at 1e-3 Letter (4.1x) fell below T, to 71.6 %. Epochs (20 -> 100): noise and
 # the best repair keep learning from the teacher's soft answers on noise (T+Gaussian 98.3 / 78.5 / 85.3 -> 99.6 /
 # 88.3 / 85.2, best 97.5 / 87.4 / 86.3 -> 99.6 / 90.2 / 86.0), while KegNet's rows, which the teacher is sure of,
-# pull the student away (93.0 / 77.6 / 83.5 -> 89.1 / 73.3 / 80.6), so they keep 20. Images: the Student lab's
+# pull the student away (93.0 / 77.6 / 83.5 -> 89.1 / 73.3 / 80.6), so they keep 20. KegNet's rows: 32,000, 6,400
+# per generator as KegNet's code samples them for its student. T+KegNet's spread over seeds is in the set (PenDigits'
+# five generators may all place one class alike and miss its real rows); more rows per generator cover more:
+# PenDigits at 8x over seeds 0-4 79.43 +- 3.73 % with 10,000 rows, 81.39 +- 2.92 % with 32,000
+# (bench/logs/compression_pendigits_seeds.json). Images: the Student lab's
 # KegNet (SynthesisConfig's steps), 5,000 images, 10 epochs at 1e-3 (Fashion-MNIST at 16x: 83.3 %; 1e-4: 83.6 %).
 # The images' best repair: the default method's engine for 3,000 steps on KegNet's 5,000 images (T+KegNet's own
 # set) from the compressed model. Against fine-tuning on mixed AM's set: digits at 16x 82.4 -> 89.1 %, at 8x
@@ -238,8 +249,8 @@ class RepairConfig:
 # 85.3 / 80.6 / 86.3 %); with the best repair's hints (RepairConfig.features) 96.9 / 88.4 / 86.1 / 87.5 %, and the
 # tables' best 99.6 / 92.6 / 86.2 % (PenDigits 90.3 % without); its checkpoint ranked on the hold-out mixed in pairs
 # (EngineConfig.select="mixed") instead of the hold-out's agreement: 96.9 / 87.8 / 86.3 / 89.2 % (bench/compression.py).
-TABLE_REPAIR = {"n": 10_000, "epochs": 100, "kegnet_epochs": 20, "lr": 1e-4, "kegnet_steps": 20_000, "kegnet_lr": 1e-4}
-IMAGE_REPAIR = {"n": 5000, "epochs": 10, "kegnet_epochs": 10, "lr": 1e-3, "kegnet_steps": 300, "engine_steps": 3000}
+TABLE_REPAIR = {"n": 10_000, "kegnet_n": 32_000, "epochs": 100, "kegnet_epochs": 20, "lr": 1e-4, "kegnet_steps": 20_000, "kegnet_lr": 1e-4}
+IMAGE_REPAIR = {"n": 5000, "kegnet_n": 5000, "epochs": 10, "kegnet_epochs": 10, "lr": 1e-3, "kegnet_steps": 300, "engine_steps": 3000}
 
 
 def noise_inputs(kind: str, n: int, input_shape, seed: int) -> torch.Tensor:
@@ -283,7 +294,7 @@ def _synthesis(method: str, config: RepairConfig, input_shape):
         return None
     if key == "kegnet":
         table = len(input_shape) == 1
-        return SynthesisConfig(method="kegnet", n=config.n, seed=config.seed, generators=config.generators,
+        return SynthesisConfig(method="kegnet", n=config.kegnet_n, seed=config.seed, generators=config.generators,
                                train_steps=config.kegnet_steps, lr=config.kegnet_lr, batch_size=256 if table else 64)
     return SynthesisConfig(method=config.best, n=config.n, seed=config.seed)
 
@@ -306,10 +317,11 @@ def synthetic_inputs(method: str, teacher: nn.Module, config: RepairConfig, *, i
                            class_names=class_names, dataset=dataset, progress=progress, cancelled=cancelled)
         cache[key] = synth.images, synth.stats
     images, stats = cache[key]
-    if method == "best" and len(input_shape) == 1:  # tables' best: half KegNet rows, half Gaussian rows
-        half = config.n // 2
+    if method == "best" and len(input_shape) == 1:  # tables' best: half KegNet rows (of every generator), half Gaussian
+        half = min(config.n // 2, len(images))
+        pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(config.seed))[:half]
         gauss = noise_inputs("gaussian", config.n - half, input_shape, config.seed + 1)
-        return torch.cat([images[:half], gauss]), {**stats, "mix": "KegNet + Gaussian"}
+        return torch.cat([images[pick.sort().values], gauss]), {**stats, "mix": "KegNet + Gaussian"}
     return images, stats
 
 
@@ -473,18 +485,18 @@ def estimate_repair_seconds(teacher: nn.Module, student: nn.Module, methods, con
         return time.perf_counter() - start
 
     fine_tune(1)  # the first call in a process pays for imports (the optimizer's first use loads torch._dynamo)
-    batches_per_epoch = -(-int(0.9 * config.n) // config.batch_size)
-    per_epoch = fine_tune(2) / (2 * batches) * batches_per_epoch
+    per_batch = fine_tune(2) / (2 * batches)
     # the best repair's hints cost a teacher pass per batch; timed only where the best repair fine-tunes (not in the engine)
     hinted = config.features and any(m == "best" and not uses_engine(m, input_shape, config) for m in methods)
-    per_epoch_hints = fine_tune(2, config.features) / (2 * batches) * batches_per_epoch if hinted else per_epoch
+    per_batch_hints = fine_tune(2, config.features) / (2 * batches) if hinted else per_batch
     made, out = {None}, {}
     for m in methods:
         if uses_engine(m, input_shape, config):
             out[m] = config.engine_steps * step_seconds(twin, student, repair_engine(config, input_shape, config.n),
                                                         input_shape=input_shape, num_classes=len(class_names))
         else:
-            out[m] = (per_epoch_hints if m == "best" else per_epoch) * config.epochs_for(m)
+            batches_per_epoch = -(-int(0.9 * config.n_for(m)) // config.batch_size)
+            out[m] = (per_batch_hints if m == "best" else per_batch) * batches_per_epoch * config.epochs_for(m)
         if (key := set_key(m, input_shape, config.best)) not in made:
             out[m] += synthesis_seconds(twin, _synthesis(m, config, input_shape), input_shape=input_shape,
                                         class_names=class_names, dataset=dataset)
