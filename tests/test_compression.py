@@ -142,7 +142,7 @@ def test_compressed_model_saves_reloads_and_repairs():
     digits_cnn_entry = zoo.get_entry("zoo:digits-cnn")
     teacher = zoo.load_model(digits_cnn_entry)
     calls = []
-    table = compression_table(teacher, ratio=3.0, methods=("gaussian",), config=RepairConfig(n=300, kegnet_n=300, epochs=2),
+    table = compression_table(teacher, ratio=3.0, methods=("gaussian",), config=RepairConfig(n=300, epochs=2),
                               class_names=ds.class_names, input_shape=ds.input_shape,
                               test=lambda: calls.append(1) or (ds.test_x, ds.test_y))
     assert calls == [1]  # the real test split is read once
@@ -228,13 +228,13 @@ def test_a_repair_keeps_the_compressed_start_unless_an_epoch_beats_it():
     val = real_validation(ds, 0)
     assert len(val[0]) == round(0.1 * len(ds.train_x))
     with pytest.raises(ValueError, match="validation split"):
-        repair(teacher, student, "uniform", RepairConfig(n=300, kegnet_n=300, epochs=2, select="real"), input_shape=ds.input_shape,
+        repair(teacher, student, "uniform", RepairConfig(n=300, epochs=2, select="real"), input_shape=ds.input_shape,
                class_names=ds.class_names)
     with pytest.raises(ValueError, match="unknown selection"):
-        repair(teacher, student, "uniform", RepairConfig(n=300, kegnet_n=300, epochs=2, select="test"), input_shape=ds.input_shape,
+        repair(teacher, student, "uniform", RepairConfig(n=300, epochs=2, select="test"), input_shape=ds.input_shape,
                class_names=ds.class_names)
     # a learning rate that wrecks the model in one epoch: only the start can win on real data
-    cfg = RepairConfig(n=300, kegnet_n=300, epochs=2, lr=1.0, select="real")
+    cfg = RepairConfig(n=300, epochs=2, lr=1.0, select="real")
     fixed, info = repair(teacher, student, "uniform", cfg, input_shape=ds.input_shape, class_names=ds.class_names,
                          validation=val)
     assert info["selection"]["epoch"] == 0
@@ -242,7 +242,7 @@ def test_a_repair_keeps_the_compressed_start_unless_an_epoch_beats_it():
     start_acc = float((student(val[0]).argmax(1) == val[1]).float().mean())
     assert info["selection"]["score"] == pytest.approx(start_acc)
     # the default (synthetic) at a sane rate: an epoch beats the start on agreement with the teacher
-    _, info = repair(teacher, student, "uniform", RepairConfig(n=300, kegnet_n=300, epochs=2, lr=1e-3), input_shape=ds.input_shape,
+    _, info = repair(teacher, student, "uniform", RepairConfig(n=300, epochs=2, lr=1e-3), input_shape=ds.input_shape,
                      class_names=ds.class_names)
     assert info["selection"]["epoch"] > 0 and info["config"]["select"] == "synthetic"
 

@@ -106,7 +106,7 @@ def test_browser_shows_the_compression_comparison(workspace, shared_datasets):
     from app_server import browser_page, running_app, screenshot, wait_rendered
 
     job = comp.start_compression_job(MODEL, ratio=8.0, methods=("uniform", "gaussian"),
-                                     config=comp.RepairConfig(n=400, kegnet_n=400, epochs=2, lr=1e-3), wait=True)
+                                     config=comp.RepairConfig(n=400, epochs=2, lr=1e-3), wait=True)
     assert job.state == "done"
     with running_app(workspace) as url, browser_page() as page:
         page.goto(url)
