@@ -1,12 +1,15 @@
 """Interaction latency in Chromium: a Knockout slider step and a Prediction-gradients image change and class change,
-from the key press (or click) to the first update of the page and to the end of the rerun.
+from the key press (or click) to the first update of the page and to the end of the rerun, and how long each input
+keeps Chromium's main thread busy (it draws the page; the end of the rerun reaches the page through it).
 
     python bench/latency.py [--steps 20]
 
 Starts the app on loopback, opens it in Debian's Chromium (Playwright), selects Fashion-MNIST's ``cnn`` (the
 default) with 2,000 evaluation images, and times ``--steps`` inputs of each kind. Times come from the app's own
 websocket: the first message after the input ("numbers") and Streamlit's ``script_finished`` ("end"). Prints one
-JSON object with the median and p95 of each, and the load average (the machine may be shared).
+JSON object with the median and p95 of each, and the load average (the machine may be shared). The main thread's
+time is Chromium's own account (DevTools' ``Performance.getMetrics`` ``TaskDuration``) from the input until 300 ms
+after the rerun ended.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ class Frames:
 
         self.any: list[float] = []
         self.finished: list[float] = []
+        self.busy: list[float] = []  # seconds of Chromium's main thread per input
+        self._cdp = page.context.new_cdp_session(page)
+        self._cdp.send("Performance.enable")
+        self._task: float | None = None
 
         def on_frame(payload):
             now = time.perf_counter()
@@ -53,9 +60,25 @@ class Frames:
 
         page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
 
+    def _task_seconds(self) -> float:
+        metrics = self._cdp.send("Performance.getMetrics")["metrics"]
+        return next(m["value"] for m in metrics if m["name"] == "TaskDuration")
+
+    def begin(self) -> None:
+        """A new series of inputs: the main thread's time is counted from the next input on."""
+        self.busy, self._task = [], None
+
+    def settle(self, page) -> None:
+        """Let the last run settle (300 ms) and count the main thread's time of the input before it."""
+        page.wait_for_timeout(300)
+        now = self._task_seconds()
+        if self._task is not None:
+            self.busy.append(now - self._task)
+        self._task = now
+
     def time_input(self, page, act, timeout_s: float = 60.0) -> tuple[float, float]:
         """(seconds to the first message, seconds to script_finished) after ``act()``."""
-        page.wait_for_timeout(300)  # let any earlier run settle
+        self.settle(page)  # let any earlier run settle
         n_any, n_fin = len(self.any), len(self.finished)
         t0 = time.perf_counter()
         act()
@@ -79,12 +102,14 @@ def knockout(page, frames: Frames, url: str, steps: int) -> dict:
     slider = page.get_by_role("slider").first
     slider.focus()
     first, end = [], []
+    frames.begin()
     for i in range(steps):
         key = "ArrowRight" if (i // 4) % 2 == 0 else "ArrowLeft"  # back and forth over 0..4 filters
         a, b = frames.time_input(page, lambda: page.keyboard.press(key))
         first.append(a)
         end.append(b)
-    return {"numbers": stats(first), "end_of_rerun": stats(end)}
+    frames.settle(page)
+    return {"numbers": stats(first), "end_of_rerun": stats(end), "browser_main_thread": stats(frames.busy)}
 
 
 def gradients(page, frames: Frames, url: str, steps: int) -> dict:
@@ -93,6 +118,7 @@ def gradients(page, frames: Frames, url: str, steps: int) -> dict:
     up = page.locator("[data-testid=stNumberInputStepUp]").first
     down = page.locator("[data-testid=stNumberInputStepDown]").first
     first, end = [], []
+    frames.begin()
     for i in range(steps):
         button = up if (i // 5) % 2 == 0 else down  # images 1..6 of the class and back
         # a press is a raw mouse click on the button's centre, found before the clock starts (as the slider's is a raw
@@ -103,7 +129,8 @@ def gradients(page, frames: Frames, url: str, steps: int) -> dict:
         a, b = frames.time_input(page, lambda: page.mouse.click(x, y))
         first.append(a)
         end.append(b)
-    return {"first_update": stats(first), "end_of_rerun": stats(end)}
+    frames.settle(page)
+    return {"first_update": stats(first), "end_of_rerun": stats(end), "browser_main_thread": stats(frames.busy)}
 
 
 def class_changes(page, frames: Frames, class_names: list[str], steps: int) -> dict:

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from ui import state
-from ui.charts import live_chart
+from ui.charts import live_figure
 from ui.jobs_panel import latest_job
 from ui.lookahead import LookAhead
 from vizcore.core import jobs
@@ -123,13 +123,17 @@ def live_panel() -> None:
               f"{knocked.class_accuracy[target] - base.class_accuracy[target]:+.1%}")
     m2.metric("Overall accuracy", f"{knocked.accuracy:.1%}", f"{knocked.accuracy - base.accuracy:+.1%}")
     m3.metric("Filters knocked out", n, help=format_filters(mask) or "none")
-    st.caption(f"on {len(ev.y):,} test images · mask `{format_filters(mask) or 'none'}`")
-    live_chart(st, filter_score_bars(scores, mask), "ko_scores_chart")
+    note, switch = st.columns([4, 1])
+    note.caption(f"on {len(ev.y):,} test images · mask `{format_filters(mask) or 'none'}`")
+    hover = switch.toggle("Hover values", key="ko_hover", help="Draw the charts below as interactive charts: hover "
+                          "shows each filter's score, each class's accuracy and each cell's change. Pictures redraw "
+                          "faster at every slider step.")
+    live_figure(st, filter_score_bars(scores, mask), "ko_scores_chart", hover, 960)
     l, r = st.columns(2)
-    live_chart(l, class_accuracy_bars(base.class_accuracy, knocked.class_accuracy, ds.class_names, target),
-               "ko_acc_chart")
-    live_chart(r, confusion_heatmap(knocked.confusion - base.confusion, ds.class_names,
-                                    "Confusion change (knocked − intact)", diverging=True), "ko_conf_chart")
+    live_figure(l, class_accuracy_bars(base.class_accuracy, knocked.class_accuracy, ds.class_names, target),
+                "ko_acc_chart", hover, 480)
+    live_figure(r, confusion_heatmap(knocked.confusion - base.confusion, ds.class_names,
+                                     "Confusion change (knocked − intact)", diverging=True), "ko_conf_chart", hover, 480)
     # worked out while the person looks, ready for their next step
     ahead.start([(ahead_key(m), partial(ev.evaluate, m, ahead.unwanted)) for m in map(mask_of, ahead_values(values))])
 

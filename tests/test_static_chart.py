@@ -64,6 +64,30 @@ def test_a_confusion_matrix_keeps_its_counts_and_labels_rows_by_true_class():
                                           ["colorscale"], 1.0)
 
 
+def test_knockout_charts_keep_their_colours_percent_ticks_and_changed_cells():
+    """The Knockout page's pictures: each bar in its own colour (knocked filters red), accuracy ticks in percent with
+    the chosen class in bold, and a confusion change coloured around 0 with only the changed cells labelled."""
+    from vizcore.plots.knockout import KEPT, KNOCKED, class_accuracy_bars, filter_score_bars
+
+    svg = static_chart.svg(filter_score_bars({"conv1": [1.0, 4.0, 2.0], "fc1": [0.5, 0.0]},
+                                             {"conv1": [1], "fc1": [0]}).to_dict(), 500)
+    assert [r["fill"] for r in _rects(svg)] == [KEPT, KNOCKED, KEPT, KNOCKED, KEPT]
+    assert ">fc1:1<" in svg
+    many = static_chart.svg(filter_score_bars({"conv1": list(range(1, 71))}, {}).to_dict(), 500)
+    assert len(_rects(many)) == 70 and ">conv1:0<" not in many  # past 60 filters the figure hides the names
+    svg = static_chart.svg(class_accuracy_bars([0.9, 0.5], [0.8, 0.1], ["cat", "dog"], target=1).to_dict(), 400)
+    assert ">100%<" in svg and ">40%<" in svg and 'font-weight="700"' in svg.split(">dog<")[0].rsplit("<text", 1)[1]
+    heights = [float(r["height"]) for r in _rects(svg) if r["width"] != "12"]
+    assert np.allclose(np.array(heights) / max(heights), np.array([0.9, 0.5, 0.8, 0.1]) / 0.9, atol=0.01)
+    change = np.array([[-4, 4], [0, 0]])
+    svg = static_chart.svg(confusion_heatmap(change, ["a", "b"], "change", diverging=True).to_dict(), 400)
+    cells = _rects(svg)
+    scale = json.loads(confusion_heatmap(change, ["a", "b"], diverging=True).to_json())["data"][0]["colorscale"]
+    assert [c["fill"] for c in cells] == [static_chart.colour(scale, t) for t in (0.0, 1.0, 0.5, 0.5)]
+    assert re.findall(r">(-?\d+)</text>", svg) == ["-4", "4"]  # unchanged cells stay blank
+    assert svg.count('fill="white"') == 2  # on the two dark ends of the scale
+
+
 def test_an_image_mosaic_carries_its_pictures_titles_and_frames():
     g = torch.Generator().manual_seed(0)
     images = torch.rand(3, 1, 8, 8, generator=g)

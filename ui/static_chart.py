@@ -4,7 +4,9 @@ before it can draw one Plotly chart, about 2 s on a 2-core machine; an SVG pictu
 that replaces the saved one draws the same figures with Plotly.
 
 Draws what the Overview shows: grouped bars, a labelled heatmap (a confusion matrix) and an image mosaic with
-titles and frames (:func:`vizcore.plots.common.image_grid`). Nothing here imports torch or Plotly.
+titles and frames (:func:`vizcore.plots.common.image_grid`). Nothing here imports torch or Plotly. The Knockout
+page draws its live charts with it too, unless a person asks for hover values: Plotly.js took about 190 ms of
+Chromium's main thread at every slider step for them (bench/latency.py).
 """
 
 from __future__ import annotations
@@ -70,52 +72,82 @@ def _label(x: float, y: float, text: str, size: float = 12, anchor: str = "middl
             f'{escape(str(text))}</text>')
 
 
+def _plain(name) -> tuple[str, bool]:
+    """A category's text without Plotly's ``<b>`` tags, and whether it was bold."""
+    text = str(name)
+    return text.replace("<b>", "").replace("</b>", ""), "<b>" in text
+
+
+def _fills(trace: dict, k: int, n: int) -> list[str]:
+    """Each bar's colour: the trace's ``marker.color`` (one colour or one per bar), else Streamlit's k-th colour."""
+    c = (trace.get("marker") or {}).get("color")
+    if isinstance(c, str):
+        return [c] * n
+    return [str(v) for v in c] if c is not None else [COLOURS[k % len(COLOURS)]] * n
+
+
 def _bars(traces: list[dict], layout: dict, width: int, height: int) -> str:
-    names = [str(x) for x in traces[0]["x"]]
-    lo, hi = (layout.get("yaxis") or {}).get("range") or (0.0, 1.0)
-    left = 40
+    names = [_plain(x) for x in traces[0]["x"]]
+    xaxis, yaxis = layout.get("xaxis") or {}, layout.get("yaxis") or {}
+    lo, hi = yaxis.get("range") or (0.0, 1.0)
+    percent = str(yaxis.get("tickformat", "")).endswith("%")
+    labels = xaxis.get("showticklabels", True)
+    left = 46 if percent else 40
     plot_w = width - left - 10
-    rotate = max(map(len, names)) * 6.5 > plot_w / len(names)  # the class names side by side would overlap
-    top, bottom = 40, (100 if rotate else 60)
+    rotate = labels and max(len(n) for n, _ in names) * 6.5 > plot_w / len(names)  # side by side would overlap
+    legend = [t for t in traces if t.get("name") and t.get("showlegend", True)]
+    top, bottom = 40, (100 if rotate else 60 if labels else 16) + (0 if legend or not labels else -20)
     plot_h = height - top - bottom
     y = lambda v: top + plot_h * (1 - (v - lo) / (hi - lo))  # noqa: E731
     out = []
     for tick in np.linspace(lo, 1.0 if hi >= 1 else hi, 6):
         out.append(f'<line x1="{left}" x2="{width - 10}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="{GRID}"/>')
-        out.append(_label(left - 6, y(tick) + 4, f"{tick:.1f}", 11, "end"))
+        out.append(_label(left - 6, y(tick) + 4, f"{tick:.0%}" if percent else f"{tick:.1f}", 11, "end"))
     slot = plot_w / len(names)
     bar = 0.8 * slot / len(traces)
     for k, t in enumerate(traces):
-        for i, v in enumerate(array(t["y"]).astype(float)):
+        values = array(t["y"]).astype(float)
+        for i, (v, fill) in enumerate(zip(values, _fills(t, k, len(values)))):
             x0 = left + i * slot + 0.1 * slot + k * bar
             out.append(f'<rect x="{x0:.1f}" y="{y(v):.1f}" width="{bar:.1f}" height="{y(lo) - y(v):.1f}" '
-                       f'fill="{COLOURS[k % len(COLOURS)]}"/>')
-    for i, name in enumerate(names):
+                       f'fill="{fill}"/>')
+    for i, (name, bold) in enumerate(names if labels else []):
         cx = left + (i + 0.5) * slot
-        out.append(_label(cx + 4, y(lo) + 16, name, 11, "end", True) if rotate else _label(cx, y(lo) + 16, name, 11))
+        text = _label(cx + 4, y(lo) + 16, name, 11, "end", True) if rotate else _label(cx, y(lo) + 16, name, 11)
+        out.append(text.replace("<text ", '<text font-weight="700" ', 1) if bold else text)
     legend_y = height - 10
-    for k, t in enumerate(traces):
+    for k, t in enumerate(legend):
         x0 = left + k * 110
-        out.append(f'<rect x="{x0}" y="{legend_y - 10}" width="12" height="12" fill="{COLOURS[k % len(COLOURS)]}"/>')
-        out.append(_label(x0 + 18, legend_y, t.get("name", ""), 12, "start"))
+        out.append(f'<rect x="{x0}" y="{legend_y - 10}" width="12" height="12" '
+                   f'fill="{_fills(t, traces.index(t), 1)[0]}"/>')
+        out.append(_label(x0 + 18, legend_y, t["name"], 12, "start"))
     return "".join(out)
 
 
 def _heatmap(trace: dict, width: int, height: int) -> str:
+    """Cells coloured on the trace's scale (symmetric around ``zmid`` when it has one, as Plotly draws a change),
+    labelled with the trace's ``text`` where it has some (else the values), in white on dark cells."""
     z = array(trace["z"]).astype(float)
     xs, ys = [str(v) for v in trace["x"]], [str(v) for v in trace["y"]]
     left, top, bottom = 100, 40, 90
     cw, ch = (width - left - 10) / z.shape[1], (height - top - bottom) / z.shape[0]
     lo, hi = float(np.nanmin(z)), float(np.nanmax(z))
+    if trace.get("zmid") is not None:
+        mid = float(trace["zmid"])
+        reach = max(abs(lo - mid), abs(hi - mid)) or 1.0
+        lo, hi = mid - reach, mid + reach
     scale = trace.get("colorscale") or [[0, "#f7fbff"], [1, "#08306b"]]
+    text = array(trace["text"]) if trace.get("text") is not None else None
     out = []
     for (r, c), v in np.ndenumerate(z):
         t = (v - lo) / (hi - lo) if hi > lo else 0.0
         x0, y0 = left + c * cw, top + r * ch
-        out.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{cw + 0.3:.1f}" height="{ch + 0.3:.1f}" '
-                   f'fill="{colour(scale, t)}"/>')
-        if trace.get("texttemplate") and ch >= 12 and cw >= 20:  # counts where they fit
-            out.append(_label(x0 + cw / 2, y0 + ch / 2 + 4, f"{v:g}", 11, fill="white" if t > 0.5 else TEXT))
+        fill = colour(scale, t)
+        out.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{cw + 0.3:.1f}" height="{ch + 0.3:.1f}" fill="{fill}"/>')
+        label = f"{v:g}" if text is None else str(text[r, c])
+        if trace.get("texttemplate") and label and ch >= 12 and cw >= 20:  # where they fit
+            dark = np.dot(_rgb(fill), (0.299, 0.587, 0.114)) < 140
+            out.append(_label(x0 + cw / 2, y0 + ch / 2 + 4, label, 11, fill="white" if dark else TEXT))
     for r, name in enumerate(ys):
         out.append(_label(left - 6, top + (r + 0.5) * ch + 4, name, 11, "end"))
     for c, name in enumerate(xs):
