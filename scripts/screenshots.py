@@ -21,7 +21,7 @@ PAGES = {
     "gradients": "PG maps on one scale",  # the last thing the page draws
     "looks_like": "Looks like",
     "perturb": "Perturb",
-    "knockout": "Knockout",
+    "knockout": "Overall accuracy",  # the live numbers, drawn once the evaluation set is cached
     "student_lab": "Student lab",
     "quiz": "Classroom quiz",
 }
