@@ -65,19 +65,33 @@ def _sets_file(folder: str, teacher: str, seed: int) -> Path:
     return Path(folder) / (teacher.replace(":", "_") + (f"-seed{seed}" if seed else "") + ".pt")
 
 
-def load_sets(folder: str | None, teacher: str, seed: int) -> dict:
-    """A teacher's kept synthetic sets of one seed ({key: (inputs, stats)}), empty without ``--sets`` or a file."""
-    if not folder or not _sets_file(folder, teacher, seed).exists():
+# the settings a kept set was made with: a set is reused only by a run that would make the same one
+MADE_WITH = ("n", "kegnet_n", "generators", "kegnet_steps", "kegnet_lr", "best", "seed")
+
+
+def _made_with(config: RepairConfig, input_shape) -> str:
+    full = asdict(config.for_input(input_shape))
+    return json.dumps({k: full[k] for k in MADE_WITH})
+
+
+def load_sets(folder: str | None, teacher: str, config: RepairConfig, input_shape) -> dict:
+    """A teacher's kept synthetic sets ({key: (inputs, stats)}) made with ``config``'s synthesis settings; empty
+    without ``--sets`` or a file, and without the sets a file keeps from other settings (they are made again)."""
+    if not folder or not _sets_file(folder, teacher, config.seed).exists():
         return {}
-    kept = torch.load(_sets_file(folder, teacher, seed), weights_only=True)
+    kept = torch.load(_sets_file(folder, teacher, config.seed), weights_only=True)
+    if kept.get("made_with") != _made_with(config, input_shape):
+        print(f"{teacher}: the kept sets were made with other settings ({kept.get('made_with')}); making them again",
+              file=sys.stderr)
+        return {}
     return {key: (inputs, json.loads(kept["stats"][key])) for key, inputs in kept["inputs"].items()}
 
 
-def save_sets(folder: str | None, teacher: str, seed: int, cache: dict) -> None:
+def save_sets(folder: str | None, teacher: str, config: RepairConfig, input_shape, cache: dict) -> None:
     if folder and cache:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        torch.save({"inputs": {k: v[0] for k, v in cache.items()}, "stats": {k: json.dumps(v[1]) for k, v in cache.items()}},
-                   _sets_file(folder, teacher, seed))
+        torch.save({"inputs": {k: v[0] for k, v in cache.items()}, "stats": {k: json.dumps(v[1]) for k, v in cache.items()},
+                    "made_with": _made_with(config, input_shape)}, _sets_file(folder, teacher, config.seed))
 
 
 def main() -> None:
@@ -95,7 +109,8 @@ def main() -> None:
     ap.add_argument("--engine-steps", type=int, help="engine steps of an image's best repair (default: RepairConfig's)")
     ap.add_argument("--sets", help="a folder that keeps each teacher's synthetic sets (KegNet's, the best repair's): a "
                     "later run with other fine-tuning settings reuses them instead of training the generators again "
-                    "(its rows then say synthesis_reused and their seconds exclude the synthesis)")
+                    "(its rows then say synthesis_reused and their seconds exclude the synthesis); sets made with "
+                    "other synthesis settings (rows, generators, steps, seed) are made again")
     ap.add_argument("--select", choices=SELECTIONS, default="synthetic",
                     help="real: the seed's protocol (epoch picked on real validation data, the start included)")
     ap.add_argument("--seed", type=int, default=0, help="the repair's seed (RepairConfig.seed; default 0)")
@@ -113,9 +128,10 @@ def main() -> None:
         if only and dataset not in only:
             continue
         # one teacher's synthetic sets serve all its ratios: a repair's seconds then exclude making them again
-        cache = caches.setdefault(teacher, load_sets(args.sets, teacher, args.seed))
+        shape = load_dataset(dataset).input_shape
+        cache = caches.setdefault(teacher, load_sets(args.sets, teacher, cfg, shape))
         results.append(one(teacher, dataset, ratio, cfg, cache, tuple(args.methods.split(","))))
-        save_sets(args.sets, teacher, args.seed, cache)
+        save_sets(args.sets, teacher, cfg, shape, cache)
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(json.dumps({"config": asdict(cfg.for_input((1,))), "image_config": asdict(cfg.for_input((1, 1, 1))),
                       "threads": args.threads,
