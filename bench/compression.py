@@ -129,7 +129,9 @@ def main() -> None:
             continue
         # one teacher's synthetic sets serve all its ratios: a repair's seconds then exclude making them again
         shape = load_dataset(dataset).input_shape
-        cache = caches.setdefault(teacher, load_sets(args.sets, teacher, cfg, shape))
+        if teacher not in caches:  # read the kept sets once per teacher, not at each of its ratios
+            caches[teacher] = load_sets(args.sets, teacher, cfg, shape)
+        cache = caches[teacher]
         results.append(one(teacher, dataset, ratio, cfg, cache, tuple(args.methods.split(","))))
         save_sets(args.sets, teacher, cfg, shape, cache)
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)

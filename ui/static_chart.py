@@ -66,10 +66,11 @@ def _rgb(c: str) -> tuple[int, int, int]:
 
 
 def _label(x: float, y: float, text: str, size: float = 12, anchor: str = "middle", rotate: bool = False,
-           fill: str = TEXT) -> str:
+           fill: str = TEXT, bold: bool = False) -> str:
     turn = f' transform="rotate(-35 {x:.1f} {y:.1f})"' if rotate else ""
-    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size:.3g}" text-anchor="{anchor}" fill="{fill}" {FONT}{turn}>'
-            f'{escape(str(text))}</text>')
+    weight = ' font-weight="700"' if bold else ""
+    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size:.3g}" text-anchor="{anchor}" fill="{fill}"{weight} '
+            f'{FONT}{turn}>{escape(str(text))}</text>')
 
 
 def _plain(name) -> tuple[str, bool]:
@@ -96,7 +97,7 @@ def _bars(traces: list[dict], layout: dict, width: int, height: int) -> str:
     plot_w = width - left - 10
     rotate = labels and max(len(n) for n, _ in names) * 6.5 > plot_w / len(names)  # side by side would overlap
     legend = [t for t in traces if t.get("name") and t.get("showlegend", True)]
-    top, bottom = 40, (100 if rotate else 60 if labels else 16) + (0 if legend or not labels else -20)
+    top, bottom = 40, ((80 if rotate else 40) + (20 if legend else 0)) if labels else 16
     plot_h = height - top - bottom
     y = lambda v: top + plot_h * (1 - (v - lo) / (hi - lo))  # noqa: E731
     out = []
@@ -113,8 +114,8 @@ def _bars(traces: list[dict], layout: dict, width: int, height: int) -> str:
                        f'fill="{fill}"/>')
     for i, (name, bold) in enumerate(names if labels else []):
         cx = left + (i + 0.5) * slot
-        text = _label(cx + 4, y(lo) + 16, name, 11, "end", True) if rotate else _label(cx, y(lo) + 16, name, 11)
-        out.append(text.replace("<text ", '<text font-weight="700" ', 1) if bold else text)
+        out.append(_label(cx + 4, y(lo) + 16, name, 11, "end", True, bold=bold) if rotate else
+                   _label(cx, y(lo) + 16, name, 11, bold=bold))
     legend_y = height - 10
     for k, t in enumerate(legend):
         x0 = left + k * 110
