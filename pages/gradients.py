@@ -6,7 +6,7 @@ import streamlit as st
 import torch
 
 from ui import state
-from ui.charts import live_chart
+from ui.charts import clickable_figure, live_chart
 from ui.lookahead import LookAhead
 from ui.pg_inputs import pick_class, pick_image
 from vizcore.core.layers import conv_layers, dense_layers
@@ -64,14 +64,10 @@ def flow(model_key: tuple, dataset: str, idx: int, target: int, output: str, nor
 
 
 def open_clicked_map() -> None:
-    """A click on a conv map of the diagram opens it in the per-filter browser (once per click). A second click on
-    the selected map deselects it in Plotly; forgetting the click then lets the next click open that map again."""
-    points = (st.session_state.get("pg_network") or {}).get("selection", {}).get("points", [])
-    data = points[0].get("customdata") if points else None
-    if not data:
-        st.session_state.pop("_pg_clicked", None)
-    if data and data[0] in layers and data != st.session_state.get("_pg_clicked"):
-        st.session_state["_pg_clicked"] = data
+    """A click on a conv map of the diagram opens it in the per-filter browser (called once per click, before the
+    rerun, so the diagram drawn next frames the map; a second click on the same map opens it again)."""
+    data = (st.session_state.get("pg_network") or {}).get("clicked")
+    if data and data[0] in layers:
         st.session_state["pg_browse_layer"], st.session_state["pg_browse_filter"] = data[0], int(data[1])
 
 
@@ -120,7 +116,6 @@ def one_image() -> None:
     i1, i2 = st.columns([2, 1])
     idx, image, true_class = pick_image(ds, "pg_img", container=i1)
     target = pick_class(ds, "pg_target", "Gradient of class", default=true_class, container=i2)
-    open_clicked_map()
     args = (model_key, ds.name, idx, target, output, "l1" if norm == "l1" else "fro",
             tuple((k, tuple(v)) for k, v in mask.items()))
     selected = browsed()
@@ -132,7 +127,7 @@ def one_image() -> None:
         f = flow(*args, image)
         fig = diagram(f, idx, target, true_class, selected)
     ahead.remember((args, selected), (f, fig))
-    live_chart(st, fig, "pg_network", on_select="rerun", selection_mode="points", config={"displayModeBar": False})
+    clickable_figure(fig, "pg_network", on_click=open_clicked_map)
     notes = ["Click a feature map to open it in the per-filter browser below."] if layers else []
     if mask:
         notes.append(f"Grey crossed maps: knocked out on the *Knockout* page ({sum(map(len, mask.values()))} "

@@ -227,3 +227,47 @@ def test_each_conv_layer_is_one_sheet_with_every_map_in_its_cell(tiny):
 
     weakest = min((m for m in range(n) if m != 5), key=lambda m: float(conv2.pg[m]))
     assert ring_rows(top) > ring_rows(weakest) >= 1  # thicker rings for stronger maps
+
+
+def test_the_clickable_svg_keeps_every_node_picture_and_word_of_the_figure(tiny):
+    """ui.static_chart.clickable: the figure's pictures in order (the edges first, under everything) where the figure
+    puts them, a hot spot centred on every node with its hover text, only conv maps clickable (as [layer, index]), the
+    texts of the figure, and a model's names escaped, never markup."""
+    from xml.etree import ElementTree
+
+    from ui.static_chart import clickable
+
+    f = network_flow(tiny, torch.rand(1, 12, 12, generator=torch.Generator().manual_seed(4)), 0)
+    names = ["c0", "<b>c1</b>", "c<script>x</script>2", "c3 & co", "c4"]
+    fig = network_figure(f, names, title="PG of 'c0'", selected=("conv2", 3))
+    svg = ElementTree.fromstring(clickable(fig.to_dict()))  # well-formed: nothing a name holds became markup
+    ns = "{http://www.w3.org/2000/svg}"
+    assert not list(svg.iter(ns + "script"))
+    (x0, x1), (yb, yt) = fig.layout.xaxis.range, fig.layout.yaxis.range
+    vx, vy, vw, vh = map(float, svg.get("viewBox").split())
+    assert (vx, vw) == pytest.approx((x0, x1 - x0), abs=1e-3) and vy + vh == pytest.approx(yb, abs=1e-3) and vy < yt
+    images = list(svg.iter(ns + "image"))
+    layout = sorted(fig.layout.images, key=lambda im: im.layer != "below")
+    assert layout[0].layer == "below" and [im.get("href") for im in images] == [im.source for im in layout]
+    for im, want in zip(images, layout):
+        assert [float(im.get(k)) for k in ("x", "y", "width", "height")] == pytest.approx(
+            [want.x, want.y, want.sizex, want.sizey], rel=1e-3)
+    spots = [n for n in svg if "node" in n.get("class", "").split()]
+    traces = [t for t in fig.data if t.customdata is not None]
+    assert len(spots) == sum(len(t.x) for t in traces)
+    for spot, (t, m) in zip(spots, [(tr, m) for tr in traces for m in range(len(tr.x))]):
+        if spot.tag == ns + "rect":
+            cx = float(spot.get("x")) + float(spot.get("width")) / 2
+            cy = float(spot.get("y")) + float(spot.get("height")) / 2
+        else:
+            cx, cy = float(spot.get("cx")), float(spot.get("cy"))
+        assert (cx, cy) == pytest.approx((t.x[m], t.y[m]), abs=1e-3)
+        assert spot.get("data-hover") == t.hovertext[m].replace("<br>", "\n")
+        opens = "open" in spot.get("class").split()
+        assert opens == t.name.startswith("conv")
+        assert (json.loads(spot.get("data-node")) == [t.name, m]) if opens else spot.get("data-node") == ""
+    texts = ["".join(t.itertext()) for t in svg.iter(ns + "text")]
+    assert texts[-1] == "PG of 'c0'" and "conv2" in texts and "8 maps" in texts
+    assert f"c<script>x</script>2 {float(f.probs[2]):.0%}" in texts and f"c3 & co {float(f.probs[3]):.0%}" in texts
+    frames = [r.get("stroke") for r in svg.iter(ns + "rect") if r.get("fill") == "none"]
+    assert frames == ["#444", "#00b4d8"]  # the input's frame and the selected map's

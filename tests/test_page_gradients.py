@@ -104,7 +104,7 @@ def test_the_next_image_of_the_class_is_worked_out_while_the_person_looks(monkey
     assert not at.exception, at.exception
     assert len([t for t, _ in calls if t != "vizcore-look-ahead"]) == in_script  # taken, not computed again
     assert len([t for t in drawn if t != "vizcore-look-ahead"]) == drawn_in_script  # the diagram too
-    assert f"test image #{sixes[1]} " in _diagram(at)["layout"]["title"]["text"]
+    assert f"test image #{sixes[1]} " in _diagram(at)["title"]
     assert ahead_key()[2] == sixes[2]
     at.session_state["_pg_ahead"].idle()
     at.number_input(key="pg_img_n").set_value(3).run()
@@ -130,16 +130,16 @@ def test_the_first_step_and_a_step_back_are_not_computed_again(monkeypatch):
     st.cache_data.clear()  # image 1's flow may be cached by an earlier test
     at = app_on_digits("pages/gradients.py")
     assert len(in_script) == 1  # image 1
-    title = _diagram(at)["layout"]["title"]["text"]
+    title = _diagram(at)["title"]
     at.session_state["_pg_ahead"].idle()
     at.number_input(key="pg_img_n").set_value(2).run()
     assert not at.exception, at.exception
     assert len(in_script) == 1  # taken from the look-ahead (the old key lacked the browser's map: computed again)
-    assert _diagram(at)["layout"]["title"]["text"] != title
+    assert _diagram(at)["title"] != title
     at.session_state["_pg_ahead"].idle()  # ahead: image 3
     at.number_input(key="pg_img_n").set_value(1).run()
     assert not at.exception, at.exception
-    assert len(in_script) == 1 and _diagram(at)["layout"]["title"]["text"] == title  # image 1 again, from memory
+    assert len(in_script) == 1 and _diagram(at)["title"] == title  # image 1 again, from memory
 
 
 def test_after_a_class_change_the_other_classes_are_worked_out_ahead(monkeypatch):
@@ -181,7 +181,7 @@ def test_after_a_class_change_the_other_classes_are_worked_out_ahead(monkeypatch
     assert not at.exception, at.exception
     assert in_script == [0, 3] and drawn == [0, 3]  # flow and diagram from the look-ahead
     ds = load_digits()
-    assert "PG of '" + ds.class_names[classes[-1]] + "'" in _diagram(at)["layout"]["title"]["text"]
+    assert "PG of '" + ds.class_names[classes[-1]] + "'" in _diagram(at)["title"]
     idx = int(torch.nonzero(ds.test_y == 0).flatten()[0])
     want = real(zoo.load_model(MODEL), ds.test_x[idx], classes[-1])
     shown = at.dataframe[0].value
@@ -195,12 +195,23 @@ def test_after_a_class_change_the_other_classes_are_worked_out_ahead(monkeypatch
 
 def _diagram_probs(at) -> list[float]:
     """The output units' probabilities, from the hover text of the diagram's last column."""
-    hover = _diagram(at)["data"][-1]["hovertext"]
+    hover = [h for _, h in _diagram(at)["nodes"] if "probability " in h]
     return [float(h.split("probability ")[1].split("%")[0]) for h in hover]
 
 
 def _diagram(at) -> dict:
-    return json.loads(at.get("plotly_chart")[0].proto.spec)
+    """What the page's clickable diagram draws: its pictures (in drawing order, with their sizes in cells), its texts (the title last) and its
+    hot spots ((``data-node``, hover text), one per map and unit), read from the SVG the page sent."""
+    from xml.etree import ElementTree
+
+    ns = "{http://www.w3.org/2000/svg}"
+    component = next(e for e in at.get("bidi_component") if e.proto.component_name == "vizcore.clickable_figure")
+    svg = ElementTree.fromstring(json.loads(component.proto.json)["svg"])
+    return {"svg": svg, "images": [{"source": im.get("href"), "sizex": float(im.get("width")),
+                                    "sizey": float(im.get("height"))} for im in svg.iter(ns + "image")],
+            "texts": ["".join(t.itertext()) for t in svg.iter(ns + "text")],
+            "title": "".join(list(svg.iter(ns + "text"))[-1].itertext()),
+            "nodes": [(n.get("data-node"), n.get("data-hover")) for n in svg if "node" in n.get("class", "").split()]}
 
 
 def _crossed_out(fig: dict) -> list[int]:
@@ -212,7 +223,7 @@ def _crossed_out(fig: dict) -> list[int]:
     from PIL import Image
 
     counts = []
-    for image in fig["layout"]["images"][2:4]:
+    for image in fig["images"][2:4]:
         pic = np.asarray(Image.open(io.BytesIO(base64.b64decode(image["source"].split(",", 1)[1]))).convert("RGB"))
         red = (pic == [220, 20, 60]).all(-1)
         cells = red.reshape(int(image["sizey"]), pic.shape[0] // int(image["sizey"]),
@@ -225,7 +236,7 @@ def test_gradients_page_diagram_greys_knocked_out_filters_and_opens_a_clicked_ma
     at = app_on_digits("pages/gradients.py")
     fig = _diagram(at)
     # the edges, the input, a sheet of maps per conv layer, the dots of the dense and output layers, the ring scale
-    assert [im["layer"] for im in fig["layout"]["images"]] == ["below"] + ["above"] * (1 + 2 + 2 + 1)
+    assert len(fig["images"]) == 1 + 1 + 2 + 2 + 1
     at.session_state[state.KNOCKOUT_MASK] = {"conv1": [0, 3], "conv2": [5]}
     at.session_state[state.KNOCKOUT_OWNER] = ("zoo:fashion-mnist-cnn", 0.0)  # a mask made for another model
     at.run()
@@ -248,19 +259,11 @@ def test_gradients_page_diagram_greys_knocked_out_filters_and_opens_a_clicked_ma
     top = G.rank_filters(scores)[:5]
     assert list(zip(shown["layer"], shown["filter"])) == [(n, f) for n, f, _ in top]
     assert shown["score"].tolist() == pytest.approx([v for *_, v in top], rel=1e-5)
-    # a click on a map (what Plotly sends back) opens it in the per-filter browser
-    at.session_state["pg_network"] = {"selection": {"points": [{"customdata": ["conv2", 7]}]}}
-    at.run()
-    assert at.selectbox(key="pg_browse_layer").value == "conv2" and at.number_input(key="pg_browse_filter").value == 7
-    # the same (still selected) click does not override a later choice in the browser
-    at.number_input(key="pg_browse_filter").set_value(9).run()
-    assert at.number_input(key="pg_browse_filter").value == 9 and not at.exception
-    # clicking the selected map again deselects it (Plotly); the click after that opens it again
-    at.session_state["pg_network"] = {"selection": {"points": []}}
-    at.run()
-    at.session_state["pg_network"] = {"selection": {"points": [{"customdata": ["conv2", 7]}]}}
-    at.run()
-    assert at.number_input(key="pg_browse_filter").value == 7 and not at.exception
+    # every map is a hot spot a click sends back as [layer, index] (test_browser_network_diagram_and_yale_feature
+    # clicks one); dense units and outputs show their hover text but open nothing
+    clickable = [json.loads(n) for n, _ in fig["nodes"] if n]
+    assert clickable == [["conv1", m] for m in range(32)] + [["conv2", m] for m in range(64)]
+    assert len(fig["nodes"]) == 1 + 32 + 64 + 128 + 10
 
 
 def test_the_per_filter_browser_draws_pictures_and_hover_charts_on_request():
@@ -268,18 +271,18 @@ def test_the_per_filter_browser_draws_pictures_and_hover_charts_on_request():
     took about 280 ms of every image change); *Hover values* turns them back into charts. Every chart on the page
     skips Streamlit's theming in the browser and brings its light look in its own template."""
     at = app_on_digits("pages/gradients.py")
-    assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 3  # the diagram; overlay and two grids
+    assert not at.get("plotly_chart") and len(at.get("image")) == 3  # overlay and two grids (and the SVG diagram)
     f = at.number_input(key="pg_browse_filter").value
     captions = [i.proto.imgs[0].caption for i in at.get("image")]
     assert f"#{f}:" in captions[0] and "filter outputs" in captions[1] and "PG maps on one scale" in captions[2]
     at.toggle(key="pg_hover").set_value(True).run()
     assert not at.exception, at.exception
     charts = at.get("plotly_chart")
-    assert len(charts) == 4 and not at.get("image")
+    assert len(charts) == 3 and not at.get("image")
     for c in charts:
         spec = json.loads(c.proto.spec)
         assert c.proto.theme == "" and spec["layout"]["template"]["layout"]["paper_bgcolor"] == "rgba(0,0,0,0)"
-    assert _diagram(at)["layout"]["paper_bgcolor"] == "white"  # a figure's own colours win over the template
+    assert "background:white" in _diagram(at)["svg"].get("style")  # the diagram keeps its white ground
 
 
 def test_looks_like_page_reports_the_feature(model):
@@ -321,8 +324,9 @@ def test_pages_explain_a_model_without_conv_layers():
     at = app_on_digits("pages/gradients.py")
     at.selectbox(key="model_id").set_value("zoo:digits-linear").run()
     assert not at.exception and "no convolutional layers" in at.info[0].value
-    kinds = [t.get("name") for t in _diagram(at)["data"] if t.get("customdata")]
-    assert kinds == ["input", "fc1"]  # the dense-only diagram: image -> class probabilities
+    nodes = _diagram(at)["nodes"]  # the dense-only diagram: image -> class probabilities, nothing to open
+    assert nodes[0][1].startswith("input image") and len(nodes) == 1 + 10
+    assert all("probability" in hover for _, hover in nodes[1:]) and not any(node for node, _ in nodes)
 
 
 def _choose(page, label: str, option: str) -> None:
@@ -357,23 +361,27 @@ def test_browser_network_diagram_and_yale_feature(workspace):
         page.get_by_role("link", name="Prediction gradients").click()
         wait_rendered(page, "Per-filter browser")
         page.wait_for_timeout(1500)
-        diagram = page.locator(".js-plotly-plot").first
-        assert diagram.locator("path.point").count() >= 1 + 32 + 64 + 128 + 10  # every map and unit is a node
-        # the input, a sheet per conv layer, the dots of fc1 and of the output, the scale; the edges under them
-        assert diagram.locator(".layer-above image").count() == 1 + 2 + 2 + 1
+        diagram = page.locator(".vz-figure svg").first
+        assert diagram.locator(".node").count() == 1 + 32 + 64 + 128 + 10  # every map and unit is a hot spot
+        # the edges, the input, a sheet per conv layer, the dots of fc1 and of the output, the scale
+        assert diagram.locator("image").count() == 1 + 1 + 2 + 2 + 1
         assert screenshot(page, "gradients").stat().st_size > 10_000
-        # a click on conv2's map #5 opens it in the per-filter browser. The axes are square (scaleanchor) and
-        # shrunk inside the plot area (constrain='domain'): a point's pixel is its axis' _offset + l2p, not the
-        # plot margin + l2p (which lands two maps higher, on #3, and opened #3)
-        x, y = diagram.evaluate("""gd => {
-            const t = gd._fullData.find(d => d.name === 'conv2'), L = gd._fullLayout, r = gd.getBoundingClientRect();
-            return [r.left + L.xaxis._offset + L.xaxis.l2p(t.x[5]), r.top + L.yaxis._offset + L.yaxis.l2p(t.y[5])];
-        }""")
-        page.mouse.click(x, y)
+        # hovering conv2's map #5 names it; a click opens it in the per-filter browser
+        spot = diagram.locator(""".open[data-node='["conv2", 5]']""")
+        spot.hover()
+        assert "conv2 map #5" in page.locator(".vz-tip").inner_text()
+        spot.click()
         _shows(page, "Layer", "conv2")
         page.wait_for_function("() => document.querySelector('input[aria-label=\"Filter (0–63)\"]')?.value === '5'",
                                timeout=180_000)
         wait_rendered(page, "conv2: filter outputs")
+        wait_rendered(page, "conv2 #5: PG on the input")
+        # another filter chosen in the browser stays; a second click on the same map opens it again
+        box = page.locator('input[aria-label="Filter (0–63)"]')
+        box.fill("9")
+        box.press("Enter")
+        wait_rendered(page, "conv2 #9: PG on the input")
+        diagram.locator(""".open[data-node='["conv2", 5]']""").click()
         wait_rendered(page, "conv2 #5: PG on the input")
         _choose(page, "Dataset", "yale-faces")
         wait_rendered(page, "trained on yale-faces")

@@ -69,7 +69,7 @@ def _label(x: float, y: float, text: str, size: float = 12, anchor: str = "middl
            fill: str = TEXT, bold: bool = False) -> str:
     turn = f' transform="rotate(-35 {x:.1f} {y:.1f})"' if rotate else ""
     weight = ' font-weight="700"' if bold else ""
-    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size:.3g}" text-anchor="{anchor}" fill="{fill}"{weight} '
+    return (f'<text x="{x:.5g}" y="{y:.5g}" font-size="{size:.3g}" text-anchor="{anchor}" fill="{fill}"{weight} '
             f'{FONT}{turn}>{escape(str(text))}</text>')
 
 
@@ -179,3 +179,56 @@ def _mosaic(trace: dict, layout: dict, width: int, height: int) -> str:
         out.append(_label(a["x"], a["y"] - 0.3 * size, a["text"], size))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="-0.5 -0.5 {W} {H}" width="{width}" '
             f'height="{round(width * H / W)}">{"".join(out)}</svg>')
+
+
+def clickable(figure: dict, width: int = 1100) -> str:
+    """A picture-made figure (:func:`vizcore.plots.network.network_figure`: layout images, frames, text and one
+    scatter point per node) as an SVG in the figure's data units, every node a transparent hot spot that carries
+    its ``customdata`` and hover text (``data-node``, ``data-hover``) for :func:`ui.charts.clickable_figure`.
+    Plotly.js took about 110 ms of Chromium's main thread to draw the diagram at every image or class change on
+    Prediction gradients (bench/latency.py); an SVG of a few pictures and hot spots takes a few."""
+    layout = figure.get("layout", {})
+    (x0, x1), (ya, yb) = layout["xaxis"]["range"], layout["yaxis"]["range"]
+    y0, y1 = min(ya, yb), max(ya, yb)  # the y axis grows downwards, as SVG's does
+    height = int(layout.get("height") or 450)
+    px = max((x1 - x0) / (width - 20), (y1 - y0) / (height - 60))  # data units per screen pixel
+    title = (layout.get("title") or {}).get("text") or ""
+    head = 34 * px if title else 0.0
+    out = [f'<image x="{im["x"]:.5g}" y="{im["y"]:.5g}" width="{im["sizex"]:.5g}" height="{im["sizey"]:.5g}" '
+           f'preserveAspectRatio="none" href="{im["source"]}"/>'
+           for im in sorted(layout.get("images") or [], key=lambda im: im.get("layer") != "below")]
+    for s in layout.get("shapes") or []:
+        line = s.get("line") or {}
+        out.append(f'<rect x="{s["x0"]:.5g}" y="{s["y0"]:.5g}" width="{s["x1"] - s["x0"]:.5g}" '
+                   f'height="{s["y1"] - s["y0"]:.5g}" fill="none" stroke="{escape(line.get("color", TEXT))}" '
+                   f'stroke-width="{line.get("width", 1) * px:.5g}"/>')
+    for a in layout.get("annotations") or []:
+        out.append(_text_block(a, px))
+    if title:
+        out.append(_label(x0 + 10 * px, y0 - head + 22 * px, _plain(title)[0], 16 * px, "start", bold=True))
+    for t in figure["data"]:
+        clickable = bool((t.get("meta") or {}).get("clickable"))
+        marker = t.get("marker") or {}
+        r = float(marker.get("size", 10)) * px / 2
+        square = marker.get("symbol") == "square"
+        for x, y, node, hover in zip(array(t["x"]), array(t["y"]), t["customdata"], t.get("hovertext") or []):
+            shape = (f'<rect x="{x - r:.5g}" y="{y - r:.5g}" width="{2 * r:.5g}" height="{2 * r:.5g}"' if square
+                     else f'<circle cx="{x:.5g}" cy="{y:.5g}" r="{r:.5g}"')
+            what = escape(json.dumps([str(node[0]), int(node[1])])) if clickable else ""
+            out.append(f'{shape} class="node{" open" if clickable else ""}" data-node="{what}" '
+                       f'data-hover="{escape(str(hover)).replace("&lt;br&gt;", "&#10;")}"/>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{x0:.6g} {y0 - head:.6g} {x1 - x0:.6g} '
+            f'{y1 - y0 + head:.6g}" width="100%" style="background:white">{"".join(out)}</svg>')
+
+
+def _text_block(a: dict, px: float) -> str:
+    """A Plotly annotation (``<br>`` lines, ``<b>`` bold, x / y anchors, font size and colour) as SVG text."""
+    lines = str(a["text"]).split("<br>")
+    font = a.get("font") or {}
+    size = float(font.get("size", 12)) * px
+    step = 1.2 * size
+    top = a["y"] - {"bottom": len(lines) * step, "top": 0.0}.get(a.get("yanchor"), len(lines) * step / 2)
+    anchor = {"left": "start", "right": "end"}.get(a.get("xanchor"), "middle")
+    bold = "<b>" in a["text"]
+    return "".join(_label(a["x"], top + (i + 0.8) * step, _plain(line)[0], size, anchor,
+                          fill=font.get("color", TEXT), bold=bold) for i, line in enumerate(lines))

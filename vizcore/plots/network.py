@@ -5,7 +5,9 @@ chapter 3; the layout follows CNN Explainer, Wang et al. 2020, which has no grad
 Data in (:class:`vizcore.explain.network.NetworkFlow`), figure out. What is drawn is pictures made here (the edges,
 each conv layer's maps with their rings, each dense layer's dots): Chromium draws a handful of images faster than
 hundreds of SVG lines, rectangles and styled points. Each map and unit is also an (almost invisible) scatter point
-with its PG in the hover text and ``[layer, index]`` as ``customdata``, so a click can open it elsewhere.
+with its PG in the hover text and ``[layer, index]`` as ``customdata``, so a click can open it elsewhere. The figure
+is interactive in Plotly (a notebook); the app draws it as an SVG of the same pictures, texts and points
+(:func:`ui.static_chart.clickable`), which Chromium draws about 110 ms faster than Plotly.js.
 """
 
 from __future__ import annotations
@@ -342,4 +344,4 @@ def _nodes(c: _Column, class_names: Sequence[str], flow: NetworkFlow) -> dict:
     keep = dict(marker=dict(opacity=marker.get("opacity", 1)))  # a click selects a point: nothing may fade
     return dict(type="scatter", x=c.centers[:, 0], y=c.centers[:, 1], mode="markers", marker=marker,
                 showlegend=False, name=lay.name, customdata=[[lay.name, m] for m in range(n)], hovertext=hover,
-                hoverinfo="text", selected=keep, unselected=keep)
+                hoverinfo="text", selected=keep, unselected=keep, meta={"clickable": lay.kind == "conv"})
