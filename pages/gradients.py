@@ -153,7 +153,7 @@ def one_image() -> None:
 def look_ahead_jobs(args: tuple, true_class: int, f, other_classes: bool) -> list:
     """What the person will probably ask for next, worked out (flow and diagram) while they look at this image: the
     next image of the class and, when they have just changed the class (``other_classes``), first this image for
-    each other class, the most probable first. Not after an image step: a person stepping through images steps on,
+    each other class (:func:`classes_ahead`). Not after an image step: a person stepping through images steps on,
     and the work would compete with their next step."""
     idx, target, output, norm, mask_key = args[2:]
     selected = browsed()  # the map the browser holds now: a first run sets its default after drawing the diagram
@@ -165,8 +165,17 @@ def look_ahead_jobs(args: tuple, true_class: int, f, other_classes: bool) -> lis
     jobs = [] if nxt is None else [((args[:2] + (nxt,) + args[3:], selected), lambda: both(nxt, target))]
     if other_classes:  # before the next image: a person who changes the class changes it again first
         jobs[:0] = [((args[:3] + (c,) + args[4:], selected), lambda c=c: both(idx, c))
-                    for c in f.probs.argsort(descending=True)[:CLASSES_AHEAD].tolist() if c != target]
+                    for c in classes_ahead(f.probs, target)]
     return jobs
+
+
+def classes_ahead(probs: torch.Tensor, target: int) -> list[int]:
+    """The image's other classes in the order a person probably asks for them: the next and the previous one in the
+    picker (its arrow keys, a teacher going through the classes in turn), then the most probable. Most probable
+    first, a person going through the classes in turn waited at the second change too (bench/latency.py: 230 ms,
+    the class still being worked out behind the others)."""
+    near = [c for c in (target + 1, target - 1) if 0 <= c < len(probs)]
+    return near + [c for c in probs.argsort(descending=True)[:CLASSES_AHEAD].tolist() if c != target and c not in near]
 
 
 def browsed() -> tuple[str, int] | None:

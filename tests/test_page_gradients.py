@@ -144,7 +144,7 @@ def test_the_first_step_and_a_step_back_are_not_computed_again(monkeypatch):
 
 def test_after_a_class_change_the_other_classes_are_worked_out_ahead(monkeypatch):
     """A person who changes the class will probably change it again: the page then works out this image's flow and
-    diagram for every other class (the most probable first), and the next class change only shows them. After an
+    diagram for every other class (its neighbours, then the most probable), and the next class change only shows them. After an
     image step it works out the next image only (stepping on, the person does not wait for the classes)."""
     import vizcore.explain.network as N
     import vizcore.plots.network as PN
@@ -174,8 +174,9 @@ def test_after_a_class_change_the_other_classes_are_worked_out_ahead(monkeypatch
     assert in_script == [0, 3] and drawn == [0, 3]
     classes = [key[0][3] for key in ahead.planned[:-1]]  # this image's other classes, then the next image
     assert sorted(classes) == [c for c in range(10) if c != 3]
-    probs = _diagram_probs(at)
-    assert [probs[c] for c in classes] == sorted((probs[c] for c in classes), reverse=True)
+    probs = _diagram_probs(at)  # the next and the previous class in the picker first, then the most probable
+    assert classes[:2] == [4, 2]
+    assert [probs[c] for c in classes[2:]] == sorted((probs[c] for c in classes[2:]), reverse=True)
     ahead.idle()
     at.selectbox(key="pg_target").set_value(classes[-1]).run()  # the least probable class
     assert not at.exception, at.exception
