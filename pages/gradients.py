@@ -147,10 +147,10 @@ def one_image() -> None:
         browser(pg, acts, image, target)
     shown, st.session_state["_pg_shown"] = st.session_state.get("_pg_shown"), (idx, target)
     other_classes = shown is not None and shown[0] == idx and shown[1] != target  # the person changes classes
-    ahead.start(look_ahead_jobs(args, true_class, f, other_classes), after=AHEAD_AFTER)
+    ahead.start(look_ahead_jobs(ahead, args, true_class, f, other_classes), after=AHEAD_AFTER)
 
 
-def look_ahead_jobs(args: tuple, true_class: int, f, other_classes: bool) -> list:
+def look_ahead_jobs(ahead: LookAhead, args: tuple, true_class: int, f, other_classes: bool) -> list:
     """What the person will probably ask for next, worked out (flow and diagram) while they look at this image: the
     next image of the class and, when they have just changed the class (``other_classes``), first this image for
     each other class (:func:`classes_ahead`). Not after an image step: a person stepping through images steps on,
@@ -160,6 +160,8 @@ def look_ahead_jobs(args: tuple, true_class: int, f, other_classes: bool) -> lis
 
     def both(i: int, c: int):
         g = network_flow(model, ds.test_x[i], c, output=output, norm=norm, mask=dict(mask_key))
+        if ahead.unwanted():  # the person asked for something else: leave the GIL to their rerun
+            raise RuntimeError("not wanted")
         return g, diagram(g, i, c, true_class, selected)
     nxt = next_image(idx, true_class)
     jobs = [] if nxt is None else [((args[:2] + (nxt,) + args[3:], selected), lambda: both(nxt, target))]
