@@ -144,8 +144,9 @@ def test_the_first_step_and_a_step_back_are_not_computed_again(monkeypatch):
 
 def test_after_a_class_change_the_other_classes_are_worked_out_ahead(monkeypatch):
     """A person who changes the class will probably change it again: the page then works out this image's flow and
-    diagram for every other class (its neighbours, then the most probable), and the next class change only shows them. After an
-    image step it works out the next image only (stepping on, the person does not wait for the classes)."""
+    diagram for every other class (its neighbours, then the most probable), and the next class change only shows
+    them. After an image step it works out the next image and then this image's next class only (stepping on, the
+    person does not wait for the classes)."""
     import vizcore.explain.network as N
     import vizcore.plots.network as PN
 
@@ -167,7 +168,9 @@ def test_after_a_class_change_the_other_classes_are_worked_out_ahead(monkeypatch
     st.cache_data.clear()
     at = app_on_digits("pages/gradients.py")
     ahead = at.session_state["_pg_ahead"]
-    assert in_script == [0] and len(ahead.planned) == 1  # the next image only
+    zeros = torch.nonzero(load_digits().test_y == 0).flatten().tolist()
+    # the next image, then this image's next class (idx, class): the classes of a person going through them in turn
+    assert in_script == [0] and [k[0][2:4] for k in ahead.planned] == [(zeros[1], 0), (zeros[0], 1)]
     ahead.idle()
     at.selectbox(key="pg_target").set_value(3).run()  # a class change: worked out in the script
     assert not at.exception, at.exception
@@ -189,9 +192,10 @@ def test_after_a_class_change_the_other_classes_are_worked_out_ahead(monkeypatch
     top = G.rank_filters(G.filter_scores({lay.name: lay.pg_maps for lay in want.layers if lay.kind == "conv"}, "fro"))
     assert shown[shown["end"] == "highest"]["filter"].tolist() == [f for _, f, _ in top[:len(shown) // 2]]
     ahead.idle()
-    at.number_input(key="pg_img_n").set_value(2).run()  # an image step: the next image only
+    at.number_input(key="pg_img_n").set_value(2).run()  # an image step: the next image, then this one's next class
     assert not at.exception, at.exception
-    assert len(ahead.planned) == 1 and ahead.planned[0][0][3] == classes[-1]
+    c = classes[-1]
+    assert [k[0][2:4] for k in ahead.planned] == [(zeros[2], c)] + ([(zeros[1], c + 1)] if c < 9 else [])
 
 
 def _diagram_probs(at) -> list[float]:
