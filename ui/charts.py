@@ -3,6 +3,7 @@ server-made pictures of them, or a server-made clickable SVG (the network diagra
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import streamlit as st
@@ -75,8 +76,6 @@ def clickable_figure(fig, key: str, on_click: Callable[[], None]) -> None:
     and, clicked, call ``on_click``, which finds the node (its ``customdata``) in ``st.session_state[key].clicked``.
     Drawn without Plotly.js: an image or class change on Prediction gradients kept Chromium's main thread busy about
     110 ms longer with the Plotly chart (bench/latency.py)."""
-    import hashlib
-
     svg = static_chart.clickable(fig.to_dict())
     _clickable(key=key, data={"svg": svg, "version": hashlib.blake2b(svg.encode(), digest_size=8).hexdigest()},
                on_clicked_change=on_click)
