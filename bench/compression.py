@@ -106,6 +106,7 @@ def main() -> None:
     ap.add_argument("--kegnet-epochs", type=int, help="fine-tuning epochs on KegNet's rows (default: RepairConfig's)")
     ap.add_argument("--lr", type=float)
     ap.add_argument("--kegnet-steps", type=int, help="steps per KegNet generator (default: RepairConfig's)")
+    ap.add_argument("--generators", type=int, help="KegNet's generators (default: RepairConfig's, 5 as seed 004)")
     ap.add_argument("--engine-steps", type=int, help="engine steps of an image's best repair (default: RepairConfig's)")
     ap.add_argument("--sets", help="a folder that keeps each teacher's synthetic sets (KegNet's, the best repair's): a "
                     "later run with other fine-tuning settings reuses them instead of training the generators again "
@@ -116,7 +117,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="the repair's seed (RepairConfig.seed; default 0)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    given = {k: getattr(args, k) for k in ("n", "kegnet_n", "epochs", "kegnet_epochs", "lr", "kegnet_steps", "engine_steps")
+    given = {k: getattr(args, k) for k in ("n", "kegnet_n", "epochs", "kegnet_epochs", "lr", "kegnet_steps", "generators",
+                                           "engine_steps")
              if getattr(args, k) is not None}
     cfg = RepairConfig(**given, select=args.select, seed=args.seed)  # the page's and the CLI's defaults where nothing is given
     jobs = [(f"zoo:{d}-mlp10", d, r) for d, r in SEED_RATIOS.items()]

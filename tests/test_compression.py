@@ -175,6 +175,15 @@ def test_cli_compress_prints_the_table_and_saves(capsys):
     assert "repairs: uniform; estimated uniform " in captured.err  # the estimate, printed before the run
     assert main(["compress", "--model", "zoo:digits-cnn", "--ratio", "0.5"]) == 2
     assert "error: --ratio must be above 1" in capsys.readouterr().err
+    # KegNet's generator count: 5 (the seed's) unless asked; none is a one-line error before any training
+    from vizcore.cli import build_parser
+    from vizcore.cli.compress_cmd import _config
+
+    args = ["compress", "--model", "zoo:digits-cnn", "--ratio", "2", "--finetune", "kegnet"]
+    assert _config(build_parser().parse_args(args)).generators == 5
+    assert _config(build_parser().parse_args(args + ["--generators", "10"])).generators == 10
+    assert main(args + ["--generators", "0"]) == 2
+    assert capsys.readouterr().err.strip().endswith("KegNet needs at least one generator")
 
 
 def test_the_best_repair_matches_the_teachers_hidden_layers():

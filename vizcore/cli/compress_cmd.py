@@ -21,7 +21,8 @@ from vizcore.distill.compression import (
 )
 
 
-def _config(args, keys=("n", "kegnet_n", "epochs", "kegnet_epochs", "kegnet_steps", "engine_steps", "seed", "select")) -> RepairConfig:
+def _config(args, keys=("n", "kegnet_n", "epochs", "kegnet_epochs", "kegnet_steps", "generators", "engine_steps", "seed",
+                        "select")) -> RepairConfig:
     return RepairConfig(**{k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
 
 
@@ -106,6 +107,8 @@ def add_options(p) -> None:
                    f"({_by_kind('epochs')})")
     p.add_argument("--kegnet-epochs", type=int, help=f"fine-tuning epochs on KegNet's inputs ({_by_kind('kegnet_epochs')})")
     p.add_argument("--kegnet-steps", type=int, help=f"training steps per KegNet generator ({_by_kind('kegnet_steps')})")
+    p.add_argument("--generators", type=int, help="KegNet's generators, each trained from its own seed (default 5, "
+                   "as seed 004)")
     p.add_argument("--engine-steps", type=int, help=f"an image model's best repair: steps of the distillation engine "
                    f"from the compressed model (default {IMAGE_REPAIR['engine_steps']:,})")
     p.add_argument("--select", choices=SELECTIONS, help="which fine-tuning checkpoint is kept (the compressed start "

@@ -215,6 +215,10 @@ class RepairConfig:
     select: str = "synthetic"
     features: float = 1.0
 
+    def __post_init__(self):
+        if self.generators < 1:  # said before the model is compressed, not when the repair reaches KegNet
+            raise ValueError("KegNet needs at least one generator")
+
     def for_input(self, input_shape) -> RepairConfig:
         """This config with the default of ``input_shape``'s kind (a table's row or an image) where it has none."""
         defaults = TABLE_REPAIR if len(input_shape) == 1 else IMAGE_REPAIR

@@ -107,6 +107,8 @@ class SynthesisConfig:
                              "shards of at least 1")
         if not 0 < self.threshold < 1 or (self.threshold_max is not None and not self.threshold <= self.threshold_max < 1):
             raise ValueError("the threshold T must lie in (0, 1), and threshold_max between T and 1")
+        if self.generators < 1:
+            raise ValueError("KegNet needs at least one generator")
 
     @property
     def unbounded(self) -> bool:
