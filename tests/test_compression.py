@@ -182,6 +182,8 @@ def test_cli_compress_prints_the_table_and_saves(capsys):
     args = ["compress", "--model", "zoo:digits-cnn", "--ratio", "2", "--finetune", "kegnet"]
     assert _config(build_parser().parse_args(args)).generators == 5
     assert _config(build_parser().parse_args(args + ["--generators", "10"])).generators == 10
+    table = ["distill-preset", "kegnet-table", "--dataset", "uci-pendigits", "--generators", "3"]
+    assert _config(build_parser().parse_args(table), ("generators",)).generators == 3
     assert main(args + ["--generators", "0"]) == 2
     assert capsys.readouterr().err.strip().endswith("KegNet needs at least one generator")
 

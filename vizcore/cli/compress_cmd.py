@@ -90,7 +90,8 @@ def cmd_kegnet_table(args) -> None:
         raise ValueError(f"no seed ratio for '{dataset}'; pass --ratio")
     # distill-preset's --n / --epochs defaults belong to seed 000's tables: the repair keeps its own
     out = _run(teacher, dataset, args.data_root, ratio, ("uniform", "gaussian", "kegnet", "best"),
-               _config(args, ("kegnet_n", "kegnet_epochs", "kegnet_steps", "engine_steps", "seed", "select")))
+               _config(args, ("kegnet_n", "kegnet_epochs", "kegnet_steps", "generators", "engine_steps", "seed",
+                              "select")))
     if out is not None:
         emit(_public(out), args.json, _text(out))
 

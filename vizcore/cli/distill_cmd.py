@@ -282,6 +282,7 @@ def add_parser(sub) -> None:
                    f"{TABLE_REPAIR['kegnet_n']:,})")
     p.add_argument("--kegnet-epochs", type=int, help="kegnet-table: fine-tuning epochs on KegNet's rows (default "
                    f"{TABLE_REPAIR['kegnet_epochs']})")
+    p.add_argument("--generators", type=int, help="kegnet-table: KegNet's generators (default 5, as seed 004)")
     p.add_argument("--class", dest="cls", type=int, default=3, help="seed003-subset: the class whose visualization is swapped")
     p.add_argument("--versus", type=int, default=4, help="seed003-subset: the other class of the two-class teacher")
     p.set_defaults(func=cmd_preset, sharded=True)
