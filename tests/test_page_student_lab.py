@@ -207,7 +207,9 @@ def test_a_run_on_two_processes_is_one_job_with_one_bar(teacher_id, monkeypatch)
         if not job.active:
             break
         time.sleep(0.1)
-    assert job.state == "done", (job.error, (job.dir / "process.log").read_text()[-2000:])
+    if job.state != "done":  # the whole log in the failure report (an assertion message is cut short)
+        print((job.dir / "process.log").read_text())
+    assert job.state == "done", job.error
     assert job.result["world_size"] == 2
     at.run()
     assert any("Best student" in s.value for s in at.success)
