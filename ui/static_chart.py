@@ -187,7 +187,9 @@ def clickable(figure: dict, width: int = 1100) -> str:
     scatter point per node) as an SVG in the figure's data units, every node a transparent hot spot that carries
     its ``customdata`` and hover text (``data-node``, ``data-hover``) for :func:`ui.charts.clickable_figure`.
     Plotly.js took about 110 ms of Chromium's main thread to draw the diagram at every image or class change on
-    Prediction gradients (bench/latency.py: the whole change 219 ms of it with the Plotly chart, 129 ms with this)."""
+    Prediction gradients (bench/latency.py: the whole change 219 ms of it with the Plotly chart, 129 ms with this).
+    As wide as its container and at most as tall as the figure's layout: a narrow diagram (a dense-only model's)
+    is centred, as Plotly drew it, instead of growing tall."""
     layout = figure.get("layout", {})
     (x0, x1), (ya, yb) = layout["xaxis"]["range"], layout["yaxis"]["range"]
     y0, y1 = min(ya, yb), max(ya, yb)  # the y axis grows downwards, as SVG's does
@@ -219,7 +221,7 @@ def clickable(figure: dict, width: int = 1100) -> str:
             out.append(f'{shape} class="node{" open" if clickable else ""}" data-node="{what}" '
                        f'data-hover="{escape(str(hover)).replace("&lt;br&gt;", "&#10;")}"/>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{x0:.6g} {y0 - head:.6g} {x1 - x0:.6g} '
-            f'{y1 - y0 + head:.6g}" width="100%" style="background:white">{"".join(out)}</svg>')
+            f'{y1 - y0 + head:.6g}" width="100%" style="background:white;max-height:{height}px">{"".join(out)}</svg>')
 
 
 def _text_block(a: dict, px: float) -> str:
