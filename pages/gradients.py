@@ -7,7 +7,7 @@ import torch
 
 from ui import state
 from ui.charts import clickable_figure, live_chart
-from ui.lookahead import LookAhead
+from ui.lookahead import AFTER_RERUN, LookAhead
 from ui.pg_inputs import pick_class, pick_image
 from vizcore.core.layers import conv_layers, dense_layers
 from vizcore.explain import gradients as G
@@ -91,10 +91,6 @@ def ranking_table(scores, target: int) -> None:
                        file_name=f"pg-{ds.name}-{target}.json", key="pg_download")
 
 
-# the look-ahead waits this long after a rerun: started at once, it competed with the rerun's end and the browser's
-# drawing, and an image change ended later (bench/latency.py, Chromium, 2 cores: median 194-236 ms at once, 123-167 ms
-# after 0.15 s)
-AHEAD_AFTER = 0.15
 AHEAD_KEEP = 2  # the image shown and the one before it
 # the classes worked out ahead for the image shown once the person changes classes: every class of a 10-class model,
 # the most probable of a larger one (bench/latency.py: a class change took a median 225 ms when each was worked out
@@ -147,7 +143,7 @@ def one_image() -> None:
         browser(pg, acts, image, target)
     shown, st.session_state["_pg_shown"] = st.session_state.get("_pg_shown"), (idx, target)
     other_classes = shown is not None and shown[0] == idx and shown[1] != target  # the person changes classes
-    ahead.start(look_ahead_jobs(ahead, args, true_class, f, other_classes), after=AHEAD_AFTER)
+    ahead.start(look_ahead_jobs(ahead, args, true_class, f, other_classes), after=AFTER_RERUN)
 
 
 def look_ahead_jobs(ahead: LookAhead, args: tuple, true_class: int, f, other_classes: bool) -> list:

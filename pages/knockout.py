@@ -11,7 +11,7 @@ import streamlit as st
 from ui import state
 from ui.charts import live_figure
 from ui.jobs_panel import latest_job
-from ui.lookahead import LookAhead
+from ui.lookahead import AFTER_RERUN, LookAhead
 from vizcore.core import jobs
 from vizcore.explain.importance import StudyConfig, compare_rankings, pg_scores
 from vizcore.core.layers import default_layers, knockable_layers
@@ -135,7 +135,8 @@ def live_panel() -> None:
     live_figure(r, confusion_heatmap(knocked.confusion - base.confusion, ds.class_names,
                                      "Confusion change (knocked − intact)", diverging=True), "ko_conf_chart", hover, 480)
     # worked out while the person looks, ready for their next step
-    ahead.start([(ahead_key(m), partial(ev.evaluate, m, ahead.unwanted)) for m in map(mask_of, ahead_values(values))])
+    ahead.start([(ahead_key(m), partial(ev.evaluate, m, ahead.unwanted)) for m in map(mask_of, ahead_values(values))],
+                after=AFTER_RERUN)
 
 
 def study_config(max_k: int) -> dict:

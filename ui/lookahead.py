@@ -11,6 +11,11 @@ from typing import Any
 
 Job = tuple[Hashable, Callable[[], Any]]
 
+# how long the pages' look-ahead waits after a rerun: started at once, it competed with the rerun's end and the
+# browser's drawing (bench/latency.py, Chromium, 2 cores: a PG image change's median 194-236 ms at once, 123-167 ms
+# after 0.15 s; Knockout's first slider steps after the page opened 229 / 207 ms at once, 113 / 110 ms after it)
+AFTER_RERUN = 0.15
+
 
 class LookAhead:
     """Keyed computations run one after another in a background thread; :meth:`take` hands a result to the run that
