@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from ui import state
+from ui import state, static_chart
 from ui.charts import clickable_figure, live_chart
 from ui.lookahead import AFTER_RERUN, LookAhead
 from ui.pg_inputs import pick_class, pick_image
@@ -98,12 +98,13 @@ AHEAD_KEEP = 2  # the image shown and the one before it
 CLASSES_AHEAD = 10
 
 
-def diagram(f, idx: int, target: int, true_class: int, selected):
-    """The network diagram of one image's flow, titled with what the model says."""
+def diagram(f, idx: int, target: int, true_class: int, selected) -> str:
+    """The network diagram of one image's flow, titled with what the model says, as the SVG the page shows (made
+    here, so that the look-ahead makes it in the background too)."""
     verdict = "right" if f.predicted == true_class else f"wrong: {ds.class_names[f.predicted]}"
     title = (f"PG of '{ds.class_names[target]}' for test image #{idx} ({ds.class_names[true_class]}; "
              f"the model says {ds.class_names[f.predicted]} {float(f.probs[f.predicted]):.0%}, {verdict})")
-    return network_figure(f, ds.class_names, title=title, selected=selected)
+    return static_chart.clickable(network_figure(f, ds.class_names, title=title, selected=selected).to_dict())
 
 
 @state.fragment
@@ -118,12 +119,12 @@ def one_image() -> None:
     # the look-ahead made this flow and diagram while the person looked at the previous image or at another class of
     # this one, or they were shown a step ago (a step back, against the direction the look-ahead went)
     ahead = st.session_state.setdefault("_pg_ahead", LookAhead(keep=AHEAD_KEEP))
-    f, fig = ahead.take((args, selected)) or (None, None)
+    f, svg = ahead.take((args, selected)) or (None, None)
     if f is None:
         f = flow(*args, image)
-        fig = diagram(f, idx, target, true_class, selected)
-    ahead.remember((args, selected), (f, fig))
-    clickable_figure(fig, "pg_network", on_click=open_clicked_map)
+        svg = diagram(f, idx, target, true_class, selected)
+    ahead.remember((args, selected), (f, svg))
+    clickable_figure(svg, "pg_network", on_click=open_clicked_map)
     notes = ["Click a feature map to open it in the per-filter browser below."] if layers else []
     if mask:
         notes.append(f"Grey crossed maps: knocked out on the *Knockout* page ({sum(map(len, mask.values()))} "

@@ -71,11 +71,10 @@ def live_figure(container, fig, key: str, hover: bool, width: int = 700) -> None
         container.image(static_chart.svg(fig.to_dict(), width), width="stretch")
 
 
-def clickable_figure(fig, key: str, on_click: Callable[[], None]) -> None:
-    """``fig`` (a picture-made figure, :func:`ui.static_chart.clickable`) as an SVG whose nodes show their hover text
-    and, clicked, call ``on_click``, which finds the node (its ``customdata``) in ``st.session_state[key].clicked``.
-    Drawn without Plotly.js: an image or class change on Prediction gradients kept Chromium's main thread busy about
-    110 ms longer with the Plotly chart (bench/latency.py)."""
-    svg = static_chart.clickable(fig.to_dict())
+def clickable_figure(svg: str, key: str, on_click: Callable[[], None]) -> None:
+    """``svg`` (a picture-made figure drawn by :func:`ui.static_chart.clickable`) shown as it is: its nodes show their
+    hover text and, clicked, call ``on_click``, which finds the node (its ``customdata``) in
+    ``st.session_state[key].clicked``. Drawn without Plotly.js: an image or class change on Prediction gradients kept
+    Chromium's main thread busy about 110 ms longer with the Plotly chart (bench/latency.py)."""
     _clickable(key=key, data={"svg": svg, "version": hashlib.blake2b(svg.encode(), digest_size=8).hexdigest()},
                on_clicked_change=on_click)

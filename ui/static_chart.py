@@ -210,15 +210,15 @@ def clickable(figure: dict, width: int = 1100) -> str:
     if title:
         out.append(_label(x0 + 10 * px, y0 - head + 22 * px, _plain(title)[0], 16 * px, "start", bold=True))
     for t in figure["data"]:
-        clickable = bool((t.get("meta") or {}).get("clickable"))
+        opens = bool((t.get("meta") or {}).get("clickable"))
         marker = t.get("marker") or {}
         r = float(marker.get("size", 10)) * px / 2
         square = marker.get("symbol") == "square"
         for x, y, node, hover in zip(array(t["x"]), array(t["y"]), t["customdata"], t.get("hovertext") or []):
             shape = (f'<rect x="{x - r:.5g}" y="{y - r:.5g}" width="{2 * r:.5g}" height="{2 * r:.5g}"' if square
                      else f'<circle cx="{x:.5g}" cy="{y:.5g}" r="{r:.5g}"')
-            what = escape(json.dumps([str(node[0]), int(node[1])])) if clickable else ""
-            out.append(f'{shape} class="node{" open" if clickable else ""}" data-node="{what}" '
+            what = escape(json.dumps([str(node[0]), int(node[1])])) if opens else ""
+            out.append(f'{shape} class="node{" open" if opens else ""}" data-node="{what}" '
                        f'data-hover="{escape(str(hover)).replace("&lt;br&gt;", "&#10;")}"/>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{x0:.6g} {y0 - head:.6g} {x1 - x0:.6g} '
             f'{y1 - y0 + head:.6g}" width="100%" style="background:white;max-height:{height}px">{"".join(out)}</svg>')
