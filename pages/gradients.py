@@ -122,6 +122,8 @@ def one_image() -> None:
     f, svg = ahead.take((args, selected)) or (None, None)
     if f is None:
         f = flow(*args, image)
+        if selected is None and layers:  # a first run: the browser's default map, so the diagram frames it
+            selected = open_default_map(f)
         svg = diagram(f, idx, target, true_class, selected)
     ahead.remember((args, selected), (f, svg))
     clickable_figure(svg, "pg_network", on_click=open_clicked_map)
@@ -154,7 +156,7 @@ def look_ahead_jobs(ahead: LookAhead, args: tuple, true_class: int, f, other_cla
     images steps on, and more work would compete with their next step (the first class change after image steps
     took about 230 ms, worked out on the change, against 100-110 ms taken from the look-ahead; bench/latency.py)."""
     idx, target, output, norm, mask_key = args[2:]
-    selected = browsed()  # the map the browser holds now: a first run sets its default after drawing the diagram
+    selected = browsed()  # the map the browser holds now
 
     def both(i: int, c: int):
         g = network_flow(model, ds.test_x[i], c, output=output, norm=norm, mask=dict(mask_key))
@@ -180,8 +182,17 @@ def classes_ahead(probs: torch.Tensor, target: int) -> list[int]:
     return near + [c for c in probs.argsort(descending=True)[:CLASSES_AHEAD].tolist() if c != target and c not in near]
 
 
+def open_default_map(f) -> tuple[str, int]:
+    """Open the per-filter browser's default, the first conv layer's strongest map for this flow, before the browser
+    is drawn (it draws what is open); returns it as :func:`browsed` does."""
+    pg = {lay.name: lay.pg_maps for lay in f.layers if lay.name == layers[0]}
+    st.session_state["pg_browse_layer"] = layers[0]
+    st.session_state["pg_browse_filter"] = int(G.filter_scores(pg, norm)[layers[0]].argmax())
+    return browsed()
+
+
 def browsed() -> tuple[str, int] | None:
-    """The map open in the per-filter browser (the diagram rings it), None before the browser has drawn."""
+    """The map open in the per-filter browser (the diagram frames it), None before the page's first diagram."""
     if layers and st.session_state.get("pg_browse_layer") in layers:
         return st.session_state["pg_browse_layer"], int(st.session_state.get("pg_browse_filter", 0))
     return None
@@ -202,7 +213,6 @@ def browser(pg, acts, image, target: int) -> None:
     n = len(pg[layer])
     if not 0 <= st.session_state.get("pg_browse_filter", 0) < n:
         st.session_state["pg_browse_filter"] = int(G.filter_scores(pg, norm)[layer].argmax())
-    st.session_state.setdefault("pg_browse_filter", int(G.filter_scores(pg, norm)[layer].argmax()))
     f = int(b1.number_input(f"Filter (0–{n - 1})", 0, n - 1, key="pg_browse_filter"))
     heat = G.pixel_saliency(pg[layer][None, f:f + 1], "max", size=tuple(image.shape[-2:]))[0]
     red = f"red pushes '{ds.class_names[target]}' up"

@@ -271,6 +271,40 @@ def test_gradients_page_diagram_greys_knocked_out_filters_and_opens_a_clicked_ma
     assert len(fig["nodes"]) == 1 + 32 + 64 + 128 + 10
 
 
+def _framed(fig: dict) -> list[tuple[float, float]]:
+    """The centres of the diagram's cyan frames (the map open in the per-filter browser)."""
+    from vizcore.plots.network import SELECTED
+
+    return [(float(r.get("x")) + float(r.get("width")) / 2, float(r.get("y")) + float(r.get("height")) / 2)
+            for r in fig["svg"].iter("{http://www.w3.org/2000/svg}rect") if r.get("stroke") == SELECTED]
+
+
+def _spot(fig: dict, layer: str, m: int) -> tuple[float, float]:
+    """The centre of a map's hot spot."""
+    e = next(e for e in fig["svg"] if e.get("data-node") == json.dumps([layer, m]))
+    if e.get("cx") is not None:
+        return float(e.get("cx")), float(e.get("cy"))
+    return float(e.get("x")) + float(e.get("width")) / 2, float(e.get("y")) + float(e.get("height")) / 2
+
+
+def test_the_first_diagram_frames_the_map_the_browser_opens():
+    """The page's first diagram already frames the per-filter browser's default map (the first conv layer's
+    strongest for this image and class), and the frame follows the browser."""
+    at = app_on_digits("pages/gradients.py")
+    layer, m = at.selectbox(key="pg_browse_layer").value, int(at.number_input(key="pg_browse_filter").value)
+    ds = load_digits()
+    i = int(torch.nonzero(ds.test_y == 0).flatten()[0])
+    flow = network_flow(zoo.load_model(MODEL), ds.test_x[i], 0)
+    first = next(lay for lay in flow.layers if lay.kind == "conv")
+    assert (layer, m) == (first.name, int(G.filter_scores({first.name: first.pg_maps})[first.name].argmax()))
+    fig = _diagram(at)
+    assert _framed(fig) == [pytest.approx(_spot(fig, layer, m), abs=1e-3)]
+    at.number_input(key="pg_browse_filter").set_value((m + 1) % first.width).run()
+    assert not at.exception, at.exception
+    fig = _diagram(at)
+    assert _framed(fig) == [pytest.approx(_spot(fig, layer, (m + 1) % first.width), abs=1e-3)]
+
+
 def test_the_per_filter_browser_draws_pictures_and_hover_charts_on_request():
     """By default the overlay and both map grids are pictures (a browser shows them at once; the three Plotly charts
     took about 280 ms of every image change); *Hover values* turns them back into charts. Every chart on the page
