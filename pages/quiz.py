@@ -148,9 +148,13 @@ def seed_metrics(t: dict) -> None:
         rows["other classifiers (S_1)"] = difficulty(quiz.model_answers, {k: quiz.others[k] for k in names[1:]}, h_s)
     table = pd.DataFrame({k: {"fooling examples": v["fooling_rate"], "hidden messages": v.get("hidden_rate")}
                           for k, v in rows.items()}).T
-    st.dataframe(table.style.format("{:.0%}", na_rep="–"), key="quiz_seed_table")
+    if h_s is None:  # a hidden message needs h_s; st.dataframe would draw the empty rate as "None"
+        table = table.drop(columns="hidden messages")
+    st.dataframe(table.style.format("{:.0%}"), key="quiz_seed_table")
     st.caption("Seed 000 section 4.2: a picture is a *fooling example* when most of S name another class than the "
-               f"model; a *hidden message* when, besides, {names[0] if names else 'h_s'} agrees with the model.")
+               + (f"model; a *hidden message* when, besides, {names[0]} agrees with the model." if names else
+                  "model. Hidden messages need a second classifier (h_s): this quiz has none (the zoo held no other model "
+                  "of this dataset when it started)."))
 
 
 live_tally()

@@ -75,6 +75,27 @@ def test_presenter_and_participants():
     m, h = t["matrix"], quiz.model_answers
     fooled = [2 * sum(a != -1 and a != h[q] for a in m[q]) > sum(a != -1 for a in m[q]) for q in range(quiz.n)]
     assert seed.loc["the room (S_2)", "fooling examples"] == sum(fooled) / quiz.n
+    assert list(seed.columns) == ["fooling examples", "hidden messages"]
+
+
+def test_a_quiz_with_no_other_classifier_shows_no_hidden_message_rate():
+    """Seed 000's hidden messages need a second classifier h_s: without one the page says so instead of an empty
+    column (st.dataframe draws a missing number as "None")."""
+    from vizcore.data import load_digits
+
+    ds = load_digits()
+    quiz = C.create_quiz(ds.test_x[:2].numpy(), ds.test_y[:2].tolist(), ds.class_names, kind="test",
+                         model_answers=ds.test_y[:2].tolist(), dataset="digits", model_id="zoo:digits-cnn")
+    p = _participant(quiz.code)
+    p.button(key=f"quiz_ans_0_{(ds.test_y[0].item() + 1) % 10}").click().run()
+    at = _presenter()
+    at.selectbox(key="quiz_code").set_value(quiz.code).run()
+    at.toggle(key="quiz_reveal").set_value(True).run()
+    assert not at.exception, at.exception
+    seed = at.dataframe[1].value
+    assert list(seed.columns) == ["fooling examples"]
+    assert seed.loc["the room (S_2)", "fooling examples"] == 0.5  # the one person named picture 1 otherwise
+    assert any("this quiz has none" in c.value for c in at.caption)
 
 
 def test_unknown_code_gets_a_message():

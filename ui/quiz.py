@@ -10,6 +10,10 @@ import streamlit as st
 
 from vizcore import classroom as C
 
+SCROLL_TO_TOP = ("for (const e of [document.scrollingElement, ...document.querySelectorAll("
+                 "'[data-testid=stMain], [data-testid=stAppViewContainer]')]) if (e) e.scrollTo(0, 0);")
+ANSWER_PX = 150  # an answer button's width: two side by side on a 360-pixel phone
+
 
 def _answer(code: str, pid: str, q: int, c: int) -> None:
     try:
@@ -54,15 +58,20 @@ def participant_page() -> None:
         st.button("Back", on_click=_move, args=(-1,), key="quiz_back_end")
         return
     st.markdown(f"**Picture {q + 1} of {quiz.n}: which class is it?**")
+    # a new picture scrolls the page back to its top (a rerun keeps the scroll of the answer just tapped); the
+    # question's number makes each picture's snippet new, so the browser runs it once per picture
+    st.html(f"<script>/* picture {q} */ {SCROLL_TO_TOP}</script>", unsafe_allow_javascript=True)
     st.image(str(quiz.image_path(q)), width=300)
     if quiz.closed:
         st.warning("The presenter closed this quiz.")
         return
-    for c, name in enumerate(quiz.class_names):
-        if c % 2 == 0:  # a row per pair, so that a phone, which stacks columns, keeps the classes in order
-            row = st.columns(2)
-        row[c % 2].button(name, key=f"quiz_ans_{q}_{c}", on_click=_answer, args=(quiz.code, pid, q, c),
-                          type="primary" if mine.get(q) == c else "secondary", width="stretch")
-    b1, b2 = st.columns(2)
-    b1.button("Previous", on_click=_move, args=(-1,), key="quiz_prev", disabled=q == 0, width="stretch")
-    b2.button("Skip", on_click=_move, args=(1,), key="quiz_skip", width="stretch")
+    # buttons of one width that wrap in rows (two on a phone): the picture and every class fit on one phone screen,
+    # where columns would stack into one long list and an answer low on it leaves the next picture out of sight
+    with st.container(horizontal=True, gap="small"):
+        for c, name in enumerate(quiz.class_names):
+            st.button(name, key=f"quiz_ans_{q}_{c}", on_click=_answer, args=(quiz.code, pid, q, c),
+                      type="primary" if mine.get(q) == c else "secondary", width=ANSWER_PX)
+    with st.container(horizontal=True, gap="small"):
+        st.button("Previous", on_click=_move, args=(-1,), key="quiz_prev", disabled=q == 0, width=ANSWER_PX,
+                  type="tertiary")
+        st.button("Skip", on_click=_move, args=(1,), key="quiz_skip", width=ANSWER_PX, type="tertiary")
