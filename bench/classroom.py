@@ -190,8 +190,9 @@ class Participant:
                 if e.WhichOneof("type") == "button"}
 
 
-async def ws_people(url: str, quiz, people: int):
-    """Websocket participants, each answering at its own pace; returns as browser_people does."""
+async def ws_people(url: str, quiz, people: int, choose=choice):
+    """Websocket participants, each answering at its own pace (participant i names class ``choose(i, q, k)`` for
+    question q); returns as browser_people does."""
     k = len(quiz.class_names)
 
     async def join() -> Participant:
@@ -201,7 +202,7 @@ async def ws_people(url: str, quiz, people: int):
 
     async def answer(i: int, p: Participant) -> None:
         for q in range(quiz.n):
-            clicks[(pids[i], q)] = await p.rerun(p.buttons()[f"quiz_ans_{q}_{choice(i, q, k)}"])
+            clicks[(pids[i], q)] = await p.rerun(p.buttons()[f"quiz_ans_{q}_{choose(i, q, k)}"])
             if not p.shows(next_text(q, quiz.n)):
                 shown = [e.markdown.body or e.alert.body for e in p.elements.values()]
                 raise RuntimeError(f"participant {pids[i]} clicked question {q}; the page shows {shown}")
