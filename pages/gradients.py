@@ -182,12 +182,16 @@ def classes_ahead(probs: torch.Tensor, target: int) -> list[int]:
     return near + [c for c in probs.argsort(descending=True)[:CLASSES_AHEAD].tolist() if c != target and c not in near]
 
 
+def strongest_map(pg: dict, layer: str) -> int:
+    """The map of ``layer`` with the highest PG score (the per-filter browser's default)."""
+    return int(G.filter_scores({layer: pg[layer]}, norm)[layer].argmax())
+
+
 def open_default_map(f) -> tuple[str, int]:
     """Open the per-filter browser's default, the first conv layer's strongest map for this flow, before the browser
     is drawn (it draws what is open); returns it as :func:`browsed` does."""
-    pg = {lay.name: lay.pg_maps for lay in f.layers if lay.name == layers[0]}
     st.session_state["pg_browse_layer"] = layers[0]
-    st.session_state["pg_browse_filter"] = int(G.filter_scores(pg, norm)[layers[0]].argmax())
+    st.session_state["pg_browse_filter"] = strongest_map({lay.name: lay.pg_maps for lay in f.layers}, layers[0])
     return browsed()
 
 
@@ -212,7 +216,7 @@ def browser(pg, acts, image, target: int) -> None:
     layer = b1.selectbox("Layer", layers, key="pg_browse_layer")
     n = len(pg[layer])
     if not 0 <= st.session_state.get("pg_browse_filter", 0) < n:
-        st.session_state["pg_browse_filter"] = int(G.filter_scores(pg, norm)[layer].argmax())
+        st.session_state["pg_browse_filter"] = strongest_map(pg, layer)
     f = int(b1.number_input(f"Filter (0–{n - 1})", 0, n - 1, key="pg_browse_filter"))
     heat = G.pixel_saliency(pg[layer][None, f:f + 1], "max", size=tuple(image.shape[-2:]))[0]
     red = f"red pushes '{ds.class_names[target]}' up"
