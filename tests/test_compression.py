@@ -47,6 +47,9 @@ def test_truncated_rank_is_the_best_low_rank_weight():
     w = (out.fc1.last.weight @ out.fc1.first.weight).detach()
     s = torch.linalg.svdvals(model.fc1.weight.detach())
     assert abs(float(torch.linalg.matrix_norm(w - model.fc1.weight.detach())) - float(s[5:].norm())) < 1e-3
+    first, last = out.fc1.first.weight.detach(), out.fc1.last.weight.detach()
+    gram = torch.diag(s[:5])  # balanced factors: each carries the square root of the singular values
+    assert torch.allclose(first @ first.T, gram, atol=1e-4) and torch.allclose(last.T @ last, gram, atol=1e-4)
 
 
 @pytest.mark.parametrize("ratio", [2.0, 4.0, 8.0])
