@@ -48,8 +48,25 @@ def test_truncated_rank_is_the_best_low_rank_weight():
     s = torch.linalg.svdvals(model.fc1.weight.detach())
     assert abs(float(torch.linalg.matrix_norm(w - model.fc1.weight.detach())) - float(s[5:].norm())) < 1e-3
     first, last = out.fc1.first.weight.detach(), out.fc1.last.weight.detach()
-    gram = torch.diag(s[:5])  # balanced factors: each carries the square root of the singular values
+    gram = torch.diag(s[:5])  # balanced factors (the default): each carries the square root of the singular values
     assert torch.allclose(first @ first.T, gram, atol=1e-4) and torch.allclose(last.T @ last, gram, atol=1e-4)
+
+
+def test_the_factor_split_moves_the_singular_values_not_the_function():
+    model = build_model("mlp3", (1, 4, 4), 3, seed=0)
+    s = torch.linalg.svdvals(model.fc1.weight.detach())[:5]
+    first, _ = compress_model(model, ranks={"fc1": [5]}, split="first")
+    balanced, info = compress_model(model, ranks={"fc1": [5]})
+    assert info["split"] == "balanced"
+    f, l = first.fc1.first.weight.detach(), first.fc1.last.weight.detach()
+    assert torch.allclose(f @ f.T, torch.diag(s ** 2), atol=1e-4) and torch.allclose(l.T @ l, torch.eye(5), atol=1e-5)
+    x = torch.rand(8, 1, 4, 4)
+    with torch.no_grad():
+        assert torch.allclose(first(x), balanced(x), atol=1e-5)
+    with pytest.raises(CompressionError, match="unknown factor split"):
+        compress_model(model, ranks={"fc1": [5]}, split="last")
+    # each input kind's repair makes its student with its own split
+    assert RepairConfig().for_input((16,)).split == "balanced" and RepairConfig().for_input((1, 8, 8)).split == "first"
 
 
 @pytest.mark.parametrize("ratio", [2.0, 4.0, 8.0])
