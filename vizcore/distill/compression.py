@@ -267,7 +267,7 @@ class RepairConfig:
 # (EngineConfig.select="mixed") instead of the hold-out's agreement: 96.9 / 87.8 / 86.3 / 89.2 % (bench/compression.py).
 # The split of a dense layer's singular values (compress_model): Adam moves each weight by about its rate whatever
 # the weight's size, so at the tables' 1e-4 a first factor holding all of S barely moved; shared evenly, PenDigits
-# 8x T+KegNet over ten seeds 81.69 -> 83.72 % (every seed up), at 12x over five +2.2, Letter +0.3 (T+Gaussian at
+# 8x T+KegNet over ten seeds 81.69 -> 83.72 % (every seed up), at 12x over five +1.9, Letter +0.3 (T+Gaussian at
 # 8x +2.8), Shuttle unchanged. At the images' 1e-3 the even split moves too far: on the same KegNet sets
 # Fashion-MNIST 14.5x / 15.5x T+KegNet 80.56 / 86.26 -> 77.07 / 83.81 %, T+Uniform -3.3 / -1.9, digits +0.2 / +1.6
 # (bench/logs/compression_factor_split.json), so images keep S on the first factor.
