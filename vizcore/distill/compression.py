@@ -3,8 +3,8 @@
 A trained model is shrunk layer by layer: a convolution by Tucker-2 over its two channel modes (Kim et al. 2016,
 as KegNet does; computed with tensorly), a dense layer by its truncated SVD (the two-mode Tucker of a matrix, its
 diagonal core on the first factor or split evenly between the two). Ranks come from a target compression ratio
-(parameters before / after) or are given per layer. The result is a normal zoo model: its card names the model it came from, the ranks and
-the ratio, and :func:`vizcore.zoo.model_from_card` rebuilds its layers from that JSON alone.
+(parameters before / after) or are given per layer. The result is a normal zoo model: its card names the model it
+came from, the ranks and the ratio, and :func:`vizcore.zoo.model_from_card` rebuilds its layers from that JSON alone.
 
 The compressed model loses accuracy; seed 004 repairs it by fine-tuning on data made without the training set:
 uniform noise (T+Uniform), Gaussian noise (T+Gaussian), KegNet's generators (T+KegNet), and here also vizcore's
@@ -120,9 +120,10 @@ def choose_ranks(model: nn.Module, ratio: float) -> dict[str, list[int]]:
 
 @torch.no_grad()
 def _fill_linear(src: nn.Linear, dst: LowRankLinear, split: str) -> None:
-    """Truncated SVD, W ~ U_r S_r V_r^T, with the singular values on the first factor (``split="first"``: S V^T
-    then U) or shared evenly (``"balanced"``: S^1/2 V^T then U S^1/2, both factors with the Gram matrix S); the bias
-    stays on the last factor. The function is the same; the repair's steps are not (see :data:`TABLE_REPAIR`)."""
+    """Truncated SVD (seed 004's Tucker of a dense layer), W ~ U_r S_r V_r^T, with the singular values on the
+    first factor (``split="first"``: S V^T then U) or shared evenly (``"balanced"``: S^1/2 V^T then U S^1/2, both
+    factors with the Gram matrix S); the bias stays on the last factor. The function is the same; the repair's
+    steps are not (see :data:`TABLE_REPAIR`)."""
     r = dst.first.out_features
     u, s, vh = torch.linalg.svd(src.weight.double(), full_matrices=False)
     left, right = (s[:r], torch.ones_like(s[:r])) if split == "first" else (s[:r].sqrt(), s[:r].sqrt())
@@ -204,12 +205,12 @@ class RepairConfig:
     :func:`~vizcore.distill.engine.feature_pairs`): the compressed model keeps the teacher's layers, so each of its
     hidden layers learns the teacher's output there, not only the teacher's softmax (0: off). ``split``: how the
     repaired student's dense factors share the singular values (:func:`compress_model`; made so by
-    :func:`compression_table`). ``epochs``: fine-tuning epochs on noise and on the best method's inputs; ``kegnet_epochs``: on KegNet's rows
-    alone (KegNet's code, too, gives each kind of input its own epoch budget). ``kegnet_lr``: the generators'
-    learning rate (None: the Student lab's KegNet's). ``n``, ``kegnet_n``, ``epochs``, ``kegnet_epochs``, ``lr``,
-    ``kegnet_steps``, ``kegnet_lr``, ``engine_steps`` and ``split`` left at None take the measured default of the model's input
-    (:data:`TABLE_REPAIR`, :data:`IMAGE_REPAIR`; :meth:`for_input`), the one default of the page, the CLI and the
-    bench."""
+    :func:`compression_table`). ``epochs``: fine-tuning epochs on noise and on the best method's inputs;
+    ``kegnet_epochs``: on KegNet's rows alone (KegNet's code, too, gives each kind of input its own epoch budget).
+    ``kegnet_lr``: the generators' learning rate (None: the Student lab's KegNet's). ``n``, ``kegnet_n``,
+    ``epochs``, ``kegnet_epochs``, ``lr``, ``kegnet_steps``, ``kegnet_lr``, ``engine_steps`` and ``split`` left at
+    None take the measured default of the model's input (:data:`TABLE_REPAIR`, :data:`IMAGE_REPAIR`;
+    :meth:`for_input`), the one default of the page, the CLI and the bench."""
 
     n: int | None = None
     kegnet_n: int | None = None
