@@ -133,21 +133,35 @@ def test_each_repair_fine_tunes_for_its_own_epochs():
         assert info["epochs"] == epochs and 0 <= info["selection"]["epoch"] <= epochs
 
 
-def test_the_estimate_charges_each_synthesis_once_and_fine_tuning_per_epoch():
+def test_the_estimate_charges_each_synthesis_once_and_fine_tuning_per_epoch(monkeypatch):
     """A table's best repair reuses KegNet's rows (it pays for them only when it runs first); noise costs its
-    fine-tuning alone, in proportion to its epochs."""
+    fine-tuning alone, in proportion to its epochs. The probes run on a counting clock (a batch costs 1, 2 with
+    the teacher's hints; making a set 10), so the sums are exact and the machine's load cannot change them."""
+    import types
+
+    import vizcore.distill.compression as C
+    import vizcore.distill.methods as M
+
+    clock = [0.0]
+
+    def fit(sc, x, y, *, extra_loss=None, **kw):
+        clock[0] += sc.epochs * -(-len(x) // sc.batch_size) * (2 if extra_loss is not None else 1)
+
+    monkeypatch.setattr(C, "fit_student", fit)
+    monkeypatch.setattr(C, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(M, "synthesis_seconds", lambda *a, **kw: 10.0)
     teacher = build_model("mlp10", (6,), 3, seed=0).eval()
     student, _ = compress_model(teacher, ratio=4.0)
     cfg = RepairConfig(n=640, kegnet_n=640, epochs=4, kegnet_epochs=2, kegnet_steps=40, generators=2)
     names = ["a", "b", "c"]
+    per_epoch = -(-int(0.9 * 640) // 64)  # the batches of an epoch on the set less its hold-out
     est = estimate_repair_seconds(teacher, student, ["uniform", "gaussian", "kegnet", "best"], cfg,
                                   input_shape=(6,), class_names=names)
-    assert list(est) == ["uniform", "gaussian", "kegnet", "best"]
-    assert est["uniform"] == est["gaussian"] > 0  # the same epochs on a set already made
-    assert est["best"] > est["uniform"]  # as many epochs, and the teacher's layers to match at every batch
-    assert est["kegnet"] > est["uniform"] / 2  # half the epochs, and the generators to train
+    assert est == {"uniform": 4 * per_epoch, "gaussian": 4 * per_epoch,  # noise costs nothing to make
+                   "kegnet": 2 * per_epoch + 10,  # half the epochs, and the generators to train
+                   "best": 2 * 4 * per_epoch}  # hinted batches cost twice; KegNet's rows are made already
     first = estimate_repair_seconds(teacher, student, ["best", "kegnet"], cfg, input_shape=(6,), class_names=names)
-    assert first["best"] > 2 * first["kegnet"]  # best trains KegNet's generators; KegNet then reuses them
+    assert first == {"best": 2 * 4 * per_epoch + 10, "kegnet": 2 * per_epoch}  # best makes the rows KegNet reuses
 
 
 def test_noise_inputs_live_in_the_input_domain():
