@@ -153,8 +153,8 @@ def seed_metrics(t: dict) -> None:
     st.dataframe(table.style.format("{:.0%}"), key="quiz_seed_table")
     st.caption("Seed 000 section 4.2: a picture is a *fooling example* when most of S name another class than the "
                + (f"model; a *hidden message* when, besides, {names[0]} agrees with the model." if names else
-                  "model. Hidden messages need a second classifier (h_s): this quiz has none (the zoo held no other model "
-                  "of this dataset when it started)."))
+                  "model. Hidden messages need a second classifier (h_s): this quiz has none (the zoo held no "
+                  "other model of this dataset when it started)."))
 
 
 live_tally()

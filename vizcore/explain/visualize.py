@@ -122,8 +122,8 @@ def preset(name: str, input_shape: Sequence[int], seed: int = 0) -> VisualizeCon
     (stopping at T = 0.99 leaves the pictures half-formed). A larger rate saturates the sigmoid into black and
     white (at 0.3: 70 % / 90 % of the pixels within 0.03 of either end on Fashion-MNIST / digits, against 43 % /
     68 %) and judges recognize no more (Fashion 92.8 % either way, digits 95.5 against 99.2 %); a smaller one
-    leaves them unformed (0.03: Fashion 84.4 %; bench/logs/interpretability_recognizability.json). It starts from the average training picture
-    of all classes together (``start='average'``: dark where the data's background is dark, mid-grey where
+    leaves them unformed (0.03: Fashion 84.4 %; bench/logs/interpretability_recognizability.json). It starts
+    from the average training picture of all classes together (``start='average'``: dark where the data's background is dark, mid-grey where
     objects lie, no hint of any one class; needs ``class_means``), plus each sample's own random
     spectrum, so samples differ. ``seed``: what seeds 003 / 000 did, pixel ascent from a blank image until
     the softmax passes T = 0.99 (every sample of a class is the same picture).

@@ -22,9 +22,11 @@ def tally_figure(quiz: Quiz, tally: dict, reveal: bool = False) -> go.Figure:
     if reveal:  # open marks around the cells, so the room's counts stay readable
         names = quiz.class_names
         fig.add_trace(go.Scatter(x=[names[c] for c in quiz.model_answers], y=rows, mode="markers", name="the model",
-                                 marker=dict(symbol="circle-open", size=24, color="black", line=dict(width=2.5, color="black"))))
+                                 marker=dict(symbol="circle-open", size=24, color="black",
+                                             line=dict(width=2.5, color="black"))))
         fig.add_trace(go.Scatter(x=[names[c] for c in quiz.labels], y=rows, mode="markers", name="intended class",
-                                 marker=dict(symbol="square-open", size=31, color="crimson", line=dict(width=2.5, color="crimson"))))
+                                 marker=dict(symbol="square-open", size=31, color="crimson",
+                                             line=dict(width=2.5, color="crimson"))))
     # categories, each labelled: Plotly reads "#7" as the number 7 and digits' class names as numbers, and a number
     # axis labels only every fifth picture or second class
     fig.update_yaxes(type="category", autorange="reversed", tickfont=dict(size=14), title="picture", dtick=1)
